@@ -1,0 +1,1 @@
+"""Alert records, routing to people, and delivery channels."""

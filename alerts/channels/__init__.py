@@ -1,0 +1,1 @@
+"""Delivery channels: each turns an Alert into a message on one medium."""

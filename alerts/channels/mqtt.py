@@ -1,0 +1,282 @@
+"""MQTT (aiomqtt, MQTT 5 by default): each alert published at QoS 1, plus a retained
+incident-state topic, so a wall display or a home-grown bot sees current crises at once.
+
+Topics, with ``prefix`` defaulting to ``crisismon/alerts``:
+
+- ``{prefix}/{brand}/{type}``: every alert, payload the contract record (JSON, UTF-8),
+  QoS 1, not retained;
+- ``{prefix}/{brand}/incident/{incident_id}``: for ``crisis.*`` alerts, *retained*, payload
+  ``{"incident_id", "brand", "state", "alert_id", "at", "level", "severity", "title"}`` with
+  ``state`` one of ``opened``, ``checkpoint``, ``escalated``; ``crisis.closed`` publishes an
+  empty retained payload, which the broker takes as "delete", so only open incidents remain.
+
+The connection is kept by one supervisor task that reconnects with jittered exponential
+backoff; :meth:`MqttChannel.send` waits for it (up to ``timeout``) and otherwise fails
+retryably, leaving the retry to the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import tzinfo
+from types import TracebackType
+from typing import Literal, Self
+
+import aiomqtt
+import structlog
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from alerts.channels._http import validate_ref
+from alerts.channels.base import DeliveryError
+from alerts.record import DEFAULT_TZ, Alert, AlertType
+from monitor.secrets import Secret, load_secret
+from monitor.settings import Duration
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_PREFIX = "crisismon/alerts"
+
+INCIDENT_STATES: dict[AlertType, str] = {
+    AlertType.CRISIS_OPENED: "opened",
+    AlertType.CRISIS_CHECKPOINT: "checkpoint",
+    AlertType.CRISIS_ESCALATED: "escalated",
+    AlertType.CRISIS_CLOSED: "closed",
+}
+
+
+@dataclass(frozen=True)
+class MqttChannelConfig:
+    """Publish alerts to an MQTT broker (``type = "mqtt"``)."""
+
+    type: Literal["mqtt"]
+    name: str
+    """Channel name, unique; deliveries are tracked per channel name."""
+    host: str = "127.0.0.1"
+    """Broker host."""
+    port: int = 1883
+    """Broker port (8883 is the usual one with TLS)."""
+    prefix: str = DEFAULT_PREFIX
+    """Topic prefix; alerts go to ``{prefix}/{brand}/{type}``."""
+    username: str = ""
+    """Login name; empty: anonymous."""
+    password: str = ""
+    """Secret ref for the password (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
+    client_id: str = ""
+    """MQTT client id; empty: a random one per connection."""
+    tls: bool = False
+    """Connect with TLS, verifying the broker against the system's CAs."""
+    protocol: Literal["5", "3.1.1"] = "5"
+    """MQTT protocol version; 3.1.1 only for brokers without MQTT 5."""
+    keepalive: Duration = Duration(60.0)
+    """MQTT keepalive: how soon a dead connection is noticed (at most 1.5 times this)."""
+    timeout: Duration = Duration(10.0)
+    """How long one send waits for the connection and for the broker's PUBACK."""
+    reconnect_min: Duration = Duration(1.0)
+    """First wait before reconnecting; doubles on each failure, with jitter."""
+    reconnect_max: Duration = Duration(60.0)
+    """Longest wait between reconnection attempts."""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not 0 < self.port < 65536:
+            yield "port", "must be 1..65535"
+        if not self.prefix or any(c in self.prefix for c in "+#\0") or self.prefix.endswith("/"):
+            yield "prefix", "must be a topic without wildcards (+, #) or a trailing /"
+        if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
+            yield "reconnect_max", "needs 0 < reconnect_min <= reconnect_max"
+        if self.password and not self.username:
+            yield "username", "is required when password is set"
+        yield from validate_ref("password", self.password)
+
+
+def topic_segment(text: str) -> str:
+    """``text`` safe as one topic level: no ``/`` (level separator) or wildcards."""
+    return "".join("_" if c in "/+#\0" else c for c in text) or "_"
+
+
+def alert_topic(prefix: str, alert: Alert) -> str:
+    """``{prefix}/{brand}/{type}``."""
+    return f"{prefix}/{topic_segment(alert.brand)}/{alert.type}"
+
+
+def incident_topic(prefix: str, brand: str, incident_id: str) -> str:
+    """``{prefix}/{brand}/incident/{incident_id}`` (retained state)."""
+    return f"{prefix}/{topic_segment(brand)}/incident/{topic_segment(incident_id)}"
+
+
+def backoff_delay(failures: int, low: float, high: float, rnd: Callable[[], float]) -> float:
+    """Wait before reconnect number ``failures`` (1, 2, …): "equal jitter" exponential.
+
+    Half fixed, half random, so many daemons restarted with one broker do not stampede
+    it in lockstep, yet a wait never collapses to zero.
+    """
+    cap = min(high, low * 2 ** max(0, failures - 1))
+    return cap / 2 + rnd() * cap / 2
+
+
+class MqttChannel:
+    """Publishes alerts over one supervised MQTT connection.
+
+    Use as ``async with MqttChannel(...) as ch:``, or call :meth:`start` (or run
+    :meth:`run` in your TaskGroup) and :meth:`aclose` at the end. :meth:`send` starts
+    the connection on first use when nobody did.
+    """
+
+    def __init__(self, name: str, *, host: str = "127.0.0.1", port: int = 1883,
+                 prefix: str = DEFAULT_PREFIX, username: str = "",
+                 password: Secret | None = None, client_id: str = "", tls: bool = False,
+                 protocol: Literal["5", "3.1.1"] = "5", keepalive: float = 60.0,
+                 timeout: float = 10.0, reconnect_min: float = 1.0, reconnect_max: float = 60.0,
+                 tz: tzinfo = DEFAULT_TZ, rnd: Callable[[], float] = random.random) -> None:
+        self.name = name
+        self.prefix = prefix
+        self._host = host
+        self._port = port
+        self._username = username
+        self._password = password or Secret("")
+        self._client_id = client_id
+        self._tls = tls
+        self._v5 = protocol == "5"
+        self._keepalive = keepalive
+        self._timeout = timeout
+        self._reconnect = (reconnect_min, reconnect_max)
+        self._tz = tz
+        self._rnd = rnd
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: MqttChannelConfig, tz: tzinfo = DEFAULT_TZ) -> MqttChannel:
+        """Build from settings, resolving the password ref now (fail at start-up)."""
+        return cls(cfg.name, host=cfg.host, port=cfg.port, prefix=cfg.prefix,
+                   username=cfg.username, password=load_secret(cfg.password),
+                   client_id=cfg.client_id, tls=cfg.tls, protocol=cfg.protocol,
+                   keepalive=cfg.keepalive, timeout=cfg.timeout,
+                   reconnect_min=cfg.reconnect_min, reconnect_max=cfg.reconnect_max, tz=tz)
+
+    @property
+    def connected(self) -> bool:
+        """True while the broker connection is up."""
+        return self._connected.is_set()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start the supervisor task (named ``mqtt:<channel>``); returns at once."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self.run(), name=f"mqtt:{self.name}")
+
+    async def wait_connected(self) -> None:
+        """Until the broker connection is up (wrap in ``asyncio.timeout``)."""
+        await self._connected.wait()
+
+    def _make_client(self) -> aiomqtt.Client:
+        return aiomqtt.Client(
+            self._host, self._port,
+            username=self._username or None,
+            password=self._password.reveal() if self._username else None,
+            identifier=self._client_id or None,
+            protocol=aiomqtt.ProtocolVersion.V5 if self._v5 else aiomqtt.ProtocolVersion.V311,
+            tls_context=ssl.create_default_context() if self._tls else None,
+            keepalive=max(1, int(self._keepalive)),
+            timeout=self._timeout,
+        )
+
+    async def run(self) -> None:
+        """Keep a connection up until cancelled: connect, wait for loss, back off, repeat.
+
+        A lost connection is logged once when it starts and once when it recovers, not
+        on every failed attempt.
+        """
+        failures = 0
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    log.info("mqtt.connected" if not failures else "mqtt.reconnected",
+                             channel=self.name, host=self._host, port=self._port,
+                             attempts=failures)
+                    failures = 0
+                    self._client = client
+                    self._connected.set()
+                    # We subscribe to nothing; the iterator only ends by raising when the
+                    # connection drops, which is the signal we wait for.
+                    async for _ in client.messages:
+                        pass
+            except aiomqtt.MqttError as exc:
+                if failures == 0:
+                    log.warning("mqtt.connection_lost", channel=self.name, host=self._host,
+                                port=self._port, error=str(exc))
+            finally:
+                self._client = None
+                self._connected.clear()
+            failures += 1
+            await asyncio.sleep(backoff_delay(failures, *self._reconnect, self._rnd))
+
+    def _properties(self, alert: Alert) -> Properties | None:
+        if not self._v5:
+            return None
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "application/json"
+        props.UserProperty = [("alert-id", alert.id)]
+        return props
+
+    def incident_payload(self, alert: Alert) -> bytes:
+        """The retained state for a ``crisis.*`` alert; empty (clear) for ``crisis.closed``."""
+        if alert.type is AlertType.CRISIS_CLOSED:
+            return b""
+        rec = alert.to_record(self._tz)
+        state = {"incident_id": alert.incident_id, "brand": alert.brand,
+                 "state": INCIDENT_STATES[alert.type], "alert_id": alert.id,
+                 "at": rec["at"], "level": alert.level, "severity": alert.severity,
+                 "title": alert.title}
+        return json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
+
+    async def send(self, alert: Alert) -> None:
+        """Publish at QoS 1 (returns after the broker's PUBACK), and the incident state."""
+        await self.start()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._connected.wait()
+        except TimeoutError:
+            raise DeliveryError(f"MQTT: not connected to {self._host}:{self._port}",
+                                retryable=True) from None
+        client = self._client
+        if client is None:  # lost between the wake-up and now
+            raise DeliveryError("MQTT: connection lost", retryable=True)
+        try:
+            await client.publish(alert_topic(self.prefix, alert), alert.to_json(self._tz).encode(),
+                                 qos=1, properties=self._properties(alert),
+                                 timeout=self._timeout)
+            if alert.type in INCIDENT_STATES and alert.incident_id:
+                topic = incident_topic(self.prefix, alert.brand, alert.incident_id)
+                await client.publish(topic, self.incident_payload(alert), qos=1, retain=True,
+                                     properties=self._properties(alert), timeout=self._timeout)
+        except aiomqtt.MqttError as exc:
+            raise DeliveryError(f"MQTT: publish failed: {exc}", retryable=True) from None
+        log.debug("mqtt.sent", channel=self.name, alert_id=alert.id)
+
+    async def aclose(self) -> None:
+        """Disconnect and stop the supervisor."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                # Re-raise only if *we* are being cancelled, not the task we just stopped.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    raise

@@ -1,0 +1,83 @@
+"""One readable line per alert on a text stream (stdout by default), coloured in a terminal.
+
+For a person watching the daemon in the foreground, and for demos. Colour only when the
+stream is a TTY, so journald and files get clean text.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Literal, TextIO
+
+from alerts.channels.base import DeliveryError, level_label, type_label
+from alerts.record import DEFAULT_TZ, Alert
+
+_RESET = "\033[0m"
+_SEVERITY_STYLE = {"P1": "\033[1;97;41m", "P2": "\033[1;31m", "P3": "\033[33m", "P4": "\033[36m"}
+_DIM = "\033[2m"
+_BOLD = "\033[1m"
+
+
+@dataclass(frozen=True)
+class TerminalChannelConfig:
+    """Print each alert as one line (``type = "terminal"``)."""
+
+    type: Literal["terminal"]
+    name: str
+    """Channel name, unique; deliveries are tracked per channel name."""
+    stream: Literal["stdout", "stderr"] = "stdout"
+    """Where to print."""
+    color: Literal["auto", "always", "never"] = "auto"
+    """``auto``: colour only when the stream is a terminal."""
+
+
+def format_line(alert: Alert, tz: tzinfo = DEFAULT_TZ, colour: bool = False) -> str:
+    """``09:05:00 P1 快书包 reply.breach 回复超时 L1 客服总监 帖子 4321 — <title> [a-…]``."""
+    when = datetime.fromtimestamp(alert.at, tz=UTC).astimezone(tz).strftime("%H:%M:%S")
+    where = []
+    if alert.post_id:
+        where.append(f"帖子 {alert.post_id}")
+    if alert.incident_id:
+        where.append(f"事件 {alert.incident_id}")
+    sev, title, dim, reset = alert.severity, alert.title, "", ""
+    if colour:
+        sev = f"{_SEVERITY_STYLE.get(sev, '')} {sev} {_RESET}"
+        title, dim, reset = f"{_BOLD}{title}{_RESET}", _DIM, _RESET
+    parts = [f"{dim}{when}{reset}", sev, alert.brand, f"{alert.type} {type_label(alert)}",
+             level_label(alert.level), *where, f"— {title}", f"{dim}[{alert.id}]{reset}"]
+    # One alert, one line: a newline inside a title must not split it.
+    return " ".join(parts).replace("\n", " ")
+
+
+class TerminalChannel:
+    """Writes one line per alert to ``stream``."""
+
+    def __init__(self, name: str = "terminal", stream: TextIO | None = None,
+                 color: Literal["auto", "always", "never"] = "auto",
+                 tz: tzinfo = DEFAULT_TZ) -> None:
+        self.name = name
+        self._stream = stream if stream is not None else sys.stdout
+        isatty = getattr(self._stream, "isatty", None)
+        tty = bool(isatty and isatty())
+        self._colour = color == "always" or (color == "auto" and tty)
+        self._tz = tz
+
+    @classmethod
+    def from_config(cls, cfg: TerminalChannelConfig, tz: tzinfo = DEFAULT_TZ) -> TerminalChannel:
+        """Build from settings."""
+        stream = sys.stderr if cfg.stream == "stderr" else sys.stdout
+        return cls(cfg.name, stream, cfg.color, tz)
+
+    async def send(self, alert: Alert) -> None:
+        """Print the line and flush (a piped stdout would otherwise hold it back)."""
+        try:
+            self._stream.write(format_line(alert, self._tz, self._colour) + "\n")
+            self._stream.flush()
+        except (OSError, ValueError) as exc:  # closed pipe / closed file
+            raise DeliveryError(f"terminal: {type(exc).__name__}: {exc}",
+                                retryable=False) from None
+
+    async def aclose(self) -> None:
+        """Nothing to release; the stream belongs to whoever passed it in."""

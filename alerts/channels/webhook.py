@@ -1,0 +1,86 @@
+"""Generic JSON webhook: the contract record POSTed as is, for your own systems.
+
+The receiver gets exactly the ``alerts.jsonl`` line (INTERFACES.md section 3), with
+
+- ``Idempotency-Key: <alert id>``: the same alert retried carries the same key, so the
+  receiver can drop duplicates after a timeout that hid a success;
+- optionally ``X-Crisismon-Signature: sha256=<hex>``: HMAC-SHA256 of the raw body with the
+  shared secret (GitHub's scheme), so the receiver can prove the page is ours. Verify it
+  over the bytes received, before parsing, with a constant-time compare.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Literal
+
+import structlog
+
+from alerts.channels._http import HttpPoster, check_http, validate_ref, validate_url
+from alerts.record import DEFAULT_TZ, Alert
+from monitor.secrets import Secret, load_secret
+from monitor.settings import Duration
+
+log = structlog.get_logger(__name__)
+
+SIGNATURE_HEADER = "X-Crisismon-Signature"
+
+
+@dataclass(frozen=True)
+class WebhookChannelConfig:
+    """A generic JSON webhook (``type = "webhook"``)."""
+
+    type: Literal["webhook"]
+    name: str
+    """Channel name, unique; deliveries are tracked per channel name."""
+    url: str
+    """Where to POST; or a secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
+    secret: str = ""
+    """Secret ref for the HMAC-SHA256 signature header; empty: unsigned."""
+    timeout: Duration = Duration(10.0)
+    """Give up on one attempt after this long (the outbox retries)."""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from validate_url("url", self.url)
+        yield from validate_ref("secret", self.secret)
+
+
+def sign_body(secret: str, body: bytes) -> str:
+    """The ``X-Crisismon-Signature`` value: ``sha256=`` + hex HMAC-SHA256 of ``body``."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+class WebhookChannel:
+    """POSTs the alert's contract record as JSON."""
+
+    def __init__(self, name: str, url: Secret, *, secret: Secret | None = None,
+                 timeout: float = 10.0, tz: tzinfo = DEFAULT_TZ) -> None:
+        self.name = name
+        self._url = url
+        self._secret = secret or Secret("")
+        self._tz = tz
+        self._http = HttpPoster(timeout)
+
+    @classmethod
+    def from_config(cls, cfg: WebhookChannelConfig, tz: tzinfo = DEFAULT_TZ) -> WebhookChannel:
+        """Build from settings, resolving the secret refs now (fail at start-up)."""
+        return cls(cfg.name, load_secret(cfg.url), secret=load_secret(cfg.secret),
+                   timeout=cfg.timeout, tz=tz)
+
+    async def send(self, alert: Alert) -> None:
+        """POST the record; 2xx is delivered, anything else a DeliveryError."""
+        body = alert.to_json(self._tz).encode()
+        headers = {"Idempotency-Key": alert.id}
+        if self._secret:
+            headers[SIGNATURE_HEADER] = sign_body(self._secret.reveal(), body)
+        answer = await self._http.post(self._url.reveal(), body, headers=headers)
+        check_http(answer)
+        log.debug("webhook.sent", channel=self.name, alert_id=alert.id, status=answer.status)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self._http.aclose()

@@ -1,0 +1,112 @@
+"""WeCom (企业微信) group robot (群机器人), markdown messages.
+
+Format, from WeCom's group-robot documentation (from memory; checked against public
+guides): POST ``https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…`` with
+``{"msgtype": "markdown", "markdown": {"content": …}}``; content at most 4096 bytes of
+UTF-8; ``<font color="warning|info|comment">`` and ``<@userid>`` mentions are allowed.
+Answers HTTP 200 ``{"errcode": 0, "errmsg": "ok"}``; non-zero ``errcode`` is the failure.
+The ``key`` in the URL is the only credential.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Literal
+
+import structlog
+
+from alerts.channels._http import HttpPoster, check_code, validate_url
+from alerts.channels.base import render_fields, render_title, truncate_utf8
+from alerts.record import DEFAULT_TZ, Alert
+from monitor.secrets import Secret, load_secret
+from monitor.settings import Duration
+
+log = structlog.get_logger(__name__)
+
+# errcode -> retry hint (s). Permanent: 93000 invalid webhook key, 40008 bad msgtype,
+# 44004 empty content, 40058 bad parameter, 45002 content too long.
+RETRYABLE_CODES: dict[int, float | None] = {
+    -1: None,  # system busy
+    45009: 60.0,  # api freq out of limit: 20 messages a minute per robot
+    45033: 5.0,  # too many concurrent calls
+}
+
+MAX_CONTENT_BYTES = 4096
+
+_SEVERITY_COLOUR = {"P1": "warning", "P2": "warning", "P3": "comment", "P4": "comment"}
+
+
+@dataclass(frozen=True)
+class WeComChannelConfig:
+    """A WeCom group robot (``type = "wecom"``)."""
+
+    type: Literal["wecom"]
+    name: str
+    """Channel name, unique; deliveries are tracked per channel name."""
+    url: str
+    """The robot's webhook URL with its ``key``; as the key is the credential, better a
+    secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
+    mention: tuple[str, ...] = ()
+    """WeCom user ids to @ in every message (``<@userid>``)."""
+    timeout: Duration = Duration(10.0)
+    """Give up on one attempt after this long (the outbox retries)."""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        yield from validate_url("url", self.url)
+
+
+def wecom_markdown(alert: Alert, tz: tzinfo, mention: tuple[str, ...] = ()) -> str:
+    """The markdown ``content``, cut to WeCom's 4096-byte limit."""
+    colour = _SEVERITY_COLOUR.get(alert.severity, "comment")
+    lines = [f"### {render_title(alert)}"]
+    for label, value in render_fields(alert, tz):
+        if label == "严重度":
+            value = f'<font color="{colour}">{value}</font>'
+        lines.append(f"> **{label}**：{value}")
+    if alert.text:
+        lines += ["", alert.text]
+    if mention:
+        lines += ["", " ".join(f"<@{m}>" for m in mention)]
+    # The mentions are at the end; keep them when cutting the text.
+    tail = "\n".join(lines[-2:]) if mention else ""
+    head = "\n".join(lines[:-2]) if mention else "\n".join(lines)
+    budget = MAX_CONTENT_BYTES - len(tail.encode()) - 1
+    return truncate_utf8(head, budget) + ("\n" + tail if tail else "")
+
+
+class WeComChannel:
+    """Posts each alert to a WeCom group through a group robot."""
+
+    def __init__(self, name: str, url: Secret, *, mention: tuple[str, ...] = (),
+                 timeout: float = 10.0, tz: tzinfo = DEFAULT_TZ) -> None:
+        self.name = name
+        self._url = url
+        self._mention = mention
+        self._tz = tz
+        self._http = HttpPoster(timeout)
+
+    @classmethod
+    def from_config(cls, cfg: WeComChannelConfig, tz: tzinfo = DEFAULT_TZ) -> WeComChannel:
+        """Build from settings, resolving the URL ref now (fail at start-up)."""
+        return cls(cfg.name, load_secret(cfg.url), mention=cfg.mention, timeout=cfg.timeout,
+                   tz=tz)
+
+    def payload(self, alert: Alert) -> dict[str, object]:
+        """The JSON body for ``alert``."""
+        return {"msgtype": "markdown",
+                "markdown": {"content": wecom_markdown(alert, self._tz, self._mention)}}
+
+    async def send(self, alert: Alert) -> None:
+        """Post ``alert``; map HTTP status and ``errcode`` to DeliveryError."""
+        body = json.dumps(self.payload(alert), ensure_ascii=False).encode()
+        answer = await self._http.post(self._url.reveal(), body)
+        check_code(answer, "errcode", message_key="errmsg", retryable=RETRYABLE_CODES,
+                   provider="WeCom")
+        log.debug("wecom.sent", channel=self.name, alert_id=alert.id)
+
+    async def aclose(self) -> None:
+        """Close the HTTP session."""
+        await self._http.aclose()

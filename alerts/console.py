@@ -1,0 +1,46 @@
+"""Alerts as readable terminal lines (the default channel of ``crisismon run`` and replay)."""
+
+from __future__ import annotations
+
+from datetime import tzinfo
+from typing import TextIO
+
+from alerts.record import Alert, format_instant
+
+_COLOURS = {"P1": "\033[1;31m", "P2": "\033[31m", "P3": "\033[33m", "P4": "\033[36m"}
+_RESET = "\033[0m"
+
+
+def alert_line(alert: Alert, tz: tzinfo, colour: bool = False) -> str:
+    """``2026-05-01T09:03:00+08:00 P2 L1 reply.breach 快书包 title -> 客服总监``."""
+    sev = alert.severity
+    if colour:
+        sev = f"{_COLOURS.get(sev, '')}{sev}{_RESET}"
+    who = ",".join(alert.recipients)
+    return (f"{format_instant(alert.at, tz)} {sev} L{alert.level} {alert.type} "
+            f"{alert.title}" + (f" -> {who}" if who else ""))
+
+
+class TerminalPrinter:
+    """Prints one line per alert; colour only on a real terminal."""
+
+    def __init__(self, stream: TextIO, tz: tzinfo) -> None:
+        self.stream = stream
+        self.tz = tz
+        self.colour = stream.isatty()
+
+    def print(self, alert: Alert) -> None:
+        self.stream.write(alert_line(alert, self.tz, self.colour) + "\n")
+        self.stream.flush()
+
+
+class ConsoleChannel:
+    """The terminal as an outbox channel (``alerts.terminal = true``)."""
+
+    name = "terminal"
+
+    def __init__(self, stream: TextIO, tz: tzinfo) -> None:
+        self.printer = TerminalPrinter(stream, tz)
+
+    async def send(self, alert: Alert) -> None:
+        self.printer.print(alert)

@@ -1,0 +1,123 @@
+"""The alert record: one page, as logged in ``alerts.jsonl`` and sent to channels.
+
+The field set and meanings are the outside contract (INTERFACES.md section 3); the
+JSON key order here is fixed so replays are byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, tzinfo
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+
+class AlertType(StrEnum):
+    """Every kind of page crisismon sends (contract section 3)."""
+
+    MENTION_NEW = "mention.new"
+    REPLY_WARNING = "reply.warning"
+    REPLY_BREACH = "reply.breach"
+    REPLY_ESCALATED = "reply.escalated"
+    REPLY_ARGUMENT = "reply.argument"
+    RESOLUTION_NOT_PUBLIC = "resolution.not_public"
+    CRISIS_OPENED = "crisis.opened"
+    CRISIS_CHECKPOINT = "crisis.checkpoint"
+    CRISIS_ESCALATED = "crisis.escalated"
+    CRISIS_CLOSED = "crisis.closed"
+
+
+class Level:
+    """Rungs of the escalation ladder."""
+
+    DUTY = 0
+    SUPERVISOR = 1  # 客服总监
+    LEADERSHIP = 2
+
+
+def alert_id(*parts: str) -> str:
+    """A stable id from what makes an alert unique (type, brand, subject, step).
+
+    Hashed so it is URL-safe for ``/api/alerts/{id}/ack`` whatever the brand name is,
+    and identical across restarts and replays of the same input.
+    """
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
+    return f"a-{digest}"
+
+
+def format_instant(t: float, tz: tzinfo) -> str:
+    """ISO 8601 with the offset of ``tz``, to the second (``2026-05-01T09:03:00+08:00``)."""
+    dt = datetime.fromtimestamp(t, tz=UTC).astimezone(tz)
+    if dt.microsecond:
+        return dt.isoformat(timespec="milliseconds")
+    return dt.isoformat(timespec="seconds")
+
+
+DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One page. ``at`` is when it was due, on whatever clock drove the engine."""
+
+    id: str
+    type: AlertType
+    at: float
+    brand: str
+    level: int
+    severity: str
+    title: str
+    text: str
+    post_id: str | None = None
+    incident_id: str | None = None
+    recipients: tuple[str, ...] = ()
+
+    def with_recipients(self, recipients: tuple[str, ...]) -> Alert:
+        """The same alert addressed to ``recipients`` (the router's job)."""
+        return replace(self, recipients=recipients)
+
+    def to_record(self, tz: tzinfo = DEFAULT_TZ) -> dict[str, object]:
+        """The contract's JSON shape, keys in a fixed order."""
+        return {
+            "id": self.id,
+            "type": str(self.type),
+            "at": format_instant(self.at, tz),
+            "brand": self.brand,
+            "level": self.level,
+            "severity": self.severity,
+            "post_id": self.post_id,
+            "incident_id": self.incident_id,
+            "recipients": list(self.recipients),
+            "title": self.title,
+            "text": self.text,
+        }
+
+    def to_json(self, tz: tzinfo = DEFAULT_TZ) -> str:
+        """One line of ``alerts.jsonl`` (UTF-8, Chinese kept readable)."""
+        return json.dumps(self.to_record(tz), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_record(cls, rec: dict[str, object]) -> Alert:
+        """Inverse of :meth:`to_record`, for the outbox and the audit log."""
+        at = datetime.fromisoformat(str(rec["at"])).timestamp()
+        return cls(
+            id=str(rec["id"]),
+            type=AlertType(str(rec["type"])),
+            at=at,
+            brand=str(rec["brand"]),
+            level=int(rec["level"]),  # type: ignore[arg-type]
+            severity=str(rec["severity"]),
+            title=str(rec["title"]),
+            text=str(rec["text"]),
+            post_id=None if rec.get("post_id") is None else str(rec["post_id"]),
+            incident_id=None if rec.get("incident_id") is None else str(rec["incident_id"]),
+            recipients=tuple(str(r) for r in rec.get("recipients") or ()),  # type: ignore[union-attr]
+        )
+
+
+def utc_offset_seconds(t: float, tz: tzinfo) -> float:
+    """Offset of ``tz`` at instant ``t``, in seconds (used to bucket by local hour)."""
+    off = datetime.fromtimestamp(t, tz=UTC).astimezone(tz).utcoffset()
+    return (off or timedelta(0)).total_seconds()

@@ -1,0 +1,62 @@
+"""Wiring: build the pipeline's stages from a validated config."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
+
+from alerts.router import Router
+from monitor.config import Config, ConfigError
+from monitor.pipeline import Pipeline
+from monitor.store import Store
+from rules.scoring import Scorer, load_tiers
+from rules.sentiment import load_sentiment
+from rules.severity import SeverityPolicy
+
+
+def brand_words(config: Config) -> list[str]:
+    """Brand names and keywords: the segmenter must keep them whole."""
+    words: list[str] = []
+    for b in config.brands:
+        words.extend([b.name, *b.keywords, *b.ambiguous_keywords])
+    return list(dict.fromkeys(w for w in words if w))
+
+
+def build_scorer(config: Config) -> Scorer:
+    """Sentiment model, crisis lexicon, severity policy and author tiers from config."""
+    sc = config.scoring
+    try:
+        lexicon = Lexicon.load(config.resolve(sc.lexicon)) if sc.lexicon \
+            else default_crisis_lexicon()
+        tiers = load_tiers(config.resolve(sc.author_tiers)) if sc.author_tiers else {}
+        model_path = config.resolve(sc.model_path) if sc.model_path else None
+        if model_path is not None and not model_path.exists():
+            raise FileNotFoundError(f"{model_path} does not exist")
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"scoring: {exc}"]) from None
+    words = brand_words(config) + list(lexicon.terms)
+    sentiment = load_sentiment(sc.model, model_path, words)
+    policy = SeverityPolicy(influential_followers=config.crisis.influential_followers)
+    return Scorer(sentiment, lexicon, sc.negative_below, policy, tiers)
+
+
+def build_argument_lexicon(config: Config) -> Lexicon:
+    path = config.scoring.argument_lexicon
+    try:
+        return Lexicon.load(config.resolve(path)) if path else default_argument_lexicon()
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"scoring.argument_lexicon: {exc}"]) from None
+
+
+def build_pipeline(config: Config, store: Store, channels: Sequence[str] = (),
+                   scorer: Scorer | None = None) -> Pipeline:
+    """The whole pipeline over ``store``; ``channels`` get a delivery row per alert."""
+    return Pipeline(config, store, scorer or build_scorer(config),
+                    build_argument_lexicon(config), Router(config.ladder), channels)
+
+
+def open_store(config: Config, override: str | Path | None = None) -> Store:
+    """The configured store (or ``override``, e.g. a replay's own state file)."""
+    return Store(override if override is not None else config.resolve(config.store.path))

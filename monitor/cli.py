@@ -1,0 +1,234 @@
+"""``crisismon``: the command line (contract section 1).
+
+Exit codes: 0 success, 2 bad usage or invalid config/input, 1 anything else. Every
+error is one line saying what, where and how to fix it, never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+import msgspec
+
+from monitor.config import Config, ConfigError, load_config
+from monitor.normalise import BadInput, normalise_text, parse_time
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+DEFAULT_CONFIG = "config.toml"
+
+
+class UsageError(Exception):
+    """Bad arguments or input: exit 2 with this one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise UsageError(message)
+
+
+def _config(path: str) -> Config:
+    return load_config(path)
+
+
+def _speed(value: str) -> float | None:
+    if value == "max":
+        return None
+    try:
+        speed = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{value!r} is not a number or "max"') from None
+    if speed <= 0:
+        raise argparse.ArgumentTypeError("speed must be positive")
+    return speed
+
+
+def _until(value: str) -> float:
+    try:
+        return parse_time(value)
+    except BadInput as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="crisismon", description="Pages the PR team before a complaint "
+                "becomes a crisis.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="the daemon, in the foreground (systemd runs this)")
+    run.add_argument("--config", default=DEFAULT_CONFIG)
+
+    rp = sub.add_parser("replay", help="run recorded feeds on a simulated clock")
+    rp.add_argument("feeds", nargs="+", metavar="FEED", type=Path)
+    rp.add_argument("--config", default=DEFAULT_CONFIG)
+    rp.add_argument("--speed", type=_speed, default=None,
+                    help='simulated seconds per wall second, or "max" (default)')
+    rp.add_argument("--out", type=Path, default=Path("out"), help="output folder (default out/)")
+    rp.add_argument("--until", type=_until, default=None,
+                    help="stop the clock at this time instead of running every deadline out")
+    rp.add_argument("--quiet", action="store_true", help="don't print alerts as they fall due")
+
+    cc = sub.add_parser("check-config", help="validate the config; exit 2 if invalid")
+    cc.add_argument("--config", default=DEFAULT_CONFIG)
+
+    sc = sub.add_parser("score", help="score texts (no state, no alerts)")
+    sc.add_argument("--config", default=DEFAULT_CONFIG)
+    sc.add_argument("--jsonl", action="store_true",
+                    help="read JSON lines with a text field on stdin")
+    sc.add_argument("texts", nargs="*", metavar="TEXT")
+
+    tr = sub.add_parser("train-sentiment", help="retrain the Weibo sentiment model",
+                        add_help=False)
+    tr.add_argument("args", nargs=argparse.REMAINDER)
+    return p
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args.config)
+    from monitor.app import build_argument_lexicon, build_scorer
+
+    build_scorer(config)  # lexicon, tiers and model files must load too
+    build_argument_lexicon(config)
+    brands = ", ".join(b.name for b in config.brands)
+    print(f"{args.config}: OK ({len(config.brands)} brands: {brands}; "
+          f"{len(config.sources)} sources)")
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from monitor.replay import replay
+    from monitor.telemetry import configure_logging
+
+    config = _config(args.config)
+    configure_logging(config.log)
+    for feed in args.feeds:
+        if not feed.is_file():
+            raise UsageError(f"{feed}: no such feed file")
+    printer = None
+    if not args.quiet:
+        from alerts.console import TerminalPrinter
+
+        printer = TerminalPrinter(sys.stdout, config.tz).print
+    result = asyncio.run(replay(config, args.feeds, args.out, speed=args.speed,
+                                until=args.until, on_alert=printer))
+    for bad in result.feed.bad[:20]:
+        print(f"skipped {bad}", file=sys.stderr)
+    if result.feed.skipped > 20:
+        print(f"... and {result.feed.skipped - 20} more bad lines (see report.json)",
+              file=sys.stderr)
+    print(f"replayed {result.feed.events} events ({result.feed.skipped} bad lines skipped) "
+          f"in {result.seconds:.2f}s: {len(result.alerts)} alerts -> {args.out}/alerts.jsonl",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from monitor.app import build_scorer
+    from rules.matching import BrandMatcher
+
+    config = _config(args.config)
+    scorer = build_scorer(config)
+    matcher = BrandMatcher(config.brands)
+    out = sys.stdout
+    bad = 0
+
+    def result(text: str, p: float) -> dict[str, object]:
+        score = scorer.score_text(text, p)
+        return {"sentiment": score.sentiment, "negative": score.negative,
+                "brands": [m.brand for m in matcher.match(text)],
+                "severity": score.severity, "terms": list(score.terms)}
+
+    def flush(texts: list[str | None]) -> None:
+        ok = [t for t in texts if t is not None]
+        scores = iter(scorer.score_many(ok))
+        lines = []
+        for t in texts:
+            if t is None:
+                lines.append('{"error":"invalid input line"}')
+            else:
+                lines.append(json.dumps(result(t, next(scores)), ensure_ascii=False))
+        out.write("\n".join(lines) + "\n")
+
+    if not args.jsonl:
+        if not args.texts:
+            raise UsageError("give TEXT arguments, or --jsonl with JSON lines on stdin")
+        flush([normalise_text(t) for t in args.texts])
+        return EXIT_OK
+    batch: list[str | None] = []
+    decoder = msgspec.json.Decoder()
+    for lineno, line in enumerate(sys.stdin.buffer, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = decoder.decode(line)
+            text = obj.get("text") if isinstance(obj, dict) else None
+            if not isinstance(text, str):
+                raise BadInput('needs a "text" string field')
+            batch.append(normalise_text(text))
+        except (msgspec.DecodeError, BadInput) as exc:
+            bad += 1
+            print(f"stdin:{lineno}: skipped: {exc}", file=sys.stderr)
+            batch.append(None)
+        if len(batch) >= 2000:
+            flush(batch)
+            batch = []
+    if batch:
+        flush(batch)
+    return EXIT_USAGE if bad else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from monitor.daemon import run_daemon
+    from monitor.telemetry import configure_logging
+
+    config = _config(args.config)
+    configure_logging(config.log)
+    return asyncio.run(run_daemon(config))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rules.train_sentiment import main as train_main
+
+    return train_main(list(args.args))
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "replay": cmd_replay,
+    "check-config": cmd_check_config,
+    "score": cmd_score,
+    "train-sentiment": cmd_train,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``crisismon`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"crisismon: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"crisismon: invalid config {exc.source or ''}".rstrip(), file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except OSError as exc:
+        print(f"crisismon: error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

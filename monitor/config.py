@@ -1,0 +1,400 @@
+"""crisismon's configuration: ``config.toml`` as typed, validated, frozen objects.
+
+Keys in sections ``sla``, ``crisis`` and ``brands`` are part of the outside contract
+(INTERFACES.md section 4) and keep their meaning; everything else is ours. Unknown
+keys are refused, and every problem is reported with its key path.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from monitor.secrets import check_reference
+from monitor.settings import Duration, SettingsError, load_table
+
+Problem = tuple[str, str]
+
+H = 3600.0
+M = 60.0
+
+
+@dataclass(frozen=True)
+class SlaConfig:
+    """The reply rule: every mention gets a public official reply in time."""
+
+    warn_at: Duration = Duration(3 * M)
+    """After ``created_at``: remind the duty responder (``reply.warning``)."""
+    reply_within: Duration = Duration(5 * M)
+    """After ``created_at``: breached, page the supervisor (``reply.breach``)."""
+    escalate_after: Duration = Duration(15 * M)
+    """After ``created_at``: page leadership (``reply.escalated``)."""
+    public_followup_within: Duration = Duration(30 * M)
+    """After a private resolve: a public follow-up is due (``resolution.not_public``)."""
+
+    def validate(self) -> Iterator[Problem]:
+        if not 0 < self.warn_at <= self.reply_within:
+            yield "warn_at", "must be positive and not after reply_within"
+        if self.escalate_after < self.reply_within:
+            yield "escalate_after", "must not be before reply_within"
+        if self.public_followup_within <= 0:
+            yield "public_followup_within", "must be positive"
+
+
+@dataclass(frozen=True)
+class CrisisConfig:
+    """When a brand story becomes an incident, and how the incident is tracked."""
+
+    window: tuple[Duration, Duration] = (Duration(12 * H), Duration(24 * H))
+    """The crisis window: bad news spreads fastest in its first 12-24 hours."""
+    checkpoints: tuple[Duration, ...] = (Duration(H), Duration(4 * H), Duration(12 * H),
+                                         Duration(24 * H))
+    """After ``opened``: a ``crisis.checkpoint`` at each, while the incident is open."""
+    statement_due: Duration = Duration(H)
+    """After ``opened``: ``crisis.escalated`` if no official statement is out."""
+    burst_window: Duration = Duration(30 * M)
+    """Negative mentions are counted over this sliding window to find a burst."""
+    burst_min_negatives: int = 6
+    """A burst needs at least this many negative mentions in the window ..."""
+    burst_factor: float = 4.0
+    """... and this many times the brand's own baseline for a window that long."""
+    baseline_span: Duration = Duration(24 * H)
+    """How much history the brand's baseline negative rate is measured over."""
+    baseline_floor_per_hour: float = 1.0
+    """The baseline never counts as lower than this (a new brand has no history)."""
+    spread_window: Duration = Duration(H)
+    """Reposts of one negative mention are counted over this window."""
+    spread_min_reposts: int = 30
+    """An influential negative post with this many reposts in the window opens a crisis."""
+    viral_min_reposts: int = 150
+    """Any negative post with this many reposts in the window opens a crisis."""
+    influential_followers: int = 100_000
+    """Authors with at least this many followers (or verified) are influential."""
+    danger_min_posts: int = 1
+    """Negative mentions with a danger term (爆炸, 中毒 ...) in the burst window to open one."""
+    close_factor: float = 1.5
+    """Closed once negatives in the last hour are at most this times the baseline."""
+    close_check_every: Duration = Duration(H)
+    """After the window's end, how often to look again whether it has calmed down."""
+
+    def validate(self) -> Iterator[Problem]:
+        if not 0 < self.window[0] <= self.window[1]:
+            yield "window", "needs two positive durations, the first not after the second"
+        if list(self.checkpoints) != sorted(set(self.checkpoints)):
+            yield "checkpoints", "must be in increasing order without repeats"
+        if any(c <= 0 for c in self.checkpoints):
+            yield "checkpoints", "must be positive"
+        for key in ("statement_due", "burst_window", "baseline_span", "spread_window",
+                    "close_check_every"):
+            if getattr(self, key) <= 0:
+                yield key, "must be positive"
+        for key in ("burst_min_negatives", "spread_min_reposts", "viral_min_reposts",
+                    "danger_min_posts"):
+            if getattr(self, key) < 1:
+                yield key, "must be at least 1"
+        if self.burst_factor <= 1 or self.close_factor < 1:
+            yield "burst_factor", "must be above 1 (and close_factor at least 1)"
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """Sentiment and severity."""
+
+    model: Literal["weibo", "snownlp"] = "weibo"
+    """``weibo``: the shipped model trained on Weibo posts; ``snownlp``: stock SnowNLP."""
+    model_path: str = ""
+    """A retrained model file (``crisismon train-sentiment``); empty = the shipped one."""
+    negative_below: float = 0.4
+    """A mention is negative when P(positive) is below this."""
+    lexicon: str = ""
+    """Crisis lexicon TSV (term, weight, category); empty = the shipped one."""
+    argument_lexicon: str = ""
+    """Phrases an official reply must never use; empty = the shipped list."""
+    author_tiers: str = ""
+    """Optional CSV ``user_id,tier`` (none, micro, weak, strong, super)."""
+
+    def validate(self) -> Iterator[Problem]:
+        if not 0 < self.negative_below < 1:
+            yield "negative_below", "must be between 0 and 1"
+
+
+@dataclass(frozen=True)
+class BrandConfig:
+    """One brand to watch (contract section 4)."""
+
+    name: str
+    keywords: tuple[str, ...] = ()
+    """Any of these in a post makes it a mention."""
+    ambiguous_keywords: tuple[str, ...] = ()
+    """Count only with a ``context`` term, or as @mention / inside a #hashtag#."""
+    context: tuple[str, ...] = ()
+    """Terms that confirm an ambiguous keyword is about the brand."""
+    exclude: tuple[str, ...] = ()
+    """Phrases that veto a mention (see README: masking vs whole-post veto)."""
+    official_accounts: tuple[str, ...] = ()
+    """Weibo user ids (strings) of the brand's own accounts."""
+
+    def validate(self) -> Iterator[Problem]:
+        if not self.name.strip():
+            yield "name", "must not be empty"
+        if not self.keywords and not self.ambiguous_keywords:
+            yield "keywords", "a brand needs at least one keyword or ambiguous_keyword"
+        for key in ("keywords", "ambiguous_keywords", "context", "exclude"):
+            if any(not t.strip() for t in getattr(self, key)):
+                yield key, "has an empty term"
+        if self.ambiguous_keywords and not self.context:
+            yield "context", "ambiguous_keywords need context terms (or they only count as @/#)"
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    """Who is paged at each rung (issue 5 refines this with rotations)."""
+
+    level0: tuple[str, ...] = ("值班客服",)
+    level1: tuple[str, ...] = ("客服总监",)
+    level2: tuple[str, ...] = ("公关负责人",)
+
+    def recipients(self, level: int) -> tuple[str, ...]:
+        return (self.level0, self.level1, self.level2)[max(0, min(level, 2))]
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where state lives. SQLite (WAL) on one machine."""
+
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = "var/crisismon.db"
+    """SQLite file, relative to the config file's folder."""
+
+
+@dataclass(frozen=True)
+class FeedSourceConfig:
+    """Plays a recorded feed into the live daemon, sped up (demo, drills)."""
+
+    type: Literal["feed"]
+    path: str
+    speed: float = 60.0
+    """Simulated seconds per wall second: 60 runs a day in 24 minutes."""
+    name: str = ""
+
+    def validate(self) -> Iterator[Problem]:
+        if self.speed <= 0:
+            yield "speed", "must be positive"
+
+
+WeiboEndpoint = Literal["search", "mentions", "comments"]
+
+
+@dataclass(frozen=True)
+class HttpSourceConfig:
+    """Polls a Weibo-style open API for one brand: one poller per endpoint."""
+
+    type: Literal["weibo_api"]
+    brand: str
+    """The brand (``[[brands]].name``) these pollers watch; ``search`` uses its keywords."""
+    url: str = "https://api.weibo.com"
+    """Base URL of the API (``crisismon weibo-sim`` for demos and tests)."""
+    token: str = ""
+    """Access token as a secret reference: ``"env:WEIBO_TOKEN"``, ``"file:/path"``,
+    ``"credential:NAME"``; never the token itself in a shared config."""
+    endpoints: tuple[WeiboEndpoint, ...] = ("search", "mentions", "comments")
+    """``search``: keyword search; ``mentions``: @ of the official account;
+    ``comments``: comments on the official account's posts."""
+    interval: Duration = Duration(60)
+    """Time between polls of one endpoint when all is well."""
+    count: int = 100
+    """Posts per page (the API allows 1..200)."""
+    max_pages: int = 50
+    """Pages walked per poll; a longer burst is finished on the next polls, losing nothing."""
+    timeout: Duration = Duration(15)
+    """A request that takes longer is a failure (retried with backoff)."""
+    concurrency: int = 2
+    """Requests in flight at once across this source's pollers."""
+    requests_per_hour: int = 0
+    """Client-side budget for the token (Weibo's limits are hourly); 0 = only obey 429s."""
+    backoff_max: Duration = Duration(300)
+    """Longest wait between retries of a failing endpoint."""
+    refresh_every: Duration = Duration(300)
+    """How often page 1 is fetched again without ``since_id``, so counts of recent posts
+    are seen to grow (repost growth feeds crisis detection); 0 = never."""
+    name: str = ""
+
+    def validate(self) -> Iterator[Problem]:
+        if not self.brand.strip():
+            yield "brand", "must name one of the [[brands]]"
+        if not self.url.startswith(("http://", "https://")):
+            yield "url", f'"{self.url}" is not an http(s) URL'
+        if self.token and (problem := check_reference(self.token)):
+            yield "token", problem
+        if not self.endpoints:
+            yield "endpoints", 'needs at least one of "search", "mentions", "comments"'
+        if len(set(self.endpoints)) != len(self.endpoints):
+            yield "endpoints", "has a repeat"
+        if self.interval <= 0 or self.timeout <= 0 or self.backoff_max <= 0:
+            yield "interval", "interval, timeout and backoff_max must be positive"
+        if not 1 <= self.count <= 200:
+            yield "count", "must be between 1 and 200"
+        if self.max_pages < 1 or self.concurrency < 1:
+            yield "max_pages", "max_pages and concurrency must be at least 1"
+        if self.requests_per_hour < 0 or self.refresh_every < 0:
+            yield "requests_per_hour", "requests_per_hour and refresh_every must not be negative"
+
+
+@dataclass(frozen=True)
+class MqttSourceConfig:
+    """Subscribes to MQTT topics carrying posts (one object or a JSON array per message)."""
+
+    type: Literal["mqtt"]
+    topics: tuple[str, ...]
+    """Topic filters, e.g. ``["weibo/posts/#"]``."""
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = "crisismon"
+    """Stable per instance: the broker keeps this client's session (and queued posts)
+    while the daemon is down. Two instances must not share one."""
+    share_group: str = ""
+    """When set, topics are subscribed as ``$share/<group>/<topic>`` (MQTT 5) so several
+    instances split one feed."""
+    username: str = ""
+    password: str = ""
+    """A secret reference (``"env:MQTT_PASSWORD"``) or empty."""
+    session_expiry: Duration = Duration(7 * 24 * H)
+    """How long the broker keeps the session (and its queued posts) while we are away."""
+    max_payload: int = 1_048_576
+    """Bytes; a larger message is rejected at the edge."""
+    backoff_max: Duration = Duration(60)
+    """Longest wait between reconnect attempts."""
+    name: str = ""
+
+    def validate(self) -> Iterator[Problem]:
+        if not self.topics or any(not t.strip() for t in self.topics):
+            yield "topics", "needs at least one non-empty topic filter"
+        if any(t.startswith("$share/") for t in self.topics):
+            yield "topics", "write plain topics; set share_group for a shared subscription"
+        if not 0 < self.port < 65536:
+            yield "port", "must be 1..65535"
+        if not self.client_id.strip():
+            yield "client_id", "must not be empty"
+        if "/" in self.share_group or "+" in self.share_group or "#" in self.share_group:
+            yield "share_group", "must not contain /, + or #"
+        if self.password and (problem := check_reference(self.password)):
+            yield "password", problem
+        if self.session_expiry < 0 or self.backoff_max <= 0 or self.max_payload < 1024:
+            yield "session_expiry", ("session_expiry must not be negative, backoff_max must "
+                                     "be positive, max_payload at least 1024")
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """Live-ingested raw posts appended to rotating JSONL(.gz) files, in the feed format."""
+
+    enabled: bool = False
+    dir: str = "var/recordings"
+    """Folder for the files, relative to the config file."""
+    gzip: bool = True
+    rotate_every: Duration = Duration(H)
+    """Start a new file after this much time ..."""
+    rotate_bytes: int = 64 * 1024 * 1024
+    """... or after this many (uncompressed) bytes, whichever comes first."""
+
+    def validate(self) -> Iterator[Problem]:
+        if self.rotate_every <= 0 or self.rotate_bytes < 1024:
+            yield "rotate_every", "must be positive (and rotate_bytes at least 1024)"
+
+
+SourceConfig = FeedSourceConfig | HttpSourceConfig | MqttSourceConfig
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    """Where pages go besides the channels."""
+
+    terminal: bool = True
+    """Print each alert to stdout as it falls due."""
+    log: str = "var/alerts.jsonl"
+    """The durable alert log (one JSON line per alert), relative to the config file."""
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+    """``auto``: colour in a terminal, JSON lines otherwise (journald)."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole ``config.toml``."""
+
+    brands: tuple[BrandConfig, ...] = ()
+    timezone: str = "Asia/Shanghai"
+    """Zone for alert times, local hours and on-call handovers."""
+    sla: SlaConfig = field(default_factory=SlaConfig)
+    crisis: CrisisConfig = field(default_factory=CrisisConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    ladder: LadderConfig = field(default_factory=LadderConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    sources: tuple[SourceConfig, ...] = ()
+    record: RecordConfig = field(default_factory=RecordConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    base_dir: str = field(default=".", init=False, compare=False)
+    """The config file's folder; relative paths are taken from here."""
+
+    def validate(self) -> Iterator[Problem]:
+        if not self.brands:
+            yield "brands", "at least one [[brands]] table is required"
+        names = [b.name for b in self.brands if b]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                yield f"brands[{i}].name", f'"{name}" is used by another brand'
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            yield "timezone", f'"{self.timezone}" is not a known time zone (e.g. "Asia/Shanghai")'
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def resolve(self, path: str) -> Path:
+        """A path from the config, relative to the config file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else Path(self.base_dir) / p
+
+    def brand(self, name: str) -> BrandConfig:
+        return next(b for b in self.brands if b.name == name)
+
+
+class ConfigError(SettingsError):
+    """The config file is invalid; ``problems`` holds one line per problem."""
+
+
+def parse_config(text: str, source: str = "<config>", base_dir: str = ".") -> Config:
+    """Parse TOML text into a Config, or raise ConfigError listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"(toml) {exc}"], source) from None
+    try:
+        config = load_table(Config, data, source)
+    except SettingsError as exc:
+        raise ConfigError(exc.problems, source) from None
+    object.__setattr__(config, "base_dir", base_dir)
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate ``config.toml``."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(["file not found (pass --config PATH)"], str(p)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read: {exc}"], str(p)) from None
+    return parse_config(text, str(p), str(p.resolve().parent))

@@ -1,0 +1,118 @@
+"""The records that flow through crisismon, one stage to the next.
+
+`RawLine -> Post | Action -> Mention (rules.matching + scoring) -> Alert (rules.engine)`.
+
+Times are plain floats, seconds since the Unix epoch (UTC). Only the clock module
+reads the time; every other stage is handed ``now``. Floats keep the deadline heap
+cheap and make the engine's arithmetic exact for whole seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+Instant = float
+"""Seconds since the Unix epoch, UTC."""
+
+
+class PostKind(StrEnum):
+    """What a feed line is: a status (微博) or a comment (评论)."""
+
+    STATUS = "status"
+    COMMENT = "comment"
+
+
+class ActionKind(StrEnum):
+    """A responder's move recorded in a feed or sent to the API."""
+
+    ACK = "ack"
+    RESOLVE = "resolve"
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """The Weibo user who wrote a post. Ids are strings: Weibo ids overflow JS numbers."""
+
+    id: str
+    screen_name: str = ""
+    followers_count: int = 0
+    verified: bool = False
+    verified_type: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Post:
+    """A normalised status or comment, as every later stage sees it."""
+
+    id: str
+    kind: PostKind
+    created_at: Instant
+    text: str
+    author: Author
+    reposts_count: int = 0
+    comments_count: int = 0
+    attitudes_count: int = 0
+    reposts_id: str | None = None
+    """For a status: the id of the status it reposts (``retweeted_status.id``)."""
+    on_status_id: str | None = None
+    """For a comment: the status it comments on (``status.id``)."""
+    reply_to_id: str | None = None
+    """For a comment: the comment it answers (``reply_comment.id``)."""
+    source: str = ""
+    """Where it came from (feed file, poller, MQTT topic), for logs and dedupe stats."""
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """Ids of the posts this one answers or reposts, nearest first."""
+        ids = (self.reply_to_id, self.on_status_id, self.reposts_id)
+        return tuple(i for i in ids if i)
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A responder's ack or resolve of an alert, a mention or an incident."""
+
+    id: str
+    action: ActionKind
+    target: str
+    by: str
+    created_at: Instant
+    public: bool | None = None
+    source: str = ""
+
+
+Event = Post | Action
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """What the scoring stage concluded about one text."""
+
+    sentiment: float
+    """Probability the text is positive, 0..1."""
+    negative: bool
+    severity: str = "P4"
+    terms: tuple[str, ...] = ()
+    """Crisis-lexicon terms found in the text."""
+    danger: bool = False
+    """True when a danger term (爆炸, 中毒, 死亡 ...) is among ``terms``."""
+    reasons: tuple[str, ...] = ()
+    """Why this severity, in words a responder reads in the alert."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mention:
+    """A post that is really about a brand, written by someone who is not the brand."""
+
+    post: Post
+    brand: str
+    score: Score
+    needs_reply: bool = True
+    """False for a pure repost (empty or only 转发微博): volume, but nothing to answer."""
+    keywords: tuple[str, ...] = field(default=())
+
+    @property
+    def key(self) -> str:
+        """Mentions are per brand: one post naming two brands has two reply clocks."""
+        return f"{self.brand}\x1f{self.post.id}"

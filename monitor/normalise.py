@@ -1,0 +1,199 @@
+"""The edge: raw Weibo-API-shaped objects into typed ``Post``/``Action`` records.
+
+Text is normalised here, once, for every source (feed, HTTP poller, MQTT): HTML
+entities, full-width forms, traditional characters, control characters. Anything
+malformed raises ``BadInput`` with a one-line reason; callers count and skip it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from datetime import datetime, timedelta, timezone
+from functools import lru_cache
+from typing import Any
+
+import zhconv
+
+from monitor.model import Action, ActionKind, Author, Event, Post, PostKind
+
+MAX_TEXT = 10_000
+"""Characters kept of one post's text. Weibo's long posts stay under this; a giant
+payload is cut rather than let through to the matcher and the store."""
+
+CHINA = timezone(timedelta(hours=8))
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
+_SPACES = re.compile(r"[ \t\r\n\u3000]+")
+_TAGS = re.compile(r"<[^<>]{0,200}>")
+PURE_REPOST_TEXTS = frozenset({"", "转发微博", "轉發微博", "repost", "Repost"})
+
+
+class BadInput(ValueError):
+    """A post or action that cannot be used, with a reason a person can act on."""
+
+
+def parse_time(value: Any) -> float:
+    """Weibo's ``Tue May 31 17:46:55 +0800 2011``, ISO 8601, or epoch seconds -> epoch.
+
+    ISO times without an offset are taken as China time (+08:00), Weibo's own zone.
+    """
+    if isinstance(value, bool):
+        raise BadInput(f"created_at {value!r} is not a time")
+    if isinstance(value, int | float):
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise BadInput(f"created_at {value!r} is not a time")
+    return _parse_time_text(value.strip())
+
+
+@lru_cache(maxsize=65536)
+def _parse_time_text(s: str) -> float:
+    # Cached: a burst of posts shares many identical second-resolution stamps.
+    parts = s.split()
+    if len(parts) == 6 and parts[1] in _MONTHS:
+        try:
+            hh, mm, ss = (int(x) for x in parts[3].split(":"))
+            off = parts[4]
+            sign = -1 if off[0] == "-" else 1
+            offset = timedelta(hours=int(off[1:3]), minutes=int(off[3:5])) * sign
+            dt = datetime(int(parts[5]), _MONTHS[parts[1]], int(parts[2]), hh, mm, ss,
+                          tzinfo=timezone(offset))
+            return dt.timestamp()
+        except (ValueError, IndexError):
+            raise BadInput(f"created_at {s!r} is not a Weibo time") from None
+    try:
+        dt = datetime.fromisoformat(s.replace("Z", "+00:00") if s.endswith("Z") else s)
+    except ValueError:
+        raise BadInput(f'created_at {s!r} is neither Weibo\'s "Tue May 31 17:46:55 +0800 2011" '
+                       "nor ISO 8601") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=CHINA)
+    return dt.timestamp()
+
+
+@lru_cache(maxsize=4096)
+def _to_simplified(text: str) -> str:
+    return zhconv.convert(text, "zh-cn")
+
+
+def normalise_text(raw: Any) -> str:
+    """One canonical form of a post's text for matching, scoring and display."""
+    if raw is None:
+        return ""
+    if not isinstance(raw, str):
+        raise BadInput(f"text must be a string, not {type(raw).__name__}")
+    text = raw[:MAX_TEXT * 2]
+    if "&" in text:
+        text = html.unescape(text)
+    if "<" in text:
+        text = _TAGS.sub("", text)  # the API sometimes wraps links and @names in <a>
+    text = unicodedata.normalize("NFKC", text)
+    text = _CONTROL.sub("", text)
+    text = _SPACES.sub(" ", text).strip()[:MAX_TEXT]
+    if not text.isascii():
+        text = _to_simplified(text) if len(text) < 400 else zhconv.convert(text, "zh-cn")
+    return text
+
+
+def _id(value: Any, what: str) -> str:
+    if isinstance(value, bool) or value is None:
+        raise BadInput(f"{what} is missing")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.strip() and len(value) <= 64:
+        return value.strip()
+    raise BadInput(f"{what} {str(value)[:40]!r} is not an id")
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or value is None:
+        return 0
+    if isinstance(value, int):
+        return max(0, value)
+    if isinstance(value, float):
+        return max(0, int(value))
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return 0  # Weibo sometimes sends "100万+"; a count is a hint, never a reason to drop a post
+
+
+def _ref(obj: dict[str, Any], key: str) -> str | None:
+    ref = obj.get(key)
+    if ref is None:
+        return None
+    if isinstance(ref, dict):
+        return _id(ref.get("id", ref.get("idstr")), f"{key}.id")
+    return _id(ref, key)
+
+
+def _author(user: Any) -> Author:
+    if not isinstance(user, dict):
+        raise BadInput("user is missing or not an object")
+    verified_type = user.get("verified_type")
+    return Author(
+        id=_id(user.get("id", user.get("idstr")), "user.id"),
+        screen_name=str(user.get("screen_name") or "")[:100],
+        followers_count=_count(user.get("followers_count")),
+        verified=bool(user.get("verified", False)),
+        verified_type=verified_type if isinstance(verified_type, int) else None,
+    )
+
+
+def to_event(obj: Any, source: str = "") -> Event:
+    """Turn one feed object (status, comment or action) into a typed record."""
+    if not isinstance(obj, dict):
+        raise BadInput(f"expected a JSON object, got {type(obj).__name__}")
+    if "action" in obj:
+        return _to_action(obj, source)
+    post_id = _id(obj.get("id", obj.get("idstr")), "id")
+    if "created_at" not in obj:
+        raise BadInput("created_at is missing")
+    created = parse_time(obj["created_at"])
+    on_status = _ref(obj, "status")
+    kind = PostKind.COMMENT if on_status else PostKind.STATUS
+    # ``retweeted_id`` is the flat form used by some exports (e.g. rumour-cascade dumps).
+    reposts = _ref(obj, "retweeted_status") or _ref(obj, "retweeted_id")
+    return Post(
+        id=post_id,
+        kind=kind,
+        created_at=created,
+        text=normalise_text(obj.get("text")),
+        author=_author(obj.get("user")),
+        reposts_count=_count(obj.get("reposts_count")),
+        comments_count=_count(obj.get("comments_count")),
+        attitudes_count=_count(obj.get("attitudes_count")),
+        reposts_id=reposts if kind is PostKind.STATUS else None,
+        on_status_id=on_status,
+        reply_to_id=_ref(obj, "reply_comment") if kind is PostKind.COMMENT else None,
+        source=source,
+    )
+
+
+def _to_action(obj: dict[str, Any], source: str) -> Action:
+    try:
+        kind = ActionKind(obj["action"])
+    except (ValueError, TypeError):
+        raise BadInput(f'action {obj["action"]!r} is not "ack" or "resolve"') from None
+    target = _id(obj.get("target"), "target")
+    if "created_at" not in obj:
+        raise BadInput("created_at is missing")
+    created = parse_time(obj["created_at"])
+    public = obj.get("public")
+    if public is not None and not isinstance(public, bool):
+        raise BadInput("public must be true or false")
+    if kind is ActionKind.RESOLVE and public is None:
+        raise BadInput('a resolve needs "public": true or false')
+    by = str(obj.get("by") or "unknown")[:100]
+    action_id = obj.get("id")
+    if action_id is None:
+        action_id = f"{kind}:{target}:{by}:{created:.3f}"
+    return Action(id=_id(str(action_id)[:64], "id"), action=kind, target=target, by=by,
+                  created_at=created, public=public, source=source)
+
+
+def is_pure_repost(post: Post) -> bool:
+    """A repost with nothing of its own to say: volume, but no reply needed."""
+    return post.reposts_id is not None and post.text.strip() in PURE_REPOST_TEXTS

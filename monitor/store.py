@@ -1,0 +1,299 @@
+"""Durable state in SQLite (WAL): the events seen, the alerts raised, deliveries, cursors.
+
+Events are the truth: on restart the engine is rebuilt by feeding the stored events
+through it again, which re-arms every pending deadline exactly as it was. Alerts are
+keyed by their stable id, so an alert raised again during a rebuild is recognised and
+never sent twice. Mentions and incidents are kept as projections for the dashboard and
+reports; they are never read back to rebuild state.
+
+One batch = one transaction: the events of a batch, the cursor that fetched them and the
+alerts they raised are committed together, so a post is stored before its cursor
+advances and an alert is in the outbox before anything tries to send it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+
+from alerts.record import Alert
+from monitor.model import Action, Event, Post
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    seen_at REAL NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    at REAL NOT NULL,
+    type TEXT NOT NULL,
+    brand TEXT NOT NULL,
+    level INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    post_id TEXT,
+    incident_id TEXT,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    alert_id TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_try REAL NOT NULL DEFAULT 0,
+    last_error TEXT,
+    delivered_at REAL,
+    PRIMARY KEY (alert_id, channel)
+);
+CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, next_try);
+CREATE TABLE IF NOT EXISTS cursors (
+    source TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mentions (
+    key TEXT PRIMARY KEY,
+    brand TEXT NOT NULL,
+    post_id TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    seen_at REAL NOT NULL,
+    author TEXT NOT NULL,
+    followers INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    sentiment REAL NOT NULL,
+    negative INTEGER NOT NULL,
+    severity TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    needs_reply INTEGER NOT NULL,
+    replied_at REAL,
+    replied_by TEXT,
+    acked_by TEXT,
+    private_resolve_at REAL,
+    incident_id TEXT
+);
+CREATE INDEX IF NOT EXISTS mentions_open ON mentions (replied_at, created_at);
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    brand TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_encoder = msgspec.json.Encoder()
+_post_decoder = msgspec.json.Decoder(Post)
+_action_decoder = msgspec.json.Decoder(Action)
+
+
+@dataclass(frozen=True, slots=True)
+class CountsSeen:
+    """A known post seen again with new counters (its repost growth is spread)."""
+
+    post_id: str
+    reposts_count: int
+
+
+StoredEvent = Event | CountsSeen
+_counts_decoder = msgspec.json.Decoder(CountsSeen)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingDelivery:
+    alert: Alert
+    channel: str
+    attempts: int
+
+
+def event_key(event: StoredEvent) -> str:
+    """What makes an event unique: a post by id, an action by id."""
+    if isinstance(event, Post):
+        return f"p:{event.id}"
+    if isinstance(event, Action):
+        return f"a:{event.id}"
+    return f"c:{event.post_id}:{event.reposts_count}"
+
+
+class Store:
+    """SQLite state. Not thread-safe; one per event loop."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across a process crash (kill -9) in WAL mode; only a power
+        # loss can drop the last transactions, which the pollers then fetch again.
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+        self._in_tx = False
+        self._alert_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
+
+    def close(self) -> None:
+        if self._in_tx:
+            self.commit()
+        self.db.close()
+
+    # ---------------------------------------------------------------- transactions
+    def begin(self) -> None:
+        if not self._in_tx:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+
+    def commit(self) -> None:
+        if self._in_tx:
+            self.db.execute("COMMIT")
+            self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self.db.execute("ROLLBACK")
+            self._in_tx = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing: commit on success, roll back on any error."""
+        if self._in_tx:
+            yield
+            return
+        self.begin()
+        try:
+            yield
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    # ---------------------------------------------------------------- events
+    def add_event(self, event: StoredEvent, seen_at: float) -> bool:
+        """Store an event; False if it was stored before (the dedupe across all sources)."""
+        kind = "post" if isinstance(event, Post) else "action" if isinstance(event, Action) \
+            else "counts"
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO events (key, kind, seen_at, body) VALUES (?, ?, ?, ?)",
+            (event_key(event), kind, seen_at, _encoder.encode(event)))
+        return cur.rowcount == 1
+
+    def has_post(self, post_id: str) -> bool:
+        row = self.db.execute("SELECT 1 FROM events WHERE key = ?", (f"p:{post_id}",)).fetchone()
+        return row is not None
+
+    def events(self) -> Iterator[tuple[float, StoredEvent]]:
+        """Every stored event in the order it was first seen, with when it was seen."""
+        cur = self.db.execute("SELECT kind, seen_at, body FROM events ORDER BY seq")
+        for kind, seen_at, body in cur:
+            if kind == "post":
+                yield seen_at, _post_decoder.decode(body)
+            elif kind == "action":
+                yield seen_at, _action_decoder.decode(body)
+            else:
+                yield seen_at, _counts_decoder.decode(body)
+
+    def count_events(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+    def last_seen(self) -> float | None:
+        row = self.db.execute("SELECT MAX(seen_at) FROM events").fetchone()
+        return row[0]
+
+    # ---------------------------------------------------------------- cursors
+    def get_cursor(self, source: str) -> str | None:
+        row = self.db.execute("SELECT value FROM cursors WHERE source = ?", (source,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, source: str, value: str) -> None:
+        self.db.execute("INSERT INTO cursors (source, value) VALUES (?, ?) "
+                        "ON CONFLICT(source) DO UPDATE SET value = excluded.value",
+                        (source, value))
+
+    # ---------------------------------------------------------------- alerts + outbox
+    def add_alerts(self, alerts: Iterable[Alert], channels: Sequence[str] = ()) -> list[Alert]:
+        """Record alerts (and a pending delivery per channel); return only the new ones."""
+        new: list[Alert] = []
+        for alert in alerts:
+            self._alert_seq += 1
+            cur = self.db.execute(
+                "INSERT OR IGNORE INTO alerts (id, seq, at, type, brand, level, severity, "
+                "post_id, incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (alert.id, self._alert_seq, alert.at, str(alert.type), alert.brand, alert.level,
+                 alert.severity, alert.post_id, alert.incident_id, alert.to_json()))
+            if cur.rowcount != 1:
+                self._alert_seq -= 1
+                continue
+            new.append(alert)
+            for channel in channels:
+                self.db.execute("INSERT OR IGNORE INTO deliveries (alert_id, channel) "
+                                "VALUES (?, ?)", (alert.id, channel))
+        return new
+
+    def alert_ids(self) -> set[str]:
+        return {row[0] for row in self.db.execute("SELECT id FROM alerts")}
+
+    def alerts(self) -> list[Alert]:
+        """Every alert, in the order raised."""
+        rows = self.db.execute("SELECT body FROM alerts ORDER BY seq")
+        return [Alert.from_record(msgspec.json.decode(r[0])) for r in rows]
+
+    def pending_deliveries(self, channel: str, now: float, limit: int = 100) -> list[PendingDelivery]:
+        """Deliveries of ``channel`` due for a try at ``now``, oldest alert first."""
+        rows = self.db.execute(
+            "SELECT a.body, d.attempts FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+            "WHERE d.channel = ? AND d.state = 'pending' AND d.next_try <= ? "
+            "ORDER BY a.seq LIMIT ?", (channel, now, limit))
+        return [PendingDelivery(Alert.from_record(msgspec.json.decode(body)), channel, attempts)
+                for body, attempts in rows]
+
+    def next_retry(self, channel: str) -> float | None:
+        row = self.db.execute("SELECT MIN(next_try) FROM deliveries WHERE channel = ? AND "
+                              "state = 'pending'", (channel,)).fetchone()
+        return row[0]
+
+    def mark_delivered(self, alert_id: str, channel: str, now: float) -> None:
+        self.db.execute("UPDATE deliveries SET state = 'delivered', delivered_at = ?, "
+                        "attempts = attempts + 1, last_error = NULL "
+                        "WHERE alert_id = ? AND channel = ?", (now, alert_id, channel))
+
+    def mark_failed(self, alert_id: str, channel: str, error: str, next_try: float | None) -> None:
+        """A failed try: retry at ``next_try``, or give up (``None``: the error is final)."""
+        state = "pending" if next_try is not None else "failed"
+        self.db.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, "
+                        "last_error = ?, next_try = COALESCE(?, next_try) "
+                        "WHERE alert_id = ? AND channel = ?",
+                        (state, error[:500], next_try, alert_id, channel))
+
+    def delivery_counts(self) -> dict[tuple[str, str], int]:
+        rows = self.db.execute("SELECT channel, state, COUNT(*) FROM deliveries GROUP BY 1, 2")
+        return {(c, s): n for c, s, n in rows}
+
+    # ---------------------------------------------------------------- projections
+    def save_mention(self, row: dict[str, object]) -> None:
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "key")
+        self.db.execute(f"INSERT INTO mentions ({cols}) VALUES ({marks}) "
+                        f"ON CONFLICT(key) DO UPDATE SET {updates}", tuple(row.values()))
+
+    def save_incident(self, incident_id: str, brand: str, body: str) -> None:
+        self.db.execute("INSERT INTO incidents (id, brand, body) VALUES (?, ?, ?) "
+                        "ON CONFLICT(id) DO UPDATE SET body = excluded.body",
+                        (incident_id, brand, body))
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                        "DO UPDATE SET value = excluded.value", (key, value))

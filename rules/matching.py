@@ -1,0 +1,128 @@
+"""Is this post really about a brand? One Aho-Corasick pass finds every term of every brand.
+
+Rules, per brand:
+- a ``keywords`` hit makes a mention;
+- an ``ambiguous_keywords`` hit (美的 is also "beautiful") counts only when a ``context``
+  term is in the post, or the hit is an @mention (``@美的``) or inside a ``#hashtag#``;
+- an ``exclude`` phrase masks the hits it covers (``美的风景`` masks its 美的); an exclude
+  phrase that contains none of the brand's terms vetoes the whole post (``招聘``);
+- posts by the brand's own official accounts are never mentions of that brand.
+
+Matching is case-insensitive (texts are NFKC-normalised upstream, so full-width
+letters are already plain ASCII).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+
+import ahocorasick
+
+from monitor.config import BrandConfig
+
+_HASHTAG = re.compile(r"#[^#\n]{1,80}#")
+
+
+class Role(IntEnum):
+    KEYWORD = 0
+    AMBIGUOUS = 1
+    CONTEXT = 2
+    EXCLUDE = 3
+
+
+@dataclass(frozen=True, slots=True)
+class BrandMatch:
+    """A brand a text is about, and the terms that showed it."""
+
+    brand: str
+    keywords: tuple[str, ...]
+
+
+class BrandMatcher:
+    """All brands' terms in one automaton: cost grows with text length, not term count."""
+
+    def __init__(self, brands: Sequence[BrandConfig]) -> None:
+        self.brands = tuple(brands)
+        self._automaton = ahocorasick.Automaton()
+        entries: dict[str, list[tuple[int, Role, str]]] = {}
+        for bi, brand in enumerate(self.brands):
+            for role, terms in ((Role.KEYWORD, brand.keywords),
+                                (Role.AMBIGUOUS, brand.ambiguous_keywords),
+                                (Role.CONTEXT, brand.context),
+                                (Role.EXCLUDE, brand.exclude)):
+                for term in terms:
+                    entries.setdefault(term.lower(), []).append((bi, role, term))
+        for key, roles in entries.items():
+            self._automaton.add_word(key, (len(key), tuple(roles)))
+        self._empty = not entries
+        if not self._empty:
+            self._automaton.make_automaton()
+        # An exclude phrase holding none of the brand's own terms vetoes the whole post.
+        self._global_veto: set[tuple[int, str]] = set()
+        for bi, brand in enumerate(self.brands):
+            own = [t.lower() for t in (*brand.keywords, *brand.ambiguous_keywords)]
+            for phrase in brand.exclude:
+                if not any(t in phrase.lower() for t in own):
+                    self._global_veto.add((bi, phrase))
+        self._official: dict[str, tuple[str, ...]] = {}
+        for brand in self.brands:
+            for account in brand.official_accounts:
+                self._official[account] = (*self._official.get(account, ()), brand.name)
+
+    def official_brands(self, author_id: str) -> tuple[str, ...]:
+        """The brands whose official account wrote this (usually none)."""
+        return self._official.get(author_id, ())
+
+    def match(self, text: str, author_id: str = "") -> list[BrandMatch]:
+        """Brands this text really mentions, in config order."""
+        if self._empty or not text:
+            return []
+        hits: list[tuple[int, Role, str, int, int]] = []  # brand, role, term, start, end
+        for end, (length, roles) in self._automaton.iter(text.lower()):
+            start = end - length + 1
+            for bi, role, term in roles:
+                hits.append((bi, role, term, start, end + 1))
+        if not hits:
+            return []
+        hits.sort(key=lambda h: (h[3], -h[4]))  # text order, longest first at a position
+        own_brands = self.official_brands(author_id) if author_id else ()
+        found: list[BrandMatch] = []
+        for bi in sorted({h[0] for h in hits}):
+            brand = self.brands[bi]
+            if brand.name in own_brands:
+                continue
+            mine = [h for h in hits if h[0] == bi]
+            keywords = self._confirmed(bi, mine, text)
+            if keywords:
+                found.append(BrandMatch(brand.name, keywords))
+        return found
+
+    def _confirmed(self, bi: int, hits: list[tuple[int, Role, str, int, int]],
+                   text: str) -> tuple[str, ...]:
+        excludes = [(s, e) for _, role, _, s, e in hits if role is Role.EXCLUDE]
+        if excludes and any((bi, t) in self._global_veto
+                            for _, role, t, _, _ in hits if role is Role.EXCLUDE):
+            return ()
+
+        def masked(s: int, e: int) -> bool:
+            return any(xs <= s and e <= xe for xs, xe in excludes)
+
+        has_context = any(role is Role.CONTEXT and not masked(s, e)
+                          for _, role, _, s, e in hits)
+        tags: list[tuple[int, int]] | None = None
+        confirmed: list[str] = []
+        for _, role, term, s, e in hits:
+            if role is Role.KEYWORD and not masked(s, e):
+                confirmed.append(term)
+            elif role is Role.AMBIGUOUS and not masked(s, e):
+                if has_context or (s > 0 and text[s - 1] == "@"):
+                    confirmed.append(term)
+                    continue
+                if tags is None:
+                    tags = [m.span() for m in _HASHTAG.finditer(text)] if "#" in text else []
+                if any(ts < s and e < te for ts, te in tags):
+                    confirmed.append(term)
+        return tuple(dict.fromkeys(confirmed))

@@ -1,0 +1,78 @@
+"""The scoring stage: text and author in, a ``Score`` out (sentiment, terms, severity)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from monitor.model import Author, Post, Score
+from rules.lexicon import Lexicon
+from rules.sentiment import SentimentModel
+from rules.severity import SeverityPolicy, Tier, assess
+
+DANGER = "danger"
+
+
+class Scorer:
+    """Scores posts. Stateless apart from its models, so it can be shared and reused."""
+
+    def __init__(self, sentiment: SentimentModel, lexicon: Lexicon, negative_below: float,
+                 policy: SeverityPolicy | None = None,
+                 tiers: dict[str, Tier] | None = None) -> None:
+        self.sentiment = sentiment
+        self.lexicon = lexicon
+        self.negative_below = negative_below
+        self.policy = policy or SeverityPolicy()
+        self.tiers = tiers or {}
+
+    def score_text(self, text: str, p: float | None = None) -> Score:
+        """Score a bare text (``crisismon score``): no author, no reach."""
+        return self._score(text, p, None)
+
+    def score(self, post: Post, p: float | None = None) -> Score:
+        """Score a post: sentiment (or the given ``p``), lexicon terms, severity."""
+        return self._score(post.text, p, post)
+
+    def score_many(self, texts: Sequence[str]) -> list[float]:
+        return self.sentiment.score_many(texts)
+
+    def _score(self, text: str, p: float | None, post: Post | None) -> Score:
+        if p is None:
+            p = self.sentiment.score(text)
+        negative = p < self.negative_below
+        found = self.lexicon.find(text)
+        danger = tuple(t.term for t in found if t.category == DANGER)
+        complaint = tuple(t.term for t in found if t.category != DANGER)
+        weight = sum(t.weight for t in found if t.category != DANGER)
+        # A danger word in a cheerful post (花火爆炸好看) is not a crisis; only in a negative one.
+        danger_hit = negative and bool(danger)
+        if post is not None:
+            author = post.author
+            reach = post.reposts_count + post.comments_count
+            tier = self.tiers.get(author.id)
+        else:
+            author, reach, tier = Author(id=""), 0, None
+        verdict = assess(p, negative, danger if danger_hit else (), weight, complaint, author,
+                         reach, tier, self.policy)
+        return Score(sentiment=round(p, 4), negative=negative, severity=verdict.severity,
+                     terms=tuple(t.term for t in found), danger=danger_hit,
+                     reasons=verdict.reasons)
+
+
+def load_tiers(path: Path) -> dict[str, Tier]:
+    """The team's author-tier CSV: ``user_id,tier`` (header optional, ``#`` comments)."""
+    tiers: dict[str, Tier] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        for lineno, row in enumerate(csv.reader(fh), 1):
+            if not row or row[0].startswith("#") or row[0].strip() in ("user_id", "id"):
+                continue
+            if len(row) < 2:
+                raise ValueError(f"{path}:{lineno}: expected user_id,tier")
+            try:
+                tiers[row[0].strip()] = Tier(row[1].strip().lower())
+            except ValueError:
+                allowed = ", ".join(t.value for t in Tier)
+                raise ValueError(f"{path}:{lineno}: tier {row[1]!r} is not one of {allowed}") \
+                    from None
+    return tiers

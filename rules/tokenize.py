@@ -1,0 +1,149 @@
+"""Segmentation of (normalised) Weibo text into sentiment tokens.
+
+rjieba (jieba-rs) segments with jieba's own dictionary about 25x faster than jieba and loads
+in ~0.4 s instead of ~1 s; it supports ``add_word``, so brand names and lexicon terms are added
+to its dictionary directly and stay whole (no placeholder protection needed).
+
+Weibo bracket emoticons (``[怒]``) and emoji are lifted out *before* segmentation and kept as
+single tokens: they are the strongest sentiment signal in Weibo text and the segmenter would
+otherwise split ``[哈哈]`` into ``[`` ``哈哈`` ``]``. Tokens in the scope of a negator are
+rewritten ``NOT_<token>`` so that 不/没/别 + 好 cannot look like praise.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+
+import rjieba
+
+EMOTICON_RE = re.compile(r"\[[^\[\]]{1,8}\]")
+"""Weibo bracket emoticon, e.g. ``[怒]``, ``[泪]``, ``[哈哈]``, ``[中国赞]``."""
+
+# Pictographic emoji blocks plus dingbats/misc symbols (☹ ❤ ✌). Variation selectors and ZWJ
+# are dropped with the rest of the emoji sequence: each pictograph becomes its own token.
+_EMOJI_CHARS = (
+    "\U0001f000-\U0001faff\u2600-\u27bf\u2b00-\u2bff\u2300-\u23ff\u3030\u303d\u3297\u3299"
+)
+EMOJI_RE = re.compile(f"[{_EMOJI_CHARS}]")
+
+# Everything lifted out of the text before segmenting: emoticons, emoji, variation selectors and
+# ZWJ, URLs and @mentions (user names are arbitrary strings, not sentiment). A mention stops at
+# whitespace, punctuation or the next mention/retweet marker.
+_STRIP_RE = re.compile(
+    r"\[[^\[\]]{1,8}\]"
+    rf"|[{_EMOJI_CHARS}\ufe0e\ufe0f\u200d]"
+    r"|https?://[\x21-\x7e]+"
+    r"|@[^\s:：@,，.。!！?？/、;；)）(（\[\]]{1,30}"
+)
+
+NEGATORS: frozenset[str] = frozenset(
+    "不 没 没有 别 无 未 非 莫 勿 甭 不是 不会 不要 不能 不用 不再 不够 不太 不怎么 "
+    "并不 并没有 从不 从没 从来不 绝不 毫无 决不 从未 不算 算不上 谈不上 称不上".split()
+)
+"""Tokens that put the next few tokens in negation scope."""
+
+NEGATION_SCOPE = 2
+"""How many following tokens a negator flips (stops early at punctuation)."""
+
+# Punctuation ends a negation scope; runs of the same mark collapse to one token.
+_PUNCT = frozenset("，,。.!！?？;；:：、~～…/\\|()（）【】《》\"'“”‘’-—_=+*&^%$#<>")
+
+
+class Segmenter:
+    """rjieba segmenter with its own dictionary (so added words do not leak to other users)."""
+
+    def __init__(self) -> None:
+        self._jieba = rjieba.Jieba()
+        self._lock = threading.Lock()
+        self._added: set[str] = set()
+
+    def add_words(self, words: Iterable[str]) -> int:
+        """Add words (brand names, lexicon terms) so they are never split; returns how many
+        were new. Words are normalised the same way as scored text would be by the caller."""
+        new = 0
+        with self._lock:
+            for word in words:
+                word = word.strip()
+                if not word or word in self._added:
+                    continue
+                # freq=None lets jieba-rs pick a frequency high enough to keep the word whole.
+                self._jieba.add_word(word, None, None)
+                self._added.add(word)
+                new += 1
+        return new
+
+    def cut(self, text: str) -> list[str]:
+        """Plain jieba segmentation (HMM on, for unknown words), whitespace dropped."""
+        return [t for t in self._jieba.cut(text) if not t.isspace()]
+
+    def raw_tokens(self, text: str) -> list[str]:
+        """Emoticons and emoji first, then the segmented rest of already-normalised (and
+        lower-cased) text, whitespace tokens included: the vectorised featuriser of
+        :mod:`rules.weibo_sentiment` does negation marking itself, in numpy."""
+        specials = EMOTICON_RE.findall(text)
+        specials += EMOJI_RE.findall(text)
+        if specials or "@" in text or "http" in text:
+            text = _STRIP_RE.sub(" ", text)
+        specials += self._jieba.cut(text)
+        return specials
+
+    def tokens(self, text: str) -> list[str]:
+        """Sentiment tokens of already-normalised text: emoticons, emoji, then words with
+        negation marking; Latin lower-cased, repeated punctuation collapsed."""
+        specials = EMOTICON_RE.findall(text)
+        specials += EMOJI_RE.findall(text)
+        if specials:
+            text = _STRIP_RE.sub(" ", text)
+        elif "@" in text or "http" in text:
+            text = _STRIP_RE.sub(" ", text)
+        out: list[str] = specials
+        scope = 0
+        prev = ""
+        for tok in self._jieba.cut(text):
+            if tok.isspace():
+                continue
+            if tok in _PUNCT:
+                scope = 0
+                if tok == prev:
+                    continue
+                out.append(tok)
+                prev = tok
+                continue
+            if tok.isascii():
+                tok = tok.lower()
+            if tok in NEGATORS:
+                out.append(tok)
+                scope = NEGATION_SCOPE
+            elif scope:
+                out.append("NOT_" + tok)
+                scope -= 1
+            else:
+                out.append(tok)
+            prev = tok
+        return out
+
+
+_DEFAULT: Segmenter | None = None
+_DEFAULT_LOCK = threading.Lock()
+
+
+def default_segmenter() -> Segmenter:
+    """The process-wide segmenter (created on first use: ~0.4 s for the jieba dictionary)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        with _DEFAULT_LOCK:
+            if _DEFAULT is None:
+                _DEFAULT = Segmenter()
+    return _DEFAULT
+
+
+def add_words(words: Iterable[str]) -> int:
+    """Add brand names / lexicon terms to the default segmenter so they stay whole."""
+    return default_segmenter().add_words(words)
+
+
+def tokens(text: str) -> list[str]:
+    """Sentiment tokens of normalised text with the default segmenter."""
+    return default_segmenter().tokens(text)

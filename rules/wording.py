@@ -1,0 +1,153 @@
+"""What each page says, in Chinese, for the responder who reads it on a phone.
+
+Kept apart from the engine so the rules read as rules. Every function returns
+``(title, text)`` and is pure: same state in, same words out (replays are byte-identical).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, tzinfo
+from typing import TYPE_CHECKING
+
+from alerts.record import AlertType
+from monitor.config import CrisisConfig, SlaConfig
+from monitor.model import Post
+from monitor.settings import format_duration
+
+if TYPE_CHECKING:
+    from rules.crisis import Incident
+    from rules.engine import ReplyClock
+
+EXCERPT = 80
+
+
+def clock_time(t: float, tz: tzinfo) -> str:
+    """``05-31 17:46:55`` in the configured zone."""
+    return datetime.fromtimestamp(t, tz=UTC).astimezone(tz).strftime("%m-%d %H:%M:%S")
+
+
+def excerpt(text: str, limit: int = EXCERPT) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def author_line(post: Post) -> str:
+    a = post.author
+    name = a.screen_name or a.id
+    badge = "（认证）" if a.verified else ""
+    return f"@{name}{badge} 粉丝 {a.followers_count:,}"
+
+
+def _mention_body(clock: ReplyClock) -> list[str]:
+    m = clock.mention
+    post = m.post
+    mood = "负面" if m.score.negative else "非负面"
+    lines = [
+        f"{author_line(post)}：{excerpt(post.text)}",
+        f"情感 {m.score.sentiment:.2f}（{mood}） 严重度 {m.score.severity}",
+    ]
+    if m.score.reasons:
+        lines.append("原因：" + "；".join(m.score.reasons))
+    lines.append(f"微博 {post.id}（{'评论' if post.kind == 'comment' else '微博'}） "
+                 f"转发 {post.reposts_count} 评论 {post.comments_count}")
+    return lines
+
+
+def new_mention(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:
+    m = clock.mention
+    due = m.post.created_at + sla.reply_within
+    title = f"[{m.score.severity}] {m.brand} 新提及 {author_line(m.post).split(' ')[0]}"
+    body = _mention_body(clock)
+    body.append(f"请在 {clock_time(due, tz)} 前公开回复（{format_duration(sla.reply_within)}规则）")
+    return title, "\n".join(body)
+
+
+_OVERDUE = {
+    AlertType.REPLY_WARNING: ("即将超时", "值班客服请尽快公开回复"),
+    AlertType.REPLY_BREACH: ("回复超时", "已超过回复时限，升级至客服总监"),
+    AlertType.REPLY_ESCALATED: ("严重超时", "仍无官方回复，升级至公司领导"),
+}
+
+
+def reply_overdue(clock: ReplyClock, alert_type: AlertType, sla: SlaConfig,
+                  tz: tzinfo) -> tuple[str, str]:
+    m = clock.mention
+    short, advice = _OVERDUE[alert_type]
+    due = m.post.created_at + sla.reply_within
+    title = f"[{m.score.severity}] {m.brand} {short}：{author_line(m.post).split(' ')[0]}"
+    body = _mention_body(clock)
+    body.append(f"发布于 {clock_time(m.post.created_at, tz)}，回复时限 {clock_time(due, tz)}；"
+                f"{advice}")
+    if clock.acked_by:
+        body.append(f"已由 {clock.acked_by} 确认（确认不停止计时，只有公开回复才算）")
+    return title, "\n".join(body)
+
+
+def not_public(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:
+    m = clock.mention
+    title = f"[{m.score.severity}] {m.brand} 私下处理后未公开跟进"
+    body = _mention_body(clock)
+    at = clock.private_resolve_at or 0.0
+    body.append(f"{clock_time(at, tz)} 私下解决，{format_duration(sla.public_followup_within)}"
+                "内无官方公开回复。公开的投诉要公开了结：请在原微博下公开回复处理结果。")
+    return title, "\n".join(body)
+
+
+def argument(post: Post, brand: str, terms: tuple[str, ...], clock: ReplyClock | None,
+             tz: tzinfo) -> tuple[str, str]:
+    title = f"[P2] {brand} 官方回复疑似与用户争执"
+    lines = [f"官方账号 {author_line(post)} 于 {clock_time(post.created_at, tz)} 回复：",
+             excerpt(post.text, 140),
+             f"问题用语：{'、'.join(terms)}",
+             "切勿在公开场合与顾客争辩；请主管审核并更正回复。"]
+    if clock is not None:
+        lines.insert(0, f"原提及 {author_line(clock.post)}：{excerpt(clock.post.text)}")
+    return title, "\n".join(lines)
+
+
+def opened(inc: Incident, cfg: CrisisConfig, tz: tzinfo) -> tuple[str, str]:
+    title = f"[{inc.severity}] {inc.brand} 危机事件开启（{inc.trigger}）"
+    due = inc.opened_at + cfg.statement_due
+    text = "\n".join([
+        f"触发：{inc.detail}",
+        f"事件 {inc.id}，开启于 {clock_time(inc.opened_at, tz)}",
+        f"危机窗口 {format_duration(cfg.window[0])}–{format_duration(cfg.window[1])}："
+        "立即通报团队，尽快发布官方声明（说自己的话、尽早说、说全）。",
+        f"官方声明截止：{clock_time(due, tz)}",
+    ])
+    return title, text
+
+
+def checkpoint(inc: Incident, offset: float, recent: int, cfg: CrisisConfig,
+               tz: tzinfo) -> tuple[str, str]:
+    label = format_duration(offset)
+    title = f"[{inc.severity}] {inc.brand} 危机检查点 +{label}"
+    stmt = (f"官方声明已于 {clock_time(inc.statement_at, tz)} 发布" if inc.statement_at
+            else "尚无官方声明！")
+    golden = "（黄金窗口内）" if offset <= cfg.window[0] else ""
+    text = "\n".join([
+        f"事件 {inc.id} 开启后 {label}{golden}：累计提及 {inc.mentions}，负面 {inc.negatives}",
+        f"最近一小时负面 {recent} 条（基线 {inc.baseline_per_hour:.1f} 条/小时）",
+        stmt,
+    ])
+    return title, text
+
+
+def no_statement(inc: Incident, cfg: CrisisConfig, tz: tzinfo) -> tuple[str, str]:
+    title = f"[{inc.severity}] {inc.brand} 危机升级：{format_duration(cfg.statement_due)}内无官方声明"
+    text = "\n".join([
+        f"事件 {inc.id} 于 {clock_time(inc.opened_at, tz)} 开启，触发：{inc.detail}",
+        "至今没有官方账号发布声明。请领导层立即决定并发布声明。",
+    ])
+    return title, text
+
+
+def closed(inc: Incident, recent: int, tz: tzinfo) -> tuple[str, str]:
+    title = f"{inc.brand} 危机事件关闭"
+    stmt = clock_time(inc.statement_at, tz) if inc.statement_at else "无"
+    text = "\n".join([
+        f"事件 {inc.id}：{clock_time(inc.opened_at, tz)} 开启，{clock_time(inc.closed_at or 0, tz)} 关闭",
+        f"负面提及已回到基线（最近一小时 {recent} 条，基线 {inc.baseline_per_hour:.1f} 条/小时）",
+        f"累计提及 {inc.mentions}，负面 {inc.negatives}；官方声明：{stmt}",
+    ])
+    return title, text

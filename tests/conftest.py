@@ -1,0 +1,3 @@
+"""Shared pytest setup: the real MQTT broker fixture."""
+
+pytest_plugins = ["tests.fixtures.broker"]

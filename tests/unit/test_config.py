@@ -1,0 +1,118 @@
+"""Typed config: durations, key paths in every error, unknown keys refused."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.config import ConfigError, load_config, parse_config
+from monitor.settings import format_duration, parse_duration
+
+ROOT = Path(__file__).resolve().parents[2]
+BRAND = '[[brands]]\nname = "快书包"\nkeywords = ["快书包"]\nofficial_accounts = ["1"]\n'
+
+
+@pytest.mark.parametrize(("text", "seconds"), [
+    ("90s", 90), ("5m", 300), ("12h", 43200), ("1.5h", 5400), ("2d", 172800),
+    (" 3m ", 180), ("250ms", 0.25), ("1w", 604800),
+])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["five minutes", "5", "m5", "-5m", "5 minutes", "", "5M"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+def test_format_duration_round_trips() -> None:
+    for text in ("90s", "5m", "12h", "2d"):
+        assert format_duration(parse_duration(text)) == text
+
+
+def problems(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, "test.toml")
+    return err.value.problems
+
+
+def test_the_bundled_config_is_valid() -> None:
+    cfg = load_config(ROOT / "config.toml")
+    assert cfg.sla.reply_within == 300
+    assert cfg.crisis.checkpoints == (3600, 4 * 3600, 12 * 3600, 24 * 3600)
+    assert cfg.brands[0].official_accounts == ("7000000001", "7000000002")
+    assert cfg.resolve("x") == ROOT / "x"
+
+
+def test_defaults_match_the_contract() -> None:
+    cfg = parse_config(BRAND)
+    assert (cfg.sla.warn_at, cfg.sla.reply_within, cfg.sla.escalate_after,
+            cfg.sla.public_followup_within) == (180, 300, 900, 1800)
+    assert cfg.crisis.window == (12 * 3600, 24 * 3600)
+    assert cfg.crisis.statement_due == 3600
+
+
+def test_error_names_the_key_path() -> None:
+    assert problems('[sla]\nreply_within = "five minutes"\n' + BRAND) == [
+        'sla.reply_within: "five minutes" is not a duration (use e.g. "90s", "5m", "12h")']
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    found = problems('[sla]\nwarn_at = 5\n[crisis]\nwindow = ["12h"]\nbogus = 1\n'
+                     '[[brands]]\nname = "x"\nkeywords = "x"\n')
+    assert 'sla.warn_at: 5 is not a duration (use e.g. "90s", "5m", "12h")' in found
+    assert "crisis.window: needs exactly 2 items, got 1" in found
+    assert any(p.startswith("crisis.bogus: unknown key") for p in found)
+    assert 'brands[0].keywords: "x" is not a list' in found
+
+
+def test_cross_field_checks() -> None:
+    assert "sla.warn_at: must be positive and not after reply_within" in problems(
+        '[sla]\nwarn_at = "10m"\n' + BRAND)
+    assert "crisis.checkpoints: must be in increasing order without repeats" in problems(
+        '[crisis]\ncheckpoints = ["4h", "1h"]\n' + BRAND)
+    assert 'brands[1].name: "快书包" is used by another brand' in problems(BRAND + BRAND)
+    assert "brands: at least one [[brands]] table is required" in problems("")
+    assert problems('timezone = "Mars/Olympus"\n' + BRAND) == [
+        'timezone: "Mars/Olympus" is not a known time zone (e.g. "Asia/Shanghai")']
+
+
+def test_source_types_are_told_apart() -> None:
+    (found,) = problems(BRAND + '[[sources]]\ntype = "carrier-pigeon"\n')
+    # More source types join the list over time; "feed" is always one of them.
+    assert found.startswith('sources[0].type: "carrier-pigeon" is not one of "feed"')
+    found = problems(BRAND + '[[sources]]\ntype = "feed"\n')
+    assert "sources[0].path: is required (a string)" in found
+
+
+def test_toml_syntax_error_is_one_line() -> None:
+    found = problems("[sla\n")
+    assert len(found) == 1 and found[0].startswith("(toml)")
+
+
+def test_check_config_exits_2_with_the_key_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[sla]\nreply_within = "five minutes"\n' + BRAND, encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "monitor.cli", "check-config", "--config",
+                          str(bad)], capture_output=True, text=True, cwd=ROOT, check=False)
+    assert run.returncode == 2
+    assert 'sla.reply_within: "five minutes" is not a duration' in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_check_config_accepts_the_bundled_config() -> None:
+    run = subprocess.run([sys.executable, "-m", "monitor.cli", "check-config"],
+                         capture_output=True, text=True, cwd=ROOT, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "OK" in run.stdout
+
+
+def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "monitor.cli", "check-config", "--config",
+                          str(tmp_path / "nope.toml")], capture_output=True, text=True,
+                         cwd=ROOT, check=False)
+    assert run.returncode == 2 and "file not found" in run.stderr
