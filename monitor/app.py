@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
-
 from alerts.router import Router
 from monitor.config import Config, ConfigError
 from monitor.pipeline import Pipeline
 from monitor.store import Store
+from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
 from rules.scoring import Scorer, load_tiers
 from rules.sentiment import load_sentiment
 from rules.severity import SeverityPolicy

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -227,6 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except OSError as exc:
         print(f"crisismon: error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except Exception as exc:  # the contract: one line, never a bare traceback
+        if os.environ.get("CRISISMON_DEBUG"):
+            raise
+        print(f"crisismon: error: {type(exc).__name__}: {exc} "
+              "(set CRISISMON_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_FAIL
 
 

@@ -52,9 +52,16 @@ class ScaledClock:
         self.start = start
         self.speed = speed
         self._m0 = time.monotonic()
+        self._anchored = False
 
     def now(self) -> float:
         return self.start + (time.monotonic() - self._m0) * self.speed
+
+    def anchor(self) -> None:
+        """Start running from here: simulated time stood still during a slow start-up."""
+        self.start = self.now() if self._anchored else self.start
+        self._m0 = time.monotonic()
+        self._anchored = True
 
     async def sleep_until(self, t: float) -> None:
         delay = (t - self.now()) / self.speed

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import re
-import unicodedata
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
@@ -28,6 +27,11 @@ _MONTHS = {m: i for i, m in enumerate(
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
 _SPACES = re.compile(r"[ \t\r\n\u3000]+")
 _TAGS = re.compile(r"<[^<>]{0,200}>")
+# Full-width letters, digits and ASCII symbols fold to ASCII (ＫＵＡＩ -> KUAI, ＠ -> @), so
+# keywords match; Chinese punctuation (，。！？：；（）) is left as people wrote it.
+_KEEP = set("，。！？：；（）【】《》、～")
+_FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F) if chr(cp) not in _KEEP}
+_FULLWIDTH[0x3000] = 0x20
 PURE_REPOST_TEXTS = frozenset({"", "转发微博", "轉發微博", "repost", "Repost"})
 
 
@@ -90,7 +94,7 @@ def normalise_text(raw: Any) -> str:
         text = html.unescape(text)
     if "<" in text:
         text = _TAGS.sub("", text)  # the API sometimes wraps links and @names in <a>
-    text = unicodedata.normalize("NFKC", text)
+    text = text.translate(_FULLWIDTH)
     text = _CONTROL.sub("", text)
     text = _SPACES.sub(" ", text).strip()[:MAX_TEXT]
     if not text.isascii():

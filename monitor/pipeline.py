@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
-from rules.lexicon import Lexicon
 
 from alerts.record import Alert, format_instant
 from alerts.router import Router
@@ -22,6 +21,7 @@ from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from rules.crisis import Incident
 from rules.engine import EscalationEngine
+from rules.lexicon import Lexicon
 from rules.matching import BrandMatcher
 from rules.scoring import Scorer
 
@@ -39,6 +39,17 @@ class PipelineStats:
     official: int = 0
     reposts_of_mentions: int = 0
     alerts: int = 0
+
+
+def cutoff(event: StoredEvent, now: float) -> float:
+    """How far the clock may run before ``event`` is handled.
+
+    Up to the event's own time, not to ``now``: a batch fetched late may hold a mention
+    and the reply that answered it in time, and that reply must count before the
+    mention's (already past) deadlines fire. In replay the two are the same.
+    """
+    created = getattr(event, "created_at", None)
+    return now if created is None else min(now, created)
 
 
 def own_words(text: str) -> str:
@@ -66,17 +77,18 @@ class Pipeline:
     def handle(self, event: Event, now: float) -> list[Alert]:
         """Store ``event`` (once: a repeat is dropped) and act on it at ``now``.
 
-        Deadlines due strictly before ``now`` fire first, so an answer arriving exactly
-        at a deadline is in time.
+        Deadlines due strictly before the event's time fire first, so an answer posted
+        exactly at a deadline is in time; the caller's next ``tick`` fires the rest.
         """
         if not self.store.add_event(event, now):
             self.stats.duplicates += 1
-            if isinstance(event, Post) and self.engine.tracks(event.id):
+            known = self.engine.known_reposts(event.id) if isinstance(event, Post) else -1
+            if isinstance(event, Post) and 0 <= known < event.reposts_count:
                 update = CountsSeen(event.id, event.reposts_count)
                 if self.store.add_event(update, now):
                     return self._record(self.engine.on_counts(event.id, event.reposts_count, now))
             return []
-        raw = self.engine.advance(now, inclusive=False)
+        raw = self.engine.advance(cutoff(event, now), inclusive=False)
         raw.extend(self._process(event, now))
         return self._record(raw)
 
@@ -93,7 +105,7 @@ class Pipeline:
         raw: list[Alert] = []
         n = 0
         for seen_at, event in self.store.events():
-            raw.extend(self.engine.advance(seen_at, inclusive=False))
+            raw.extend(self.engine.advance(cutoff(event, seen_at), inclusive=False))
             raw.extend(self._process(event, seen_at))
             n += 1
         unsent = self._record(raw)

@@ -342,6 +342,12 @@ class EscalationEngine:
                 self.dirty_mentions.add(key)
         return out
 
+    def known_reposts(self, post_id: str) -> int:
+        """The highest repost counter seen for a tracked status (-1 if not tracked)."""
+        counts = [self.clocks[k].last_reposts_count for k in self.by_post.get(post_id, ())
+                  if self.clocks[k].reposts is not None]
+        return max(counts, default=-1)
+
     def on_counts(self, post_id: str, reposts_count: int, now: float) -> list[Alert]:
         """A known post seen again: its repost counter's growth is spread too."""
         out: list[Alert] = []

@@ -8,7 +8,7 @@ Rules, per brand:
   phrase that contains none of the brand's terms vetoes the whole post (``招聘``);
 - posts by the brand's own official accounts are never mentions of that brand.
 
-Matching is case-insensitive (texts are NFKC-normalised upstream, so full-width
+Matching is case-insensitive (texts are normalised upstream, so full-width
 letters are already plain ASCII).
 """
 

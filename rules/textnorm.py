@@ -14,9 +14,11 @@ MAX_SCORING_CHARS = 2000
 """Only the head of a post is scored: sentiment is settled long before 2,000 characters and
 the cap bounds the cost of pathological (e.g. 1 MB) inputs."""
 
-# C0/C1 controls, zero-width and bidi marks, line/paragraph separators, BOM. Tab and newline are
-# kept apart from the rest only to turn them into a plain space as well.
-_CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2064\ufeff]+")
+# C0/C1 controls (tab and newline included: they become a plain space too), zero-width and bidi
+# marks, line/paragraph separators, BOM.
+_CONTROL_RE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029\u2060-\u2064\ufeff]+"
+)
 
 
 @lru_cache(maxsize=1)
@@ -55,7 +57,7 @@ def normalise_for_scoring(text: str, max_chars: int = MAX_SCORING_CHARS) -> str:
     """
     if not text:
         return ""
-    # A little slack before NFKC: the cap is about cost, not an exact contract.
+    # Cap first: every later step is linear in the length.
     text = text[:max_chars]
     text = _CONTROL_RE.sub(" ", text)
     if not unicodedata.is_normalized("NFKC", text):

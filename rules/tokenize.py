@@ -39,8 +39,11 @@ _STRIP_RE = re.compile(
 )
 
 NEGATORS: frozenset[str] = frozenset(
-    "不 没 没有 别 无 未 非 莫 勿 甭 不是 不会 不要 不能 不用 不再 不够 不太 不怎么 "
-    "并不 并没有 从不 从没 从来不 绝不 毫无 决不 从未 不算 算不上 谈不上 称不上".split()
+    {
+        "不", "没", "没有", "别", "无", "未", "非", "莫", "勿", "甭", "不是", "不会", "不要",
+        "不能", "不用", "不再", "不够", "不太", "不怎么", "并不", "并没有", "从不", "从没",
+        "从来不", "绝不", "毫无", "决不", "从未", "不算", "算不上", "谈不上", "称不上",
+    }
 )
 """Tokens that put the next few tokens in negation scope."""
 
@@ -94,9 +97,7 @@ class Segmenter:
         negation marking; Latin lower-cased, repeated punctuation collapsed."""
         specials = EMOTICON_RE.findall(text)
         specials += EMOJI_RE.findall(text)
-        if specials:
-            text = _STRIP_RE.sub(" ", text)
-        elif "@" in text or "http" in text:
+        if specials or "@" in text or "http" in text:
             text = _STRIP_RE.sub(" ", text)
         out: list[str] = specials
         scope = 0

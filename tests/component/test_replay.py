@@ -116,7 +116,7 @@ def test_the_scenario_reply_rule(sample_out: Path) -> None:
     # A comment mention answered through reply_comment in 2 minutes.
     assert seen(pid("小满咖啡的冰美式不错")) == [("mention.new", "2026-05-20T12:00:00+08:00")]
     # Traditional characters are a mention; the solar term 小满 is not.
-    assert any(t.startswith("小满咖啡的新品太好喝了[哈哈],推荐") for t in mentions)
+    assert any(t.startswith("小满咖啡的新品太好喝了[哈哈]，推荐") for t in mentions)
     assert not any("节气" in t or t.startswith("今日小满") for t in mentions)
     # The pure repost counts as a mention (volume) but needs no reply.
     pure = [m for m in mentions.values() if str(m["text"]).startswith("转发微博//@用户")]
@@ -188,8 +188,8 @@ def test_speed_paces_the_replay_but_not_the_output(sample_out: Path, tmp_path: P
 
     # The first 20 simulated minutes at 2400x take about half a second of wall time.
     started = time.monotonic()
-    asyncio.run(replay(config, [SAMPLE], tmp_path, speed=2400.0,
-                       until=1779235200.0 + 20 * 60))  # 2026-05-20T08:20:00+08:00
+    first = 1779236581.0  # 2026-05-20T08:23:01+08:00, the sample's first line
+    asyncio.run(replay(config, [SAMPLE], tmp_path, speed=2400.0, until=first + 20 * 60))
     assert time.monotonic() - started >= 0.4
     fast = read_jsonl(sample_out / "alerts.jsonl")
     paced = read_jsonl(tmp_path / "alerts.jsonl")

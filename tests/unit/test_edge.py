@@ -1,0 +1,89 @@
+"""The live edge: what is accepted, what is rejected and why, and that it never raises."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from monitor.clock import SimClock
+from monitor.feed import FeedStats, read_feeds
+from monitor.model import Post
+from monitor.sources.edge import Edge, Rejection
+from monitor.sources.http import WalkCursor, retry_after
+from monitor.sources.recorder import Recorder
+
+POST = {"id": 5010000000000001, "created_at": "Wed May 20 08:25:40 +0800 2026",
+        "text": "快書包&amp;ＡＢＣ 送貨太慢", "user": {"id": 42, "screen_name": "u42"},
+        "reposts_count": 3}
+
+
+def test_one_object_is_normalised_once_at_the_edge() -> None:
+    edge = Edge("mqtt:t")
+    got = edge.decode(json.dumps(POST).encode())
+    assert got.rejected == 0
+    [event] = got.events
+    assert isinstance(event, Post)
+    assert event.id == "5010000000000001"
+    assert event.text == "快书包&ABC 送货太慢"  # entity, full-width, traditional
+    assert event.source == "mqtt:t"
+    assert got.raw == [POST]
+
+
+def test_an_array_keeps_the_good_posts_and_counts_the_bad() -> None:
+    edge = Edge("mqtt:t")
+    bad_types = {**POST, "id": 2, "text": ["not", "text"]}
+    no_time = {k: v for k, v in POST.items() if k != "created_at"}
+    got = edge.decode(json.dumps([POST, bad_types, no_time, 7, {**POST, "id": 3}]).encode())
+    assert [e.id for e in got.events] == ["5010000000000001", "3"]
+    assert got.rejected == 3
+    assert edge.stats.rejected == {Rejection.NOT_A_POST: 3}
+    assert edge.stats.accepted == 2
+
+
+@pytest.mark.parametrize(("payload", "why"), [
+    (b'{"id": 1, "text": "\xff\xfe"}', Rejection.NOT_UTF8),
+    (b'{"id": 1, "text": "cut', Rejection.NOT_JSON),
+    (b"", Rejection.NOT_JSON),
+    (b"[" * 1000, Rejection.NOT_JSON),
+    (b'{"text": "' + b"x" * 2000 + b'"}', Rejection.TOO_LARGE),
+])
+def test_bad_payloads_are_rejected_with_a_reason(payload: bytes, why: Rejection) -> None:
+    edge = Edge("mqtt:t", max_payload=1024)
+    got = edge.decode(payload, "topic/a")
+    assert got.events == [] and got.rejected == 1
+    assert edge.stats.rejected == {why: 1}
+
+
+def test_a_bom_is_not_an_error() -> None:
+    got = Edge("x").decode(b"\xef\xbb\xbf" + json.dumps(POST).encode())
+    assert len(got.events) == 1
+
+
+@pytest.mark.parametrize("text", ["", "123", "123|456|789", "|456|"])
+def test_walk_cursor_round_trips(text: str) -> None:
+    assert str(WalkCursor.parse(text)) == text
+
+
+def test_retry_after_reads_seconds_and_dates() -> None:
+    assert retry_after({"Retry-After": "120"}, 0.0) == 120.0
+    assert retry_after({"Retry-After": "Thu, 01 Jan 1970 00:10:00 GMT"}, 0.0) == 600.0
+    assert retry_after({}, 0.0) is None
+    assert retry_after({"Retry-After": "soon"}, 0.0) is None
+
+
+def test_recorder_writes_replayable_rotating_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    clock = SimClock(1_780_000_000.0)
+    rec = Recorder(tmp_path, clock, rotate_every=60.0)
+    rec.write([POST, {**POST, "id": 2}])
+    clock.advance(61)
+    rec.write([{**POST, "id": 3}])
+    rec.close()
+    files = sorted(tmp_path.glob("live-*.jsonl.gz"))
+    assert len(files) == 2
+    assert gzip.decompress(files[1].read_bytes()).count(b"\n") == 1
+    stats = FeedStats()
+    events = read_feeds(files, stats)
+    assert [e.id for e in events] == ["5010000000000001", "2", "3"]
+    assert stats.skipped == 0

