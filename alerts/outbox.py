@@ -1,23 +1,34 @@
 """The durable outbox: every alert is in the store before any channel tries to send it.
 
 One worker per channel takes that channel's pending deliveries, oldest first, and
-sends each at least once. A failure that can be retried waits with jittered
-exponential backoff (or the channel's Retry-After); a dead channel delays only its
-own queue. After a restart, whatever was pending is sent.
+sends each at least once. Before a send, the noise stages (:mod:`alerts.noise`) may
+silence it, defer it past quiet hours, or hold it for a summary; held pages go out as
+one message when their group is due. A failure that can be retried waits with jittered
+exponential backoff (or the channel's Retry-After); a dead channel delays only its own
+queue. After a restart, whatever was pending is sent.
+
+Repeats: once a page of level >= 1 is out on a paging channel, it is re-sent every
+``repeat_every`` until its subject is settled (acked, answered, closed). Each repeat
+is its own delivery with the idempotency key ``<alert id>-r<n>``, stable across retries.
+Every attempt and verdict is written to the audit log.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol
 
 import structlog
 
+from alerts.ack import repeat_id
+from alerts.audit import AuditLog
+from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
 from alerts.record import Alert
 from monitor.clock import Clock
-from monitor.store import Store
+from monitor.store import PendingDelivery, Store
 
 log = structlog.get_logger(__name__)
 
@@ -49,18 +60,35 @@ def backoff(attempts: int, rng: random.Random) -> float:
     return ceiling / 2 + rng.random() * ceiling / 2
 
 
+def wire_alert(alert: Alert, rep: int) -> Alert:
+    """What a channel is given: the alert, or for a repeat its numbered reminder."""
+    if rep == 0:
+        return alert
+    return replace(alert, id=repeat_id(alert.id, rep), title=f"（第{rep}次提醒）{alert.title}")
+
+
 class Outbox:
     """Delivers stored alerts to channels until each is delivered (or finally refused)."""
 
     def __init__(self, store: Store, channels: Mapping[str, Sender], clock: Clock,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, *, stages: Stages | None = None,
+                 repeat_every: float = 0.0, repeat_max: int = 0,
+                 settled: Callable[[Alert], bool] | None = None) -> None:
         self.store = store
         self.channels = dict(channels)
         self.clock = clock
+        self.stages = stages or Stages.none()
+        self.repeat_every = repeat_every
+        self.repeat_max = repeat_max
+        self.settled = settled or (lambda _alert: True)
+        self.audit = AuditLog(store.db)
         self._wake = {name: asyncio.Event() for name in self.channels}
+        self._repeat_wake = asyncio.Event()
         self._rng = random.Random(seed)
         self.failures: dict[str, int] = {name: 0 for name in self.channels}
+        self.sent: dict[str, int] = {name: 0 for name in self.channels}
         self._down: set[str] = set()
+        self._group_failures: dict[tuple[str, str], int] = {}
 
     def notify(self) -> None:
         """New alerts are in the store: wake every worker."""
@@ -86,37 +114,169 @@ class Outbox:
         channel = self.channels[name]
         sent = 0
         while True:
-            batch = self.store.pending_deliveries(name, self.clock.now())
+            now = self.clock.now()
+            sent += await self._flush_groups(channel, now)
+            batch = self.store.pending_deliveries(name, now)
             if not batch:
                 return sent
             for item in batch:
-                if not await self._try(channel, item.alert, item.attempts):
+                if item.rep and self.settled(item.alert):
+                    self.store.mark_judged(item.alert.id, name, item.rep, "cancelled", None)
+                    self.audit.delivery(now, repeat_id(item.alert.id, item.rep), name,
+                                        item.rep, "cancelled", "acked or answered")
+                    continue
+                verdict = self.stages.judge(Page(item.alert, name, item.rep), now)
+                if verdict is not None:
+                    self._apply(item, verdict, now)
+                    continue
+                if not await self._try(channel, item):
                     return sent  # keep order: the rest waits for this one's retry
                 sent += 1
 
-    async def _try(self, channel: Sender, alert: Alert, attempts: int) -> bool:
+    def _apply(self, item: PendingDelivery, verdict: Verdict, now: float) -> None:
+        name, aid = item.channel, item.alert.id
+        if verdict.outcome is Outcome.SILENCED:
+            self.store.mark_judged(aid, name, item.rep, "silenced", None, note=verdict.reason)
+        elif verdict.outcome is Outcome.DEFERRED:
+            self.store.mark_judged(aid, name, item.rep, "pending", verdict.until,
+                                   note=verdict.reason)
+        else:
+            self.store.mark_judged(aid, name, item.rep, "held", verdict.until, verdict.group,
+                                   note=verdict.reason)
+        self.audit.delivery(now, repeat_id(aid, item.rep), name, item.rep, str(verdict.outcome),
+                            verdict.reason)
+        log.debug("page judged", channel=name, alert_id=aid, outcome=str(verdict.outcome),
+                  reason=verdict.reason)
+
+    async def _flush_groups(self, channel: Sender, now: float) -> int:
+        """Send each held group that is due as one message (one page: the page itself)."""
         name = channel.name
+        sent = 0
+        for grp in self.store.due_groups(name, now):
+            room = self.stages.limiter.room_at(name, now)
+            if room > now:  # a summary is a message too: it waits for the rate limit
+                self.store.db.execute("UPDATE deliveries SET next_try = ? WHERE channel = ? "
+                                      "AND state = 'held' AND grp = ?", (room, name, grp))
+                continue
+            held = self.store.held(name, grp)
+            if not held:
+                continue
+            alerts = [wire_alert(i.alert, i.rep) for i in held]
+            message = alerts[0] if len(alerts) == 1 else summary_alert(alerts, grp, name)
+            try:
+                await channel.send(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a channel must never take the daemon down
+                key = (name, grp)
+                n = self._group_failures.get(key, 0)
+                self._group_failures[key] = n + 1
+                retryable = getattr(exc, "retryable", True)
+                delay = backoff(n, self._rng) if retryable else BACKOFF_MAX
+                self.store.db.execute("UPDATE deliveries SET next_try = ?, last_error = ? "
+                                      "WHERE channel = ? AND state = 'held' AND grp = ?",
+                                      (now + delay, f"{type(exc).__name__}: {exc}"[:500],
+                                       name, grp))
+                self.audit.delivery(now, message.id, name, 0, "failed", str(exc)[:200])
+                self._failing(name, message.id, exc, delay)
+                continue
+            self._group_failures.pop((name, grp), None)
+            self.store.mark_summarised(held, now)
+            self.stages.limiter.record(name, now)
+            for item in held:
+                self.audit.delivery(now, repeat_id(item.alert.id, item.rep), name, item.rep,
+                                    "summarised", f"in {message.id}")
+                self._arm(item.alert, item.rep, name, now)
+            self.audit.delivery(now, message.id, name, 0, "delivered",
+                                f"summary of {len(held)}" if len(held) > 1 else "")
+            self.sent[name] += 1
+            self._recovered(name)
+            sent += 1
+        return sent
+
+    async def _try(self, channel: Sender, item: PendingDelivery) -> bool:
+        name, alert, rep = channel.name, item.alert, item.rep
+        wire = wire_alert(alert, rep)
         try:
-            await channel.send(alert)
+            await channel.send(wire)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a channel must never take the daemon down
+            now = self.clock.now()
             retryable = getattr(exc, "retryable", True)
             retry_after = getattr(exc, "retry_after", None)
-            delay = retry_after if retry_after is not None else backoff(attempts, self._rng)
-            next_try = self.clock.now() + delay if retryable else None
-            self.store.mark_failed(alert.id, name, f"{type(exc).__name__}: {exc}", next_try)
+            delay = retry_after if retry_after is not None else backoff(item.attempts, self._rng)
+            next_try = now + delay if retryable else None
+            self.store.mark_failed(alert.id, name, f"{type(exc).__name__}: {exc}", next_try, rep)
+            self.audit.delivery(now, wire.id, name, rep, "retrying" if retryable else "failed",
+                                f"{type(exc).__name__}: {exc}")
             self.failures[name] += 1
-            if name not in self._down:  # log once when it starts failing, once when back
-                self._down.add(name)
-                log.warning("channel failing", channel=name, alert_id=alert.id,
-                            error=str(exc)[:200], retry_in=round(delay, 1) if retryable else None)
+            self._failing(name, wire.id, exc, delay if retryable else None)
             return not retryable  # a final refusal doesn't block the queue
-        self.store.mark_delivered(alert.id, name, self.clock.now())
+        now = self.clock.now()
+        self.store.mark_delivered(alert.id, name, now, rep)
+        self.stages.limiter.record(name, now)
+        self.audit.delivery(now, wire.id, name, rep, "delivered")
+        self.sent[name] += 1
+        self._arm(alert, rep, name, now)
+        self._recovered(name)
+        return True
+
+    def _arm(self, alert: Alert, rep: int, channel: str, now: float) -> None:
+        """After a page is out on a paging channel: start its repeat schedule."""
+        if rep == 0 and self.repeat_every > 0 and self.repeat_max > 0 and alert.level >= 1 \
+                and channel not in BUILT_IN:
+            self.store.arm_repeat(alert.id, now + self.repeat_every)
+            self._repeat_wake.set()
+
+    def _failing(self, name: str, delivery_id: str, exc: BaseException,
+                 retry_in: float | None) -> None:
+        if name not in self._down:  # log once when it starts failing, once when back
+            self._down.add(name)
+            log.warning("channel failing", channel=name, alert_id=delivery_id,
+                        error=str(exc)[:200],
+                        retry_in=None if retry_in is None else round(retry_in, 1))
+
+    def _recovered(self, name: str) -> None:
         if name in self._down:
             self._down.discard(name)
             log.info("channel recovered", channel=name)
-        return True
+
+    # ------------------------------------------------------------------ repeats
+    def fire_repeats(self, now: float) -> int:
+        """Queue every repeat that is due; stop schedules whose subject is settled."""
+        queued = 0
+        for alert, n in self.store.due_repeats(now):
+            if self.settled(alert) or n >= self.repeat_max:
+                self.store.set_repeat(alert.id, n, now, done=True)
+                continue
+            channels = [c for c in self.store.delivery_channels(alert.id)
+                        if c not in BUILT_IN and c in self.channels]
+            rep = n + 1
+            with self.store.transaction():
+                self.store.add_repeat(alert.id, rep, channels)
+                self.store.set_repeat(alert.id, rep, now + self.repeat_every,
+                                      done=rep >= self.repeat_max)
+                for c in channels:
+                    self.audit.delivery(now, repeat_id(alert.id, rep), c, rep, "repeat",
+                                        "not acknowledged")
+            queued += len(channels)
+        if queued:
+            self.notify()
+        return queued
+
+    async def run_repeats(self) -> None:
+        """Repeat loop: wake at the next due repeat (or when one is armed); until cancelled."""
+        while True:
+            self._repeat_wake.clear()
+            self.fire_repeats(self.clock.now())
+            nxt = self.store.next_repeat()
+            timeout = None if nxt is None else max(0.0, nxt - self.clock.now())
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._repeat_wake.wait()
+            except TimeoutError:
+                pass
 
     async def flush(self, timeout: float) -> None:
         """On shutdown: one more pass over every channel, bounded in time."""

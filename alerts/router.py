@@ -1,17 +1,50 @@
-"""The alert router: who is paged for an alert. Here the ladder; rotations plug in later."""
+"""The alert router: who is paged for an alert, and on which channels.
+
+Recipients come from the on-call rotation of the alert's route team for the alert's
+ladder rung when one is configured, else from ``[ladder]``. Channels come from the
+first matching ``[[routes]]`` (see :mod:`alerts.routing`). Pure: the rotation is
+evaluated at the alert's own ``at``, so replays route exactly as the live daemon did.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from alerts.oncall import OnCall
 from alerts.record import Alert
+from alerts.routing import DEFAULT_TEAM, RouteConfig, first_match
 from monitor.config import LadderConfig
 
 
 class Router:
-    """Resolves an alert's ladder level to the people on that rung."""
+    """Resolves an alert's level to people and its route to channels."""
 
-    def __init__(self, ladder: LadderConfig) -> None:
+    def __init__(self, ladder: LadderConfig, routes: Sequence[RouteConfig] = (),
+                 oncall: OnCall | None = None, routable: Sequence[str] = ()) -> None:
         self.ladder = ladder
+        self.routes = tuple(routes)
+        self.oncall = oncall
+        self.routable = frozenset(routable)
+        """Names of the ``[[channels]]``; other channels (log, terminal) get every alert."""
+
+    def recipients(self, alert: Alert, team: str = DEFAULT_TEAM) -> tuple[str, ...]:
+        """The rung's people: from the team's rotation, else the default team's, else the ladder."""
+        if self.oncall:
+            for t in (team, DEFAULT_TEAM):
+                if self.oncall.covers(t, alert.level):
+                    return self.oncall.who_is_on(t, alert.level, alert.at)
+        return self.ladder.recipients(alert.level)
 
     def route(self, alert: Alert) -> Alert:
         """The alert, addressed."""
-        return alert.with_recipients(self.ladder.recipients(alert.level))
+        return self.plan(alert, ())[0]
+
+    def plan(self, alert: Alert, channels: Sequence[str]) -> tuple[Alert, tuple[str, ...]]:
+        """The alert addressed, and which of ``channels`` (all the daemon has) it goes to."""
+        route = first_match(self.routes, alert)
+        addressed = alert.with_recipients(
+            self.recipients(alert, route.team if route else DEFAULT_TEAM))
+        if route is None:
+            return addressed, tuple(channels)
+        wanted = set(route.channels)
+        return addressed, tuple(c for c in channels if c not in self.routable or c in wanted)

@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="read JSON lines with a text field on stdin")
     sc.add_argument("texts", nargs="*", metavar="TEXT")
 
+    from monitor import weibo_sim
+
+    ws = sub.add_parser("weibo-sim", help="serve a recorded feed as a Weibo-style API")
+    weibo_sim.add_arguments(ws)
+
     tr = sub.add_parser("train-sentiment", help="retrain the Weibo sentiment model",
                         add_help=False)
     tr.add_argument("args", nargs=argparse.REMAINDER)
@@ -190,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = _config(args.config)
     configure_logging(config.log)
-    return asyncio.run(run_daemon(config))
+    return asyncio.run(run_daemon(config, config_path=args.config))
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -199,18 +204,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main(list(args.args))
 
 
+def cmd_weibo_sim(args: argparse.Namespace) -> int:
+    from monitor import weibo_sim
+
+    return weibo_sim.run(args)
+
+
 COMMANDS = {
     "run": cmd_run,
     "replay": cmd_replay,
     "check-config": cmd_check_config,
     "score": cmd_score,
     "train-sentiment": cmd_train,
+    "weibo-sim": cmd_weibo_sim,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``crisismon`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["train-sentiment"]:
+        # argparse.REMAINDER loses options placed first (``-o OUT``): pass them on untouched.
+        return cmd_train(argparse.Namespace(args=argv[1:]))
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

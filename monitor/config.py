@@ -320,6 +320,23 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class HttpConfig:
+    """The daemon's HTTP server: API, dashboard, health and metrics."""
+
+    enabled: bool = True
+    listen: str = "127.0.0.1:8787"
+    """``host:port``; 127.0.0.1 keeps it on this machine."""
+    token: str = "env:CRISISMON_TOKEN"
+    """Bearer token for the API and dashboard: a secret ref (``env:NAME``, ``file:PATH``,
+    ``credential:NAME``) or, discouraged, the literal token."""
+
+    def validate(self) -> Iterator[Problem]:
+        host, sep, port = self.listen.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            yield "listen", f'"{self.listen}" is not host:port (e.g. "127.0.0.1:8787")'
+
+
+@dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -341,6 +358,7 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     record: RecordConfig = field(default_factory=RecordConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
     base_dir: str = field(default=".", init=False, compare=False)
     """The config file's folder; relative paths are taken from here."""
@@ -352,6 +370,10 @@ class Config:
         for i, name in enumerate(names):
             if name in names[:i]:
                 yield f"brands[{i}].name", f'"{name}" is used by another brand'
+        for i, source in enumerate(self.sources):
+            brand = getattr(source, "brand", None)
+            if isinstance(source, HttpSourceConfig) and brand not in names:
+                yield f"sources[{i}].brand", f'"{brand}" is not one of the [[brands]]'
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):

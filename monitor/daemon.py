@@ -11,22 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import structlog
 
 from alerts.alertlog import AlertLogChannel
 from alerts.console import ConsoleChannel
 from alerts.outbox import Outbox, Sender
+from monitor import ops as _ops  # noqa: F401 - registers /healthz, /readyz, /metrics
 from monitor.app import build_pipeline, open_store
 from monitor.clock import Clock, ScaledClock, WallClock
 from monitor.config import Config, FeedSourceConfig
+from monitor.http import build_app, serve
+from monitor.metrics import Metrics
 from monitor.pipeline import Pipeline
+from monitor.secrets import SecretError, resolve_secret
 from monitor.sources.base import Batch, Source
+from monitor.sources.factory import build_recorder, build_sources
 from monitor.sources.feed import FeedSource
 from monitor.store import Store
+from monitor.systemd import Notifier
 
 log = structlog.get_logger(__name__)
 
@@ -43,25 +51,40 @@ class Daemon:
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
+        self.metrics = Metrics()
+        channels = self.metrics.metered(channels)  # counts deliveries per channel
         self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock())
         self._rearm = asyncio.Event()
         self.batches = 0
+        self.sources: Sequence[Source] = ()
+        self.started = False
+        """Set once the state is rebuilt and the sources are running (READY=1)."""
+        self.notifier = Notifier()
+        self.metrics.watch(self)
+        self.listeners: list[asyncio.Queue[str]] = []
+        """Live views (the dashboard's event stream): told what changed, never blocked."""
 
     async def ingest(self, batch: Batch) -> None:
         """Store and process one batch; the cursor advances in the same transaction."""
         now = self.clock.now()
         before = self.pipeline.engine.next_due()
+        mentions = len(self.pipeline.engine.clocks)
+        new = []
         with self.store.transaction():
             for event in batch.events:
-                self.pipeline.handle(event, now)
+                new += self.pipeline.handle(event, now)
             if batch.cursor is not None:
                 self.store.set_cursor(batch.source, batch.cursor)
             self.store.set_meta(CLOCK_META, repr(now))
         self.batches += 1
+        self.metrics.on_batch(batch, now)
+        self.metrics.on_alerts(new)
+        self.metrics.on_mentions(self.pipeline.engine.clocks, mentions)
         if self.pipeline.engine.next_due() is not None and \
                 self.pipeline.engine.next_due() <= now:  # type: ignore[operator]
             self.fire_due()  # deadlines a late batch left behind
         self.outbox.notify()
+        self.publish("ingest")
         after = self.pipeline.engine.next_due()
         if after is not None and (before is None or after < before):
             self._rearm.set()
@@ -73,8 +96,16 @@ class Daemon:
             alerts = self.pipeline.tick(now)
             self.store.set_meta(CLOCK_META, repr(now))
         if alerts:
+            self.metrics.on_alerts(alerts)
             self.outbox.notify()
+            self.publish("alerts")
         return len(alerts)
+
+    def publish(self, what: str) -> None:
+        """Tell every live view that state changed; a slow view drops, never blocks us."""
+        for q in self.listeners:
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(what)
 
     async def timer(self) -> None:
         """Wake at each deadline (or sooner, when a new earlier one is set) and fire it."""
@@ -94,6 +125,51 @@ class Daemon:
             if self.clock.now() >= due:
                 self.fire_due()
 
+    def http_token(self) -> str:
+        """The API/dashboard token; a random one (printed once) when none is configured."""
+        try:
+            return resolve_secret(self.config.http.token)
+        except SecretError:
+            token = secrets.token_urlsafe(18)
+            print(f"crisismon: no API token configured ({self.config.http.token}); for this "
+                  f"run: http://{self.config.http.listen}/dashboard?token={token}",
+                  file=sys.stderr, flush=True)
+            return token
+
+    def readiness(self) -> list[str]:
+        """Why the daemon is not ready (``/readyz``); empty when it is."""
+        problems = [] if self.started else ["starting: state not rebuilt yet"]
+        for source in self.sources:
+            subscribed = getattr(source, "subscribed", None)
+            if isinstance(subscribed, asyncio.Event) and not subscribed.is_set():
+                problems.append(f"source {source.name}: not connected")
+        try:
+            with self.store.transaction():
+                self.store.set_meta("ready_probe", repr(self.clock.now()))
+        except Exception as exc:  # any store error means not ready; the probe says which
+            problems.append(f"store: not writable ({type(exc).__name__}: {exc})")
+        return problems
+
+    def is_ready(self) -> bool:
+        return self.started and not self.readiness()
+
+    def status_line(self) -> str:
+        """One line for ``systemctl status`` (sd_notify STATUS=)."""
+        stats, engine = self.pipeline.stats, self.pipeline.engine
+        return (f"posts {stats.posts}, mentions {stats.mentions}, alerts {stats.alerts}, "
+                f"open incidents {len(engine.open_incident)}, "
+                f"pending deadlines {engine.pending()}")
+
+    async def reload(self, new_config: Config) -> bool:
+        """Swap brands, keywords, routing and scoring in without a restart (SIGHUP)."""
+        from monitor.reload import reload_config
+
+        self.notifier.notify(RELOADING=1, STATUS="reloading config")
+        try:
+            return await reload_config(self, new_config)
+        finally:
+            self.notifier.notify(READY=1, STATUS=self.status_line())
+
     async def run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order within a bounded time."""
         with self.store.transaction():
@@ -104,6 +180,9 @@ class Daemon:
         self.fire_due()
         if unsent:
             log.info("sending alerts left unsent before the restart", count=len(unsent))
+        runner = None
+        if self.config.http.enabled:
+            runner = await serve(build_app(self, self.http_token()), self.config.http)
         async with asyncio.TaskGroup() as tg:
             source_tasks = [tg.create_task(s.run(self), name=f"source:{s.name}")
                             for s in sources]
@@ -111,13 +190,23 @@ class Daemon:
             workers = [tg.create_task(self.outbox.run(name), name=f"outbox:{name}")
                        for name in self.outbox.channels]
             self.outbox.notify()
+            self.sources = sources
+            ops = [tg.create_task(self.metrics.probe_loop(), name="loop-lag"),
+                   tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
+            self.started = True
+            self.notifier.notify(READY=1, STATUS=self.status_line())
             await stop.wait()
             log.info("stopping: no more input")
+            self.notifier.notify(STOPPING=1, STATUS="stopping: flushing the outbox")
+            for task in ops:
+                task.cancel()
             for task in source_tasks:
                 task.cancel()
             timer.cancel()
             for task in workers:
                 task.cancel()
+        if runner is not None:
+            await runner.cleanup()
         await self.outbox.flush(FLUSH_TIMEOUT)
 
 
@@ -144,15 +233,33 @@ def build_channels(config: Config) -> list[Sender]:
     return channels
 
 
-async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
-    """``crisismon run``. Returns the exit code."""
+async def run_daemon(config: Config, stop: asyncio.Event | None = None,
+                     config_path: str | Path | None = None) -> int:
+    """``crisismon run``. Returns the exit code. SIGHUP re-reads ``config_path``."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    running: list[Daemon] = []
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def on_hup() -> None:
+        if not running or config_path is None:
+            log.warning("SIGHUP ignored", reason="still starting" if config_path else
+                        "no config file to re-read")
+            return
+        from monitor.reload import reload_from
+
+        task = asyncio.ensure_future(reload_from(running[0], config_path))
+        reloads.add(task)  # keep a reference until it is done
+        task.add_done_callback(reloads.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
     store = open_store(config)
     channels = build_channels(config)
+    recorder = None
     try:
         feeds: list[FeedSource] = []
         for i, sc in enumerate(config.sources):
@@ -166,17 +273,27 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None) -> int:
         clock = make_clock(config, store, feeds)
         for f in feeds:
             f.clock = clock
+        # Live sources poll on real time, even when a demo feed runs the engine faster.
+        recorder = build_recorder(config, WallClock())  # closed below, with the store
+        live = build_sources(config, store, WallClock(), recorder)
         pipeline = build_pipeline(config, store, [c.name for c in channels])
         daemon = Daemon(config, store, pipeline, clock, channels)
+        running.append(daemon)
         log.info("crisismon started", brands=[b.name for b in config.brands],
-                 sources=[f.name for f in feeds], store=store.path)
-        await daemon.run(feeds, stop)
+                 sources=[s.name for s in (*feeds, *live)], store=store.path)
+        await daemon.run([*feeds, *live], stop)
         log.info("crisismon stopped cleanly")
         return 0
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
+        for task in reloads:
+            task.cancel()
+        if running:
+            running[0].notifier.close()
+        if recorder is not None:
+            recorder.close()
         store.close()
         for c in channels:
             close = getattr(c, "close", None)

@@ -80,6 +80,9 @@ def iter_feed(path: Path, stats: FeedStats) -> Iterator[Event]:
             except UnicodeDecodeError:
                 stats.bad.append(BadLine(name, lineno, "not valid UTF-8"))
                 continue
+            except RecursionError:  # msgspec's answer to [[[[...]]]] thousands deep
+                stats.bad.append(BadLine(name, lineno, "not valid JSON (nested too deeply)"))
+                continue
             try:
                 event = to_event(obj, source=f"{path.name}:{lineno}")
             except BadInput as exc:

@@ -31,7 +31,8 @@ def parse_duration(text: str) -> Duration:
     """``"5m"`` -> 300.0. Raises ValueError with a fix-it message for anything else."""
     m = _DURATION.match(text) if isinstance(text, str) else None
     if not m:
-        raise ValueError(f'{text!r} is not a duration (use e.g. "90s", "5m", "12h")'.replace("'", '"'))
+        shown = f'"{text}"' if isinstance(text, str) else repr(text)
+        raise ValueError(f'{shown} is not a duration (use e.g. "90s", "5m", "12h")')
     return Duration(float(m.group(1)) * _UNIT[m.group(2)])
 
 

@@ -47,13 +47,22 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE TABLE IF NOT EXISTS deliveries (
     alert_id TEXT NOT NULL,
     channel TEXT NOT NULL,
+    rep INTEGER NOT NULL DEFAULT 0,
     state TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     next_try REAL NOT NULL DEFAULT 0,
     last_error TEXT,
     delivered_at REAL,
-    PRIMARY KEY (alert_id, channel)
+    grp TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (alert_id, channel, rep)
 );
+CREATE TABLE IF NOT EXISTS repeats (
+    alert_id TEXT PRIMARY KEY,
+    n INTEGER NOT NULL DEFAULT 0,
+    next_at REAL NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS repeats_due ON repeats (done, next_at);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, next_try);
 CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY,
@@ -113,6 +122,18 @@ class PendingDelivery:
     alert: Alert
     channel: str
     attempts: int
+    rep: int = 0
+    """0 for the page itself, n for its n-th repeat (see ``alerts.outbox``)."""
+
+
+def _migrate_deliveries(db: sqlite3.Connection) -> bool:
+    """Move a deliveries table from before repeats aside; True if the rows need copying."""
+    cols = [r[1] for r in db.execute("PRAGMA table_info(deliveries)")]
+    if not cols or "rep" in cols:
+        return False
+    db.execute("DROP INDEX IF EXISTS deliveries_pending")
+    db.execute("ALTER TABLE deliveries RENAME TO deliveries_v1")
+    return True
 
 
 def event_key(event: StoredEvent) -> str:
@@ -137,7 +158,13 @@ class Store:
         # loss can drop the last transactions, which the pollers then fetch again.
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA busy_timeout=5000")
+        migrate = _migrate_deliveries(self.db)
         self.db.executescript(SCHEMA)
+        if migrate:
+            self.db.executescript(
+                "INSERT INTO deliveries (alert_id, channel, state, attempts, next_try, "
+                "last_error, delivered_at) SELECT alert_id, channel, state, attempts, next_try, "
+                "last_error, delivered_at FROM deliveries_v1; DROP TABLE deliveries_v1;")
         self._in_tx = False
         self._alert_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
 
@@ -246,32 +273,97 @@ class Store:
         rows = self.db.execute("SELECT body FROM alerts ORDER BY seq")
         return [Alert.from_record(msgspec.json.decode(r[0])) for r in rows]
 
-    def pending_deliveries(self, channel: str, now: float, limit: int = 100) -> list[PendingDelivery]:
+    def pending_deliveries(self, channel: str, now: float,
+                           limit: int = 100) -> list[PendingDelivery]:
         """Deliveries of ``channel`` due for a try at ``now``, oldest alert first."""
         rows = self.db.execute(
-            "SELECT a.body, d.attempts FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
-            "WHERE d.channel = ? AND d.state = 'pending' AND d.next_try <= ? "
-            "ORDER BY a.seq LIMIT ?", (channel, now, limit))
-        return [PendingDelivery(Alert.from_record(msgspec.json.decode(body)), channel, attempts)
-                for body, attempts in rows]
+            "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
+            "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'pending' "
+            "AND d.next_try <= ? ORDER BY a.seq, d.rep LIMIT ?", (channel, now, limit))
+        return [PendingDelivery(Alert.from_record(msgspec.json.decode(body)), channel,
+                                attempts, rep) for body, attempts, rep in rows]
 
     def next_retry(self, channel: str) -> float | None:
+        """When ``channel`` next has work: a retry, a deferred page or a held group's flush."""
         row = self.db.execute("SELECT MIN(next_try) FROM deliveries WHERE channel = ? AND "
-                              "state = 'pending'", (channel,)).fetchone()
+                              "state IN ('pending', 'held')", (channel,)).fetchone()
         return row[0]
 
-    def mark_delivered(self, alert_id: str, channel: str, now: float) -> None:
+    def mark_delivered(self, alert_id: str, channel: str, now: float, rep: int = 0) -> None:
         self.db.execute("UPDATE deliveries SET state = 'delivered', delivered_at = ?, "
                         "attempts = attempts + 1, last_error = NULL "
-                        "WHERE alert_id = ? AND channel = ?", (now, alert_id, channel))
+                        "WHERE alert_id = ? AND channel = ? AND rep = ?",
+                        (now, alert_id, channel, rep))
 
-    def mark_failed(self, alert_id: str, channel: str, error: str, next_try: float | None) -> None:
+    def mark_failed(self, alert_id: str, channel: str, error: str, next_try: float | None,
+                    rep: int = 0) -> None:
         """A failed try: retry at ``next_try``, or give up (``None``: the error is final)."""
         state = "pending" if next_try is not None else "failed"
         self.db.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, "
                         "last_error = ?, next_try = COALESCE(?, next_try) "
-                        "WHERE alert_id = ? AND channel = ?",
-                        (state, error[:500], next_try, alert_id, channel))
+                        "WHERE alert_id = ? AND channel = ? AND rep = ?",
+                        (state, error[:500], next_try, alert_id, channel, rep))
+
+    def mark_judged(self, alert_id: str, channel: str, rep: int, state: str,
+                    next_try: float | None, grp: str = "", note: str = "") -> None:
+        """A noise stage's verdict: ``silenced`` (final), ``pending`` again at ``next_try``
+        (deferred), or ``held`` in group ``grp`` until ``next_try``."""
+        self.db.execute("UPDATE deliveries SET state = ?, next_try = COALESCE(?, next_try), "
+                        "grp = ?, last_error = ? WHERE alert_id = ? AND channel = ? AND rep = ?",
+                        (state, next_try, grp, note or None, alert_id, channel, rep))
+
+    def due_groups(self, channel: str, now: float) -> list[str]:
+        """Held groups of ``channel`` whose first page's flush time has come."""
+        rows = self.db.execute("SELECT grp FROM deliveries WHERE channel = ? AND state = 'held' "
+                               "GROUP BY grp HAVING MIN(next_try) <= ?", (channel, now))
+        return [r[0] for r in rows]
+
+    def held(self, channel: str, grp: str) -> list[PendingDelivery]:
+        """The pages held in ``grp`` on ``channel``, oldest first."""
+        rows = self.db.execute(
+            "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
+            "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'held' AND d.grp = ? "
+            "ORDER BY a.seq, d.rep", (channel, grp))
+        return [PendingDelivery(Alert.from_record(msgspec.json.decode(body)), channel,
+                                attempts, rep) for body, attempts, rep in rows]
+
+    def mark_summarised(self, items: Sequence[PendingDelivery], now: float) -> None:
+        """Held pages that went out inside one summary message."""
+        self.db.executemany(
+            "UPDATE deliveries SET state = 'summarised', delivered_at = ?, last_error = NULL "
+            "WHERE alert_id = ? AND channel = ? AND rep = ?",
+            [(now, i.alert.id, i.channel, i.rep) for i in items])
+
+    def delivery_channels(self, alert_id: str) -> list[str]:
+        """Channels the page itself (repeat 0) was routed to."""
+        rows = self.db.execute("SELECT channel FROM deliveries WHERE alert_id = ? AND rep = 0",
+                               (alert_id,))
+        return [r[0] for r in rows]
+
+    def add_repeat(self, alert_id: str, rep: int, channels: Sequence[str]) -> None:
+        """Queue repeat number ``rep`` of an alert on ``channels``."""
+        self.db.executemany("INSERT OR IGNORE INTO deliveries (alert_id, channel, rep) "
+                            "VALUES (?, ?, ?)", [(alert_id, c, rep) for c in channels])
+
+    def arm_repeat(self, alert_id: str, next_at: float) -> None:
+        """Start the repeat schedule of a page that went out (once; later calls are no-ops)."""
+        self.db.execute("INSERT OR IGNORE INTO repeats (alert_id, n, next_at) VALUES (?, 0, ?)",
+                        (alert_id, next_at))
+
+    def due_repeats(self, now: float) -> list[tuple[Alert, int]]:
+        """Armed repeat schedules due at ``now``: the alert and repeats sent so far."""
+        rows = self.db.execute(
+            "SELECT a.body, r.n FROM repeats r JOIN alerts a ON a.id = r.alert_id "
+            "WHERE r.done = 0 AND r.next_at <= ? ORDER BY r.next_at", (now,))
+        return [(Alert.from_record(msgspec.json.decode(body)), n) for body, n in rows]
+
+    def next_repeat(self) -> float | None:
+        row = self.db.execute("SELECT MIN(next_at) FROM repeats WHERE done = 0").fetchone()
+        return row[0]
+
+    def set_repeat(self, alert_id: str, n: int, next_at: float, done: bool) -> None:
+        self.db.execute("UPDATE repeats SET n = ?, next_at = ?, done = ? WHERE alert_id = ?",
+                        (n, next_at, int(done), alert_id))
 
     def delivery_counts(self) -> dict[tuple[str, str], int]:
         rows = self.db.execute("SELECT channel, state, COUNT(*) FROM deliveries GROUP BY 1, 2")

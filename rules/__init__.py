@@ -1,1 +1,1 @@
-"""Pure decisions, no I/O, never reads the clock: matching, scoring, crisis detection, escalation."""
+"""Pure decisions, no I/O, no clock: matching, scoring, crisis detection, escalation."""

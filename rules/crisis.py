@@ -138,8 +138,8 @@ def detect_burst(activity: BrandActivity, now: float, cfg: CrisisConfig) -> Dete
     severity = "P1" if n >= 2 * threshold else "P2"
     minutes = int(cfg.burst_window // 60)
     base = activity.baseline_per_hour(now, cfg)
-    return Detection(Trigger.BURST, severity,
-                     f"{minutes}分钟内负面提及 {n} 条（基线 {base:.1f} 条/小时，阈值 {threshold:.0f}）")
+    detail = f"{minutes}分钟内负面提及 {n} 条（基线 {base:.1f} 条/小时，阈值 {threshold:.0f}）"
+    return Detection(Trigger.BURST, severity, detail)
 
 
 def detect_danger(activity: BrandActivity, now: float, cfg: CrisisConfig,

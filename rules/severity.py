@@ -1,14 +1,14 @@
 """How bad is one mention? P1 (worst) .. P4, with the reasons in words.
 
 Inputs: sentiment, crisis-lexicon terms, the author's influence and the post's reach.
-The rule is a short table a PR lead can read and argue with:
+The rule is a short list a PR lead can read and argue with:
 
-| severity | when |
-| --- | --- |
-| P1 | negative and a danger term (爆炸, 中毒, 死亡 ...), or negative with complaint terms from a super/strong author or with big reach |
-| P2 | negative and influential (verified, many followers, strong tier), or reach, or strong complaint terms (曝光, 315, 维权 ...) |
-| P3 | negative |
-| P4 | not negative (praise and questions still get the 5-minute reply) |
+- P1: negative with a danger term (爆炸, 中毒, 死亡 ...), or negative with complaint terms
+  from a super author, or from a strong author with big reach;
+- P2: negative and influential (strong tier: verified, many followers), or big reach,
+  or strong complaint terms (曝光, 315, 维权 ...);
+- P3: negative;
+- P4: not negative (praise and questions still get the 5-minute reply).
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def assess(sentiment: float, negative: bool, danger_terms: tuple[str, ...],
     t = influence_tier(author, tier, policy)
     rank = TIER_RANK[t]
     if rank >= 3:
-        reasons.append(f"{'超级' if t is Tier.SUPER else '强'}影响力作者（粉丝 {author.followers_count:,}"
-                       f"{'，认证' if author.verified else ''}）")
+        kind = "超级" if t is Tier.SUPER else "强"
+        badge = "，认证" if author.verified else ""
+        reasons.append(f"{kind}影响力作者（粉丝 {author.followers_count:,}{badge}）")
     if reach >= policy.big_reach:
         reasons.append(f"传播量大（转发+评论 {reach}）")
     if danger_terms:

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 from functools import lru_cache
+
+import numpy as np
 
 MAX_SCORING_CHARS = 2000
 """Only the head of a post is scored: sentiment is settled long before 2,000 characters and
@@ -63,3 +66,68 @@ def normalise_for_scoring(text: str, max_chars: int = MAX_SCORING_CHARS) -> str:
     if not unicodedata.is_normalized("NFKC", text):
         text = unicodedata.normalize("NFKC", text)
     return to_simplified(text)
+
+
+SEP = "\x1e"
+"""Separator of texts in one joined batch string: a control character, so it never survives
+scoring normalisation inside a text (a text's own SEP folds to a space, as any control does)."""
+
+_SPACE_RUN_RE = re.compile("  +")
+
+
+@lru_cache(maxsize=1)
+def _fold_table() -> np.ndarray:
+    """Per-code-point fold of the Basic Multilingual Plane: controls and zero-width marks to a
+    space, single-character NFKC (full-width forms), traditional to simplified (zhconv's
+    single-character rules) and lower case, composed. Built once (~0.1 s)."""
+    _, zh = _zh_cn_table()
+    table = np.arange(0x10000, dtype=np.uint32)
+    for cp in range(0x10000):
+        if 0xD800 <= cp < 0xE000:
+            continue
+        c = chr(cp)
+        if _CONTROL_RE.match(c):
+            table[cp] = 0x20
+            continue
+        if cp < 0x80 and not c.isupper():
+            continue
+        f = unicodedata.normalize("NFKC", c) if not unicodedata.is_normalized("NFKC", c) else c
+        f = zh.get(f, f)
+        f = f.lower()
+        # Multi-character results (… -> ..., ™ -> TM) keep the original: one code point in,
+        # one out, so the fold is a plain array look-up.
+        if len(f) == 1 and f != c:
+            table[cp] = ord(f)
+    table[ord(SEP)] = ord(SEP)
+    return table
+
+
+def fold_batch(texts: Sequence[str | None], max_chars: int = MAX_SCORING_CHARS) -> str:
+    """Normalise a batch of texts for scoring into ONE string, texts joined by :data:`SEP`.
+
+    The batch form of :func:`normalise_for_scoring` plus lower-casing, done as a single numpy
+    table look-up over the code points of the whole batch (~0.5 µs per post instead of ~10 µs
+    for per-text regex + NFKC + zhconv). It differs from the per-text path only where the
+    latter maps one character to several (… stays …, not ...), in applying zhconv's
+    single-character rules only (no phrase rules), and in leaving astral-plane characters
+    (emoji) untouched. Runs of spaces collapse to one. Idempotent.
+    """
+    capped = [t[:max_chars] if t else "" for t in texts]
+    joined = SEP.join(capped)
+    if joined.count(SEP) != len(capped) - 1:
+        # A text carries SEP itself: fold it to the space it would become anyway.
+        joined = SEP.join(t.replace(SEP, " ") for t in capped)
+    if not joined:
+        return joined
+    codes = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    table = _fold_table()
+    bmp = codes < 0x10000
+    if bmp.all():
+        folded = table[codes]
+    else:
+        folded = codes.copy()
+        folded[bmp] = table[codes[bmp]]
+    out = folded.tobytes().decode("utf-32-le")
+    if "  " in out:
+        out = _SPACE_RUN_RE.sub(" ", out)
+    return out

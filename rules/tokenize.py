@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_right
 from collections.abc import Iterable
 
 import rjieba
+
+from rules.textnorm import SEP
 
 EMOTICON_RE = re.compile(r"\[[^\[\]]{1,8}\]")
 """Weibo bracket emoticon, e.g. ``[怒]``, ``[泪]``, ``[哈哈]``, ``[中国赞]``."""
@@ -37,6 +40,17 @@ _STRIP_RE = re.compile(
     r"|https?://[\x21-\x7e]+"
     r"|@[^\s:：@,，.。!！?？/、;；)）(（\[\]]{1,30}"
 )
+
+# Batch forms: an emoticon never spans two texts of a joined batch.
+_EMOTICON_BATCH_RE = re.compile(r"\[[^\[\]\x1e]{1,8}\]")
+_SEP_RE = re.compile(SEP)
+
+
+def _is_emoji_then_pos(match: tuple[int, str]) -> tuple[bool, int]:
+    # Per text the order is all emoticons, then all emoji (as in ``raw_tokens``); a sort by
+    # (is emoji, position) keeps that order within each text, and bisect assigns texts.
+    return (match[1][0] != "[", match[0])
+
 
 NEGATORS: frozenset[str] = frozenset(
     {
@@ -91,6 +105,44 @@ class Segmenter:
             text = _STRIP_RE.sub(" ", text)
         specials += self._jieba.cut(text)
         return specials
+
+    def raw_tokens_batch(self, joined: str, n_docs: int) -> tuple[list[str], list[int]]:
+        """:meth:`raw_tokens` of a whole batch in ONE segmenter call: ``joined`` holds
+        ``n_docs`` folded texts separated by ``rules.textnorm.SEP``. Returns the flat token list
+        (per text: emoticons, emoji, then words; separators removed) and each text's count.
+
+        One call instead of one per text saves the per-call overhead (~3 µs) and the
+        separator is a segmentation boundary, so each text segments as it would alone.
+        """
+        specials: dict[int, list[str]] = {}
+        if "[" in joined or not joined.isascii():
+            found = [(m.start(), m.group()) for m in _EMOTICON_BATCH_RE.finditer(joined)]
+            found += [(m.start(), m.group()) for m in EMOJI_RE.finditer(joined)]
+            if found:
+                # Document of each match: how many separators precede it.
+                seps = [m.start() for m in _SEP_RE.finditer(joined)]
+                ordered = sorted(found, key=_is_emoji_then_pos) if len(found) > 1 else found
+                for pos, tok in ordered:
+                    specials.setdefault(bisect_right(seps, pos), []).append(tok)
+        if specials or "@" in joined or "http" in joined or "\ufe0f" in joined:
+            joined = _STRIP_RE.sub(" ", joined)
+        cut = self._jieba.cut(joined)
+        out: list[str] = []
+        counts: list[int] = []
+        start = 0
+        index = cut.index
+        for d in range(n_docs):
+            end = index(SEP, start) if d < n_docs - 1 else len(cut)
+            sp = specials.get(d)
+            if sp:
+                out += sp
+                out += cut[start:end]
+                counts.append(len(sp) + end - start)
+            else:
+                out += cut[start:end]
+                counts.append(end - start)
+            start = end + 1
+        return out, counts
 
     def tokens(self, text: str) -> list[str]:
         """Sentiment tokens of already-normalised text: emoticons, emoji, then words with

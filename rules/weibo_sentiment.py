@@ -28,7 +28,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from rules.textnorm import normalise_for_scoring
+from rules.textnorm import fold_batch
 from rules.tokenize import _PUNCT, NEGATORS, Segmenter, default_segmenter
 
 FORMAT = "crisismon-weibo-sentiment/2"
@@ -105,14 +105,12 @@ def featurise(
     purpose (same evidence).
     """
     seg = segmenter or default_segmenter()
-    raw = seg.raw_tokens
-    toks: list[str] = []
-    counts: list[int] = []
-    for text in texts:
-        t = raw(normalise_for_scoring(text or "").lower())
-        toks += t
-        counts.append(len(t))
-    n_docs = len(counts)
+    n_docs = len(texts)
+    if not n_docs:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
+    # The whole batch is folded and segmented as one string: per-text calls cost more in
+    # call overhead than in work.
+    toks, counts = seg.raw_tokens_batch(fold_batch(texts), n_docs)
     n_tok = len(toks)
     empty = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.uint64)
     if not n_tok:
@@ -165,7 +163,11 @@ def featurise(
     docs = np.concatenate((kd, big_d, chr_doc[ci]))
     hashes = np.concatenate((kh, big_h, chr_h))
     buckets = _mix(hashes) >> _U64(64 - bits)
-    keys = np.unique((docs.astype(np.uint64) << _U64(bits)) | buckets)
+    keys = (docs.astype(np.uint64) << _U64(bits)) | buckets
+    # Binary features: sort, then drop repeats (cheaper than np.unique's hash table here).
+    keys.sort()
+    if len(keys) > 1:
+        keys = keys[np.concatenate(([True], keys[1:] != keys[:-1]))]
     return (keys >> _U64(bits)).astype(np.int64), keys & _U64((1 << bits) - 1)
 
 

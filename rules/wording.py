@@ -134,7 +134,8 @@ def checkpoint(inc: Incident, offset: float, recent: int, cfg: CrisisConfig,
 
 
 def no_statement(inc: Incident, cfg: CrisisConfig, tz: tzinfo) -> tuple[str, str]:
-    title = f"[{inc.severity}] {inc.brand} 危机升级：{format_duration(cfg.statement_due)}内无官方声明"
+    due = format_duration(cfg.statement_due)
+    title = f"[{inc.severity}] {inc.brand} 危机升级：{due}内无官方声明"
     text = "\n".join([
         f"事件 {inc.id} 于 {clock_time(inc.opened_at, tz)} 开启，触发：{inc.detail}",
         "至今没有官方账号发布声明。请领导层立即决定并发布声明。",
@@ -146,7 +147,8 @@ def closed(inc: Incident, recent: int, tz: tzinfo) -> tuple[str, str]:
     title = f"{inc.brand} 危机事件关闭"
     stmt = clock_time(inc.statement_at, tz) if inc.statement_at else "无"
     text = "\n".join([
-        f"事件 {inc.id}：{clock_time(inc.opened_at, tz)} 开启，{clock_time(inc.closed_at or 0, tz)} 关闭",
+        f"事件 {inc.id}：{clock_time(inc.opened_at, tz)} 开启，"
+        f"{clock_time(inc.closed_at or 0, tz)} 关闭",
         f"负面提及已回到基线（最近一小时 {recent} 条，基线 {inc.baseline_per_hour:.1f} 条/小时）",
         f"累计提及 {inc.mentions}，负面 {inc.negatives}；官方声明：{stmt}",
     ])

@@ -207,8 +207,8 @@ def build() -> Feed:
     # --- 14:00 the crisis
     influencer = {"id": 1987654321, "screen_name": "美食博主阿杰", "followers_count": 520000,
                   "verified": True, "verified_type": 0}
-    root = f.status(at(14, 0), "今天在小满咖啡喝了冰拿铁，半小时后上吐下泻被送医，医生说疑似食物中毒！"
-                    "大家千万小心[怒][怒]", influencer, reposts=12)
+    root = f.status(at(14, 0), "今天在小满咖啡喝了冰拿铁，半小时后上吐下泻被送医，"
+                    "医生说疑似食物中毒！大家千万小心[怒][怒]", influencer, reposts=12)
     f.reply(at(14, 4), root, "非常抱歉，我们已私信您，正在紧急核查门店情况")
     for i in range(150):  # the repost wave: fast in the first hour, then tailing off
         tt = at(14, 1) + timedelta(seconds=int(rng.expovariate(1 / 1500)))
@@ -216,14 +216,14 @@ def build() -> Feed:
         words = rng.choice(["转发微博", "转发微博", "太可怕了", "已经不敢喝了", "求官方回应", ""])
         chain = "小满咖啡疑似食物中毒" if i % 15 == 0 else "疑似食物中毒，大家千万小心"
         f.status(tt, f"{words}//@美食博主阿杰:{chain}", retweeted=str(root["id"]))
-    for i in range(36):  # the burst of negative mentions
+    for _ in range(36):  # the burst of negative mentions
         tt = at(14, 3) + timedelta(seconds=int(rng.uniform(0, 100 * 60)))
         post = f.status(tt, rng.choice(CRISIS))
         if rng.random() < 0.6:
             f.reply(tt + timedelta(seconds=rng.randint(60, 280)), post,
                     "非常抱歉，我们正在紧急调查，已私信您了解情况")
-    f.status(at(15, 25), "【关于网友反映饮品安全问题的说明】今日14时，有网友反映在我司门店饮用冰拿铁后"
-             "身体不适。我们高度重视，已暂停涉事门店营业，配合市场监管部门抽检原料，并全力协助"
+    f.status(at(15, 25), "【关于网友反映饮品安全问题的说明】今日14时，"
+             "有网友反映在我司门店饮用冰拿铁后身体不适。我们高度重视，已暂停涉事门店营业，配合市场监管部门抽检原料，并全力协助"
              "就医。调查结果将第一时间公布。对受影响的顾客深表歉意。", dict(OFFICIAL))
 
     # --- 16:20 acknowledged but never answered: the clock still runs

@@ -20,6 +20,7 @@ once each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from typing import Any
 
@@ -41,6 +42,8 @@ BATCH_MAX = 1000
 """Messages per batch at most; also the broker's in-flight window for us (Receive
 Maximum), so a batch is never waiting for a message the broker holds back."""
 BACKOFF_BASE = 1.0
+LINGER = 0.005
+"""Seconds a batch waits for more messages: ~nothing next to a 3-minute reply SLA."""
 
 
 def subscription(topic: str, share_group: str) -> str:
@@ -112,16 +115,30 @@ class MqttSource:
                 self.failures = 0
             self.subscribed.set()
             messages = client.messages
+            queue: asyncio.Queue[aiomqtt.Message] = client._queue
             async for first in messages:
-                batch = [first]
-                # Take what is already queued without waiting: one transaction for all.
-                queue: asyncio.Queue[aiomqtt.Message] = client._queue
-                while len(batch) < self.batch_max and not queue.empty():
-                    batch.append(queue.get_nowait())
+                batch = await self._gather(first, queue)
                 await self._handle(sink, batch)
                 for message in batch:
                     if message.qos > 0:
                         client._client.ack(message.mid, message.qos)
+
+    async def _gather(self, first: aiomqtt.Message,
+                      queue: asyncio.Queue[aiomqtt.Message]) -> list[aiomqtt.Message]:
+        """``first`` and whatever follows within ``LINGER``: one store transaction for all.
+
+        The client reads one packet per event-loop turn, so without the short wait a
+        burst would be stored one message per transaction.
+        """
+        batch = [first]
+        while len(batch) < self.batch_max and not queue.empty():
+            batch.append(queue.get_nowait())
+        if len(batch) < self.batch_max:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(LINGER):
+                    while len(batch) < self.batch_max:
+                        batch.append(await queue.get())
+        return batch
 
     async def _handle(self, sink: Sink, batch: list[aiomqtt.Message]) -> None:
         events: list[Event] = []

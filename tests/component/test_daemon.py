@@ -1,4 +1,4 @@
-"""``crisismon run`` as a real process: alerts fall due, SIGTERM stops it, a restart resends nothing."""
+"""``crisismon run`` as a process: alerts fall due, SIGTERM stops it, a restart resends none."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ def write_config(tmp: Path, speed: float) -> Path:
     base = (ROOT / "config.toml").read_text(encoding="utf-8")
     base = base.replace('path = "seeds/feeds/sample_day.jsonl"', f'path = "{feed}"')
     base = base.replace("speed = 60 ", f"speed = {speed} ")
+    base += "\n[http]\nenabled = false\n"  # no fixed port shared between test runs
     cfg = tmp / "config.toml"
     cfg.write_text(base, encoding="utf-8")
     return cfg

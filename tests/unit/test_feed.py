@@ -92,15 +92,17 @@ def test_bad_lines_are_skipped_counted_and_located(tmp_path: Path) -> None:
         "",
         json.dumps({**STATUS, "id": 3}),
     ])
-    (tmp_path / "f.jsonl").write_bytes(feed.read_bytes() + b'{"id": 4, "text": "\xff\xfe"}\n')
+    (tmp_path / "f.jsonl").write_bytes(feed.read_bytes() + b'{"id": 4, "text": "\xff\xfe"}\n'
+                                       + b"[" * 100_000 + b"]" * 100_000 + b"\n")
     stats = FeedStats()
     events = list(iter_feed(feed, stats))
     assert [e.id for e in events] == ["1", "3"]
-    assert stats.lines == 5 and stats.events == 2 and stats.skipped == 3
+    assert stats.lines == 6 and stats.events == 2 and stats.skipped == 4
     where = [(b.line, b.reason.split(" (")[0]) for b in stats.bad]
     assert where[0] == (2, "not valid JSON")
     assert where[1] == (3, "created_at is missing")
-    assert where[2][0] == 6
+    assert where[2] == (6, "not valid UTF-8")
+    assert where[3] == (7, "not valid JSON")
     assert str(stats.bad[0]).startswith(f"{feed}:2: not valid JSON")
 
 

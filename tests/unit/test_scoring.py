@@ -1,0 +1,121 @@
+"""Severity, influence and the score command: P1..P4 with reasons a responder can read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from monitor.model import Author, Post, PostKind
+from rules.severity import SeverityPolicy, Tier, assess, influence_tier
+
+ROOT = Path(__file__).resolve().parents[2]
+POLICY = SeverityPolicy()
+NOBODY = Author(id="1", followers_count=50)
+
+
+def sev(negative: bool = True, danger: tuple[str, ...] = (), weight: float = 0.0,
+        complaint: tuple[str, ...] = (), author: Author = NOBODY, reach: int = 0,
+        tier: Tier | None = None) -> str:
+    return assess(0.1 if negative else 0.9, negative, danger, weight, complaint, author,
+                  reach, tier, POLICY).severity
+
+
+@pytest.mark.parametrize(("kwargs", "expected"), [
+    ({"negative": False}, "P4"),
+    ({"negative": False, "danger": ("爆炸",)}, "P4"),    # praise stays P4
+    ({}, "P3"),
+    ({"weight": 3.0, "complaint": ("投诉",)}, "P2"),     # a strong complaint
+    ({"reach": 150}, "P2"),                              # big reach
+    ({"author": Author(id="2", followers_count=200_000)}, "P2"),  # influential author
+    ({"danger": ("中毒",)}, "P1"),
+    ({"complaint": ("维权",), "weight": 3.0,
+      "author": Author(id="3", followers_count=2_000_000)}, "P1"),  # super user complains
+    ({"complaint": ("退款",), "tier": Tier.SUPER}, "P1"),  # the team's tier CSV wins
+    ({"tier": Tier.MICRO, "author": Author(id="4", followers_count=5_000_000)}, "P3"),
+])
+def test_severity_table(kwargs: dict[str, object], expected: str) -> None:
+    assert sev(**kwargs) == expected  # type: ignore[arg-type]
+
+
+def test_reasons_explain_the_severity() -> None:
+    a = assess(0.05, True, ("中毒",), 3.0, ("投诉",), Author(id="9", followers_count=300_000,
+                                                              verified=True), 120, None, POLICY)
+    assert a.severity == "P1"
+    text = "；".join(a.reasons)
+    for part in ("负面", "强影响力作者", "300,000", "传播量大", "危险词：中毒", "投诉词：投诉"):
+        assert part in text
+
+
+@pytest.mark.parametrize(("followers", "verified", "tier"), [
+    (10, False, Tier.NONE), (800, False, Tier.MICRO), (20_000, False, Tier.WEAK),
+    (50, True, Tier.WEAK), (20_000, True, Tier.STRONG), (150_000, False, Tier.STRONG),
+    (5_000_000, False, Tier.SUPER),
+])
+def test_influence_tiers_from_followers(followers: int, verified: bool, tier: Tier) -> None:
+    author = Author(id="1", followers_count=followers, verified=verified)
+    assert influence_tier(author, None, POLICY) is tier
+
+
+def test_scorer_on_posts_uses_the_model_the_lexicon_and_the_author() -> None:
+    from monitor.app import build_scorer
+    from monitor.config import load_config
+
+    scorer = build_scorer(load_config(ROOT / "config.toml"))
+    post = Post(id="1", kind=PostKind.STATUS, created_at=0.0,
+                text="喝了他们家的奶茶后食物中毒住院了，必须投诉维权[怒]",
+                author=Author(id="5", followers_count=10))
+    score = scorer.score(post)
+    assert score.negative and score.danger and score.severity == "P1"
+    assert {"中毒", "投诉", "维权"} <= set(score.terms)
+    praise = scorer.score_text("新品太好喝了，店员也很热情[哈哈]")
+    assert not praise.negative and praise.severity == "P4"
+
+
+def test_author_tier_csv(tmp_path: Path) -> None:
+    from rules.scoring import load_tiers
+
+    csv = tmp_path / "tiers.csv"
+    csv.write_text("user_id,tier\n# the team's list\n42,super\n7, Micro \n", encoding="utf-8")
+    assert load_tiers(csv) == {"42": Tier.SUPER, "7": Tier.MICRO}
+    csv.write_text("42,legend\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"tiers.csv:1: tier 'legend' is not one of"):
+        load_tiers(csv)
+
+
+def score_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor.cli", "score", *args], input=stdin,
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=False)
+
+
+def test_score_jsonl_one_line_out_per_line_in_and_in_order() -> None:
+    texts = ["小满咖啡的拿铁太难喝了，再也不买了[怒]", "", "😀😀", "x" * 1_000_000,
+             "小滿咖啡真好喝[哈哈]", "控制\x00字符\x1b[31m", "今日小满，万物小得盈满"]
+    run = score_cli("--jsonl", stdin="".join(json.dumps({"text": t}) + "\n" for t in texts))
+    assert run.returncode == 0, run.stderr
+    out = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(out) == len(texts)
+    for rec in out:
+        assert 0.0 <= rec["sentiment"] <= 1.0 and isinstance(rec["negative"], bool)
+        assert rec["severity"] in ("P1", "P2", "P3", "P4") and isinstance(rec["terms"], list)
+    assert out[0]["negative"] is True and out[0]["brands"] == ["小满咖啡"]
+    assert out[4]["negative"] is False and out[4]["brands"] == ["小满咖啡"]  # traditional
+    assert out[6]["brands"] == []  # the solar term is not the brand
+
+
+def test_score_jsonl_bad_lines_keep_their_place() -> None:
+    run = score_cli("--jsonl", stdin='{"text": "好喝"}\n{oops\n{"txt": 1}\n{"text": "难喝"}\n')
+    assert run.returncode == 2
+    out = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [("error" in r) for r in out] == [False, True, True, False]
+    assert "stdin:2: skipped" in run.stderr and "stdin:3: skipped" in run.stderr
+
+
+def test_score_texts_as_arguments() -> None:
+    run = score_cli("快书包太坑了，要求退款[怒]")
+    assert run.returncode == 0, run.stderr
+    (rec,) = [json.loads(x) for x in run.stdout.splitlines()]
+    assert rec["negative"] is True and "退款" in rec["terms"]
