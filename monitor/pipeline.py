@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from alerts.audit import AuditLog
 from alerts.record import Alert, format_instant
 from alerts.router import Router
 from monitor.config import Config
@@ -39,6 +40,8 @@ class PipelineStats:
     official: int = 0
     reposts_of_mentions: int = 0
     alerts: int = 0
+    failed: int = 0
+    """Events whose handling raised (a bug): rolled back, logged, skipped."""
 
 
 def cutoff(event: StoredEvent, now: float) -> float:
@@ -72,6 +75,7 @@ class Pipeline:
         self.matcher = BrandMatcher(config.brands)
         self.engine = EscalationEngine(config.brands, config.sla, config.crisis, config.tz)
         self.stats = PipelineStats()
+        self.audit = AuditLog(store.db)
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: Event, now: float) -> list[Alert]:
@@ -79,7 +83,21 @@ class Pipeline:
 
         Deadlines due strictly before the event's time fire first, so an answer posted
         exactly at a deadline is in time; the caller's next ``tick`` fires the rest.
+
+        One bad event never takes the others down: if handling it fails, its writes are
+        rolled back (a savepoint), it is logged and counted, and the batch goes on.
         """
+        due = self._record(self.engine.advance(cutoff(event, now), inclusive=False))
+        try:
+            with self.store.savepoint():
+                return due + self._handle(event, now)
+        except Exception:
+            self.stats.failed += 1
+            log.exception("event skipped: handling it failed", event_id=event.id,
+                          source=event.source)
+            return due
+
+    def _handle(self, event: Event, now: float) -> list[Alert]:
         if not self.store.add_event(event, now):
             self.stats.duplicates += 1
             known = self.engine.known_reposts(event.id) if isinstance(event, Post) else -1
@@ -88,9 +106,7 @@ class Pipeline:
                 if self.store.add_event(update, now):
                     return self._record(self.engine.on_counts(event.id, event.reposts_count, now))
             return []
-        raw = self.engine.advance(cutoff(event, now), inclusive=False)
-        raw.extend(self._process(event, now))
-        return self._record(raw)
+        return self._record(self._process(event, now))
 
     def tick(self, now: float) -> list[Alert]:
         """Fire every deadline due up to and including ``now``."""
@@ -102,12 +118,22 @@ class Pipeline:
         Returns the alerts that were due during the stored history but never recorded
         (a crash between deciding and recording): they still need sending.
         """
+        known = self.store.alert_ids()
         raw: list[Alert] = []
         n = 0
         for seen_at, event in self.store.events():
-            raw.extend(self.engine.advance(cutoff(event, seen_at), inclusive=False))
-            raw.extend(self._process(event, seen_at))
+            due = self.engine.advance(cutoff(event, seen_at), inclusive=False)
+            try:
+                due += self._process(event, seen_at)
+            except Exception:  # as in handle(): one bad event must not stop the start
+                self.stats.failed += 1
+                log.exception("stored event skipped in rebuild", event_id=getattr(
+                    event, "id", getattr(event, "post_id", "?")))
+            raw.extend(a for a in due if a.id not in known)  # most were sent long ago
             n += 1
+        # The projections were committed with their events; only new alerts need writing.
+        self.engine.dirty_mentions.clear()
+        self.engine.dirty_incidents.clear()
         unsent = self._record(raw)
         log.info("state rebuilt", events=n, mentions=len(self.engine.clocks),
                  pending_deadlines=self.engine.pending(), unsent_alerts=len(unsent))
@@ -117,6 +143,7 @@ class Pipeline:
     def _process(self, event: StoredEvent, now: float) -> list[Alert]:
         if isinstance(event, Action):
             self.stats.actions += 1
+            self.audit.action(event, now)  # once per action id, so a rebuild adds nothing
             return self.engine.on_action(event, now)
         if isinstance(event, CountsSeen):
             return self.engine.on_counts(event.post_id, event.reposts_count, now)
@@ -146,8 +173,10 @@ class Pipeline:
 
     def _record(self, raw: list[Alert]) -> list[Alert]:
         """Address the alerts, keep the new ones in the outbox, refresh projections."""
-        new = self.store.add_alerts((self.router.route(a) for a in raw), self.channels) \
-            if raw else []
+        new: list[Alert] = []
+        for alert in raw:  # each alert gets a delivery only on the channels it is routed to
+            addressed, channels = self.router.plan(alert, self.channels)
+            new.extend(self.store.add_alerts([addressed], channels))
         self.stats.alerts += len(new)
         self._flush_projections()
         return new

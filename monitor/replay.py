@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import structlog
+
 from alerts.record import Alert, format_instant
 from monitor.app import build_pipeline
 from monitor.clock import SimClock
@@ -43,11 +45,13 @@ class ReplayResult:
 async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
                  speed: float | None = None, until: float | None = None,
                  on_alert: Callable[[Alert], None] | None = None,
-                 pipeline_factory: Callable[[Store], Pipeline] | None = None) -> ReplayResult:
+                 pipeline_factory: Callable[[Store], Pipeline] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> ReplayResult:
     """Run ``feeds`` through the pipeline; write alerts, mentions, incidents and a report.
 
     ``speed`` None runs as fast as the CPU allows; otherwise simulated seconds per wall
     second. ``until`` stops the clock there instead of running every deadline out.
+    ``progress(done, total)`` is told how many events are handled, every thousand.
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +92,8 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
             await pace(event.created_at)
         clock.advance_to(event.created_at)
         emit(pipeline.handle(event, clock.now()))
+        if progress is not None and i % 1000 == 999:
+            progress(i + 1, len(events))
         if i % COMMIT_EVERY == COMMIT_EVERY - 1:
             store.commit()
             store.begin()
@@ -100,6 +106,8 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     if until is not None:
         clock.advance_to(until)
     result.clock_end = clock.now() if events else None
+    if progress is not None:
+        progress(len(events), len(events))
     store.commit()
     result.seconds = time.perf_counter() - started
     write_outputs(config, pipeline, result)
@@ -155,6 +163,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult) -> N
         "bad_lines": [str(b) for b in feed.bad[:1000]],
         "posts": pipeline.stats.posts,
         "duplicates": pipeline.stats.duplicates,
+        "failed_events": pipeline.stats.failed,
         "actions": pipeline.stats.actions,
         "mentions": len(pipeline.engine.clocks),
         "mentions_needing_reply": needing,
@@ -171,3 +180,19 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult) -> N
     }
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
                                      encoding="utf-8")
+    write_analyst_report(config, out)
+
+
+def write_analyst_report(config: Config, out: Path) -> None:
+    """``report.html`` and the PNG plots, from the files just written (monitor.report).
+
+    An extra for people: if it fails (say, a broken matplotlib), the replay's own
+    outputs above are complete, so the error is logged once and the replay succeeds.
+    """
+    from monitor.report import write_report
+
+    try:
+        write_report(out, config)
+    except Exception as exc:
+        structlog.get_logger(__name__).error("replay report not written", out=str(out),
+                                             error=f"{type(exc).__name__}: {exc}")

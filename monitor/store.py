@@ -190,6 +190,18 @@ class Store:
             self._in_tx = False
 
     @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested all-or-nothing step inside the current transaction."""
+        self.db.execute("SAVEPOINT step")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO step")
+            self.db.execute("RELEASE step")
+            raise
+        self.db.execute("RELEASE step")
+
+    @contextmanager
     def transaction(self) -> Iterator[None]:
         """All or nothing: commit on success, roll back on any error."""
         if self._in_tx:

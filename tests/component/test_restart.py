@@ -115,3 +115,44 @@ def test_a_repeated_post_is_stored_and_handled_once(
     assert pipeline.stats.duplicates == len(first)
     assert store.count_events() == len(first)
     store.close()
+
+
+class ExplodingSentiment:
+    """A model with a bug that only one text triggers."""
+
+    name = "exploding"
+
+    def score(self, text: str) -> float:
+        if "BOOM" in text:
+            raise RuntimeError("model bug")
+        return 0.1
+
+    def score_many(self, texts: list[str]) -> list[float]:
+        return [self.score(t) for t in texts]
+
+
+def test_an_event_that_breaks_a_stage_is_skipped_and_the_rest_go_on(
+        config: Config, scorer: Scorer, events: list[Event], tmp_path: Path) -> None:
+    from dataclasses import replace as copy
+
+    from monitor.model import Post
+
+    broken = Scorer(ExplodingSentiment(), scorer.lexicon, scorer.negative_below)
+    store = Store(tmp_path / "s.db")
+    pipeline = build_pipeline(config, store, scorer=broken)
+    first = next(e for e in events if isinstance(e, Post) and "小满咖啡" in e.text)
+    bad = copy(first, id="boom-1", text="小满咖啡 BOOM")
+    good = copy(first, id="ok-1", created_at=first.created_at + 1)
+    with store.transaction():
+        out = pipeline.handle(bad, bad.created_at) + pipeline.handle(good, good.created_at)
+    assert pipeline.stats.failed == 1
+    assert [a.post_id for a in out] == ["ok-1"]
+    assert not store.has_post("boom-1") and store.has_post("ok-1")  # rolled back, not half-kept
+    store.close()
+    # A restart does not trip over it either.
+    store = Store(tmp_path / "s.db")
+    again = build_pipeline(config, store, scorer=broken)
+    with store.transaction():
+        assert again.rebuild() == []
+    assert again.stats.failed == 0 and "小满咖啡\x1fok-1" in again.engine.clocks
+    store.close()
