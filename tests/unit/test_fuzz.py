@@ -1,0 +1,149 @@
+"""Fuzzing: parsers never raise anything but their own clear errors, whatever they are fed."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from monitor.config import ConfigError, parse_config
+from monitor.feed import FeedStats, iter_feed
+from monitor.model import Action, Post
+from monitor.normalise import BadInput, normalise_text, parse_time, to_event
+from monitor.settings import parse_duration
+from rules.matching import BrandMatcher
+
+FAST = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=6),
+    max_leaves=20,
+)
+# Objects that look like feed lines, with every field possibly of the wrong type.
+post_like = st.fixed_dictionaries({}, optional={
+    "id": json_values, "created_at": json_values | st.just("Tue May 31 17:46:55 +0800 2011"),
+    "text": json_values, "user": json_values | st.fixed_dictionaries(
+        {}, optional={"id": json_values, "followers_count": json_values,
+                      "verified": json_values, "screen_name": json_values}),
+    "status": json_values, "reply_comment": json_values, "retweeted_status": json_values,
+    "reposts_count": json_values, "action": st.sampled_from(["ack", "resolve", "x"]) | json_values,
+    "target": json_values, "public": json_values,
+})
+
+
+@FAST
+@given(post_like)
+def test_to_event_raises_only_bad_input(obj: dict[str, object]) -> None:
+    try:
+        event = to_event(obj)
+    except BadInput as exc:
+        assert str(exc)  # a reason a person can read
+        return
+    assert event.id and isinstance(event.created_at, float)
+
+
+@FAST
+@given(json_values)
+def test_any_json_value(obj: object) -> None:
+    try:
+        event = to_event(obj)
+    except BadInput as exc:
+        assert str(exc)
+    else:
+        assert isinstance(event, Post | Action)
+
+
+@FAST
+@given(st.text())
+def test_time_parser(text: str) -> None:
+    try:
+        assert isinstance(parse_time(text), float)
+    except BadInput as exc:
+        assert "created_at" in str(exc)
+
+
+@FAST
+@given(st.text())
+def test_duration_parser(text: str) -> None:
+    try:
+        assert parse_duration(text) >= 0
+    except ValueError as exc:
+        assert "is not a duration" in str(exc)
+
+
+@FAST
+@given(st.text(max_size=300))
+def test_normalise_and_match_any_text(text: str) -> None:
+    from monitor.config import BrandConfig
+
+    out = normalise_text(text)
+    assert normalise_text(out) == out  # idempotent: normalising once at the edge is enough
+    m = BrandMatcher([BrandConfig(name="美的", keywords=("美的空调",),
+                                  ambiguous_keywords=("美的",), context=("空调",),
+                                  exclude=("美的风景", "招聘"))])
+    for found in m.match(out):
+        assert found.brand == "美的"
+
+
+toml_scalars = st.one_of(st.integers(-10, 10**6), st.floats(allow_nan=False,
+                                                            allow_infinity=False),
+                         st.booleans(), st.text(max_size=20),
+                         st.sampled_from(["5m", "12h", "90s", "x", ""]))
+sections = st.dictionaries(
+    st.sampled_from(["sla", "crisis", "scoring", "ladder", "store", "alerts", "log", "http",
+                     "bogus"]),
+    st.dictionaries(st.sampled_from(["warn_at", "reply_within", "window", "checkpoints",
+                                     "model", "negative_below", "level0", "path", "terminal",
+                                     "level", "listen", "nope"]),
+                    toml_scalars | st.lists(toml_scalars, max_size=3), max_size=4),
+    max_size=5,
+)
+
+
+def to_toml(doc: dict[str, dict[str, object]], brands: list[dict[str, object]]) -> str:
+    lines: list[str] = []
+    for name, table in doc.items():
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in table.items()]
+    for b in brands:
+        lines.append("[[brands]]")
+        lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in b.items()]
+    return "\n".join(lines) + "\n"
+
+
+@FAST
+@given(sections, st.lists(st.dictionaries(
+    st.sampled_from(["name", "keywords", "ambiguous_keywords", "context", "official_accounts",
+                     "extra"]), toml_scalars | st.lists(st.text(max_size=6), max_size=3),
+    max_size=5), max_size=3))
+def test_config_loader_reports_problems_with_key_paths(doc: dict[str, dict[str, object]],
+                                                       brands: list[dict[str, object]]) -> None:
+    text = to_toml(doc, brands)
+    try:
+        tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return  # json.dumps of some floats is not TOML; not the loader's input
+    try:
+        parse_config(text)
+    except ConfigError as exc:
+        assert exc.problems
+        for problem in exc.problems:
+            key, sep, message = problem.partition(": ")
+            assert sep and key and message, problem
+
+
+@FAST
+@given(st.lists(st.binary(max_size=200), max_size=8))
+def test_feed_reader_survives_any_bytes(tmp_path_factory: object, lines: list[bytes]) -> None:
+    path = Path(tmp_path_factory.mktemp("fuzz")) / "f.jsonl"  # type: ignore[attr-defined]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    stats = FeedStats()
+    events = list(iter_feed(path, stats))
+    assert stats.events == len(events)
+    assert stats.lines == stats.events + stats.skipped
