@@ -89,6 +89,9 @@ class Outbox:
         self.sent: dict[str, int] = {name: 0 for name in self.channels}
         self._down: set[str] = set()
         self._group_failures: dict[tuple[str, str], int] = {}
+        self._paused: dict[str, float] = {}
+        """Channel -> until when it rests after a retryable failure: a receiver that is
+        down is not hammered with the rest of the queue, and order is kept."""
 
     def notify(self) -> None:
         """New alerts are in the store: wake every worker."""
@@ -101,7 +104,7 @@ class Outbox:
         while True:
             wake.clear()
             await self.drain(name)
-            retry = self.store.next_retry(name)
+            retry = self.next_try(name)
             timeout = None if retry is None else max(0.0, retry - self.clock.now())
             try:
                 async with asyncio.timeout(timeout):
@@ -109,12 +112,22 @@ class Outbox:
             except TimeoutError:
                 pass
 
+    def next_try(self, name: str) -> float | None:
+        """When channel ``name`` next has something to do (None: nothing queued)."""
+        retry = self.store.next_retry(name)
+        paused = self._paused.get(name)
+        if retry is None or paused is None:
+            return retry
+        return max(retry, paused)
+
     async def drain(self, name: str) -> int:
         """Try every delivery of ``name`` that is due now; return how many got through."""
         channel = self.channels[name]
         sent = 0
         while True:
             now = self.clock.now()
+            if self._paused.get(name, now) > now:
+                return sent
             sent += await self._flush_groups(channel, now)
             batch = self.store.pending_deliveries(name, now)
             if not batch:
@@ -178,6 +191,8 @@ class Outbox:
                                       (now + delay, f"{type(exc).__name__}: {exc}"[:500],
                                        name, grp))
                 self.audit.delivery(now, message.id, name, 0, "failed", str(exc)[:200])
+                if retryable:
+                    self._paused[name] = now + delay
                 self._failing(name, message.id, exc, delay)
                 continue
             self._group_failures.pop((name, grp), None)
@@ -208,6 +223,8 @@ class Outbox:
             delay = retry_after if retry_after is not None else backoff(item.attempts, self._rng)
             next_try = now + delay if retryable else None
             self.store.mark_failed(alert.id, name, f"{type(exc).__name__}: {exc}", next_try, rep)
+            if next_try is not None:
+                self._paused[name] = next_try
             self.audit.delivery(now, wire.id, name, rep, "retrying" if retryable else "failed",
                                 f"{type(exc).__name__}: {exc}")
             self.failures[name] += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from alerts.oncall import OnCall
 from alerts.router import Router
 from monitor.config import Config, ConfigError
 from monitor.pipeline import Pipeline
@@ -53,9 +54,19 @@ def build_pipeline(config: Config, store: Store, channels: Sequence[str] = (),
                    scorer: Scorer | None = None) -> Pipeline:
     """The whole pipeline over ``store``; ``channels`` get a delivery row per alert."""
     return Pipeline(config, store, scorer or build_scorer(config),
-                    build_argument_lexicon(config), Router(config.ladder), channels)
+                    build_argument_lexicon(config), build_router(config), channels)
+
+
+def build_router(config: Config) -> Router:
+    """Routes, on-call rotations and the ladder, from the config."""
+    return Router(config.ladder, config.routes, OnCall(config.oncall, config.tz),
+                  [c.name for c in config.channels])
 
 
 def open_store(config: Config, override: str | Path | None = None) -> Store:
     """The configured store (or ``override``, e.g. a replay's own state file)."""
+    if override is None and config.store.backend == "postgres":
+        from monitor.store_pg import PgStore  # psycopg is an optional extra
+
+        return PgStore(config.store.dsn, config.store.schema)
     return Store(override if override is not None else config.resolve(config.store.path))

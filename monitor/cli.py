@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -19,6 +20,7 @@ import msgspec
 
 from monitor.config import Config, ConfigError, load_config
 from monitor.normalise import BadInput, normalise_text, parse_time
+from monitor.paging_cli import PAGING_COMMANDS, add_paging_commands
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 DEFAULT_CONFIG = "config.toml"
@@ -89,6 +91,25 @@ def build_parser() -> argparse.ArgumentParser:
     ws = sub.add_parser("weibo-sim", help="serve a recorded feed as a Weibo-style API")
     weibo_sim.add_arguments(ws)
 
+    rep = sub.add_parser("report", help="summarise a replay's output folder")
+    rep.add_argument("dir", metavar="DIR", type=Path, help="a `crisismon replay --out` folder")
+    rep.add_argument("--config", default=None,
+                     help="the config it was replayed with (SLA, burst window); "
+                     "default: the contract's defaults")
+    rep.add_argument("--json", action="store_true", help="print the figures as JSON")
+    rep.add_argument("--html", action="store_true",
+                     help="also (re)write report.html and the PNG plots into DIR")
+
+    cmp = sub.add_parser("compare", help="what-if: two configs on the same feed")
+    cmp.add_argument("config_a", metavar="CONFIG_A")
+    cmp.add_argument("config_b", metavar="CONFIG_B")
+    cmp.add_argument("feeds", nargs="+", metavar="FEED", type=Path)
+    cmp.add_argument("--out", type=Path, default=None,
+                     help="keep both replays in OUT/a and OUT/b, and OUT/compare.json")
+    cmp.add_argument("--json", action="store_true", help="print the comparison as JSON")
+
+    add_paging_commands(sub)  # ack, resolve, audit (monitor/paging_cli.py)
+
     tr = sub.add_parser("train-sentiment", help="retrain the Weibo sentiment model",
                         add_help=False)
     tr.add_argument("args", nargs=argparse.REMAINDER)
@@ -121,8 +142,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from alerts.console import TerminalPrinter
 
         printer = TerminalPrinter(sys.stdout, config.tz).print
-    result = asyncio.run(replay(config, args.feeds, args.out, speed=args.speed,
-                                until=args.until, on_alert=printer))
+    with _progress_bar(f"replay -> {args.out}") as progress:
+        result = asyncio.run(replay(config, args.feeds, args.out, speed=args.speed,
+                                    until=args.until, on_alert=printer, progress=progress))
     for bad in result.feed.bad[:20]:
         print(f"skipped {bad}", file=sys.stderr)
     if result.feed.skipped > 20:
@@ -204,6 +226,73 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main(list(args.args))
 
 
+@contextlib.contextmanager
+def _progress_bar(what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress bar on stderr when it is a terminal; None (no bar) otherwise."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from monitor.report import ReportError, load_summary, print_summary, write_report
+
+    config = _config(args.config) if args.config else None
+    if not args.dir.is_dir():
+        raise UsageError(f"{args.dir}: no such folder (give a `crisismon replay --out` folder)")
+    try:
+        summary = load_summary(args.dir, config)
+        if args.html:
+            print(f"wrote {write_report(args.dir, config)}", file=sys.stderr)
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(summary.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_summary(summary)
+    return EXIT_OK
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from monitor.compare import Side, comparison, print_comparison, run_side, write_comparison
+    from monitor.telemetry import configure_logging
+
+    config_a, config_b = _config(args.config_a), _config(args.config_b)
+    configure_logging(config_a.log)
+    for feed in args.feeds:
+        if not feed.is_file():
+            raise UsageError(f"{feed}: no such feed file")
+    with tempfile.TemporaryDirectory(prefix="crisismon-compare-") as tmp:
+        out = args.out or Path(tmp)
+
+        async def both() -> tuple[Side, Side]:
+            a = await run_side(Path(args.config_a).stem, config_a, args.feeds, out / "a")
+            b = await run_side(Path(args.config_b).stem, config_b, args.feeds, out / "b")
+            return a, b
+
+        a, b = asyncio.run(both())
+        if args.json:
+            data = comparison(a, b)
+            print(json.dumps(data, ensure_ascii=False, indent=2))
+        else:
+            data = print_comparison(a, b)
+        if args.out:
+            print(f"wrote {write_comparison(data, out)}", file=sys.stderr)
+    return EXIT_OK
+
+
 def cmd_weibo_sim(args: argparse.Namespace) -> int:
     from monitor import weibo_sim
 
@@ -216,7 +305,10 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "score": cmd_score,
     "train-sentiment": cmd_train,
+    "report": cmd_report,
+    "compare": cmd_compare,
     "weibo-sim": cmd_weibo_sim,
+    **PAGING_COMMANDS,
 }
 
 

@@ -7,6 +7,7 @@ keys are refused, and every problem is reported with its key path.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,8 +15,13 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from alerts.channels.registry import ChannelConfig
+from alerts.noise import BUILT_IN, PagingConfig
+from alerts.oncall import OncallConfig
+from alerts.routing import RouteConfig, route_problems
 from monitor.secrets import check_reference
 from monitor.settings import Duration, SettingsError, load_table
+from monitor.sources.commands import CommandsConfig
 
 Problem = tuple[str, str]
 
@@ -164,11 +170,25 @@ class LadderConfig:
 
 @dataclass(frozen=True)
 class StoreConfig:
-    """Where state lives. SQLite (WAL) on one machine."""
+    """Where state lives. SQLite (WAL) on one machine; PostgreSQL for several instances."""
 
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     path: str = "var/crisismon.db"
     """SQLite file, relative to the config file's folder."""
+    dsn: str = ""
+    """PostgreSQL connection string (``backend = "postgres"``), e.g.
+    ``"postgresql://crisismon@127.0.0.1:5432/crisismon"``; a password belongs in
+    ``~/.pgpass`` or ``PGPASSWORD`` (systemd: a credential), not here."""
+    schema: str = "crisismon"
+    """PostgreSQL schema holding the tables; instances sharing work share the schema."""
+
+    def validate(self) -> Iterator[Problem]:
+        if self.backend == "postgres" and not self.dsn.startswith(("postgresql://",
+                                                                    "postgres://")):
+            yield "dsn", 'backend "postgres" needs dsn = "postgresql://user@host:5432/db"'
+        if self.backend == "postgres" and not re.match(r"^[a-z_][a-z0-9_]{0,62}$",
+                                                        self.schema):
+            yield "schema", "must be a lower-case SQL identifier (letters, digits, _)"
 
 
 @dataclass(frozen=True)
@@ -360,6 +380,17 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    channels: tuple[ChannelConfig, ...] = ()
+    """Paging channels (``[[channels]]``, see docs/paging.md); the alert log and the
+    terminal are built in."""
+    routes: tuple[RouteConfig, ...] = ()
+    """Which channels and on-call team an alert goes to; first match wins."""
+    oncall: tuple[OncallConfig, ...] = ()
+    """Weekly rotations filling the ladder's rungs per team."""
+    paging: PagingConfig = field(default_factory=PagingConfig)
+    """Repeats, grouping, silences, quiet hours, rate limits."""
+    commands: CommandsConfig = field(default_factory=CommandsConfig)
+    """Acks and resolves over an MQTT command topic."""
     base_dir: str = field(default=".", init=False, compare=False)
     """The config file's folder; relative paths are taken from here."""
 
@@ -378,6 +409,21 @@ class Config:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             yield "timezone", f'"{self.timezone}" is not a known time zone (e.g. "Asia/Shanghai")'
+        yield from self._paging_problems()
+
+    def _paging_problems(self) -> Iterator[Problem]:
+        """Channel names unique and not a built-in's; routes and limits name real channels."""
+        channel_names = [c.name for c in self.channels if c]
+        for i, name in enumerate(channel_names):
+            if name in channel_names[:i]:
+                yield f"channels[{i}].name", f'"{name}" is used by another channel'
+            elif name in BUILT_IN:
+                yield f"channels[{i}].name", f'"{name}" is reserved for the built-in channel'
+        yield from route_problems([r for r in self.routes if r], channel_names)
+        for i, limit in enumerate(self.paging.rate_limits if self.paging else ()):
+            if limit and limit.channel not in channel_names:
+                yield f"paging.rate_limits[{i}].channel", (f'"{limit.channel}" is not a '
+                                                           "[[channels]] name")
 
     @property
     def tz(self) -> ZoneInfo:

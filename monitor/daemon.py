@@ -22,12 +22,15 @@ import structlog
 from alerts.alertlog import AlertLogChannel
 from alerts.console import ConsoleChannel
 from alerts.outbox import Outbox, Sender
+from monitor import api as _api  # noqa: F401 - registers the ack/resolve/audit API
+from monitor import dashboard as _dashboard  # noqa: F401 - /dashboard and its views
 from monitor import ops as _ops  # noqa: F401 - registers /healthz, /readyz, /metrics
 from monitor.app import build_pipeline, open_store
 from monitor.clock import Clock, ScaledClock, WallClock
 from monitor.config import Config, FeedSourceConfig
 from monitor.http import build_app, serve
 from monitor.metrics import Metrics
+from monitor.paging import aclose_channels, build_paging_channels, command_sources, outbox_options
 from monitor.pipeline import Pipeline
 from monitor.secrets import SecretError, resolve_secret
 from monitor.sources.base import Batch, Source
@@ -53,7 +56,8 @@ class Daemon:
         self.clock = clock
         self.metrics = Metrics()
         channels = self.metrics.metered(channels)  # counts deliveries per channel
-        self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock())
+        self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock(),
+                             **outbox_options(config, pipeline))
         self._rearm = asyncio.Event()
         self.batches = 0
         self.sources: Sequence[Source] = ()
@@ -192,6 +196,7 @@ class Daemon:
             self.outbox.notify()
             self.sources = sources
             ops = [tg.create_task(self.metrics.probe_loop(), name="loop-lag"),
+                   tg.create_task(self.outbox.run_repeats(), name="outbox:repeats"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
             self.started = True
             self.notifier.notify(READY=1, STATUS=self.status_line())
@@ -230,6 +235,7 @@ def build_channels(config: Config) -> list[Sender]:
     channels: list[Sender] = [AlertLogChannel(config.resolve(config.alerts.log), config.tz)]
     if config.alerts.terminal:
         channels.append(ConsoleChannel(sys.stdout, config.tz))
+    channels.extend(build_paging_channels(config))  # [[channels]]; ConfigError if a secret is missing
     return channels
 
 
@@ -276,6 +282,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
         # Live sources poll on real time, even when a demo feed runs the engine faster.
         recorder = build_recorder(config, WallClock())  # closed below, with the store
         live = build_sources(config, store, WallClock(), recorder)
+        live += command_sources(config, clock)  # acks over MQTT, stamped on the engine clock
         pipeline = build_pipeline(config, store, [c.name for c in channels])
         daemon = Daemon(config, store, pipeline, clock, channels)
         running.append(daemon)
@@ -299,3 +306,4 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
             close = getattr(c, "close", None)
             if callable(close):
                 close()
+        await aclose_channels(channels)

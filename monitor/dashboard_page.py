@@ -181,9 +181,10 @@ svg.tl { width:100%; height:120px; display:block; }
       acts.append(el("span", "acked", "已确认 · " + m.acked_by));
     } else {
       const ack = el("button", "primary ack", "确认接手");
-      ack.disabled = !m.alert_id;
-      ack.addEventListener("click", () => act(ack,
-        "/api/alerts/" + encodeURIComponent(m.alert_id) + "/ack", {}));
+      // Ack the mention's latest page (stops its repeats); the mention itself if none.
+      const path = m.alert_id ? "/api/alerts/" + encodeURIComponent(m.alert_id) + "/ack"
+        : "/api/mentions/" + encodeURIComponent(m.post_id) + "/ack";
+      ack.addEventListener("click", () => act(ack, path, {}));
       acts.append(ack);
     }
     if (m.private_resolve_at) acts.append(el("span", "acked", "已私下解决，待公开跟进"));

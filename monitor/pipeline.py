@@ -23,7 +23,7 @@ from monitor.store import CountsSeen, Store, StoredEvent
 from rules.crisis import Incident
 from rules.engine import EscalationEngine
 from rules.lexicon import Lexicon
-from rules.matching import BrandMatcher
+from rules.matching import BrandMatch, BrandMatcher
 from rules.scoring import Scorer
 
 log = structlog.get_logger(__name__)
@@ -76,6 +76,30 @@ class Pipeline:
         self.engine = EscalationEngine(config.brands, config.sla, config.crisis, config.tz)
         self.stats = PipelineStats()
         self.audit = AuditLog(store.db)
+        # Brand matches and sentiment worked out ahead by ``prepare``, by post id.
+        self._matched: dict[str, tuple[list[BrandMatch], float | None]] = {}
+
+    def prepare(self, events: Sequence[StoredEvent]) -> None:
+        """Match and score the posts among ``events`` ahead of handling them, as one batch.
+
+        Optional: ``handle`` works without it. Sentiment scoring costs ~30 µs a text in a
+        batch but ~500 µs alone (numpy call overhead), so callers holding a batch of events
+        (replay, a fetched page) call this first. Matching and scoring are pure functions
+        of the post, so the outcome is exactly that of handling the events one by one.
+        """
+        self._matched.clear()
+        texts: list[str] = []
+        keys: list[str] = []
+        for event in events:
+            if isinstance(event, Post) and event.id not in self._matched:
+                matches = self.matcher.match(event.text, event.author.id)
+                self._matched[event.id] = (matches, None)
+                if matches:
+                    texts.append(event.text)
+                    keys.append(event.id)
+        if texts:
+            for key, p in zip(keys, self.scorer.score_many(texts), strict=True):
+                self._matched[key] = (self._matched[key][0], p)
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: Event, now: float) -> list[Alert]:
@@ -156,9 +180,13 @@ class Pipeline:
             self.stats.official += 1
             terms = tuple(t.term for t in self.argument.find(post.text)) if post.targets else ()
             out.extend(self.engine.on_official(post, brand, terms, now))
-        matches = self.matcher.match(post.text, post.author.id)
+        ready = self._matched.pop(post.id, None)
+        if ready is None:
+            matches, p = self.matcher.match(post.text, post.author.id), None
+        else:
+            matches, p = ready
         if matches:
-            score = self.scorer.score(post)
+            score = self.scorer.score(post, p)
             pure = is_pure_repost(post) or (post.reposts_id is not None
                                             and own_words(post.text) in ("", "转发微博"))
             for match in matches:

@@ -28,6 +28,7 @@ from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
 
 COMMIT_EVERY = 5000
+PREPARE_EVERY = 256
 
 
 @dataclass(slots=True)
@@ -83,6 +84,8 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     for i, event in enumerate(events):
         if until is not None and event.created_at > until:
             break
+        if i % PREPARE_EVERY == 0:  # match and score the next events in one batch
+            pipeline.prepare(events[i:i + PREPARE_EVERY])
         if speed is not None:
             # Deadlines between two lines fall due in (scaled) real time, not in a heap.
             while (due := pipeline.engine.next_due()) is not None and due < event.created_at:

@@ -124,8 +124,9 @@ class Segmenter:
                 ordered = sorted(found, key=_is_emoji_then_pos) if len(found) > 1 else found
                 for pos, tok in ordered:
                     specials.setdefault(bisect_right(seps, pos), []).append(tok)
-        if specials or "@" in joined or "http" in joined or "\ufe0f" in joined:
-            joined = _STRIP_RE.sub(" ", joined)
+        # Always applied (unlike ``raw_tokens``), so a text's tokens never depend on the
+        # other texts of its batch: ``score_many`` equals ``score`` text by text.
+        joined = _STRIP_RE.sub(" ", joined)
         cut = self._jieba.cut(joined)
         out: list[str] = []
         counts: list[int] = []

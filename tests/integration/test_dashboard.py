@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+import monitor.api  # noqa: F401  (registers the ack/resolve routes the page calls)
 import monitor.dashboard  # noqa: F401  (registers the dashboard's routes)
 from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
@@ -123,17 +124,17 @@ class Env:
 async def chromium() -> AsyncIterator[Cdp]:
     """Headless Debian chromium; yields a DevTools session on its first page."""
     profile = tempfile.mkdtemp(prefix="crisismon-chromium-")
-    proc = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+    proc = await asyncio.create_subprocess_exec(
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--disable-dev-shm-usage", "--remote-debugging-port=0",
-         f"--user-data-dir={profile}", "--window-size=1280,900", "about:blank"],
+         f"--user-data-dir={profile}", "--window-size=1280,900", "about:blank",
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port_file = Path(profile) / "DevToolsActivePort"
         deadline = time.monotonic() + WAIT
         while not port_file.exists() or not port_file.read_text().strip():
-            if time.monotonic() > deadline or proc.poll() is not None:
+            if time.monotonic() > deadline or proc.returncode is not None:
                 raise AssertionError("chromium did not start its DevTools endpoint")
             await asyncio.sleep(0.05)
         port = int(port_file.read_text().split()[0])
@@ -152,9 +153,10 @@ async def chromium() -> AsyncIterator[Cdp]:
     finally:
         proc.terminate()
         try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
             proc.kill()
+            await proc.wait()
         shutil.rmtree(profile, ignore_errors=True)
 
 

@@ -1,0 +1,110 @@
+"""Replay throughput of the whole pipeline on a synthetic day of real Weibo texts.
+
+    python bench/replay_throughput.py [--posts 100000] [--naive-sample 300] [--profile]
+
+Builds a deterministic day (``bench/synth.py``: 100,000+ posts over 3 brands, brand keywords
+injected into 15 % of real Weibo texts, official replies to 40 % of the mentions, reposts, a
+negative burst) in a temporary directory, then runs it through ``monitor.replay.replay`` --
+exactly what ``crisismon replay FEED --speed max`` does: match, score, escalation engine,
+SQLite store, alert log -- and prints posts/s. Beside it, in the same run, the naive loop a
+user would otherwise write (substring brand check plus ``SnowNLP(text).sentiments`` per
+post), timed on a seeded sample and extrapolated to the day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.synth import BRANDS, brand_config, make_day, write_feed  # noqa: E402
+from monitor.config import load_config  # noqa: E402
+from monitor.replay import replay  # noqa: E402
+
+TARGET_POSTS_S = 20_000
+TARGET_SPEEDUP = 100
+
+
+def naive_loop(texts: list[str], keywords: list[str]) -> float:
+    """Seconds for the loop a user would write: substring check + SnowNLP per post."""
+    from snownlp import SnowNLP
+
+    t0 = time.perf_counter()
+    for text in texts:
+        _brands = [k for k in keywords if k in text]
+        _p = SnowNLP(text).sentiments if text.strip() else 0.5
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate the day, replay it, print figures; exit 0 (targets are reported)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--posts", type=int, default=100_000)
+    ap.add_argument("--naive-sample", type=int, default=300)
+    ap.add_argument("--profile", action="store_true", help="cProfile the replay (top 25)")
+    ap.add_argument("--keep", type=Path, default=None, help="write the day here, keep it")
+    args = ap.parse_args(argv)
+
+    with tempfile.TemporaryDirectory(prefix="crisismon-bench-") as tmp:
+        base = args.keep or Path(tmp)
+        base.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        day = make_day(args.posts)
+        feed = write_feed(day, base / "day.jsonl")
+        (base / "config.toml").write_text(brand_config(), encoding="utf-8")
+        config = load_config(base / "config.toml")
+        gen_s = time.perf_counter() - t0
+        n_posts = len(day)
+        print(f"synthetic day: {n_posts:,} lines ({args.posts:,} posts + official replies), "
+              f"{len(BRANDS)} brands, generated in {gen_s:.1f}s -> {feed}")
+
+        out = base / "out"
+        if args.profile:
+            import cProfile
+            import pstats
+
+            prof = cProfile.Profile()
+            prof.enable()
+        t0 = time.perf_counter()
+        result = asyncio.run(replay(config, [feed], out))
+        wall = time.perf_counter() - t0
+        if args.profile:
+            prof.disable()
+            pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        rate = n_posts / wall
+        print(f"replay (--speed max): {wall:.2f}s wall for {n_posts:,} lines "
+              f"-> {rate:,.0f} posts/s (incl. reading the feed, model load, writing outputs)")
+        print(f"  mentions {report['mentions']:,}, incidents {report['incidents']}, "
+              f"alerts {report['alerts']:,} {report['alerts_by_type']}")
+
+        texts = [row["text"] for row in day]
+        sample = random.Random(11).sample(texts, min(args.naive_sample, len(texts)))
+        keywords = [k for b in BRANDS for k in b.keywords]
+        naive_loop(sample[:3], keywords)  # SnowNLP loads its models on first use
+        naive_s = naive_loop(sample, keywords)
+        naive_rate = len(sample) / naive_s
+        naive_day = n_posts / naive_rate
+        print(f"naive loop (substring check + SnowNLP(text).sentiments per post): "
+              f"{naive_rate:,.0f} posts/s on a {len(sample)}-post sample -> "
+              f"{naive_day / 60:,.1f} min for the day (extrapolated), no alerts or state")
+        speedup = rate / naive_rate
+        print(f"speed-up: {speedup:,.0f}x")
+        print("targets:")
+        print(f"  {'PASS' if rate >= TARGET_POSTS_S else 'MISS'} {rate:,.0f} >= "
+              f"{TARGET_POSTS_S:,} posts/s")
+        print(f"  {'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'} {speedup:,.0f}x >= "
+              f"{TARGET_SPEEDUP}x the naive loop")
+        del result
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,259 @@
+"""PNG plots of a replay (matplotlib, Agg backend: no display needed).
+
+Labels are Chinese when a CJK font is installed (Debian ``fonts-noto-cjk``), else
+English: a missing font must never make a replay fail or draw boxes for characters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from monitor.report import Summary
+
+log = structlog.get_logger(__name__)
+
+MAX_INCIDENT_PLOTS = 20
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC",
+                "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Source Han Sans SC",
+                "SimHei", "Microsoft YaHei", "PingFang SC", "AR PL UMing CN")
+
+LABELS = {
+    "mentions_title": ("每{bin}提及数（按情感）", "Mentions per {bin} by sentiment"),
+    "hour": ("小时", "hour"), "day": ("天", "day"), "week": ("周", "week"),
+    "negative": ("负面", "negative"), "neutral": ("中性", "neutral"),
+    "positive": ("正面", "positive"), "count": ("条数", "count"),
+    "reply_title": ("回复用时分布（{n} 条已回复，{u} 条未回复）",
+                    "Reply times ({n} replied, {u} never replied)"),
+    "minutes": ("分钟", "minutes"), "sla_line": ("{m} 分钟线", "{m}-minute line"),
+    "sla_brand": ("各品牌按时回复率", "Replied in time, per brand"),
+    "sla_hour": ("各小时按时回复率（提及发布时刻）", "Replied in time, per hour of day"),
+    "share": ("达标率 %", "in time %"),
+    "inc_title": ("事件 {id} {brand}（{trigger}）", "Incident {id} {brand} ({trigger})"),
+    "neg_hour": ("每小时负面提及", "negative mentions per hour"),
+    "opened": ("开启", "opened"), "checkpoint": ("检查点", "checkpoint"),
+    "statement_due": ("声明截止", "statement due"), "statement": ("声明发布", "statement"),
+    "closed": ("关闭", "closed"), "window": ("12–24h 窗口", "12–24 h window"),
+    "alerts": ("告警", "alerts"),
+}
+
+
+@cache
+def cjk_font() -> str | None:
+    """A CJK font family matplotlib can use, or None (then labels are English)."""
+    from matplotlib import font_manager
+
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    for family in CJK_FAMILIES:
+        if family in names:
+            return family
+    return None
+
+
+def label(key: str, **kw: Any) -> str:
+    zh, en = LABELS[key]
+    return (zh if cjk_font() else en).format(**kw)
+
+
+def _setup() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    font = cjk_font()
+    plt.rcParams["font.family"] = [font, "DejaVu Sans"] if font else ["DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
+    plt.rcParams["figure.dpi"] = 100
+    return plt
+
+
+def _local(iso: str) -> datetime:
+    """Keep the replay's own offset (the configured zone's), so hours are local hours."""
+    return datetime.fromisoformat(iso)
+
+
+def _bin(span_s: float) -> tuple[str, float]:
+    """Bar width for a span: hours up to 3 days, days up to 120 days, else weeks."""
+    if span_s <= 3 * 86400:
+        return "hour", 3600.0
+    if span_s <= 120 * 86400:
+        return "day", 86400.0
+    return "week", 7 * 86400.0
+
+
+def _sentiment_class(m: dict[str, Any]) -> str:
+    if m["negative"]:
+        return "negative"
+    return "positive" if m["sentiment"] >= 0.6 else "neutral"
+
+
+COLORS = {"negative": "#dc2626", "neutral": "#9ca3af", "positive": "#16a34a"}
+
+
+def plot_mentions(plt: Any, summary: Summary, path: Path) -> None:
+    """Stacked bars of mentions per hour (or day/week for long spans), by sentiment."""
+    times = [(_local(m["created_at"]), _sentiment_class(m)) for m in summary.mentions]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    if times:
+        t0 = min(t for t, _ in times)
+        span = (max(t for t, _ in times) - t0).total_seconds()
+        unit, width = _bin(span)
+        start = t0.replace(minute=0, second=0, microsecond=0)
+        if unit != "hour":
+            start = start.replace(hour=0)
+        counts: dict[str, Counter[int]] = {k: Counter() for k in COLORS}
+        for t, cls in times:
+            counts[cls][int((t - start).total_seconds() // width)] += 1
+        n = 1 + max(max(c, default=0) for c in counts.values())
+        xs = [start + timedelta(seconds=i * width) for i in range(n)]
+        bottom = [0] * n
+        for cls, color in COLORS.items():
+            ys = [counts[cls][i] for i in range(n)]
+            ax.bar(xs, ys, width=timedelta(seconds=width * 0.9), bottom=bottom, color=color,
+                   label=label(cls), align="edge")
+            bottom = [a + b for a, b in zip(bottom, ys, strict=True)]
+        ax.set_title(label("mentions_title", bin=label(unit)))
+        ax.legend()
+        fig.autofmt_xdate()
+    ax.set_ylabel(label("count"))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_reply_times(plt: Any, summary: Summary, path: Path) -> None:
+    """Histogram of reply times in minutes, with the SLA as a red line."""
+    minutes = [s / 60 for s in summary.reply_times]
+    sla_m = summary.reply_within / 60
+    unreplied = len(summary.needing) - len(minutes)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    if minutes:
+        top = max(max(minutes), sla_m * 2)
+        bins = [i * top / 30 for i in range(31)]
+        colors = ["#16a34a" if b < sla_m else "#dc2626" for b in bins[:-1]]
+        *_, patches = ax.hist(minutes, bins=bins)
+        for patch, color in zip(patches, colors, strict=True):
+            patch.set_facecolor(color)
+    ax.axvline(sla_m, color="#b91c1c", linestyle="--",
+               label=label("sla_line", m=f"{sla_m:g}"))
+    ax.set_title(label("reply_title", n=len(minutes), u=unreplied))
+    ax.set_xlabel(label("minutes"))
+    ax.set_ylabel(label("count"))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_sla(plt: Any, summary: Summary, path: Path) -> None:
+    """Share of mentions replied in time, per brand and per local hour of day."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4),
+                                 gridspec_kw={"width_ratios": [1, 2]})
+    brands = summary.by_brand()
+    names = list(brands)
+    a1.bar(names, [100 * ok / n if n else 0 for n, ok in brands.values()], color="#2563eb")
+    for i, (n, ok) in enumerate(brands.values()):
+        a1.text(i, 2, f"{ok}/{n}", ha="center", color="white" if ok else "#1d2129",
+                fontsize=9)
+    a1.set_ylim(0, 100)
+    a1.set_title(label("sla_brand"))
+    a1.set_ylabel(label("share"))
+    per_hour: dict[int, list[int]] = {h: [0, 0] for h in range(24)}
+    for m in summary.needing:
+        row = per_hour[_local(m["created_at"]).hour]
+        row[0] += 1
+        row[1] += int(m["reply_seconds"] is not None
+                      and m["reply_seconds"] <= summary.reply_within)
+    hours = list(range(24))
+    a2.bar(hours, [100 * ok / n if n else 0 for n, ok in per_hour.values()],
+           color=["#2563eb" if per_hour[h][0] else "#e5e7eb" for h in hours])
+    for h in hours:
+        if per_hour[h][0]:
+            a2.text(h, 2, str(per_hour[h][0]), ha="center", fontsize=7, color="#1d2129")
+    a2.set_xticks(range(0, 24, 2))
+    a2.set_ylim(0, 100)
+    a2.set_title(label("sla_hour"))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_incident(plt: Any, summary: Summary, inc: dict[str, Any], path: Path) -> None:
+    """One incident's window: negatives per hour, opening, checkpoints, statement, close."""
+    tz = _local(inc["opened_at"]).tzinfo or UTC
+    opened = _local(inc["opened_at"])
+    window_end = _local(inc["window_end"]) if inc.get("window_end") else opened
+    closed = _local(inc["closed_at"]) if inc.get("closed_at") else None
+    start = opened - timedelta(hours=2)
+    end = max(window_end, closed or window_end) + timedelta(hours=1)
+    hours = math.ceil((end - start).total_seconds() / 3600)
+    counts = [0] * hours
+    for m in summary.mentions:
+        if m["brand"] != inc["brand"] or not m["negative"]:
+            continue
+        i = int((_local(m["created_at"]) - start).total_seconds() // 3600)
+        if 0 <= i < hours:
+            counts[i] += 1
+    fig, ax = plt.subplots(figsize=(11, 4))
+    xs = [start + timedelta(hours=i) for i in range(hours)]
+    ax.bar(xs, counts, width=timedelta(minutes=54), align="edge", color="#fca5a5",
+           label=label("neg_hour"))
+    w0 = opened + timedelta(hours=12)
+    ax.axvspan(w0, window_end, color="#fde68a", alpha=0.4, label=label("window"))
+
+    def mark(iso: str | None, color: str, key: str, style: str = "-") -> None:
+        if iso:
+            ax.axvline(_local(iso), color=color, linestyle=style, linewidth=2, label=label(key))
+
+    for i, cp in enumerate(inc.get("checkpoints") or []):
+        ax.axvline(_local(cp), color="#6b7280", linestyle=":",
+                   label=label("checkpoint") if i == 0 else None)
+    mark(inc["opened_at"], "#b91c1c", "opened")
+    mark(inc.get("statement_due"), "#d97706", "statement_due", "--")
+    mark(inc.get("statement_at"), "#15803d", "statement")
+    mark(inc.get("closed_at"), "#111827", "closed", "-.")
+    alerts = [_local(a["at"]) for a in summary.alerts if a.get("incident_id") == inc["id"]
+              and a["type"].startswith("crisis.")]
+    top = max([*counts, 1])
+    if alerts:
+        ax.plot(alerts, [top * 1.05] * len(alerts), "v", color="#7c3aed",
+                label=label("alerts"))
+    import matplotlib.dates as mdates
+
+    ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d %H:%M", tz=tz))
+    ax.set_ylim(0, top * 1.15)
+    ax.set_title(label("inc_title", id=inc["id"], brand=inc["brand"], trigger=inc["trigger"]))
+    ax.set_ylabel(label("count"))
+    ax.legend(loc="upper right", fontsize=8, ncols=2)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_plots(summary: Summary, out_dir: Path) -> list[Path]:
+    """Every plot as a PNG in ``out_dir``; returns their paths in reading order."""
+    plt = _setup()
+    if cjk_font() is None:
+        log.warning("no CJK font found; plot labels in English (apt-get install "
+                    "fonts-noto-cjk for Chinese)")
+    paths = [out_dir / "mentions_per_hour.png", out_dir / "reply_times.png",
+             out_dir / "sla_compliance.png"]
+    plot_mentions(plt, summary, paths[0])
+    plot_reply_times(plt, summary, paths[1])
+    plot_sla(plt, summary, paths[2])
+    for old in out_dir.glob("incident_*.png"):
+        old.unlink()  # a rerun into the same folder must not keep a stale incident
+    for inc in summary.incidents[:MAX_INCIDENT_PLOTS]:
+        p = out_dir / f"incident_{inc.record['id']}.png"
+        plot_incident(plt, summary, inc.record, p)
+        paths.append(p)
+    return paths

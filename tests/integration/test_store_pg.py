@@ -1,0 +1,153 @@
+"""The PostgreSQL store passes the SQLite store's restart test, on the real server.
+
+PostgreSQL 15 on 127.0.0.1:5432 (trust auth, database ``test``); each test uses a schema
+of its own, dropped afterwards. No server: the tests fail (this machine has one).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from alerts.record import Alert
+from monitor.app import build_pipeline, build_scorer
+from monitor.config import Config, load_config
+from monitor.feed import FeedStats, read_feeds
+from monitor.model import Event
+from monitor.store import Store
+from monitor.store_pg import PgStore, drop_schema, translate
+from rules.scoring import Scorer
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "seeds" / "feeds" / "sample_day.jsonl"
+END = 1779408000.0  # after every deadline of the sample day
+DSN = os.environ.get("CRISISMON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def schema() -> Iterator[str]:
+    name = f"t_{secrets.token_hex(6)}"
+    yield name
+    drop_schema(DSN, name)
+
+
+@pytest.fixture(scope="module")
+def config() -> Config:
+    return load_config(ROOT / "config.toml")
+
+
+@pytest.fixture(scope="module")
+def scorer(config: Config) -> Scorer:
+    return build_scorer(config)
+
+
+@pytest.fixture(scope="module")
+def events() -> list[Event]:
+    return read_feeds([SAMPLE], FeedStats())
+
+
+def life(config: Config, scorer: Scorer, store: Store, events: list[Event],
+         finish: bool) -> list[Alert]:
+    """One daemon life over ``store``: rebuild, handle ``events``, maybe run the clock out."""
+    pipeline = build_pipeline(config, store, ["log"], scorer=scorer)
+    with store.transaction():
+        out = pipeline.rebuild()
+    for event in events:
+        with store.transaction():
+            out += pipeline.handle(event, event.created_at)
+    if finish:
+        with store.transaction():
+            out += pipeline.tick(END)
+    store.close()
+    return out
+
+
+def signature(alerts: list[Alert]) -> list[tuple[str, str, float]]:
+    return sorted((a.id, str(a.type), a.at) for a in alerts)
+
+
+def test_translate_sqlite_dialect() -> None:
+    assert translate("PRAGMA journal_mode=WAL") is None
+    assert translate("BEGIN IMMEDIATE") == "BEGIN"
+    assert translate("INSERT OR IGNORE INTO t (a) VALUES (?)") == \
+        "INSERT INTO t (a) VALUES (%s) ON CONFLICT DO NOTHING"
+    assert translate("CREATE TABLE x (seq INTEGER PRIMARY KEY, b BLOB, r REAL, n INTEGER)") == \
+        "CREATE TABLE x (seq BIGSERIAL PRIMARY KEY, b BYTEA, r DOUBLE PRECISION, n BIGINT)"
+
+
+def test_restarts_on_postgres_match_sqlite(config: Config, scorer: Scorer,
+                                           events: list[Event], schema: str,
+                                           tmp_path: Path) -> None:
+    reference = life(config, scorer, Store(tmp_path / "s.db"), events, finish=True)
+    sent: list[Alert] = []
+    bounds = [0, 40, 150, 151, len(events)]
+    for i, (a, b) in enumerate(itertools.pairwise(bounds)):
+        sent += life(config, scorer, PgStore(DSN, schema), events[a:b],
+                     finish=i == len(bounds) - 2)
+    assert signature(sent) == signature(reference)
+    assert len({a.id for a in sent}) == len(sent)
+    store = PgStore(DSN, schema)
+    assert store.alert_ids() == {a.id for a in reference}
+    assert [a.id for a in store.alerts()] == [a.id for a in reference]
+    lite = Store(tmp_path / "s.db")
+    assert store.count_events() == lite.count_events()
+    assert store.last_seen() == lite.last_seen()
+    assert store.delivery_counts() == lite.delivery_counts()
+    lite.close()
+    store.close()
+
+
+def test_outbox_cursors_and_meta_on_postgres(config: Config, scorer: Scorer,
+                                             events: list[Event], schema: str) -> None:
+    store = PgStore(DSN, schema)
+    alerts = life(config, scorer, store, events[:60], finish=False)
+    assert alerts
+    store = PgStore(DSN, schema)
+    pending = store.pending_deliveries("log", now=END)
+    assert [p.alert.id for p in pending] == [a.id for a in alerts][:len(pending)]
+    first = pending[0].alert.id
+    with store.transaction():
+        store.mark_delivered(first, "log", END)
+        store.mark_failed(pending[1].alert.id, "log", "boom", END + 60)
+        store.set_cursor("src", "42")
+        store.set_meta("clock", "1.5")
+    assert store.get_cursor("src") == "42" and store.get_meta("clock") == "1.5"
+    assert store.next_retry("log") is not None
+    counts = store.delivery_counts()
+    assert counts[("log", "delivered")] == 1
+    with store.transaction():
+        assert not store.add_event(events[0], 0.0)  # the dedupe holds across instances
+    assert store.has_post(events[0].id)
+    try:
+        with store.transaction():
+            store.set_cursor("src", "43")
+            raise RuntimeError("crash mid-batch")
+    except RuntimeError:
+        pass
+    assert store.get_cursor("src") == "42"  # rolled back whole
+    store.close()
+
+
+def test_brand_leases_take_over_after_ttl(schema: str) -> None:
+    from monitor.lease import Leases
+
+    a_store, b_store = PgStore(DSN, schema), PgStore(DSN, schema)
+    a, b = Leases(a_store, "a", ttl=30), Leases(b_store, "b", ttl=30)
+    brands = ["小满咖啡", "大熊奶茶"]
+    assert a.claim(brands, now=1000) == set(brands)
+    assert b.claim(brands, now=1001) == set()  # held by a
+    assert a.claim(brands, now=1020) == set(brands)  # renewed to 1050
+    assert b.claim(brands, now=1049) == set()
+    # a dies (stops renewing): at the expiry b takes both brands, and a cannot get them back
+    assert b.claim(brands, now=1050) == set(brands)
+    assert a.claim(brands, now=1051) == set()
+    assert a.owners() == {"小满咖啡": "b", "大熊奶茶": "b"}
+    b.release()  # clean shutdown: free at once
+    assert a.claim(brands, now=1052) == set(brands)
+    a_store.close()
+    b_store.close()
