@@ -24,9 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.synth import BRANDS, brand_config, make_day, write_feed  # noqa: E402
-from monitor.config import load_config  # noqa: E402
-from monitor.replay import replay  # noqa: E402
+from bench.synth import BRANDS, brand_config, make_day, write_feed
+from monitor.config import load_config
+from monitor.replay import replay
 
 TARGET_POSTS_S = 20_000
 TARGET_SPEEDUP = 100

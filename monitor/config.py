@@ -181,8 +181,22 @@ class StoreConfig:
     ``~/.pgpass`` or ``PGPASSWORD`` (systemd: a credential), not here."""
     schema: str = "crisismon"
     """PostgreSQL schema holding the tables; instances sharing work share the schema."""
+    lease_ttl: Duration = Duration(30)
+    """PostgreSQL: how long a brand lease lasts unrenewed. Each instance renews its leases
+    every ``lease_ttl / 3``; when an instance dies, another takes its brands over within
+    about ``lease_ttl * 4 / 3`` (see docs/operations.md)."""
+    instance: str = ""
+    """PostgreSQL: this instance's name in the lease table; empty = ``<hostname>:<pid>``.
+    Must differ between instances sharing a schema."""
+    catch_up_every: Duration = Duration(0.5)
+    """PostgreSQL: how often an instance reads the events other instances stored (a
+    brand's lease holder pages for posts that reached a peer within about this long)."""
 
     def validate(self) -> Iterator[Problem]:
+        if self.lease_ttl < 1:
+            yield "lease_ttl", 'must be at least "1s"'
+        if not 0 < self.catch_up_every <= self.lease_ttl:
+            yield "catch_up_every", "must be positive and at most lease_ttl"
         if self.backend == "postgres" and not self.dsn.startswith(("postgresql://",
                                                                     "postgres://")):
             yield "dsn", 'backend "postgres" needs dsn = "postgresql://user@host:5432/db"'
@@ -361,6 +375,9 @@ class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
     """``auto``: colour in a terminal, JSON lines otherwise (journald)."""
+    stream: Literal["auto", "stdout", "stderr"] = "auto"
+    """Where log lines go. ``auto``: stdout under systemd (``$JOURNAL_STREAM`` set: the
+    service mode, where the terminal alert channel is then off), stderr otherwise."""
 
 
 @dataclass(frozen=True)

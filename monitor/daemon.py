@@ -235,7 +235,7 @@ def build_channels(config: Config) -> list[Sender]:
     channels: list[Sender] = [AlertLogChannel(config.resolve(config.alerts.log), config.tz)]
     if config.alerts.terminal:
         channels.append(ConsoleChannel(sys.stdout, config.tz))
-    channels.extend(build_paging_channels(config))  # [[channels]]; ConfigError if a secret is missing
+    channels.extend(build_paging_channels(config))  # [[channels]]; a missing secret: ConfigError
     return channels
 
 

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from alerts.router import Router
-from monitor.app import brand_words, build_argument_lexicon, build_scorer
+from monitor.app import brand_words, build_argument_lexicon, build_router, build_scorer
 from monitor.config import Config, ConfigError, load_config
 from rules.crisis import BrandActivity
 from rules.matching import BrandMatcher
@@ -69,7 +68,7 @@ async def reload_config(daemon: Daemon, new: Config) -> bool:
     for b in new.brands:
         engine.activity.setdefault(b.name, BrandActivity())
     pipeline.matcher = matcher
-    pipeline.router = Router(new.ladder)
+    pipeline.router = build_router(new)  # ladder, routes and on-call rotations
     pipeline.scorer = scorer
     pipeline.argument = argument
     effective = replace(new, **{k: getattr(old, k) for k in RESTART})

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from collections.abc import Mapping
+from typing import TextIO
 
 import structlog
 
 from monitor.config import LogConfig
 
 
+def service_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """True under systemd with output to the journal (systemd sets ``$JOURNAL_STREAM``)."""
+    return bool((os.environ if environ is None else environ).get("JOURNAL_STREAM"))
+
+
+def log_stream(cfg: LogConfig, environ: Mapping[str, str] | None = None) -> TextIO:
+    """The stream log lines go to: ``log.stream``, where ``auto`` is stdout in service
+    mode (journald reads it; one stream keeps lines in order) and stderr otherwise (so a
+    terminal or a pipe keeps stdout for the alerts the terminal channel prints)."""
+    if cfg.stream == "stdout" or (cfg.stream == "auto" and service_mode(environ)):
+        return sys.stdout
+    return sys.stderr
+
+
+def logs_on_stdout(cfg: LogConfig) -> bool:
+    """True when log lines share stdout (then the terminal alert channel stays off)."""
+    return log_stream(cfg) is sys.stdout
+
+
 def configure_logging(cfg: LogConfig, stream: object = None) -> None:
-    """Set up structlog once for the process (logs go to stderr unless ``stream``)."""
-    out = stream if stream is not None else sys.stderr
+    """Set up structlog once for the process (logs go to ``log_stream`` unless ``stream``).
+
+    Every line carries the context bound with ``structlog.contextvars`` (the pipeline
+    binds ``post_id`` and ``brand`` while it handles a post, the outbox while it sends)."""
+    out = stream if stream is not None else log_stream(cfg)
     level = getattr(logging, cfg.level.upper())
     fmt = cfg.format
     if fmt == "auto":

@@ -56,7 +56,7 @@ def post(pid: str, text: str = "快书包送错了，太差劲") -> Post:
 
 async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
-        while not check():
+        while not check():  # noqa: ASYNC110 - polls state owned elsewhere
             await asyncio.sleep(0.02)
 
 

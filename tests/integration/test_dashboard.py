@@ -26,7 +26,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-import monitor.api  # noqa: F401  (registers the ack/resolve routes the page calls)
+import monitor.api
 import monitor.dashboard  # noqa: F401  (registers the dashboard's routes)
 from monitor.app import build_pipeline
 from monitor.clock import ScaledClock

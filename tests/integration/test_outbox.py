@@ -115,7 +115,7 @@ async def test_a_dead_channel_does_not_block_the_others(tmp_path: Path,
             outbox.notify()
             await asyncio.sleep(0.05)
         async with asyncio.timeout(5):
-            while len(providers.webhook.received) < 30:
+            while len(providers.webhook.received) < 30:  # noqa: ASYNC110 - the fake's list
                 await asyncio.sleep(0.02)
     finally:
         for w in workers:
