@@ -132,3 +132,20 @@ def test_retrain_on_tiny_slice(tmp_path: Path) -> None:
     # Deterministic: a retrain writes the same bytes.
     assert train_main(args) == 0
     assert out.read_bytes() == first
+
+
+def test_batch_scores_equal_single_scores_exactly(model: WeiboSentiment) -> None:
+    texts = ["太好了[哈哈]😂", "", "@某人 垃圾 http://t.cn/abc", "這個產品質量太差了",
+             "a\x1eb 不好", "ＡＢＣ！！…", "[怒][怒]再也不买了", "好❤️\ufe0f", None, "啊" * 3000]
+    many = model.score_many(texts * 20)
+    assert many == [model.score(t) for t in texts] * 20  # type: ignore[arg-type]
+
+
+def test_fold_batch_is_idempotent_and_keeps_texts_apart() -> None:
+    from rules.textnorm import SEP, fold_batch
+
+    texts = ["ＡＢＣ１２３！", "a\x00\x01b\u200bc", "這個產品", "x\x1ey", "", None]
+    folded = fold_batch(texts)
+    parts = folded.split(SEP)
+    assert parts == ["abc123!", "a b c", "这个产品", "x y", "", ""]
+    assert fold_batch(parts) == folded
