@@ -16,6 +16,7 @@ Every attempt and verdict is written to the audit log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -58,6 +59,11 @@ def backoff(attempts: int, rng: random.Random) -> float:
     """Seconds before try ``attempts + 1``: exponential, capped, with full jitter."""
     ceiling = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** min(attempts, 16)))
     return ceiling / 2 + rng.random() * ceiling / 2
+
+
+def _about(alert: Alert) -> contextlib.AbstractContextManager[None]:
+    """Log context while handling ``alert``: every line names its post and brand."""
+    return structlog.contextvars.bound_contextvars(post_id=alert.post_id, brand=alert.brand)
 
 
 def wire_alert(alert: Alert, rep: int) -> Alert:
@@ -147,6 +153,10 @@ class Outbox:
                 sent += 1
 
     def _apply(self, item: PendingDelivery, verdict: Verdict, now: float) -> None:
+        with _about(item.alert):
+            self._judged(item, verdict, now)
+
+    def _judged(self, item: PendingDelivery, verdict: Verdict, now: float) -> None:
         name, aid = item.channel, item.alert.id
         if verdict.outcome is Outcome.SILENCED:
             self.store.mark_judged(aid, name, item.rep, "silenced", None, note=verdict.reason)
@@ -210,6 +220,10 @@ class Outbox:
         return sent
 
     async def _try(self, channel: Sender, item: PendingDelivery) -> bool:
+        with _about(item.alert):  # the channel's own log lines name the post too
+            return await self._send(channel, item)
+
+    async def _send(self, channel: Sender, item: PendingDelivery) -> bool:
         name, alert, rep = channel.name, item.alert, item.rep
         wire = wire_alert(alert, rep)
         try:

@@ -16,6 +16,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -38,6 +39,10 @@ from monitor.sources.factory import build_recorder, build_sources
 from monitor.sources.feed import FeedSource
 from monitor.store import Store
 from monitor.systemd import Notifier
+from monitor.telemetry import logs_on_stdout
+
+if TYPE_CHECKING:
+    from monitor.cluster import Cluster
 
 log = structlog.get_logger(__name__)
 
@@ -67,6 +72,8 @@ class Daemon:
         self.metrics.watch(self)
         self.listeners: list[asyncio.Queue[str]] = []
         """Live views (the dashboard's event stream): told what changed, never blocked."""
+        self.cluster: Cluster | None = None
+        """Brand leases and catch-up with peers (PostgreSQL store; ``monitor.cluster``)."""
 
     async def ingest(self, batch: Batch) -> None:
         """Store and process one batch; the cursor advances in the same transaction."""
@@ -127,6 +134,8 @@ class Daemon:
                 sleeper.cancel()
                 rearm.cancel()
             if self.clock.now() >= due:
+                if self.cluster is not None:
+                    self.cluster.catch_up(self)  # a peer may have stored the reply
                 self.fire_due()
 
     def http_token(self) -> str:
@@ -177,6 +186,8 @@ class Daemon:
     async def run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order within a bounded time."""
         with self.store.transaction():
+            if self.cluster is not None:
+                self.cluster.start()  # claim leases first: the rebuild pages for those only
             unsent = self.pipeline.rebuild()
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
@@ -198,6 +209,9 @@ class Daemon:
             ops = [tg.create_task(self.metrics.probe_loop(), name="loop-lag"),
                    tg.create_task(self.outbox.run_repeats(), name="outbox:repeats"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
+            if self.cluster is not None:
+                ops += [tg.create_task(self.cluster.run_leases(self), name="leases"),
+                        tg.create_task(self.cluster.run_catch_up(self), name="catch-up")]
             self.started = True
             self.notifier.notify(READY=1, STATUS=self.status_line())
             await stop.wait()
@@ -213,6 +227,8 @@ class Daemon:
         if runner is not None:
             await runner.cleanup()
         await self.outbox.flush(FLUSH_TIMEOUT)
+        if self.cluster is not None:
+            self.cluster.release()  # after the flush: a peer takes over at once
 
 
 def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clock:
@@ -233,8 +249,10 @@ def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clo
 
 def build_channels(config: Config) -> list[Sender]:
     channels: list[Sender] = [AlertLogChannel(config.resolve(config.alerts.log), config.tz)]
-    if config.alerts.terminal:
+    if config.alerts.terminal and not logs_on_stdout(config.log):
         channels.append(ConsoleChannel(sys.stdout, config.tz))
+    elif config.alerts.terminal:  # service mode: stdout carries the log lines
+        log.info("terminal alert channel off: log lines go to stdout (log.stream)")
     channels.extend(build_paging_channels(config))  # [[channels]]; a missing secret: ConfigError
     return channels
 
@@ -285,6 +303,10 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
         live += command_sources(config, clock)  # acks over MQTT, stamped on the engine clock
         pipeline = build_pipeline(config, store, [c.name for c in channels])
         daemon = Daemon(config, store, pipeline, clock, channels)
+        if config.store.backend == "postgres":  # several instances may share the work
+            from monitor.cluster import build_cluster  # psycopg is an optional extra
+
+            daemon.cluster = build_cluster(daemon)
         running.append(daemon)
         log.info("crisismon started", brands=[b.name for b in config.brands],
                  sources=[s.name for s in (*feeds, *live)], store=store.path)

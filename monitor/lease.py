@@ -6,9 +6,9 @@ hold a brand: PostgreSQL serialises the upserts on the row. An instance that die
 renewing; after ``ttl`` its brands are free and the next ``claim`` of a survivor takes
 them.
 
-Status: the lease table and its claim/release logic are done and tested on the real
-server; wiring them into the daemon (only firing deadlines for held brands, rebuilding
-a taken-over brand from the shared events) is not done yet - see docs/operations.md.
+Leases are timed by the PostgreSQL server's clock (``server_now``), the one clock every
+instance sees, so the instances' own clocks need not agree. The daemon uses them through
+:mod:`monitor.cluster`.
 """
 
 from __future__ import annotations
@@ -53,6 +53,12 @@ class Leases:
         """Give every lease up at once (clean shutdown), so a peer need not wait ``ttl``."""
         self.store.db.execute("DELETE FROM leases WHERE owner = ?", (self.owner,))
 
+    def server_now(self) -> float:
+        """The database server's time (epoch seconds): what lease expiry is measured in."""
+        row = self.store.db.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
+        return float(row.fetchone()[0])
+
     def owners(self) -> dict[str, str]:
+        """Brand -> the instance holding (or last holding) its lease."""
         rows = self.store.db.execute("SELECT brand, owner FROM leases")
         return {brand: owner for brand, owner in rows}

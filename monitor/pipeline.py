@@ -8,7 +8,7 @@ stored and returns only the alerts that never made it into the store.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -78,6 +78,9 @@ class Pipeline:
         self.audit = AuditLog(store.db)
         # Brand matches and sentiment worked out ahead by ``prepare``, by post id.
         self._matched: dict[str, tuple[list[BrandMatch], float | None]] = {}
+        self.owns: Callable[[str], bool] = lambda _brand: True
+        """Whether this instance records (and so sends) a brand's alerts: always, unless
+        several instances share the work (``monitor.cluster``: the brand's lease holder)."""
 
     def prepare(self, events: Sequence[StoredEvent]) -> None:
         """Match and score the posts among ``events`` ahead of handling them, as one batch.
@@ -112,14 +115,36 @@ class Pipeline:
         rolled back (a savepoint), it is logged and counted, and the batch goes on.
         """
         due = self._record(self.engine.advance(cutoff(event, now), inclusive=False))
-        try:
-            with self.store.savepoint():
-                return due + self._handle(event, now)
-        except Exception:
-            self.stats.failed += 1
-            log.exception("event skipped: handling it failed", event_id=event.id,
-                          source=event.source)
-            return due
+        # Every log line about this post carries its id and (once matched) its brand.
+        with structlog.contextvars.bound_contextvars(post_id=event.id, brand=None):
+            try:
+                with self.store.savepoint():
+                    return due + self._handle(event, now)
+            except Exception:
+                self.stats.failed += 1
+                log.exception("event skipped: handling it failed", event_id=event.id,
+                              source=event.source)
+                return due
+
+    def apply_stored(self, event: StoredEvent, seen_at: float) -> list[Alert]:
+        """Act on an event another instance stored (it is in the store already), as
+        ``rebuild`` would: at the time it was seen. Returns the alerts recorded."""
+        due = self._record(self.engine.advance(cutoff(event, seen_at), inclusive=False))
+        post_id = getattr(event, "id", getattr(event, "post_id", None))
+        with structlog.contextvars.bound_contextvars(post_id=post_id, brand=None):
+            try:
+                with self.store.savepoint():
+                    return due + self._record(self._process(event, seen_at))
+            except Exception:
+                self.stats.failed += 1
+                log.exception("stored event skipped: handling it failed", event_id=post_id)
+                return due
+
+    def reset_engine(self) -> None:
+        """A fresh engine (same brands, also those a reload added), for a full rebuild."""
+        old = self.engine
+        self.engine = EscalationEngine(list(old.brands.values()), self.config.sla,
+                                       self.config.crisis, self.config.tz)
 
     def _handle(self, event: Event, now: float) -> list[Alert]:
         if not self.store.add_event(event, now):
@@ -147,12 +172,13 @@ class Pipeline:
         n = 0
         for seen_at, event in self.store.events():
             due = self.engine.advance(cutoff(event, seen_at), inclusive=False)
-            try:
-                due += self._process(event, seen_at)
-            except Exception:  # as in handle(): one bad event must not stop the start
-                self.stats.failed += 1
-                log.exception("stored event skipped in rebuild", event_id=getattr(
-                    event, "id", getattr(event, "post_id", "?")))
+            post_id = getattr(event, "id", getattr(event, "post_id", "?"))
+            with structlog.contextvars.bound_contextvars(post_id=post_id, brand=None):
+                try:
+                    due += self._process(event, seen_at)
+                except Exception:  # as in handle(): one bad event must not stop the start
+                    self.stats.failed += 1
+                    log.exception("stored event skipped in rebuild", event_id=post_id)
             raw.extend(a for a in due if a.id not in known)  # most were sent long ago
             n += 1
         # The projections were committed with their events; only new alerts need writing.
@@ -186,6 +212,7 @@ class Pipeline:
         else:
             matches, p = ready
         if matches:
+            structlog.contextvars.bind_contextvars(brand=",".join(m.brand for m in matches))
             score = self.scorer.score(post, p)
             pure = is_pure_repost(post) or (post.reposts_id is not None
                                             and own_words(post.text) in ("", "转发微博"))
@@ -203,6 +230,8 @@ class Pipeline:
         """Address the alerts, keep the new ones in the outbox, refresh projections."""
         new: list[Alert] = []
         for alert in raw:  # each alert gets a delivery only on the channels it is routed to
+            if not self.owns(alert.brand):
+                continue  # another instance holds this brand's lease and pages for it
             addressed, channels = self.router.plan(alert, self.channels)
             new.extend(self.store.add_alerts([addressed], channels))
         self.stats.alerts += len(new)

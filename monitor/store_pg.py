@@ -15,6 +15,16 @@ has, this one has too, with the same SQL, so the two cannot drift apart.
 
 Each instance's tables live in one schema (``[store] schema``), so tests and
 deployments can share a database without sharing state.
+
+Several instances on one schema (see :mod:`monitor.cluster`):
+
+- every write transaction takes one advisory lock first, so transactions that store
+  events commit one after another and ``events.seq`` grows in commit order; a reader
+  that has seen ``seq`` N has seen every committed event below N, so ``events_after``
+  (how an instance catches up with what its peers stored) never misses one;
+- ``only_brands`` limits the outbox queries (pending deliveries, retries, held groups,
+  repeats) to the brands this instance holds the lease of, so exactly one instance
+  delivers each alert.
 """
 
 from __future__ import annotations
@@ -23,9 +33,19 @@ import re
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import msgspec
 import psycopg
 
-from monitor.store import SCHEMA, Store
+from alerts.record import Alert
+from monitor.store import (
+    SCHEMA,
+    PendingDelivery,
+    Store,
+    StoredEvent,
+    _action_decoder,
+    _counts_decoder,
+    _post_decoder,
+)
 
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _DDL_TYPES = [
@@ -108,6 +128,95 @@ class PgStore(Store):
         self._in_tx = False
         self._alert_seq = self.db.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
+        self.own_seqs: set[int] = set()
+        """``events.seq`` of the events this instance stored and has not yet seen again
+        in ``events_after`` (they are in its engine already)."""
+        self.only_brands: frozenset[str] | None = None
+        """When set, the outbox sees only these brands' deliveries (the leases held)."""
+
+    # ------------------------------------------------------------- several instances
+    def begin(self) -> None:
+        """Start a transaction holding the write lock (see the module docstring)."""
+        if not self._in_tx:
+            super().begin()
+            # Per schema: instances of other deployments (or tests) on the server don't wait.
+            self.db.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
+                            (f"crisismon-write:{self.schema}",))
+
+    def add_event(self, event: StoredEvent, seen_at: float) -> bool:
+        new = super().add_event(event, seen_at)
+        if new:  # lastval(): the seq this session's INSERT just took
+            self.own_seqs.add(int(self.db.execute("SELECT lastval()").fetchone()[0]))
+        return new
+
+    def max_seq(self) -> int:
+        """The newest stored event's ``seq`` (0 when none)."""
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def events_after(self, seq: int) -> list[tuple[int, float, StoredEvent]]:
+        """Events stored after ``seq`` (by any instance), oldest first, with seq and
+        seen_at. Call inside a transaction so the view cannot move while it is read."""
+        decoders = {"post": _post_decoder, "action": _action_decoder}
+        rows = self.db.execute("SELECT seq, kind, seen_at, body FROM events WHERE seq > ? "
+                               "ORDER BY seq", (seq,))
+        return [(int(n), seen_at, decoders.get(kind, _counts_decoder).decode(bytes(body)))
+                for n, kind, seen_at, body in rows]
+
+    # ------------------------------------------------------------- outbox, per brand
+    def _brands(self) -> list[str]:
+        return sorted(self.only_brands or ())
+
+    def pending_deliveries(self, channel: str, now: float,
+                           limit: int = 100) -> list[PendingDelivery]:
+        if self.only_brands is None:
+            return super().pending_deliveries(channel, now, limit)
+        rows = self.db.execute(
+            "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
+            "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'pending' "
+            "AND d.next_try <= ? AND a.brand = ANY(?) ORDER BY a.seq, d.rep LIMIT ?",
+            (channel, now, self._brands(), limit))
+        return [PendingDelivery(_alert(body), channel, attempts, rep)
+                for body, attempts, rep in rows]
+
+    def next_retry(self, channel: str) -> float | None:
+        if self.only_brands is None:
+            return super().next_retry(channel)
+        row = self.db.execute(
+            "SELECT MIN(d.next_try) FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+            "WHERE d.channel = ? AND d.state IN ('pending', 'held') AND a.brand = ANY(?)",
+            (channel, self._brands())).fetchone()
+        return row[0]
+
+    def due_groups(self, channel: str, now: float) -> list[str]:
+        if self.only_brands is None:
+            return super().due_groups(channel, now)
+        rows = self.db.execute(
+            "SELECT d.grp FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+            "WHERE d.channel = ? AND d.state = 'held' AND a.brand = ANY(?) "
+            "GROUP BY d.grp HAVING MIN(d.next_try) <= ?", (channel, self._brands(), now))
+        return [r[0] for r in rows]
+
+    def held(self, channel: str, grp: str) -> list[PendingDelivery]:
+        if self.only_brands is None:
+            return super().held(channel, grp)
+        return [p for p in super().held(channel, grp) if p.alert.brand in self.only_brands]
+
+    def due_repeats(self, now: float) -> list[tuple[Alert, int]]:
+        if self.only_brands is None:
+            return super().due_repeats(now)
+        return [(a, n) for a, n in super().due_repeats(now) if a.brand in self.only_brands]
+
+    def next_repeat(self) -> float | None:
+        if self.only_brands is None:
+            return super().next_repeat()
+        row = self.db.execute(
+            "SELECT MIN(r.next_at) FROM repeats r JOIN alerts a ON a.id = r.alert_id "
+            "WHERE r.done = 0 AND a.brand = ANY(?)", (self._brands(),)).fetchone()
+        return row[0]
+
+
+def _alert(body: str) -> Alert:
+    return Alert.from_record(msgspec.json.decode(body))
 
 
 def drop_schema(dsn: str, schema: str) -> None:

@@ -13,9 +13,21 @@ import structlog
 from monitor.config import LogConfig
 
 
-def service_mode(environ: Mapping[str, str] | None = None) -> bool:
-    """True under systemd with output to the journal (systemd sets ``$JOURNAL_STREAM``)."""
-    return bool((os.environ if environ is None else environ).get("JOURNAL_STREAM"))
+def service_mode(environ: Mapping[str, str] | None = None, fd: int = 1) -> bool:
+    """True when ``fd`` (stdout) is systemd's connection to the journal.
+
+    systemd sets ``$JOURNAL_STREAM`` to ``<device>:<inode>`` of that stream; a child that
+    inherited the variable but writes elsewhere (a pipe in a test) does not match it.
+    """
+    value = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    dev, sep, ino = value.partition(":")
+    if not sep or not dev.isdigit() or not ino.isdigit():
+        return False
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == (int(dev), int(ino))
 
 
 def log_stream(cfg: LogConfig, environ: Mapping[str, str] | None = None) -> TextIO:
