@@ -88,21 +88,20 @@ def print_comparison(a: Side, b: Side, file: TextIO | None = None) -> dict[str, 
     inc = Table(title="Incidents: when each config would have detected them")
     for col in ("config", "brand", "trigger", "opened", "to detect", "to statement", "closed"):
         inc.add_column(col, no_wrap=True)
-    for side in (a, b):
+    for tag, side in (("A", a), ("B", b)):
         for i in side.summary.incidents:
             r = i.record
-            inc.add_row(side.name, r["brand"], r["trigger"], _short(r["opened_at"]),
+            inc.add_row(tag, r["brand"], r["trigger"], _short(r["opened_at"]),
                         fmt_seconds(i.detection_s), fmt_seconds(i.statement_s),
                         _short(r["closed_at"]) if r["closed_at"] else "open")
         if not side.summary.incidents:
-            inc.add_row(side.name, "—", "", "", "", "", "")
+            inc.add_row(tag, "—", "", "", "", "", "")
     console.print(inc)
     for label, ids, alerts in (("A", al["only_a"], a.summary.alerts),
                                ("B", al["only_b"], b.summary.alerts)):
         by_id = {x["id"]: x for x in alerts}
-        for aid in ids[:10]:
-            x = by_id[aid]
-            console.print(f"only {label}: {x['at']} {x['type']} {x['brand']} {x['title']}")
+        for x in sorted((by_id[aid] for aid in ids), key=lambda x: x["at"])[:10]:
+            console.print(f"only {label}: {x['at'][:16]} {x['type']} {x['title']}")
         if len(ids) > 10:
             console.print(f"only {label}: ... and {len(ids) - 10} more (see compare.json)")
     return data

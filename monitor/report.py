@@ -52,8 +52,8 @@ class IncidentSummary:
 
     record: dict[str, Any]
     detection_s: float | None
-    """Opened minus the first negative mention of the story (trigger post, or the first
-    negative of the brand within the burst window before opening)."""
+    """Opened minus when the story began: the trigger post for a ``danger`` or ``spread``
+    incident; for a ``burst``, the first negative of the brand in the burst window."""
     statement_s: float | None
     """Official statement minus opened; None when no statement came."""
 
@@ -141,7 +141,8 @@ def detection_time(inc: dict[str, Any], mentions: list[dict[str, Any]],
         if t is None or m["brand"] != inc["brand"]:
             continue
         if m["id"] == inc.get("trigger_post_id") or (
-                m["negative"] and opened - burst_window <= t <= opened):
+                inc.get("trigger") == "burst" and m["negative"]
+                and opened - burst_window <= t <= opened):
             starts.append(t)
     return max(0.0, opened - min(starts))
 

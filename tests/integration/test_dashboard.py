@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -44,9 +43,6 @@ BRAND = "快书包"
 T0 = 1_779_242_400.0  # 2026-05-20 10:00 +08:00
 WAIT = 15.0
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"),
-    reason="Debian chromium is not installed (.ci/run installs it)")
 
 
 def free_port() -> int:
@@ -123,6 +119,9 @@ class Env:
 @contextlib.asynccontextmanager
 async def chromium() -> AsyncIterator[Cdp]:
     """Headless Debian chromium; yields a DevTools session on its first page."""
+    if not Path(CHROMIUM).exists():
+        raise AssertionError(f"{CHROMIUM} is missing: apt-get install -y chromium "
+                             "(.ci/run does this)")
     profile = tempfile.mkdtemp(prefix="crisismon-chromium-")
     proc = await asyncio.create_subprocess_exec(
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

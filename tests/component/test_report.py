@@ -1,0 +1,137 @@
+"""Analysts' reports: a real replay, then ``report.html``, the PNGs, ``crisismon report`` and
+``crisismon compare`` read back from its files, with figures checked exactly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import structlog
+
+from monitor.cli import main
+from monitor.config import load_config
+from monitor.report import load_summary
+
+OFFICIAL = "1650000001"
+CONFIG = """
+timezone = "Asia/Shanghai"
+[sla]
+reply_within = "{reply_within}"
+[store]
+path = "state.db"
+[alerts]
+terminal = false
+log = "alerts-live.jsonl"
+[[brands]]
+name = "快书包"
+keywords = ["快书包"]
+official_accounts = ["{official}"]
+"""
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def t(minute: int, second: int = 0) -> str:
+    return f"2026-05-20T10:{minute:02d}:{second:02d}+08:00"
+
+
+def status(pid: str, at: str, text: str, uid: str = "42", **extra: object) -> dict[str, object]:
+    return {"id": pid, "created_at": at, "text": text, "reposts_count": 0,
+            "comments_count": 0, "attitudes_count": 0,
+            "user": {"id": uid, "screen_name": f"u{uid}", "followers_count": 100}, **extra}
+
+
+def feed_lines() -> list[dict[str, object]]:
+    """Three mentions: answered at +2m, at +7m, never; a danger post opens an incident and
+    an official statement follows 30 minutes later."""
+    official = {"id": OFFICIAL, "screen_name": "快书包官方", "followers_count": 50000}
+    return [
+        status("1", t(0), "快书包送货太慢了，差评"),
+        status("2", t(1), "快书包的书包装很好，喜欢"),
+        status("3", t(2), "快书包客服态度太差了"),
+        {**status("11", t(2), "您好，已为您催单"), "user": official, "status": {"id": "1"}},
+        {**status("12", t(8), "抱歉，已补发"), "user": official, "status": {"id": "2"}},
+        status("4", t(10), "吃了快书包送的蛋糕食物中毒了，太可怕"),
+        {**status("13", t(40), "关于食品安全问题的声明：我们已下架相关产品"), "user": official},
+    ]
+
+
+@pytest.fixture(autouse=True)
+def _unbind_logging() -> Iterator[None]:
+    """The CLI points structlog at this test's captured stdout; later tests need it back."""
+    yield
+    structlog.reset_defaults()
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    feed = tmp / "feed.jsonl"
+    feed.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in feed_lines()),
+                    encoding="utf-8")
+    for name, within in (("a.toml", "5m"), ("b.toml", "10m")):
+        (tmp / name).write_text(CONFIG.format(reply_within=within, official=OFFICIAL),
+                                encoding="utf-8")
+    assert main(["replay", str(feed), "--config", str(tmp / "a.toml"), "--out",
+                 str(tmp / "out"), "--quiet"]) == 0
+    structlog.reset_defaults()
+    return tmp
+
+
+def test_summary_figures_are_exact(replayed: Path) -> None:
+    s = load_summary(replayed / "out", load_config(replayed / "a.toml"))
+    assert len(s.needing) == 4  # the three complaints/praise and the danger post
+    assert s.reply_times == [120.0, 420.0]
+    assert s.in_time == 1
+    assert s.compliance() == 0.25
+    assert s.median() == 270.0
+    assert s.percentile(0.9) == 420.0
+    assert s.breaches == 3  # "2" replied at +7m, "3" and "4" never
+    assert s.by_brand() == {"快书包": (4, 1)}
+    [inc] = s.incidents
+    assert inc.record["trigger"] == "danger"
+    assert inc.detection_s == 0.0  # the danger post itself opened it
+    assert inc.statement_s == 30 * 60.0
+
+
+def test_replay_writes_a_self_contained_report_and_plots(replayed: Path) -> None:
+    out = replayed / "out"
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert page.count("data:image/png;base64,") == 4  # three plots + one incident
+    assert "src='http" not in page and 'src="http' not in page  # nothing to fetch
+    assert "25.0%" in page
+    for name in ("mentions_per_hour", "reply_times", "sla_compliance"):
+        assert (out / f"{name}.png").read_bytes().startswith(PNG)
+    assert len(list(out.glob("incident_inc-*.png"))) == 1
+
+
+def test_report_command_prints_the_summary(replayed: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(replayed / "out"), "--config", str(replayed / "a.toml")]) == 0
+    text = capsys.readouterr().out
+    assert "1 (25.0%)" in text and "4m30s" in text and "7m00s" in text
+    assert "danger" in text
+    assert main(["report", str(replayed / "out"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["breaches"] == 3 and data["p90_reply_seconds"] == 420.0
+    assert main(["report", str(replayed / "nowhere")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+def test_compare_shows_what_a_looser_sla_would_have_sent(
+        replayed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = replayed / "cmp"
+    assert main(["compare", str(replayed / "a.toml"), str(replayed / "b.toml"),
+                 str(replayed / "feed.jsonl"), "--out", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    # At 10 minutes the +7m reply is in time: one breach fewer, compliance 1/4 -> 2/4.
+    assert data["by_type"]["reply.breach"] == {"a": 3, "b": 2}
+    assert data["sla_compliance"] == {"a": 0.25, "b": 0.5}
+    assert len(data["incidents"]["a"]) == len(data["incidents"]["b"]) == 1
+    assert data["alerts"]["only_a"] and not set(data["alerts"]["only_a"]) & set(
+        data["alerts"]["only_b"])
+    assert json.loads((out / "compare.json").read_text(encoding="utf-8")) == data
+    assert main(["compare", str(replayed / "a.toml"), str(replayed / "b.toml"),
+                 str(replayed / "feed.jsonl")]) == 0
+    assert "reply.breach" in capsys.readouterr().out
