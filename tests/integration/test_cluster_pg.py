@@ -34,7 +34,7 @@ from tests.fixtures.service import (
     read_alerts,
 )
 
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
+DSN = os.environ.get("CRISISMON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TTL = 3.0
 RENEW = TTL / 3
 BRANDS = ("小满咖啡", "大熊奶茶")
