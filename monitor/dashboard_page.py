@@ -251,18 +251,27 @@ svg.tl { width:100%; height:120px; display:block; }
     s.append(svg("line", { x1: L, x2: R, y1: 80, y2: 80, stroke: "#9ca3af" }));
     const ws = x(t.opened + inc.window_start);
     s.append(svg("rect", { x: ws, y: 78, width: R - ws, height: 4, fill: "#fde68a" }));
-    const mark = (v, color, label, row) => {
+    // Labels of marks close in time would overprint each other: each goes in the first
+    // row below the axis where it fits after the labels already placed there.
+    const rowEnd = [];
+    const mark = (v, color, label) => {
       if (v === null || v === undefined) return;
       s.append(svg("line", { x1: x(v), x2: x(v), y1: 22, y2: 86, stroke: color,
                              "stroke-width": 2 }));
-      s.append(svg("text", { x: Math.min(x(v) + 2, W - 60), y: 98 + 12 * row,
-                             "font-size": 11, fill: color }, label));
+      if (!label) return;
+      const width = 11 * label.length + 6, at = Math.min(x(v) + 2, W - width);
+      let row = rowEnd.findIndex((end) => end <= at);
+      if (row < 0) { row = rowEnd.length; rowEnd.push(0); }
+      rowEnd[row] = at + width;
+      s.append(svg("text", { x: at, y: 98 + 12 * row, "font-size": 11, fill: color },
+                   label));
     };
-    t.checkpoints.forEach((c) => mark(c, "#9ca3af", "", 0));
-    mark(t.opened, "#b91c1c", "开启 " + hhmm(t.opened), 0);
-    mark(t.statement_due, "#b45309", "声明截止", 1);
-    mark(t.statement_at, "#15803d", "声明发布", 0);
-    mark(t.closed_at, "#374151", "关闭", 1);
+    t.checkpoints.forEach((c) => mark(c, "#9ca3af", ""));
+    mark(t.opened, "#b91c1c", "开启 " + hhmm(t.opened));
+    mark(t.statement_due, "#b45309", "声明截止");
+    mark(t.statement_at, "#15803d", t.statement_at ? "声明发布 " + hhmm(t.statement_at) : "");
+    mark(t.closed_at, "#374151", "关闭");
+    s.setAttribute("viewBox", "0 0 " + W + " " + Math.max(H, 104 + 12 * rowEnd.length));
     const now = simNow();
     if (now > t0 && now < t1) s.append(svg("line", { x1: x(now), x2: x(now), y1: 14, y2: 86,
       stroke: "#2563eb", "stroke-dasharray": "3 2" }));

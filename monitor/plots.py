@@ -232,7 +232,8 @@ def plot_incident(plt: Any, summary: Summary, inc: dict[str, Any], path: Path) -
     ax.set_ylim(0, top * 1.15)
     ax.set_title(label("inc_title", id=inc["id"], brand=inc["brand"], trigger=inc["trigger"]))
     ax.set_ylabel(label("count"))
-    ax.legend(loc="upper right", fontsize=8, ncols=2)
+    # Beside the plot, not on it: the window band and late bars sit at the upper right.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path)

@@ -11,6 +11,7 @@ deadlines of the posts the dead one had ingested.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 import urllib.error
