@@ -8,9 +8,12 @@ after a restart, so a repeat schedule resumes correctly.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from alerts.record import Alert, AlertType
-from rules.engine import EscalationEngine
+
+if TYPE_CHECKING:  # only a type here; importing the engine would make a cycle with config
+    from rules.engine import EscalationEngine
 
 _REPEAT = re.compile(r"^(a-[0-9a-f]+)-r\d+$")
 REPLY_TYPES = frozenset({AlertType.REPLY_WARNING, AlertType.REPLY_BREACH,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
+from typing import Protocol
 
 from alerts.oncall import parse_local
 from alerts.record import Alert, AlertType
@@ -39,6 +40,8 @@ class SilenceConfig:
     """Local ISO time, exclusive; empty: until the silence is removed from the config."""
     comment: str = ""
     """Why, for the audit log."""
+    severities: tuple[str, ...] = ("P2", "P3", "P4")
+    """Severities muted; P1 is refused here, it always pages."""
 
     def validate(self) -> Iterator[tuple[str, str]]:
         for key in ("start", "end"):
@@ -48,6 +51,7 @@ class SilenceConfig:
                     parse_local(value, UTC)
                 except ValueError:
                     yield key, f'"{value}" is not an ISO time like "2026-05-20T22:00"'
+        yield from _low_severities(self.severities)
 
 
 @dataclass(frozen=True)
@@ -69,10 +73,15 @@ class QuietHoursConfig:
                     time.fromisoformat(value)
                 except ValueError:
                     yield key, f'"{value}" is not a local time like "22:00"'
-        if "P1" in self.severities:
-            yield "severities", "P1 always pages; list only P2, P3, P4"
-        if any(s not in ("P2", "P3", "P4") for s in self.severities):
-            yield "severities", "use P2, P3, P4"
+        yield from _low_severities(self.severities)
+
+
+def _low_severities(severities: tuple[str, ...]) -> Iterator[tuple[str, str]]:
+    """Problems with a silence's or quiet hours' ``severities``: P1 is never muted."""
+    if "P1" in severities:
+        yield "severities", "P1 always pages; list only P2, P3, P4"
+    elif any(s not in ("P2", "P3", "P4") for s in severities):
+        yield "severities", "use P2, P3, P4"
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,8 @@ def _in_window(now: float, start: float | None, end: float | None) -> bool:
 
 
 class Silences:
-    """Stage: pages matching a configured silence are recorded, not sent."""
+    """Stage: pages matching a configured silence are recorded, not sent. A silence
+    mutes only its ``severities`` (never P1: a P1 always pages)."""
 
     def __init__(self, silences: Sequence[SilenceConfig], tz: tzinfo) -> None:
         self._rules = [(s, parse_local(s.start, tz).timestamp() if s.start else None,
@@ -161,6 +171,8 @@ class Silences:
     def __call__(self, page: Page, now: float) -> Verdict | None:
         a = page.alert
         for s, start, end in self._rules:
+            if a.severity not in s.severities or a.severity == "P1":
+                continue
             if s.brand and a.brand not in s.brand:
                 continue
             if s.types and not any(fnmatch.fnmatchcase(str(a.type), p) for p in s.types):
@@ -196,7 +208,7 @@ class QuietHours:
         return end.replace(tzinfo=self.tz).timestamp()
 
     def __call__(self, page: Page, now: float) -> Verdict | None:
-        if page.alert.severity not in self.severities:
+        if page.alert.severity not in self.severities or page.alert.severity == "P1":
             return None
         until = self.quiet_until(now)
         if until is None:
@@ -227,13 +239,47 @@ class IncidentGrouping:
                        group=f"incident:{a.incident_id}")
 
 
+class SendWindow(Protocol):
+    """Where a rate limiter keeps the send times of its sliding window."""
+
+    def times(self, channel: str, since: float) -> Sequence[float]:
+        """Send times of ``channel`` after ``since``, oldest first."""
+        ...
+
+    def add(self, channel: str, at: float, forget_before: float) -> None:
+        """Record a send; times at or before ``forget_before`` may be dropped."""
+        ...
+
+
+class MemoryWindow:
+    """A :class:`SendWindow` in memory (pure tests). The outbox binds the durable one,
+    :class:`alerts.ledger.SendLog`, so a restart keeps the window."""
+
+    def __init__(self) -> None:
+        self._sent: dict[str, deque[float]] = {}
+
+    def times(self, channel: str, since: float) -> Sequence[float]:
+        return [t for t in self._sent.get(channel, ()) if t > since]
+
+    def add(self, channel: str, at: float, forget_before: float) -> None:
+        sent = self._sent.setdefault(channel, deque())
+        sent.append(at)
+        while sent and sent[0] <= forget_before:
+            sent.popleft()
+
+
 class RateLimiter:
     """Stage: at most ``max`` sends per sliding ``per`` on a channel; the rest are held
     and summarised in one message when the window has room again."""
 
-    def __init__(self, limits: Sequence[RateLimitConfig]) -> None:
+    def __init__(self, limits: Sequence[RateLimitConfig],
+                 window: SendWindow | None = None) -> None:
         self.limits = {r.channel: (r.max, float(r.per)) for r in limits}
-        self._sent: dict[str, deque[float]] = {}
+        self.window: SendWindow = window if window is not None else MemoryWindow()
+
+    def bind(self, window: SendWindow) -> None:
+        """Keep the send times in ``window`` from now on (the outbox: in the store)."""
+        self.window = window
 
     def room_at(self, channel: str, now: float) -> float:
         """When ``channel`` may send next (``now`` if it may send now)."""
@@ -241,15 +287,15 @@ class RateLimiter:
         if limit is None:
             return now
         most, per = limit
-        sent = self._sent.setdefault(channel, deque())
-        while sent and sent[0] <= now - per:
-            sent.popleft()
-        return now if len(sent) < most else sent[0] + per
+        sent = self.window.times(channel, now - per)
+        # Room once all but most-1 of the sends in the window have left it.
+        return now if len(sent) < most else sent[-most] + per
 
     def record(self, channel: str, now: float) -> None:
         """A message went out on ``channel``."""
-        if channel in self.limits:
-            self._sent.setdefault(channel, deque()).append(now)
+        limit = self.limits.get(channel)
+        if limit is not None:
+            self.window.add(channel, now, now - limit[1])
 
     def __call__(self, page: Page, now: float) -> Verdict | None:
         room = self.room_at(page.channel, now)

@@ -7,6 +7,11 @@ one message when their group is due. A failure that can be retried waits with ji
 exponential backoff (or the channel's Retry-After); a dead channel delays only its own
 queue. After a restart, whatever was pending is sent.
 
+Threads: a message about an incident goes out as an update of that incident's thread
+on its channel (:class:`~alerts.channels.base.Thread`, kept in the store by
+:class:`~alerts.ledger.ThreadBook`), so a mail replies to the incident's first page and
+a Slack message lands in its thread, also after a restart.
+
 Repeats: once a page of level >= 1 is out on a paging channel, it is re-sent every
 ``repeat_every`` until its subject is settled (acked, answered, closed). Each repeat
 is its own delivery with the idempotency key ``<alert id>-r<n>``, stable across retries.
@@ -26,6 +31,8 @@ import structlog
 
 from alerts.ack import repeat_id
 from alerts.audit import AuditLog
+from alerts.channels.base import Thread
+from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
 from alerts.record import Alert
 from monitor.clock import Clock
@@ -38,11 +45,11 @@ BACKOFF_MAX = 300.0
 
 
 class Sender(Protocol):
-    """What the outbox needs of a channel."""
+    """What the outbox needs of a channel (see :class:`alerts.channels.base.Channel`)."""
 
     name: str
 
-    async def send(self, alert: Alert) -> None: ...
+    async def send(self, alert: Alert, thread: Thread | None = None) -> str | None: ...
 
 
 class DeliveryFailed(Exception):
@@ -64,6 +71,14 @@ def backoff(attempts: int, rng: random.Random) -> float:
 def _about(alert: Alert) -> contextlib.AbstractContextManager[None]:
     """Log context while handling ``alert``: every line names its post and brand."""
     return structlog.contextvars.bound_contextvars(post_id=alert.post_id, brand=alert.brand)
+
+
+def _thread_note(thread: Thread | None, detail: str = "") -> str:
+    """The audit detail of a delivery: which update of which incident's thread it was."""
+    if thread is None:
+        return detail
+    where = f"incident {thread.incident_id} update {thread.update}"
+    return f"{detail}; {where}" if detail else where
 
 
 def wire_alert(alert: Alert, rep: int) -> Alert:
@@ -88,6 +103,10 @@ class Outbox:
         self.repeat_max = repeat_max
         self.settled = settled or (lambda _alert: True)
         self.audit = AuditLog(store.db)
+        self.threads = ThreadBook(store.db)
+        # The rate limits' window lives in the store: a restart must neither forget what
+        # was sent in the last minute nor page past the limit.
+        self.stages.limiter.bind(SendLog(store.db))
         self._wake = {name: asyncio.Event() for name in self.channels}
         self._repeat_wake = asyncio.Event()
         self._rng = random.Random(seed)
@@ -140,9 +159,7 @@ class Outbox:
                 return sent
             for item in batch:
                 if item.rep and self.settled(item.alert):
-                    self.store.mark_judged(item.alert.id, name, item.rep, "cancelled", None)
-                    self.audit.delivery(now, repeat_id(item.alert.id, item.rep), name,
-                                        item.rep, "cancelled", "acked or answered")
+                    self._cancel(item, now)
                     continue
                 verdict = self.stages.judge(Page(item.alert, name, item.rep), now)
                 if verdict is not None:
@@ -152,9 +169,30 @@ class Outbox:
                     return sent  # keep order: the rest waits for this one's retry
                 sent += 1
 
+    def _cancel(self, item: PendingDelivery, now: float) -> None:
+        """A repeat whose alert was acked or answered meanwhile: never sent."""
+        with self.store.transaction():
+            self.store.mark_judged(item.alert.id, item.channel, item.rep, "cancelled", None)
+            self.audit.delivery(now, repeat_id(item.alert.id, item.rep), item.channel,
+                                item.rep, "cancelled", "acked or answered")
+
     def _apply(self, item: PendingDelivery, verdict: Verdict, now: float) -> None:
-        with _about(item.alert):
+        with _about(item.alert), self.store.transaction():
             self._judged(item, verdict, now)
+
+    def _thread(self, name: str, message: Alert) -> Thread | None:
+        """Where ``message`` stands in its incident's thread on channel ``name``."""
+        if not message.incident_id or name in BUILT_IN:
+            return None
+        return self.threads.get(name, message.incident_id)
+
+    async def _deliver(self, channel: Sender, message: Alert,
+                       thread: Thread | None) -> str | None:
+        # A message outside any incident is sent as send(alert): the simplest channel
+        # (a test double, a recorder) need not know about threads.
+        if thread is None:
+            return await channel.send(message)
+        return await channel.send(message, thread)
 
     def _judged(self, item: PendingDelivery, verdict: Verdict, now: float) -> None:
         name, aid = item.channel, item.alert.id
@@ -181,13 +219,19 @@ class Outbox:
                 self.store.db.execute("UPDATE deliveries SET next_try = ? WHERE channel = ? "
                                       "AND state = 'held' AND grp = ?", (room, name, grp))
                 continue
-            held = self.store.held(name, grp)
+            held = []
+            for item in self.store.held(name, grp):
+                if item.rep and self.settled(item.alert):
+                    self._cancel(item, now)  # acked while held: the repeat is moot
+                else:
+                    held.append(item)
             if not held:
                 continue
             alerts = [wire_alert(i.alert, i.rep) for i in held]
             message = alerts[0] if len(alerts) == 1 else summary_alert(alerts, grp, name)
+            thread = self._thread(name, message)
             try:
-                await channel.send(message)
+                ref = await self._deliver(channel, message, thread)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a channel must never take the daemon down
@@ -195,25 +239,33 @@ class Outbox:
                 n = self._group_failures.get(key, 0)
                 self._group_failures[key] = n + 1
                 retryable = getattr(exc, "retryable", True)
-                delay = backoff(n, self._rng) if retryable else BACKOFF_MAX
-                self.store.db.execute("UPDATE deliveries SET next_try = ?, last_error = ? "
-                                      "WHERE channel = ? AND state = 'held' AND grp = ?",
-                                      (now + delay, f"{type(exc).__name__}: {exc}"[:500],
-                                       name, grp))
-                self.audit.delivery(now, message.id, name, 0, "failed", str(exc)[:200])
+                retry_after = getattr(exc, "retry_after", None)
+                delay = BACKOFF_MAX if not retryable else \
+                    retry_after if retry_after is not None else backoff(n, self._rng)
+                with self.store.transaction():
+                    self.store.db.execute(
+                        "UPDATE deliveries SET next_try = ?, last_error = ? WHERE channel = ? "
+                        "AND state = 'held' AND grp = ?",
+                        (now + delay, f"{type(exc).__name__}: {exc}"[:500], name, grp))
+                    self.audit.delivery(now, message.id, name, 0,
+                                        "retrying" if retryable else "failed", str(exc)[:200])
                 if retryable:
                     self._paused[name] = now + delay
                 self._failing(name, message.id, exc, delay)
                 continue
             self._group_failures.pop((name, grp), None)
-            self.store.mark_summarised(held, now)
-            self.stages.limiter.record(name, now)
-            for item in held:
-                self.audit.delivery(now, repeat_id(item.alert.id, item.rep), name, item.rep,
-                                    "summarised", f"in {message.id}")
-                self._arm(item.alert, item.rep, name, now)
-            self.audit.delivery(now, message.id, name, 0, "delivered",
-                                f"summary of {len(held)}" if len(held) > 1 else "")
+            with self.store.transaction():  # all the bookkeeping of one send, or none
+                self.store.mark_summarised(held, now)
+                self.stages.limiter.record(name, now)
+                if thread is not None:
+                    self.threads.delivered(name, thread, message, ref, now)
+                for item in held:
+                    self.audit.delivery(now, repeat_id(item.alert.id, item.rep), name,
+                                        item.rep, "summarised", f"in {message.id}")
+                    self._arm(item.alert, item.rep, name, now)
+                self.audit.delivery(now, message.id, name, 0, "delivered",
+                                    _thread_note(thread, f"summary of {len(held)}"
+                                                 if len(held) > 1 else ""))
             self.sent[name] += 1
             self._recovered(name)
             sent += 1
@@ -226,8 +278,9 @@ class Outbox:
     async def _send(self, channel: Sender, item: PendingDelivery) -> bool:
         name, alert, rep = channel.name, item.alert, item.rep
         wire = wire_alert(alert, rep)
+        thread = self._thread(name, wire)
         try:
-            await channel.send(wire)
+            ref = await self._deliver(channel, wire, thread)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a channel must never take the daemon down
@@ -236,20 +289,26 @@ class Outbox:
             retry_after = getattr(exc, "retry_after", None)
             delay = retry_after if retry_after is not None else backoff(item.attempts, self._rng)
             next_try = now + delay if retryable else None
-            self.store.mark_failed(alert.id, name, f"{type(exc).__name__}: {exc}", next_try, rep)
+            with self.store.transaction():
+                self.store.mark_failed(alert.id, name, f"{type(exc).__name__}: {exc}",
+                                       next_try, rep)
+                self.audit.delivery(now, wire.id, name, rep,
+                                    "retrying" if retryable else "failed",
+                                    f"{type(exc).__name__}: {exc}")
             if next_try is not None:
                 self._paused[name] = next_try
-            self.audit.delivery(now, wire.id, name, rep, "retrying" if retryable else "failed",
-                                f"{type(exc).__name__}: {exc}")
             self.failures[name] += 1
             self._failing(name, wire.id, exc, delay if retryable else None)
             return not retryable  # a final refusal doesn't block the queue
         now = self.clock.now()
-        self.store.mark_delivered(alert.id, name, now, rep)
-        self.stages.limiter.record(name, now)
-        self.audit.delivery(now, wire.id, name, rep, "delivered")
+        with self.store.transaction():  # all the bookkeeping of one send, or none
+            self.store.mark_delivered(alert.id, name, now, rep)
+            self.stages.limiter.record(name, now)
+            if thread is not None:
+                self.threads.delivered(name, thread, wire, ref, now)
+            self.audit.delivery(now, wire.id, name, rep, "delivered", _thread_note(thread))
+            self._arm(alert, rep, name, now)
         self.sent[name] += 1
-        self._arm(alert, rep, name, now)
         self._recovered(name)
         return True
 

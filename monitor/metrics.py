@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from alerts.channels.base import Thread
 from alerts.outbox import Sender
 from alerts.record import Alert
 from monitor.sources.base import Batch
@@ -118,15 +119,18 @@ class MeteredSender:
         self.name = inner.name
         self.metrics = metrics
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: Thread | None = None) -> str | None:
         try:
-            await self.inner.send(alert)
+            # The outbox passes a thread only for incident messages (see Outbox._deliver).
+            ref = await (self.inner.send(alert) if thread is None
+                         else self.inner.send(alert, thread))
         except asyncio.CancelledError:
             raise
         except Exception:
             self.metrics.delivery_failures.labels(self.name).inc()
             raise
         self.metrics.deliveries.labels(self.name, str(alert.type)).inc()
+        return ref
 
 
 class _StateCollector(Collector):

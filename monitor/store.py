@@ -98,7 +98,23 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS threads (
+    channel TEXT NOT NULL,
+    incident_id TEXT NOT NULL,
+    sent INTEGER NOT NULL,
+    root TEXT NOT NULL,
+    ref TEXT,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (channel, incident_id)
+);
+CREATE TABLE IF NOT EXISTS channel_sends (
+    channel TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS channel_sends_at ON channel_sends (channel, at);
 """
+# threads, channel_sends: the outbox's memory of incident threads and rate-limit windows,
+# read and written by alerts.ledger.
 
 _encoder = msgspec.json.Encoder()
 _post_decoder = msgspec.json.Decoder(Post)

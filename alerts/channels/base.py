@@ -8,11 +8,33 @@ the durable outbox are the caller's job (the outbox); a channel never sleeps or 
 from __future__ import annotations
 
 import email.utils
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
 from alerts.record import DEFAULT_TZ, Alert, AlertType, Level
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """Where a message stands in its incident's thread on one channel.
+
+    The outbox keeps one thread per (channel, incident) in the store: the first message
+    about an incident that a channel delivers opens it (``update`` 0), every later one is
+    update 1, 2, ... of it. A channel threads it as far as its provider allows (a mail
+    reply, a Slack thread reply, an MQTT topic per incident) and otherwise says in the
+    message which incident and which update it is.
+    """
+
+    incident_id: str
+    update: int
+    """0: this message opens the incident's thread on this channel; n: its n-th update."""
+    root: Alert | None = None
+    """The message that opened the thread (None while opening it)."""
+    ref: str | None = None
+    """The provider's handle on that first message (mail Message-ID, Slack ``ts``)."""
 
 
 @runtime_checkable
@@ -22,11 +44,15 @@ class Channel(Protocol):
     name: str
     """Unique among the configured channels; the outbox keys deliveries by it."""
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: Thread | None = None) -> str | None:
         """Deliver ``alert`` once; raise :class:`DeliveryError` when it was not delivered.
 
         Providers that dedupe get ``alert.id`` as the idempotency key, so a retry after
         an ambiguous failure (timeout after the request went out) does not double-page.
+        ``thread`` is given for a message about an incident. The answer is the provider's
+        handle on the message when it (re)starts the incident's thread (a mail
+        ``Message-ID``, a Slack ``ts``); the outbox stores it and hands it back as
+        ``thread.ref`` with the incident's later messages.
         """
         ...
 
@@ -113,6 +139,14 @@ LEVEL_LABELS: dict[int, str] = {
 }
 
 
+_REPEAT_ID = re.compile(r"-r\d+$")
+
+
+def is_repeat(alert: Alert) -> bool:
+    """True for a repeat page (its id is ``<alert id>-r<n>``, see ``alerts.outbox``)."""
+    return _REPEAT_ID.search(alert.id) is not None
+
+
 def type_label(alert: Alert) -> str:
     """``回复超时`` for ``reply.breach``; the raw type for anything unknown."""
     return TYPE_LABELS.get(alert.type, str(alert.type))
@@ -130,10 +164,42 @@ def format_due(alert: Alert, tz: tzinfo = DEFAULT_TZ) -> str:
     return dt.strftime("%Y-%m-%d %H:%M:%S ") + f"{offset[:3]}:{offset[3:]}"
 
 
-def render_fields(alert: Alert, tz: tzinfo = DEFAULT_TZ) -> list[tuple[str, str]]:
+def format_clock(at: float, tz: tzinfo = DEFAULT_TZ) -> str:
+    """``05-01 09:05``: a short local time for cross-references inside a message."""
+    return datetime.fromtimestamp(at, tz=UTC).astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def thread_tag(thread: Thread | None) -> str:
+    """``【事件 inc-7】`` on an incident's first message, ``【事件 inc-7 · 第3条更新】`` after.
+
+    For providers that cannot thread (chat robots): the title itself says which incident
+    and which update it is, so a group reads the story in order.
+    """
+    if thread is None:
+        return ""
+    if thread.update == 0:
+        return f"【事件 {thread.incident_id}】"
+    return f"【事件 {thread.incident_id} · 第{thread.update}条更新】"
+
+
+def thread_fact(thread: Thread, tz: tzinfo = DEFAULT_TZ) -> str:
+    """The ``事件`` fact of a threaded message: the incident, the update number, and what
+    the incident's first message was (so an update read alone still points to it)."""
+    if thread.update == 0:
+        return f"{thread.incident_id}（首条消息）"
+    fact = f"{thread.incident_id}（第{thread.update}条更新"
+    if thread.root is not None:
+        root = thread.root
+        fact += f"；首条：{type_label(root)} {format_clock(root.at, tz)} {root.id}"
+    return fact + "）"
+
+
+def render_fields(alert: Alert, tz: tzinfo = DEFAULT_TZ,
+                  thread: Thread | None = None) -> list[tuple[str, str]]:
     """The labelled facts of an alert, in reading order; absent ones left out.
 
     Chat channels lay these out in their own markup; :func:`render` as plain lines.
+    With ``thread``, the ``事件`` fact says which update of the incident this is.
     """
     fields = [
         ("严重度", alert.severity),
@@ -144,7 +210,9 @@ def render_fields(alert: Alert, tz: tzinfo = DEFAULT_TZ) -> list[tuple[str, str]
     ]
     if alert.post_id:
         fields.append(("帖子", alert.post_id))
-    if alert.incident_id:
+    if thread is not None:
+        fields.append(("事件", thread_fact(thread, tz)))
+    elif alert.incident_id:
         fields.append(("事件", alert.incident_id))
     if alert.recipients:
         fields.append(("通知", "、".join(alert.recipients)))
@@ -152,21 +220,24 @@ def render_fields(alert: Alert, tz: tzinfo = DEFAULT_TZ) -> list[tuple[str, str]
     return fields
 
 
-def render_title(alert: Alert) -> str:
-    """One line that says how bad, whose, and what: ``[P1] 快书包 回复超时：…``."""
-    return f"[{alert.severity}] {alert.brand} {type_label(alert)}：{alert.title}"
+def render_title(alert: Alert, thread: Thread | None = None) -> str:
+    """One line that says how bad, whose, and what: ``[P1] 快书包 回复超时：…``; a message
+    about an incident starts with its :func:`thread_tag`."""
+    return (f"{thread_tag(thread)}[{alert.severity}] {alert.brand} {type_label(alert)}："
+            f"{alert.title}")
 
 
-def render(alert: Alert, tz: tzinfo = DEFAULT_TZ) -> tuple[str, str]:
+def render(alert: Alert, tz: tzinfo = DEFAULT_TZ,
+           thread: Thread | None = None) -> tuple[str, str]:
     """``(title, body)`` in readable Chinese plain text, shared by the chat channels.
 
     The body is one ``标签：值`` line per fact, a blank line, then the alert's own text.
     """
-    lines = [f"{label}：{value}" for label, value in render_fields(alert, tz)]
+    lines = [f"{label}：{value}" for label, value in render_fields(alert, tz, thread)]
     body = "\n".join(lines)
     if alert.text:
         body += "\n\n" + alert.text
-    return render_title(alert), body
+    return render_title(alert, thread), body
 
 
 def truncate_utf8(text: str, max_bytes: int, marker: str = "…") -> str:

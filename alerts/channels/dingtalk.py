@@ -26,7 +26,7 @@ import structlog
 from yarl import URL
 
 from alerts.channels._http import HttpPoster, check_code, validate_ref, validate_url
-from alerts.channels.base import render_fields, render_title, truncate_utf8
+from alerts.channels.base import Thread, render_fields, render_title, truncate_utf8
 from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
 from monitor.settings import Duration
@@ -83,11 +83,15 @@ def signed_url(url: str, secret: str, timestamp_ms: int) -> URL:
     return URL(f"{url}{sep}timestamp={timestamp_ms}&sign={sign}", encoded=True)
 
 
-def dingtalk_markdown(alert: Alert, tz: tzinfo, at_mobiles: tuple[str, ...] = ()) -> str:
-    """The markdown ``text``: heading, one bold-labelled line per fact, the text quoted."""
+def dingtalk_markdown(alert: Alert, tz: tzinfo, at_mobiles: tuple[str, ...] = (),
+                      thread: Thread | None = None) -> str:
+    """The markdown ``text``: heading, one bold-labelled line per fact, the text quoted.
+
+    A robot cannot thread: an incident's message says in its heading and its ``事件``
+    line which incident and which update it is."""
     # DingTalk's markdown needs a blank line to break a line.
-    lines = [f"#### {render_title(alert)}"]
-    lines += [f"**{label}**：{value}" for label, value in render_fields(alert, tz)]
+    lines = [f"#### {render_title(alert, thread)}"]
+    lines += [f"**{label}**：{value}" for label, value in render_fields(alert, tz, thread)]
     if alert.text:
         lines.append("\n".join(f"> {line}" for line in alert.text.splitlines()))
     if at_mobiles:
@@ -119,20 +123,20 @@ class DingTalkChannel:
         return cls(cfg.name, load_secret(cfg.url), secret=load_secret(cfg.secret),
                    at_mobiles=cfg.at_mobiles, at_all=cfg.at_all, timeout=cfg.timeout, tz=tz)
 
-    def payload(self, alert: Alert) -> dict[str, object]:
+    def payload(self, alert: Alert, thread: Thread | None = None) -> dict[str, object]:
         """The JSON body for ``alert``."""
         return {
             "msgtype": "markdown",
             "markdown": {
-                "title": render_title(alert)[:60],  # the preview in the chat list
-                "text": dingtalk_markdown(alert, self._tz, self._at_mobiles),
+                "title": render_title(alert, thread)[:60],  # the preview in the chat list
+                "text": dingtalk_markdown(alert, self._tz, self._at_mobiles, thread),
             },
             "at": {"atMobiles": list(self._at_mobiles), "isAtAll": self._at_all},
         }
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: Thread | None = None) -> None:
         """Post ``alert``; map HTTP status and ``errcode`` to DeliveryError."""
-        body = json.dumps(self.payload(alert), ensure_ascii=False).encode()
+        body = json.dumps(self.payload(alert, thread), ensure_ascii=False).encode()
         url: str | URL = self._url.reveal()
         if self._secret:
             url = signed_url(self._url.reveal(), self._secret.reveal(), int(self._wall() * 1000))

@@ -2,6 +2,12 @@
 
 ``Message-ID`` is derived from the alert id, so a retry after a lost answer produces the
 same id and mail systems (and people's clients) drop the duplicate.
+
+An incident's later messages are replies to its first page on this channel
+(RFC 5322 threading): ``In-Reply-To`` and ``References`` name the first page's
+``Message-ID`` and the subject is ``Re: <the first page's subject>``, so mail clients
+(Thunderbird and Outlook by the headers, Gmail by headers and subject) show one
+conversation per incident; the update's own subject line opens the body.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import aiosmtplib
 import structlog
 
 from alerts.channels._http import validate_ref
-from alerts.channels.base import DeliveryError, render, type_label
+from alerts.channels.base import DeliveryError, Thread, render, type_label
 from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
 from monitor.settings import Duration
@@ -100,16 +106,28 @@ class EmailChannel:
                    tls=cfg.tls, username=cfg.username, password=load_secret(cfg.password),
                    timeout=cfg.timeout, tz=tz)
 
-    def message(self, alert: Alert) -> EmailMessage:
-        """The mail for ``alert``."""
-        _, body = render(alert, self._tz)
+    def message(self, alert: Alert, thread: Thread | None = None) -> EmailMessage:
+        """The mail for ``alert``; a reply to the incident's first page when ``thread``
+        says it is an update."""
+        _, body = render(alert, self._tz, thread)
         msg = EmailMessage()
-        msg["Subject"] = subject(alert)
+        root = thread.root if thread is not None and thread.update > 0 else None
+        if thread is not None and root is not None:
+            parent = thread.ref or message_id(root, self._sender)
+            msg["Subject"] = f"Re: {subject(root)}"
+            msg["In-Reply-To"] = parent
+            msg["References"] = parent
+            body = f"{subject(alert)}\n\n{body}"
+        else:
+            msg["Subject"] = subject(alert)
         msg["From"] = self._sender
         msg["To"] = ", ".join(self._to)
         msg["Date"] = email.utils.formatdate(self._wall(), localtime=False)
         msg["Message-ID"] = message_id(alert, self._sender)
         msg["X-Crisismon-Alert-Id"] = alert.id
+        if thread is not None:
+            msg["X-Crisismon-Incident"] = thread.incident_id
+            msg["X-Crisismon-Update"] = str(thread.update)
         # Urgent-looking pages for the worst severities (Outlook, Thunderbird honour these).
         if alert.severity in ("P1", "P2"):
             msg["X-Priority"] = "1"
@@ -117,9 +135,12 @@ class EmailChannel:
         msg.set_content(body + "\n\n-- \ncrisismon\n", charset="utf-8")
         return msg
 
-    async def send(self, alert: Alert) -> None:
-        """Submit the mail; SMTP 4xx and connection trouble are retryable, 5xx not."""
-        msg = self.message(alert)
+    async def send(self, alert: Alert, thread: Thread | None = None) -> str | None:
+        """Submit the mail; SMTP 4xx and connection trouble are retryable, 5xx not.
+
+        Returns the ``Message-ID`` when the mail opens an incident's thread (its later
+        mails reply to it)."""
+        msg = self.message(alert, thread)
         try:
             refused, _ = await aiosmtplib.send(
                 msg, hostname=self._host, port=self._port, timeout=self._timeout,
@@ -142,6 +163,7 @@ class EmailChannel:
             log.warning("email.recipients_refused", channel=self.name, alert_id=alert.id,
                         refused=sorted(refused))
         log.debug("email.sent", channel=self.name, alert_id=alert.id)
+        return str(msg["Message-ID"]) if thread is not None and thread.update == 0 else None
 
     async def aclose(self) -> None:
         """Nothing held: one SMTP connection per mail (pages are rare; no idle sockets)."""

@@ -24,7 +24,7 @@ from typing import Literal
 import structlog
 
 from alerts.channels._http import HttpPoster, check_code, validate_ref, validate_url
-from alerts.channels.base import render, render_fields, render_title, truncate_utf8
+from alerts.channels.base import Thread, render, render_fields, render_title, truncate_utf8
 from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
 from monitor.settings import Duration
@@ -72,9 +72,13 @@ def feishu_sign(secret: str, timestamp: str) -> str:
     return base64.b64encode(mac.digest()).decode()
 
 
-def feishu_card(alert: Alert, tz: tzinfo) -> dict[str, object]:
-    """An interactive card: coloured header by severity, facts in lark_md, text as is."""
-    facts = "\n".join(f"**{label}**：{value}" for label, value in render_fields(alert, tz))
+def feishu_card(alert: Alert, tz: tzinfo, thread: Thread | None = None) -> dict[str, object]:
+    """An interactive card: coloured header by severity, facts in lark_md, text as is.
+
+    A custom bot cannot reply in a thread: an incident's card says in its header and its
+    ``事件`` line which incident and which update it is."""
+    facts = "\n".join(f"**{label}**：{value}"
+                      for label, value in render_fields(alert, tz, thread))
     elements: list[dict[str, object]] = [
         {"tag": "div", "text": {"tag": "lark_md", "content": facts}},
     ]
@@ -87,7 +91,7 @@ def feishu_card(alert: Alert, tz: tzinfo) -> dict[str, object]:
         ]
     return {
         "config": {"wide_screen_mode": True},
-        "header": {"title": {"tag": "plain_text", "content": render_title(alert)},
+        "header": {"title": {"tag": "plain_text", "content": render_title(alert, thread)},
                    "template": _TEMPLATE.get(alert.severity, "blue")},
         "elements": elements,
     }
@@ -114,7 +118,7 @@ class FeishuChannel:
         return cls(cfg.name, load_secret(cfg.url), secret=load_secret(cfg.secret),
                    msg_type=cfg.msg_type, timeout=cfg.timeout, tz=tz)
 
-    def payload(self, alert: Alert) -> dict[str, object]:
+    def payload(self, alert: Alert, thread: Thread | None = None) -> dict[str, object]:
         """The JSON body for ``alert``, signed when a secret is set."""
         body: dict[str, object] = {}
         if self._secret:
@@ -122,16 +126,16 @@ class FeishuChannel:
             body["timestamp"] = timestamp
             body["sign"] = feishu_sign(self._secret.reveal(), timestamp)
         if self._msg_type == "interactive":
-            body.update(msg_type="interactive", card=feishu_card(alert, self._tz))
+            body.update(msg_type="interactive", card=feishu_card(alert, self._tz, thread))
         else:
-            title, text = render(alert, self._tz)
+            title, text = render(alert, self._tz, thread)
             body.update(msg_type="text",
                         content={"text": truncate_utf8(f"{title}\n{text}", MAX_TEXT_BYTES)})
         return body
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: Thread | None = None) -> None:
         """Post ``alert``; map HTTP status and ``code`` to DeliveryError."""
-        body = json.dumps(self.payload(alert), ensure_ascii=False).encode()
+        body = json.dumps(self.payload(alert, thread), ensure_ascii=False).encode()
         answer = await self._http.post(self._url.reveal(), body)
         check_code(answer, "code", message_key="msg", retryable=RETRYABLE_CODES,
                    provider="Feishu")

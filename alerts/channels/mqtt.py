@@ -8,7 +8,14 @@ Topics, with ``prefix`` defaulting to ``crisismon/alerts``:
 - ``{prefix}/{brand}/incident/{incident_id}``: for ``crisis.*`` alerts, *retained*, payload
   ``{"incident_id", "brand", "state", "alert_id", "at", "level", "severity", "title"}`` with
   ``state`` one of ``opened``, ``checkpoint``, ``escalated``; ``crisis.closed`` publishes an
-  empty retained payload, which the broker takes as "delete", so only open incidents remain.
+  empty retained payload, which the broker takes as "delete", so only open incidents remain;
+- ``{prefix}/{brand}/incident/{incident_id}/updates``: every message about the incident
+  (its crisis alerts, the grouped updates of new mentions, reply pages of its mentions,
+  repeats), QoS 1, not retained, payload the contract record; with MQTT 5 the user
+  properties ``incident-id`` and ``update`` (0 for the incident's first message on this
+  channel, then 1, 2, ...) say where it stands. Subscribe to
+  ``{prefix}/{brand}/incident/{incident_id}/#`` to follow one incident: its retained
+  state and then its updates.
 
 The connection is kept by one supervisor task that reconnects with jittered exponential
 backoff; :meth:`MqttChannel.send` waits for it (up to ``timeout``) and otherwise fails
@@ -33,7 +40,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from alerts.channels._http import validate_ref
-from alerts.channels.base import DeliveryError
+from alerts.channels.base import DeliveryError, Thread, is_repeat
 from alerts.record import DEFAULT_TZ, Alert, AlertType
 from monitor.secrets import Secret, load_secret
 from monitor.settings import Duration
@@ -107,6 +114,11 @@ def alert_topic(prefix: str, alert: Alert) -> str:
 def incident_topic(prefix: str, brand: str, incident_id: str) -> str:
     """``{prefix}/{brand}/incident/{incident_id}`` (retained state)."""
     return f"{prefix}/{topic_segment(brand)}/incident/{topic_segment(incident_id)}"
+
+
+def updates_topic(prefix: str, brand: str, incident_id: str) -> str:
+    """``{prefix}/{brand}/incident/{incident_id}/updates`` (every message about it)."""
+    return incident_topic(prefix, brand, incident_id) + "/updates"
 
 
 def backoff_delay(failures: int, low: float, high: float, rnd: Callable[[], float]) -> float:
@@ -231,12 +243,15 @@ class MqttChannel:
             failures += 1
             await asyncio.sleep(backoff_delay(failures, *self._reconnect, self._rnd))
 
-    def _properties(self, alert: Alert) -> Properties | None:
+    def _properties(self, alert: Alert, thread: Thread | None = None) -> Properties | None:
         if not self._v5:
             return None
         props = Properties(PacketTypes.PUBLISH)
         props.ContentType = "application/json"
-        props.UserProperty = [("alert-id", alert.id)]
+        user = [("alert-id", alert.id)]
+        if thread is not None:
+            user += [("incident-id", thread.incident_id), ("update", str(thread.update))]
+        props.UserProperty = user
         return props
 
     def incident_payload(self, alert: Alert) -> bytes:
@@ -250,8 +265,9 @@ class MqttChannel:
                  "title": alert.title}
         return json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode()
 
-    async def send(self, alert: Alert) -> None:
-        """Publish at QoS 1 (returns after the broker's PUBACK), and the incident state."""
+    async def send(self, alert: Alert, thread: Thread | None = None) -> None:
+        """Publish at QoS 1 (returns after the broker's PUBACK), and for an incident's
+        message its update on the incident's topic and, for crisis alerts, its state."""
         await self.start()
         try:
             async with asyncio.timeout(self._timeout):
@@ -263,10 +279,17 @@ class MqttChannel:
         if client is None:  # lost between the wake-up and now
             raise DeliveryError("MQTT: connection lost", retryable=True)
         try:
-            await client.publish(alert_topic(self.prefix, alert), alert.to_json(self._tz).encode(),
+            record = alert.to_json(self._tz).encode()
+            await client.publish(alert_topic(self.prefix, alert), record,
                                  qos=1, properties=self._properties(alert),
                                  timeout=self._timeout)
-            if alert.type in INCIDENT_STATES and alert.incident_id:
+            if alert.incident_id:
+                await client.publish(updates_topic(self.prefix, alert.brand, alert.incident_id),
+                                     record, qos=1, properties=self._properties(alert, thread),
+                                     timeout=self._timeout)
+            # A repeat restates an old step: it must not roll the state back (a checkpoint's
+            # reminder after the escalation).
+            if alert.type in INCIDENT_STATES and alert.incident_id and not is_repeat(alert):
                 topic = incident_topic(self.prefix, alert.brand, alert.incident_id)
                 await client.publish(topic, self.incident_payload(alert), qos=1, retain=True,
                                      properties=self._properties(alert), timeout=self._timeout)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Literal, TextIO
 
-from alerts.channels.base import DeliveryError, level_label, type_label
+from alerts.channels.base import DeliveryError, Thread, level_label, type_label
 from alerts.record import DEFAULT_TZ, Alert
 
 _RESET = "\033[0m"
@@ -33,13 +33,16 @@ class TerminalChannelConfig:
     """``auto``: colour only when the stream is a terminal."""
 
 
-def format_line(alert: Alert, tz: tzinfo = DEFAULT_TZ, colour: bool = False) -> str:
+def format_line(alert: Alert, tz: tzinfo = DEFAULT_TZ, colour: bool = False,
+                thread: Thread | None = None) -> str:
     """``09:05:00 P1 快书包 reply.breach 回复超时 L1 客服总监 帖子 4321 — <title> [a-…]``."""
     when = datetime.fromtimestamp(alert.at, tz=UTC).astimezone(tz).strftime("%H:%M:%S")
     where = []
     if alert.post_id:
         where.append(f"帖子 {alert.post_id}")
-    if alert.incident_id:
+    if thread is not None and thread.update:
+        where.append(f"事件 {thread.incident_id} 更新{thread.update}")
+    elif alert.incident_id:
         where.append(f"事件 {alert.incident_id}")
     sev, title, dim, reset = alert.severity, alert.title, "", ""
     if colour:
@@ -70,10 +73,10 @@ class TerminalChannel:
         stream = sys.stderr if cfg.stream == "stderr" else sys.stdout
         return cls(cfg.name, stream, cfg.color, tz)
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: Thread | None = None) -> None:
         """Print the line and flush (a piped stdout would otherwise hold it back)."""
         try:
-            self._stream.write(format_line(alert, self._tz, self._colour) + "\n")
+            self._stream.write(format_line(alert, self._tz, self._colour, thread) + "\n")
             self._stream.flush()
         except (OSError, ValueError) as exc:  # closed pipe / closed file
             raise DeliveryError(f"terminal: {type(exc).__name__}: {exc}",

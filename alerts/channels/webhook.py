@@ -6,7 +6,11 @@ The receiver gets exactly the ``alerts.jsonl`` line (INTERFACES.md section 3), w
   receiver can drop duplicates after a timeout that hid a success;
 - optionally ``X-Crisismon-Signature: sha256=<hex>``: HMAC-SHA256 of the raw body with the
   shared secret (GitHub's scheme), so the receiver can prove the page is ours. Verify it
-  over the bytes received, before parsing, with a constant-time compare.
+  over the bytes received, before parsing, with a constant-time compare;
+- for a message about an incident, ``X-Crisismon-Incident: <incident id>``,
+  ``X-Crisismon-Update: <n>`` (0 for the incident's first message on this channel) and,
+  on updates, ``X-Crisismon-Thread-Root: <id of that first message>``, so the receiver
+  can thread without keeping state of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Literal
 import structlog
 
 from alerts.channels._http import HttpPoster, check_http, validate_ref, validate_url
+from alerts.channels.base import Thread
 from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
 from monitor.settings import Duration
@@ -71,10 +76,15 @@ class WebhookChannel:
         return cls(cfg.name, load_secret(cfg.url), secret=load_secret(cfg.secret),
                    timeout=cfg.timeout, tz=tz)
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: Thread | None = None) -> None:
         """POST the record; 2xx is delivered, anything else a DeliveryError."""
         body = alert.to_json(self._tz).encode()
         headers = {"Idempotency-Key": alert.id}
+        if thread is not None:
+            headers["X-Crisismon-Incident"] = thread.incident_id
+            headers["X-Crisismon-Update"] = str(thread.update)
+            if thread.root is not None:
+                headers["X-Crisismon-Thread-Root"] = thread.root.id
         if self._secret:
             headers[SIGNATURE_HEADER] = sign_body(self._secret.reveal(), body)
         answer = await self._http.post(self._url.reveal(), body, headers=headers)

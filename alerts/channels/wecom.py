@@ -19,7 +19,7 @@ from typing import Literal
 import structlog
 
 from alerts.channels._http import HttpPoster, check_code, validate_url
-from alerts.channels.base import render_fields, render_title, truncate_utf8
+from alerts.channels.base import Thread, render_fields, render_title, truncate_utf8
 from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
 from monitor.settings import Duration
@@ -58,11 +58,13 @@ class WeComChannelConfig:
         yield from validate_url("url", self.url)
 
 
-def wecom_markdown(alert: Alert, tz: tzinfo, mention: tuple[str, ...] = ()) -> str:
-    """The markdown ``content``, cut to WeCom's 4096-byte limit."""
+def wecom_markdown(alert: Alert, tz: tzinfo, mention: tuple[str, ...] = (),
+                   thread: Thread | None = None) -> str:
+    """The markdown ``content``, cut to WeCom's 4096-byte limit. A robot cannot thread:
+    an incident's message says which incident and which update it is."""
     colour = _SEVERITY_COLOUR.get(alert.severity, "comment")
-    lines = [f"### {render_title(alert)}"]
-    for label, value in render_fields(alert, tz):
+    lines = [f"### {render_title(alert, thread)}"]
+    for label, value in render_fields(alert, tz, thread):
         if label == "严重度":
             value = f'<font color="{colour}">{value}</font>'
         lines.append(f"> **{label}**：{value}")
@@ -94,14 +96,14 @@ class WeComChannel:
         return cls(cfg.name, load_secret(cfg.url), mention=cfg.mention, timeout=cfg.timeout,
                    tz=tz)
 
-    def payload(self, alert: Alert) -> dict[str, object]:
+    def payload(self, alert: Alert, thread: Thread | None = None) -> dict[str, object]:
         """The JSON body for ``alert``."""
         return {"msgtype": "markdown",
-                "markdown": {"content": wecom_markdown(alert, self._tz, self._mention)}}
+                "markdown": {"content": wecom_markdown(alert, self._tz, self._mention, thread)}}
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: Thread | None = None) -> None:
         """Post ``alert``; map HTTP status and ``errcode`` to DeliveryError."""
-        body = json.dumps(self.payload(alert), ensure_ascii=False).encode()
+        body = json.dumps(self.payload(alert, thread), ensure_ascii=False).encode()
         answer = await self._http.post(self._url.reveal(), body)
         check_code(answer, "errcode", message_key="errmsg", retryable=RETRYABLE_CODES,
                    provider="WeCom")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import aiomqtt
 import structlog
 
+from alerts.ack import base_alert_id
 from monitor.clock import Clock
 from monitor.model import Action, ActionKind
 from monitor.secrets import check_reference
@@ -86,8 +87,11 @@ def parse_command(payload: bytes, now: float, source: str = "mqtt") -> Action:
     given = obj.get("id")
     digest = hashlib.blake2b(payload + repr(now).encode(), digest_size=8).hexdigest()
     aid = f"{source}:{given}" if isinstance(given, str) and given else f"{source}:{digest}"
-    return Action(id=aid, action=kind, target=str(target), by=by, created_at=now,
-                  public=public if kind is ActionKind.RESOLVE else None, source=source)
+    # A page's repeat names itself a-…-r2; acking it acks the alert it repeats (as the
+    # HTTP API does).
+    return Action(id=aid, action=kind, target=base_alert_id(str(target).strip()), by=by,
+                  created_at=now, public=public if kind is ActionKind.RESOLVE else None,
+                  source=source)
 
 
 class CommandSource:

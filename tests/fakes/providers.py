@@ -11,7 +11,9 @@ Routes (one aiohttp app serves them all):
 - ``POST /dingtalk/robot/send?access_token=…[&timestamp=…&sign=…]``
 - ``POST /wecom/cgi-bin/webhook/send?key=…``
 - ``POST /feishu/open-apis/bot/v2/hook/{hook}``
-- ``POST /slack/services/{path}``
+- ``POST /slack/services/{path}`` (incoming webhook)
+- ``POST /slack/api/chat.postMessage`` (bot: ``Authorization: Bearer <token>``; answers
+  ``{"ok": true, "ts": …}``; a ``thread_ts`` must name a top-level message it posted)
 - ``POST /webhook/{path}``
 """
 
@@ -37,6 +39,8 @@ WECOM_KEY = "693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 FEISHU_HOOK = "f0e1d2c3-hook"
 FEISHU_SECRET = "feishu-secret-xyz"
 SLACK_PATH = "T000/B000/XXXX"
+SLACK_BOT_TOKEN = "xoxb-0000-test-token"
+SLACK_CHANNEL = "C0CRISIS01"
 WEBHOOK_SECRET = "webhook-hmac-secret"
 MAX_SKEW_S = 3600  # both DingTalk and Feishu refuse timestamps more than an hour off
 
@@ -59,6 +63,8 @@ class Received:
     raw: bytes
     headers: dict[str, str]
     query: dict[str, str]
+    ts: str = ""
+    """Slack bot: the ``ts`` the fake gave the message."""
 
 
 class Fake:
@@ -98,7 +104,10 @@ class Providers:
         self.wecom = Fake("wecom")
         self.feishu = Fake("feishu")
         self.slack = Fake("slack")
+        self.slack_bot = Fake("slack_bot")
         self.webhook = Fake("webhook")
+        self.slack_deleted: set[str] = set()
+        """``ts`` of bot messages "deleted" by a test (a thread_ts naming one is refused)."""
 
     def url(self, path: str) -> str:
         assert self.server is not None, "not started"
@@ -121,11 +130,16 @@ class Providers:
         return self.url(f"/slack/services/{SLACK_PATH}")
 
     @property
+    def slack_api_url(self) -> str:
+        return self.url("/slack/api")
+
+    @property
     def webhook_url(self) -> str:
         return self.url("/webhook/alerts")
 
     def fakes(self) -> list[Fake]:
-        return [self.dingtalk, self.wecom, self.feishu, self.slack, self.webhook]
+        return [self.dingtalk, self.wecom, self.feishu, self.slack, self.slack_bot,
+                self.webhook]
 
 
 async def _json(request: web.Request) -> tuple[bytes, Any]:
@@ -225,6 +239,41 @@ def build_app(p: Providers) -> web.Application:
         p.slack.received.append(Received(body, raw, dict(request.headers), {}))
         return web.Response(text="ok")
 
+    async def slack_post_message(request: web.Request) -> web.StreamResponse:
+        # chat.postMessage as the Web API answers it: HTTP 200 with ok true/false.
+        if (r := await p.slack_bot.fault()) is not None:
+            return r
+        auth = request.headers.get("Authorization", "")
+        if not auth:
+            return web.json_response({"ok": False, "error": "not_authed"})
+        if auth != f"Bearer {SLACK_BOT_TOKEN}":
+            return web.json_response({"ok": False, "error": "invalid_auth"})
+        if not request.headers.get("Content-Type", "").startswith("application/json"):
+            return web.json_response({"ok": False, "error": "invalid_post_type"})
+        raw, body = await _json(request)
+        if not isinstance(body, dict):
+            return web.json_response({"ok": False, "error": "invalid_json"})
+        if body.get("channel") != SLACK_CHANNEL:
+            return web.json_response({"ok": False, "error": "channel_not_found"})
+        if not isinstance(body.get("text"), str) or not body["text"]:
+            return web.json_response({"ok": False, "error": "no_text"})
+        thread_ts = body.get("thread_ts")
+        if thread_ts is not None:
+            # Slack: "avoid using a reply's ts value; use its parent instead" - the fake
+            # insists, so a test sees a reply threaded under a reply. A deleted or unknown
+            # parent is answered with thread_not_found (an assumption: Slack's reference
+            # does not say what chat.postMessage answers then).
+            parents = {m.ts for m in p.slack_bot.received if "thread_ts" not in m.body}
+            if thread_ts not in parents - p.slack_deleted:
+                return web.json_response({"ok": False, "error": "thread_not_found"})
+        elif "reply_broadcast" in body:
+            return web.json_response({"ok": False, "error": "invalid_arguments"})
+        ts = f"{int(time.time())}.{len(p.slack_bot.received) + 1:06d}"
+        p.slack_bot.received.append(Received(body, raw, dict(request.headers), {}, ts))
+        return web.json_response({"ok": True, "channel": SLACK_CHANNEL, "ts": ts,
+                                  "message": {"type": "message", "text": body["text"],
+                                              "ts": ts}})
+
     async def webhook(request: web.Request) -> web.StreamResponse:
         if (r := await p.webhook.fault()) is not None:
             return r
@@ -244,6 +293,7 @@ def build_app(p: Providers) -> web.Application:
     app.router.add_post("/wecom/cgi-bin/webhook/send", wecom)
     app.router.add_post("/feishu/open-apis/bot/v2/hook/{hook}", feishu)
     app.router.add_post("/slack/services/{path:.+}", slack)
+    app.router.add_post("/slack/api/chat.postMessage", slack_post_message)
     app.router.add_post("/webhook/{path:.+}", webhook)
     return app
 

@@ -18,7 +18,7 @@ import aiomqtt
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from alerts.channels.base import Channel, DeliveryError, parse_retry_after, render
+from alerts.channels.base import Channel, DeliveryError, Thread, parse_retry_after, render
 from alerts.channels.dingtalk import DingTalkChannel, DingTalkChannelConfig
 from alerts.channels.email import EmailChannel, EmailChannelConfig
 from alerts.channels.feishu import FeishuChannel, FeishuChannelConfig
@@ -28,12 +28,17 @@ from alerts.channels.slack import SlackChannel, SlackChannelConfig
 from alerts.channels.terminal import TerminalChannel
 from alerts.channels.webhook import WebhookChannel, WebhookChannelConfig
 from alerts.channels.wecom import WeComChannel, WeComChannelConfig
+from alerts.outbox import Outbox
 from alerts.record import Alert, AlertType
+from monitor.clock import SimClock
 from monitor.secrets import Secret, SecretError, load_secret, resolve_secret
 from monitor.settings import Duration, SettingsError, load_table
+from monitor.store import Store
 from tests.fakes.providers import (
     DINGTALK_SECRET,
     FEISHU_SECRET,
+    SLACK_BOT_TOKEN,
+    SLACK_CHANNEL,
     WEBHOOK_SECRET,
     Fault,
     Providers,
@@ -222,7 +227,139 @@ async def test_slack_failures(providers: Providers, fault: Fault, retryable: boo
     assert (err.value.retryable, err.value.retry_after) == (retryable, retry_after)
 
 
+def _bot(providers: Providers, token: str = SLACK_BOT_TOKEN) -> SlackChannel:
+    return SlackChannel("s", token=Secret(token), channel=SLACK_CHANNEL,
+                        api_url=providers.slack_api_url)
+
+
+async def test_slack_bot_threads_an_incidents_updates_under_its_first_message(
+        providers: Providers, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", SLACK_BOT_TOKEN)
+    cfg = SlackChannelConfig(type="slack", name="s", token="env:SLACK_BOT_TOKEN",
+                             channel=SLACK_CHANNEL, api_url=providers.slack_api_url)
+    channel = build_channel(cfg)
+    opened = make_alert(AlertType.CRISIS_OPENED, incident_id="inc-9", severity="P1", level=2)
+    later = make_alert(AlertType.CRISIS_CHECKPOINT, incident_id="inc-9", severity="P3")
+    worse = make_alert(AlertType.CRISIS_ESCALATED, incident_id="inc-9", severity="P1")
+    try:
+        root_ts = await channel.send(opened, Thread("inc-9", 0))
+        assert await channel.send(later, Thread("inc-9", 1, opened, root_ts)) is None
+        assert await channel.send(worse, Thread("inc-9", 2, opened, root_ts)) is None
+        assert await channel.send(make_alert()) is None  # outside any incident: top level
+    finally:
+        await channel.aclose()
+    first, second, third, other = providers.slack_bot.received
+    assert root_ts == first.ts and "thread_ts" not in first.body
+    assert first.headers["Authorization"] == f"Bearer {SLACK_BOT_TOKEN}"
+    assert first.body["channel"] == SLACK_CHANNEL
+    assert first.body["blocks"][0]["text"]["text"].startswith("【事件 inc-9】[P1]")
+    assert (second.body["thread_ts"], second.body["reply_broadcast"]) == (root_ts, False)
+    assert (third.body["thread_ts"], third.body["reply_broadcast"]) == (root_ts, True)  # P1
+    assert "第2条更新" in third.body["text"] and "thread_ts" not in other.body
+
+
+async def test_slack_bot_starts_the_thread_again_when_its_first_message_is_gone(
+        providers: Providers) -> None:
+    channel = _bot(providers)
+    opened = make_alert(AlertType.CRISIS_OPENED, incident_id="inc-4")
+    root_ts = await channel.send(opened, Thread("inc-4", 0))
+    assert root_ts is not None
+    providers.slack_deleted.add(root_ts)
+    new_root = await channel.send(make_alert(AlertType.CRISIS_CHECKPOINT, incident_id="inc-4"),
+                                  Thread("inc-4", 1, opened, root_ts))
+    await channel.aclose()
+    assert new_root == providers.slack_bot.received[-1].ts != root_ts
+    assert "thread_ts" not in providers.slack_bot.received[-1].body
+
+
+@pytest.mark.parametrize(("answer", "retryable", "retry_after"), [
+    ({"ok": False, "error": "not_in_channel"}, False, None),
+    ({"ok": False, "error": "ratelimited"}, True, 60.0),
+    ({"ok": False, "error": "internal_error"}, True, None),
+    ("<html>proxy</html>", True, None),
+])
+async def test_slack_bot_errors(providers: Providers, answer: Any, retryable: bool,
+                                retry_after: float | None) -> None:
+    providers.slack_bot.fail_next(Fault(body=answer))
+    channel = _bot(providers)
+    with pytest.raises(DeliveryError) as err:
+        await channel.send(make_alert())
+    await channel.aclose()
+    assert (err.value.retryable, err.value.retry_after) == (retryable, retry_after)
+
+
+async def test_slack_bot_wrong_token_is_permanent_and_not_shown(providers: Providers) -> None:
+    channel = _bot(providers, token="xoxb-stolen-or-stale")
+    with pytest.raises(DeliveryError) as err:
+        await channel.send(make_alert())
+    await channel.aclose()
+    assert not err.value.retryable and err.value.message == "Slack: invalid_auth"
+    assert not providers.slack_bot.received
+
+
+def test_slack_config_is_a_webhook_or_a_bot_never_both() -> None:
+    @dataclass(frozen=True)
+    class Doc:
+        channels: tuple[ChannelConfig, ...] = ()
+
+    ok = load_table(Doc, {"channels": [
+        {"type": "slack", "name": "a", "url": "env:SLACK_URL"},
+        {"type": "slack", "name": "b", "token": "file:/run/slack-token", "channel": "C1",
+         "broadcast": ["P1"]}]})
+    assert [c.token for c in ok.channels] == ["", "file:/run/slack-token"]  # type: ignore[union-attr]
+    with pytest.raises(SettingsError) as err:
+        load_table(Doc, {"channels": [
+            {"type": "slack", "name": "a"},
+            {"type": "slack", "name": "b", "url": "env:U", "token": "env:T", "channel": "C1"},
+            {"type": "slack", "name": "c", "token": "env:T"},
+            {"type": "slack", "name": "d", "token": "env:T", "channel": "C", "broadcast": ["P0"]},
+        ]})
+    problems = err.value.problems
+    assert [p.split(":")[0] for p in problems] == [
+        "channels[0].url", "channels[1].url", "channels[2].channel", "channels[3].broadcast"]
+
+
+# --- what a robot that cannot thread says instead ----------------------------------------
+
+async def test_robots_say_which_incident_and_which_update(providers: Providers) -> None:
+    opened = make_alert(AlertType.CRISIS_OPENED, incident_id="inc-5", at=AT)
+    update = make_alert(AlertType.CRISIS_ESCALATED, incident_id="inc-5", at=AT + 3600)
+    thread = Thread("inc-5", 3, opened, None)
+    channels: list[Any] = [
+        DingTalkChannel("d", Secret(providers.dingtalk_url), secret=Secret(DINGTALK_SECRET)),
+        WeComChannel("w", Secret(providers.wecom_url)),
+        FeishuChannel("f", Secret(providers.feishu_url), secret=Secret(FEISHU_SECRET)),
+        SlackChannel("s", Secret(providers.slack_url)),  # an incoming webhook cannot either
+    ]
+    for channel in channels:
+        await channel.send(update, thread)
+        await channel.aclose()
+    texts = [providers.dingtalk.received[0].body["markdown"]["text"],
+             providers.wecom.received[0].body["markdown"]["content"],
+             json.dumps(providers.feishu.received[0].body["card"], ensure_ascii=False),
+             providers.slack.received[0].body["text"]]
+    fact = f"inc-5（第3条更新；首条：危机事件开启 05-01 09:05 {opened.id}）"
+    for text in texts:
+        assert "【事件 inc-5 · 第3条更新】[P1] 快书包 危机升级" in text and fact in text
+    assert providers.dingtalk.received[0].body["markdown"]["title"].startswith("【事件 inc-5")
+
+
 # --- generic webhook ----------------------------------------------------------------------
+
+async def test_webhook_names_the_incident_thread_in_headers(providers: Providers) -> None:
+    channel = WebhookChannel("ops", Secret(providers.webhook_url), secret=Secret(WEBHOOK_SECRET))
+    opened = make_alert(AlertType.CRISIS_OPENED, incident_id="inc-2")
+    update = make_alert(AlertType.CRISIS_CHECKPOINT, incident_id="inc-2")
+    await channel.send(opened, Thread("inc-2", 0))
+    await channel.send(update, Thread("inc-2", 1, opened))
+    await channel.aclose()
+    first, second = providers.webhook.received
+    assert (first.headers["X-Crisismon-Incident"], first.headers["X-Crisismon-Update"]) == \
+        ("inc-2", "0") and "X-Crisismon-Thread-Root" not in first.headers
+    assert second.headers["X-Crisismon-Update"] == "1"
+    assert second.headers["X-Crisismon-Thread-Root"] == opened.id
+    assert second.raw == update.to_json().encode()  # the record itself is unchanged
+
 
 async def test_webhook_posts_the_contract_record_signed_with_idempotency_key(
         providers: Providers) -> None:
@@ -377,6 +514,44 @@ async def test_email_temporary_refusal_is_retryable(mailbox: Mailbox, tmp_path: 
     assert err.value.retryable and "451" in err.value.message
 
 
+async def test_email_updates_reply_to_the_incidents_first_mail_across_a_restart(
+        mailbox: Mailbox, tmp_path: Path) -> None:
+    """Through the outbox, as the daemon sends: the first mail about an incident opens the
+    conversation; after a restart its updates (a crisis step, a grouped update) reply."""
+    db = tmp_path / "s.db"
+    opened = make_alert(AlertType.CRISIS_OPENED, id="a-0001", incident_id="inc-8",
+                        severity="P1", level=2)
+    checkpoint = make_alert(AlertType.CRISIS_CHECKPOINT, id="a-0002", incident_id="inc-8",
+                            severity="P2", at=AT + 3600)
+    clock = SimClock(AT)
+    store = Store(db)
+    store.add_alerts([opened], ["mail"])
+    first = Outbox(store, {"mail": _email_channel(mailbox, SMTP_PASSWORD, tmp_path)}, clock)
+    await first.drain("mail")
+    store.close()  # restart: only the store remembers the thread
+
+    store = Store(db)
+    store.add_alerts([checkpoint], ["mail"])
+    clock.advance(3600)
+    second = Outbox(store, {"mail": _email_channel(mailbox, SMTP_PASSWORD, tmp_path)}, clock)
+    await second.drain("mail")
+    audit = [e.detail for e in second.audit.entries(10) if e.outcome == "delivered"]
+    store.close()
+    root, reply = (email.message_from_bytes(e.original_content or b"",
+                                            policy=email.policy.default)
+                   for e in mailbox.envelopes)
+    assert root["Message-ID"] == "<a-0001@example.com>" and root["In-Reply-To"] is None
+    assert root["Subject"].startswith("[P1] 快书包 crisis.opened 危机事件开启")
+    assert reply["Message-ID"] == "<a-0002@example.com>"
+    assert reply["In-Reply-To"] == reply["References"] == "<a-0001@example.com>"
+    assert reply["Subject"] == f"Re: {root['Subject']}"
+    assert (reply["X-Crisismon-Incident"], reply["X-Crisismon-Update"]) == ("inc-8", "1")
+    body = reply.get_content()
+    assert body.startswith("[P2] 快书包 crisis.checkpoint 危机事件检查点")  # its own subject
+    assert "事件：inc-8（第1条更新；首条：危机事件开启 05-01 09:05 a-0001）" in body
+    assert audit == ["incident inc-8 update 0", "incident inc-8 update 1"]
+
+
 # --- MQTT ---------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -457,6 +632,32 @@ async def test_mqtt_incident_state_is_retained_and_cleared_on_close(
             await admin.publish(marker, b"", qos=1, retain=True)
 
 
+async def test_mqtt_incident_updates_have_a_topic_of_their_own(
+        mqtt_broker: tuple[str, int], mqtt_protocol: str, topic_prefix: str) -> None:
+    opened = make_alert(AlertType.CRISIS_OPENED, incident_id="inc-6", post_id=None)
+    update = make_alert(AlertType.MENTION_NEW, incident_id="inc-6", title="事件 inc-6 更新")
+    async with _mqtt_client(mqtt_broker, mqtt_protocol) as sub, \
+            _mqtt_channel(mqtt_broker, mqtt_protocol, topic_prefix) as channel:
+        await sub.subscribe(f"{topic_prefix}/快书包/incident/inc-6/updates", qos=1)
+        try:
+            await channel.send(opened, Thread("inc-6", 0))
+            await channel.send(update, Thread("inc-6", 1, opened))
+            got = []
+            async with asyncio.timeout(5):
+                async for msg in sub.messages:
+                    got.append(msg)
+                    if len(got) == 2:
+                        break
+        finally:  # the retained state of crisis.opened must not outlive the test
+            await channel.send(make_alert(AlertType.CRISIS_CLOSED, incident_id="inc-6",
+                                          post_id=None))
+    assert [m.payload for m in got] == [opened.to_json().encode(), update.to_json().encode()]
+    assert all(m.qos == 1 and not m.retain for m in got)
+    if mqtt_protocol == "5":
+        props = dict(got[1].properties.UserProperty)  # type: ignore[union-attr]
+        assert props == {"alert-id": update.id, "incident-id": "inc-6", "update": "1"}
+
+
 async def test_mqtt_reconnects_when_the_broker_comes_up(topic_prefix: str) -> None:
     port = free_port()
     channel = MqttChannel("mqtt", host="127.0.0.1", port=port, prefix=topic_prefix,
@@ -505,6 +706,13 @@ async def test_terminal_prints_one_plain_line_when_piped() -> None:
     assert line.count("\n") == 1 and "\x1b[" not in line
     assert line == (f"09:05:00 P1 快书包 reply.breach 回复超时 L1 客服总监 帖子 4987654321 "
                     f"事件 inc-3 — 第一行 第二行 [{alert.id}]\n")
+
+
+async def test_terminal_line_names_the_incident_update() -> None:
+    out = io.StringIO()
+    alert = make_alert(AlertType.CRISIS_CHECKPOINT, incident_id="inc-3", post_id=None)
+    await TerminalChannel("term", out).send(alert, Thread("inc-3", 2, make_alert()))
+    assert " 事件 inc-3 更新2 — " in out.getvalue()
 
 
 async def test_terminal_colours_only_a_tty() -> None:

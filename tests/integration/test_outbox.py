@@ -15,14 +15,23 @@ from pathlib import Path
 
 import pytest
 
+from alerts.channels.slack import SlackChannel
 from alerts.channels.webhook import WebhookChannel
 from alerts.noise import PagingConfig, QuietHoursConfig, RateLimitConfig, Stages
 from alerts.outbox import Outbox
 from alerts.record import Alert, AlertType
 from monitor.clock import SimClock, WallClock
+from monitor.metrics import Metrics
 from monitor.secrets import Secret
 from monitor.store import Store
-from tests.fakes.providers import WEBHOOK_SECRET, Fault, Providers, running_providers
+from tests.fakes.providers import (
+    SLACK_BOT_TOKEN,
+    SLACK_CHANNEL,
+    WEBHOOK_SECRET,
+    Fault,
+    Providers,
+    running_providers,
+)
 from tests.fixtures.broker import free_port
 from tests.unit.test_oncall import SH, at
 
@@ -203,5 +212,125 @@ async def test_quiet_hours_defer_rate_limit_summarises_incident_updates_group(
     assert len(providers.webhook.received) == 7
     counts = store.delivery_counts()
     assert counts[("hook", "summarised")] == 7 and counts[("hook", "delivered")] == 5
+    await outbox.channels["hook"].aclose()  # type: ignore[attr-defined]
+    store.close()
+
+
+def slack_bot(p: Providers) -> SlackChannel:
+    return SlackChannel("slack", token=Secret(SLACK_BOT_TOKEN), channel=SLACK_CHANNEL,
+                        api_url=p.slack_api_url, tz=SH)
+
+
+async def test_an_incident_is_one_slack_message_with_its_updates_threaded_across_a_restart(
+        tmp_path: Path, providers: Providers) -> None:
+    """The crisis page opens the thread; after a restart, the grouped new mentions and a
+    repeat of the crisis page are replies under it (the ts survives in the store)."""
+    path = tmp_path / "s.db"
+    t0 = at("2026-05-20T10:00:00")
+    clock = SimClock(t0)
+    opened = Alert(id="a-c0", type=AlertType.CRISIS_OPENED, at=t0, brand="快书包", level=2,
+                   severity="P1", title="危机", text="x", incident_id="inc-1")
+
+    bots: list[SlackChannel] = []
+
+    def outbox(store: Store) -> Outbox:  # as the daemon builds it (metered); nobody acks
+        bots.append(slack_bot(providers))
+        (metered,) = Metrics().metered(bots[-1:])
+        return Outbox(store, {"slack": metered}, clock,
+                      stages=Stages.from_config(PagingConfig(group_wait=300.0), SH),
+                      repeat_every=600.0, repeat_max=3, settled=lambda _a: False)
+
+    store = Store(path)
+    store.add_alerts([opened], ["slack"])
+    first = outbox(store)
+    await first.drain("slack")
+    await bots[0].aclose()
+    store.close()
+    (root,) = providers.slack_bot.received
+
+    store = Store(path)
+    second = outbox(store)
+    store.add_alerts(alerts(3, severity="P3", incident="inc-1", t=t0 + 60, prefix="m"),
+                     ["slack"])
+    clock.advance(60)
+    await second.drain("slack")
+    assert len(providers.slack_bot.received) == 1  # held for the incident's update
+    clock.advance(300)
+    await second.drain("slack")
+    clock.advance_to(t0 + 600)
+    assert second.fire_repeats(clock.now()) == 1
+    await second.drain("slack")
+    _, update, repeat = providers.slack_bot.received
+    assert "thread_ts" not in root.body
+    assert update.body["thread_ts"] == repeat.body["thread_ts"] == root.ts
+    assert update.body["reply_broadcast"] is False  # P3 stays in the thread
+    assert repeat.body["reply_broadcast"] is True  # a reminder of a P1 is seen by all
+    assert "3 条新提及" in update.body["text"] and "第1条更新" in update.body["text"]
+    assert repeat.body["text"].startswith(
+        "【事件 inc-1 · 第2条更新】[P1] 快书包 危机事件开启：（第1次提醒）危机")
+    thread = second.threads.get("slack", "inc-1")
+    assert (thread.update, thread.ref, thread.root and thread.root.id) == (3, root.ts, "a-c0")
+    await bots[1].aclose()
+    store.close()
+
+
+async def test_a_restart_keeps_the_rate_limit_window_and_the_summary_owed(
+        tmp_path: Path, providers: Providers) -> None:
+    path = tmp_path / "s.db"
+    cfg = PagingConfig(rate_limits=(RateLimitConfig(channel="hook", max=2, per=60.0),))
+    clock = SimClock(1000.0)
+    store = Store(path)
+    store.add_alerts(alerts(3, severity="P2", prefix="x"), ["hook"])
+    first = Outbox(store, {"hook": hook(providers.webhook_url)}, clock,
+                   stages=Stages.from_config(cfg, SH))
+    await first.drain("hook")
+    assert len(providers.webhook.received) == 2  # the third is held for a summary
+    await first.channels["hook"].aclose()  # type: ignore[attr-defined]
+    store.close()
+
+    clock.advance_to(1030.0)  # restarted within the window
+    store = Store(path)
+    second = Outbox(store, {"hook": hook(providers.webhook_url)}, clock,
+                    stages=Stages.from_config(cfg, SH))
+    late = alerts(1, severity="P2", prefix="y")
+    store.add_alerts(late, ["hook"])
+    await second.drain("hook")
+    assert len(providers.webhook.received) == 2  # the window is remembered: no third send
+    assert second.next_try("hook") == 1060.0  # when the first two leave the window
+    clock.advance_to(1060.0)
+    await second.drain("hook")
+    assert len(providers.webhook.received) == 3
+    summary = providers.webhook.received[2].body
+    assert "另有 2 条告警" in summary["title"] and "a-x0002" in summary["text"]
+    assert late[0].id in summary["text"]
+    assert store.delivery_counts() == {("hook", "delivered"): 2, ("hook", "summarised"): 2}
+    await second.channels["hook"].aclose()  # type: ignore[attr-defined]
+    store.close()
+
+
+async def test_a_repeat_held_by_the_rate_limit_is_cancelled_by_an_ack(
+        tmp_path: Path, providers: Providers) -> None:
+    store = Store(tmp_path / "s.db")
+    cfg = PagingConfig(rate_limits=(RateLimitConfig(channel="hook", max=1, per=600.0),))
+    acked: set[str] = set()
+    clock = SimClock(0.0)
+    outbox = Outbox(store, {"hook": hook(providers.webhook_url)}, clock,
+                    stages=Stages.from_config(cfg, SH), repeat_every=600.0, repeat_max=3,
+                    settled=lambda a: a.id in acked)
+    page, other = alerts(2, level=1, severity="P2", prefix="k")
+    store.add_alerts([page], ["hook"])
+    await outbox.drain("hook")
+    clock.advance_to(300.0)
+    store.add_alerts([other], ["hook"])
+    await outbox.drain("hook")  # held: one message per 10 minutes
+    clock.advance_to(600.0)
+    outbox.fire_repeats(600.0)
+    await outbox.drain("hook")  # `other` goes out; the repeat is held behind it
+    acked.add(page.id)
+    clock.advance_to(1200.0)
+    await outbox.drain("hook")
+    assert keys(providers) == [page.id, other.id]
+    outcomes = [e.outcome for e in outbox.audit.entries(50, page.id) if e.alert_id != page.id]
+    assert outcomes == ["repeat", "held", "cancelled"]
     await outbox.channels["hook"].aclose()  # type: ignore[attr-defined]
     store.close()

@@ -116,3 +116,19 @@ def test_missing_config_file_is_a_usage_error(tmp_path: Path) -> None:
                           str(tmp_path / "nope.toml")], capture_output=True, text=True,
                          cwd=ROOT, check=False)
     assert run.returncode == 2 and "file not found" in run.stderr
+
+
+def test_paging_keys_are_typed_and_checked_with_their_key_paths() -> None:
+    slack_bot = ('[[channels]]\ntype = "slack"\nname = "pr-slack"\ntoken = "env:SLACK_BOT_TOKEN"\n'
+                 'channel = "C0123456789"\nbroadcast = ["P1"]\n')
+    ok = parse_config(BRAND + slack_bot + '[[paging.silences]]\nbrand = ["快书包"]\n'
+                      'severities = ["P3", "P4"]\n[[paging.rate_limits]]\nchannel = "pr-slack"\n')
+    assert ok.paging.silences[0].severities == ("P3", "P4")
+    assert ok.channels[0].broadcast == ("P1",)  # type: ignore[union-attr]
+    found = problems(BRAND + '[[channels]]\ntype = "slack"\nname = "s"\ntoken = "env:T"\n'
+                     '[[paging.silences]]\nseverities = ["P1"]\n')
+    assert found == [
+        'channels[0].channel: a bot (token) needs the conversation id, e.g. "C0123456789"',
+        "paging.silences[0].severities: P1 always pages; list only P2, P3, P4"]
+    assert problems(BRAND + slack_bot + '[[paging.rate_limits]]\nchannel = "nowhere"\n') == [
+        'paging.rate_limits[0].channel: "nowhere" is not a [[channels]] name']

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts.noise import (
     IncidentGrouping,
+    MemoryWindow,
     Outcome,
     Page,
     PagingConfig,
@@ -39,6 +40,25 @@ def test_silence_by_brand_type_and_time_range() -> None:
     assert stage(Page(alert(brand="小满咖啡"), "dingtalk"), inside) is None  # other brand
 
 
+def test_a_silence_never_mutes_p1_and_mutes_only_its_severities() -> None:
+    everything = Silences([SilenceConfig(brand=("快书包",))], SH)
+    assert everything(Page(alert(severity="P1"), "dingtalk"), 0.0) is None  # P1 always pages
+    for sev in ("P2", "P3", "P4"):
+        verdict = everything(Page(alert(severity=sev), "dingtalk"), 0.0)
+        assert verdict is not None and verdict.outcome is Outcome.SILENCED
+    mild = Silences([SilenceConfig(severities=("P4",))], SH)
+    assert mild(Page(alert(severity="P3"), "dingtalk"), 0.0) is None
+    assert mild(Page(alert(severity="P4"), "dingtalk"), 0.0) is not None
+
+
+def test_silence_config_refuses_p1_and_unknown_severities() -> None:
+    assert dict(SilenceConfig(severities=("P1",)).validate()) == {
+        "severities": "P1 always pages; list only P2, P3, P4"}
+    assert dict(SilenceConfig(severities=("P5",)).validate()) == {
+        "severities": "use P2, P3, P4"}
+    assert not dict(SilenceConfig().validate())
+
+
 def test_quiet_hours_defer_mild_pages_to_the_morning_and_p1_p2_always_page() -> None:
     stage = QuietHours(QuietHoursConfig(start="22:00", end="08:00"), SH)
     for when in ("2026-05-20T23:30:00", "2026-05-21T03:00:00", "2026-05-21T07:59:59"):
@@ -66,6 +86,21 @@ def test_rate_limit_holds_the_overflow_until_the_window_has_room() -> None:
     assert held is not None and held.outcome is Outcome.HELD and held.until == 160.0
     assert limiter(page, 160.0) is None                 # the first send left the window
     assert limiter(Page(alert(), "email"), 120.0) is None  # other channels are not limited
+
+
+def test_rate_limit_window_counts_what_its_store_remembers() -> None:
+    """The window comes from its SendWindow (the outbox binds the store): sends recorded
+    before a restart count, and more sends than the limit (a peer instance) delay room
+    until enough have left."""
+    window = MemoryWindow()
+    window.add("dingtalk", 100.0, 0.0)
+    window.add("dingtalk", 101.0, 0.0)
+    window.add("dingtalk", 102.0, 0.0)
+    limiter = RateLimiter([RateLimitConfig(channel="dingtalk", max=2, per=60.0)], window)
+    assert limiter.room_at("dingtalk", 110.0) == 161.0  # two must leave: 100 and 101
+    assert limiter.room_at("dingtalk", 161.0) == 161.0
+    limiter.record("dingtalk", 161.0)  # forgets what no window can still hold
+    assert list(window.times("dingtalk", 0.0)) == [102.0, 161.0]
 
 
 def test_updates_of_an_open_incident_are_grouped_not_paged_one_by_one() -> None:

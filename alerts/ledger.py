@@ -1,0 +1,77 @@
+"""What the outbox must remember across restarts besides the deliveries themselves.
+
+- **Threads**: per (channel, incident), the message that opened the incident's thread,
+  the provider's handle on it (mail ``Message-ID``, Slack ``ts``) and how many messages
+  the thread holds, so after a restart an update still replies to the first page and
+  carries the next number.
+- **Sends**: per rate-limited channel, when each message went out during the last
+  window, so a restart neither forgets the window (and pages past the limit) nor the
+  summary it owes (held pages are deliveries in the store already).
+
+Both live in the daemon's store as tables of their own (``threads``, ``channel_sends``,
+created with the store's schema); on PostgreSQL several instances share them, which is
+right for both: one thread and one limit per channel, whoever sends.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import msgspec
+
+from alerts.channels.base import Thread
+from alerts.record import Alert
+
+
+class ThreadBook:
+    """The incident threads of every channel, in the store."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def get(self, channel: str, incident_id: str) -> Thread:
+        """Where the next message about ``incident_id`` on ``channel`` stands: update 0
+        when the channel has not delivered one yet."""
+        row = self.db.execute("SELECT sent, root, ref FROM threads WHERE channel = ? AND "
+                              "incident_id = ?", (channel, incident_id)).fetchone()
+        if row is None:
+            return Thread(incident_id, 0)
+        sent, root, ref = row
+        return Thread(incident_id, int(sent), Alert.from_record(msgspec.json.decode(root)), ref)
+
+    def delivered(self, channel: str, thread: Thread, message: Alert, ref: str | None,
+                  now: float) -> None:
+        """``message`` went out as ``thread``'s update; ``ref`` (when the channel gave one)
+        makes it the thread's new first message, e.g. after the old one was deleted."""
+        if thread.update == 0 or ref is not None:
+            self.db.execute(
+                "INSERT INTO threads (channel, incident_id, sent, root, ref, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel, incident_id) DO UPDATE SET "
+                "sent = excluded.sent, root = excluded.root, ref = excluded.ref, "
+                "updated_at = excluded.updated_at",
+                (channel, thread.incident_id, thread.update + 1, message.to_json(), ref, now))
+        else:
+            self.db.execute("UPDATE threads SET sent = ?, updated_at = ? WHERE channel = ? "
+                            "AND incident_id = ?",
+                            (thread.update + 1, now, channel, thread.incident_id))
+
+
+class SendLog:
+    """When each rate-limited channel sent its recent messages (a durable sliding window,
+    see :class:`alerts.noise.RateLimiter`)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def times(self, channel: str, since: float) -> list[float]:
+        """Send times of ``channel`` after ``since``, oldest first."""
+        rows = self.db.execute("SELECT at FROM channel_sends WHERE channel = ? AND at > ? "
+                               "ORDER BY at", (channel, since))
+        return [float(r[0]) for r in rows]
+
+    def add(self, channel: str, at: float, forget_before: float) -> None:
+        """A message went out at ``at``; sends at or before ``forget_before`` no longer
+        count for any window and are dropped."""
+        self.db.execute("INSERT INTO channel_sends (channel, at) VALUES (?, ?)", (channel, at))
+        self.db.execute("DELETE FROM channel_sends WHERE channel = ? AND at <= ?",
+                        (channel, forget_before))

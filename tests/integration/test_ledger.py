@@ -1,0 +1,64 @@
+"""The outbox's durable memory (incident threads, rate-limit send times) on both stores.
+
+SQLite in a temporary file and PostgreSQL 15 on 127.0.0.1:5432 (trust auth, database
+``test``, a schema of its own per test, dropped afterwards; no server: the test fails).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from alerts.channels.base import Thread
+from alerts.ledger import SendLog, ThreadBook
+from alerts.record import Alert, AlertType
+from monitor.store import Store
+from monitor.store_pg import PgStore, drop_schema
+from tests.integration.test_store_pg import DSN
+
+
+def _alert(aid: str, kind: AlertType) -> Alert:
+    return Alert(id=aid, type=kind, at=1779242400.0, brand="快书包", level=2, severity="P1",
+                 title="危机", text="x", incident_id="inc-1")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def reopen(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Store]]:
+    """Opens the same store again, as a restarted daemon does."""
+    if request.param == "sqlite":
+        yield lambda: Store(tmp_path / "s.db")
+        return
+    schema = f"t_{secrets.token_hex(6)}"
+    yield lambda: PgStore(DSN, schema)
+    drop_schema(DSN, schema)
+
+
+def test_threads_and_send_times_survive_a_restart(reopen: Callable[[], Store]) -> None:
+    opened = _alert("a-1", AlertType.CRISIS_OPENED)
+    update = _alert("a-2", AlertType.CRISIS_CHECKPOINT)
+    store = reopen()
+    book, sends = ThreadBook(store.db), SendLog(store.db)
+    first = book.get("slack", "inc-1")
+    assert first == Thread("inc-1", 0)
+    book.delivered("slack", first, opened, "1779242400.000100", 10.0)
+    for t in (10.0, 20.0, 30.0):
+        sends.add("dingtalk", t, t - 60)
+    store.close()
+
+    store = reopen()
+    book, sends = ThreadBook(store.db), SendLog(store.db)
+    second = book.get("slack", "inc-1")
+    assert (second.update, second.root, second.ref) == (1, opened, "1779242400.000100")
+    assert book.get("mail", "inc-1") == Thread("inc-1", 0)  # threads are per channel
+    book.delivered("slack", second, update, None, 20.0)
+    assert book.get("slack", "inc-1").update == 2
+    book.delivered("slack", book.get("slack", "inc-1"), update, "1779242999.000200", 30.0)
+    third = book.get("slack", "inc-1")  # a new ref: the thread starts again under it
+    assert (third.update, third.root, third.ref) == (3, update, "1779242999.000200")
+    assert sends.times("dingtalk", 15.0) == [20.0, 30.0]
+    sends.add("dingtalk", 85.0, 25.0)  # what no window can hold any more is dropped
+    assert sends.times("dingtalk", 0.0) == [30.0, 85.0]
+    store.close()
