@@ -16,13 +16,19 @@ Repeats: once a page of level >= 1 is out on a paging channel, it is re-sent eve
 ``repeat_every`` until its subject is settled (acked, answered, closed). Each repeat
 is its own delivery with the idempotency key ``<alert id>-r<n>``, stable across retries.
 Every attempt and verdict is written to the audit log.
+
+A store locked by another process (``monitor.locks``) pauses the workers, never kills
+them; once a send has succeeded, recording it is retried until it is stored, so a lock
+never makes a delivered alert go out again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
+import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol
@@ -36,12 +42,18 @@ from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
 from alerts.record import Alert
 from monitor.clock import Clock
+from monitor.locks import StoreLocks, is_locked, retry_delay
 from monitor.store import PendingDelivery, Store
 
 log = structlog.get_logger(__name__)
 
 BACKOFF_BASE = 2.0
-BACKOFF_MAX = 300.0
+BACKOFF_MAX = 60.0
+"""Longest wait between tries of a failing channel. Short because the reply SLA is minutes:
+a receiver back from an outage gets its queue within a minute (a 5-minute cap made the
+10-minute webhook outage test catch up only 169 s after the receiver returned)."""
+REFUSED_GROUP_RETRY = 300.0
+"""A summary the channel refused outright (4xx) is tried again this much later."""
 
 
 class Sender(Protocol):
@@ -94,8 +106,10 @@ class Outbox:
     def __init__(self, store: Store, channels: Mapping[str, Sender], clock: Clock,
                  seed: int | None = None, *, stages: Stages | None = None,
                  repeat_every: float = 0.0, repeat_max: int = 0,
-                 settled: Callable[[Alert], bool] | None = None) -> None:
+                 settled: Callable[[Alert], bool] | None = None,
+                 locks: StoreLocks | None = None) -> None:
         self.store = store
+        self.locks = locks or StoreLocks()
         self.channels = dict(channels)
         self.clock = clock
         self.stages = stages or Stages.none()
@@ -123,12 +137,30 @@ class Outbox:
         for event in self._wake.values():
             event.set()
 
+    def failing(self) -> set[str]:
+        """Channels whose last try failed (logged once as "channel failing")."""
+        return set(self._down)
+
     async def run(self, name: str) -> None:
         """Worker loop for one channel; runs until cancelled."""
         wake = self._wake[name]
+        locked = 0
         while True:
             wake.clear()
-            await self.drain(name)
+            try:
+                await self.drain(name)
+            except sqlite3.OperationalError as exc:
+                if not is_locked(exc):
+                    raise
+                # Nothing is half-recorded: a try's outcome is written in one transaction
+                # (after a good send, retried until stored). Pause, then pass again.
+                self.locks.locked(f"outbox:{name}", exc)
+                await asyncio.sleep(retry_delay(locked))
+                locked += 1
+                continue
+            if locked:
+                self.locks.unlocked(f"outbox:{name}")
+                locked = 0
             retry = self.next_try(name)
             timeout = None if retry is None else max(0.0, retry - self.clock.now())
             try:
@@ -240,9 +272,9 @@ class Outbox:
                 self._group_failures[key] = n + 1
                 retryable = getattr(exc, "retryable", True)
                 retry_after = getattr(exc, "retry_after", None)
-                delay = BACKOFF_MAX if not retryable else \
+                delay = REFUSED_GROUP_RETRY if not retryable else \
                     retry_after if retry_after is not None else backoff(n, self._rng)
-                with self.store.transaction():
+                with self.store.transaction():  # locked: nothing written, tried again
                     self.store.db.execute(
                         "UPDATE deliveries SET next_try = ?, last_error = ? WHERE channel = ? "
                         "AND state = 'held' AND grp = ?",
@@ -254,18 +286,9 @@ class Outbox:
                 self._failing(name, message.id, exc, delay)
                 continue
             self._group_failures.pop((name, grp), None)
-            with self.store.transaction():  # all the bookkeeping of one send, or none
-                self.store.mark_summarised(held, now)
-                self.stages.limiter.record(name, now)
-                if thread is not None:
-                    self.threads.delivered(name, thread, message, ref, now)
-                for item in held:
-                    self.audit.delivery(now, repeat_id(item.alert.id, item.rep), name,
-                                        item.rep, "summarised", f"in {message.id}")
-                    self._arm(item.alert, item.rep, name, now)
-                self.audit.delivery(now, message.id, name, 0, "delivered",
-                                    _thread_note(thread, f"summary of {len(held)}"
-                                                 if len(held) > 1 else ""))
+            # Sent: it must be recorded, or a retry would send it twice. Wait out a lock.
+            await self.locks.retry(f"outbox:{name}", functools.partial(
+                self._summarised, name, held, message, thread, ref, now))
             self.sent[name] += 1
             self._recovered(name)
             sent += 1
@@ -289,7 +312,7 @@ class Outbox:
             retry_after = getattr(exc, "retry_after", None)
             delay = retry_after if retry_after is not None else backoff(item.attempts, self._rng)
             next_try = now + delay if retryable else None
-            with self.store.transaction():
+            with self.store.transaction():  # locked: nothing written, the worker tries again
                 self.store.mark_failed(alert.id, name, f"{type(exc).__name__}: {exc}",
                                        next_try, rep)
                 self.audit.delivery(now, wire.id, name, rep,
@@ -301,16 +324,40 @@ class Outbox:
             self._failing(name, wire.id, exc, delay if retryable else None)
             return not retryable  # a final refusal doesn't block the queue
         now = self.clock.now()
-        with self.store.transaction():  # all the bookkeeping of one send, or none
+        # Sent: it must be recorded, or a retry would send it twice. Wait out a lock.
+        await self.locks.retry(f"outbox:{name}", functools.partial(
+            self._delivered, name, alert, rep, wire, thread, ref, now))
+        self.sent[name] += 1
+        self._recovered(name)
+        return True
+
+    def _delivered(self, name: str, alert: Alert, rep: int, wire: Alert,
+                   thread: Thread | None, ref: str | None, now: float) -> None:
+        """Record a send that went through (state, rate window, thread, audit, repeats):
+        all the bookkeeping of one send, or none."""
+        with self.store.transaction():
             self.store.mark_delivered(alert.id, name, now, rep)
             self.stages.limiter.record(name, now)
             if thread is not None:
                 self.threads.delivered(name, thread, wire, ref, now)
             self.audit.delivery(now, wire.id, name, rep, "delivered", _thread_note(thread))
             self._arm(alert, rep, name, now)
-        self.sent[name] += 1
-        self._recovered(name)
-        return True
+
+    def _summarised(self, name: str, held: list[PendingDelivery], message: Alert,
+                    thread: Thread | None, ref: str | None, now: float) -> None:
+        """Record a held group that went out as one message, in one transaction."""
+        with self.store.transaction():
+            self.store.mark_summarised(held, now)
+            self.stages.limiter.record(name, now)
+            if thread is not None:
+                self.threads.delivered(name, thread, message, ref, now)
+            for item in held:
+                self.audit.delivery(now, repeat_id(item.alert.id, item.rep), name, item.rep,
+                                    "summarised", f"in {message.id}")
+                self._arm(item.alert, item.rep, name, now)
+            self.audit.delivery(now, message.id, name, 0, "delivered",
+                                _thread_note(thread, f"summary of {len(held)}"
+                                             if len(held) > 1 else ""))
 
     def _arm(self, alert: Alert, rep: int, channel: str, now: float) -> None:
         """After a page is out on a paging channel: start its repeat schedule."""
@@ -359,7 +406,7 @@ class Outbox:
         """Repeat loop: wake at the next due repeat (or when one is armed); until cancelled."""
         while True:
             self._repeat_wake.clear()
-            self.fire_repeats(self.clock.now())
+            await self.locks.retry("repeats", lambda: self.fire_repeats(self.clock.now()))
             nxt = self.store.next_repeat()
             timeout = None if nxt is None else max(0.0, nxt - self.clock.now())
             try:
@@ -376,3 +423,8 @@ class Outbox:
                     await self.drain(name)
         except TimeoutError:
             log.warning("outbox flush timed out; pending alerts go out after restart")
+        except sqlite3.OperationalError as exc:
+            if not is_locked(exc):
+                raise
+            log.warning("outbox flush stopped: the store is locked; pending alerts go out "
+                        "after restart", error=str(exc))

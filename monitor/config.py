@@ -300,8 +300,9 @@ class MqttSourceConfig:
     """How long the broker keeps the session (and its queued posts) while we are away."""
     max_payload: int = 1_048_576
     """Bytes; a larger message is rejected at the edge."""
-    backoff_max: Duration = Duration(60)
-    """Longest wait between reconnect attempts."""
+    backoff_max: Duration = Duration(15)
+    """Longest wait between reconnect attempts: after the broker is back, posts flow again
+    within this long (a reconnect attempt is one TCP connect, cheap to repeat)."""
     name: str = ""
 
     def validate(self) -> Iterator[Problem]:

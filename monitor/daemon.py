@@ -5,6 +5,10 @@ deadline), send what was never sent. Run: each source's batches are stored and
 processed in one transaction; a timer fires deadlines as the clock reaches them; one
 outbox worker per channel delivers. Stop (SIGTERM/SIGINT or the ``stop`` event): stop
 the sources, stop the timer, flush the outbox within a deadline, close the store.
+
+Faults (docs/operations.md, "What happens when things break"): a store locked by another
+process is waited out (``monitor.locks``); a clock that jumps is noticed by the timer
+(``monitor.clockwatch``) and the deadlines it skipped fire at once, each once, in order.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ import asyncio
 import contextlib
 import secrets
 import signal
+import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,8 +33,10 @@ from monitor import dashboard as _dashboard  # noqa: F401 - /dashboard and its v
 from monitor import ops as _ops  # noqa: F401 - registers /healthz, /readyz, /metrics
 from monitor.app import build_pipeline, open_store
 from monitor.clock import Clock, ScaledClock, WallClock
+from monitor.clockwatch import CHECK_EVERY, ClockWatch
 from monitor.config import Config, FeedSourceConfig
 from monitor.http import build_app, serve
+from monitor.locks import BUSY_TIMEOUT_MS, StoreLocks
 from monitor.metrics import Metrics
 from monitor.paging import aclose_channels, build_paging_channels, command_sources, outbox_options
 from monitor.pipeline import Pipeline
@@ -37,6 +44,7 @@ from monitor.secrets import SecretError, resolve_secret
 from monitor.sources.base import Batch, Source
 from monitor.sources.factory import build_recorder, build_sources
 from monitor.sources.feed import FeedSource
+from monitor.sources.recorder import Recorder
 from monitor.store import Store
 from monitor.systemd import Notifier
 from monitor.telemetry import logs_on_stdout
@@ -54,15 +62,23 @@ class Daemon:
     """Owns the store, the pipeline and the outbox; is the sink every source feeds."""
 
     def __init__(self, config: Config, store: Store, pipeline: Pipeline, clock: Clock,
-                 channels: Sequence[Sender], delivery_clock: Clock | None = None) -> None:
+                 channels: Sequence[Sender], delivery_clock: Clock | None = None,
+                 recorder: Recorder | None = None) -> None:
         self.config = config
         self.store = store
         self.pipeline = pipeline
         self.clock = clock
         self.metrics = Metrics()
+        self.locks = StoreLocks()
+        """Writes waiting for a store another process has locked (``monitor.locks``)."""
+        if isinstance(store.db, sqlite3.Connection):  # wait long without blocking the loop
+            store.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         channels = self.metrics.metered(channels)  # counts deliveries per channel
         self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock(),
-                             **outbox_options(config, pipeline))
+                             locks=self.locks, **outbox_options(config, pipeline))
+        self.recorder = recorder
+        """The recorder of live input, if any (its failures are shown in ``/metrics``)."""
+        self.watch = ClockWatch(clock)
         self._rearm = asyncio.Event()
         self.batches = 0
         self.sources: Sequence[Source] = ()
@@ -76,12 +92,16 @@ class Daemon:
         """Brand leases and catch-up with peers (PostgreSQL store; ``monitor.cluster``)."""
 
     async def ingest(self, batch: Batch) -> None:
-        """Store and process one batch; the cursor advances in the same transaction."""
-        now = self.clock.now()
-        before = self.pipeline.engine.next_due()
-        mentions = len(self.pipeline.engine.clocks)
+        """Store and process one batch; the cursor advances in the same transaction.
+
+        While another process holds the store's lock this waits (``monitor.locks``), and
+        so does the source: its cursor and MQTT acknowledgement follow the commit.
+        """
         new = []
-        with self.store.transaction():
+        async with self._writing("ingest"):
+            now = self.clock.now()
+            before = self.pipeline.engine.next_due()
+            mentions = len(self.pipeline.engine.clocks)
             for event in batch.events:
                 new += self.pipeline.handle(event, now)
             if batch.cursor is not None:
@@ -93,12 +113,27 @@ class Daemon:
         self.metrics.on_mentions(self.pipeline.engine.clocks, mentions)
         if self.pipeline.engine.next_due() is not None and \
                 self.pipeline.engine.next_due() <= now:  # type: ignore[operator]
-            self.fire_due()  # deadlines a late batch left behind
+            await self._fire_due()  # deadlines a late batch left behind
         self.outbox.notify()
         self.publish("ingest")
         after = self.pipeline.engine.next_due()
         if after is not None and (before is None or after < before):
             self._rearm.set()
+
+    @contextlib.asynccontextmanager
+    async def _writing(self, op: str) -> AsyncIterator[None]:
+        """One store transaction, begun as soon as another process's lock allows."""
+        await self.locks.retry(op, self.store.begin)  # BEGIN IMMEDIATE, or nothing happened
+        try:
+            yield
+        except BaseException:
+            self.store.rollback()
+            raise
+        self.store.commit()
+
+    async def _fire_due(self) -> int:
+        """``fire_due``, waiting out a locked store (its transaction begins first)."""
+        return await self.locks.retry("deadlines", self.fire_due)
 
     def fire_due(self) -> int:
         """Fire every deadline due by now; returns how many alerts that raised."""
@@ -119,24 +154,40 @@ class Daemon:
                 q.put_nowait(what)
 
     async def timer(self) -> None:
-        """Wake at each deadline (or sooner, when a new earlier one is set) and fire it."""
+        """Wake at each deadline (or sooner, when a new earlier one is set) and fire it.
+
+        It also wakes every ``CHECK_EVERY`` real seconds to re-read the clock: after a
+        jump forward (NTP, a resume) the skipped deadlines fire then, not when the wait
+        begun before the jump would have ended.
+        """
         while True:
             self._rearm.clear()
             due = self.pipeline.engine.next_due()
-            if due is None:
-                await self._rearm.wait()
-                continue
-            sleeper = asyncio.ensure_future(self.clock.sleep_until(due))
-            rearm = asyncio.ensure_future(self._rearm.wait())
+            waits = {asyncio.ensure_future(self._rearm.wait())}
+            if due is not None:
+                waits.add(asyncio.ensure_future(self.clock.sleep_until(due)))
             try:
-                await asyncio.wait({sleeper, rearm}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waits, timeout=CHECK_EVERY,
+                                   return_when=asyncio.FIRST_COMPLETED)
             finally:
-                sleeper.cancel()
-                rearm.cancel()
-            if self.clock.now() >= due:
+                for w in waits:
+                    w.cancel()
+            jump = self.watch.check()
+            fired = 0
+            if due is not None and self.clock.now() >= due:
                 if self.cluster is not None:
                     self.cluster.catch_up(self)  # a peer may have stored the reply
-                self.fire_due()
+                fired = await self._fire_due()
+            if jump:
+                self.clock_jumped(jump, fired)
+
+    def clock_jumped(self, seconds: float, fired: int) -> None:
+        """Log and count a jump of the clock (``fired``: alerts the catch-up raised)."""
+        self.metrics.on_clock_jump(seconds)
+        log.warning("clock jumped; deadlines it skipped fired at once, each once, in order",
+                    jump_s=round(seconds, 1), direction="forward" if seconds > 0 else
+                    "backward", alerts_fired=fired,
+                    pending_deadlines=self.pipeline.engine.pending())
 
     def http_token(self) -> str:
         """The API/dashboard token; a random one (printed once) when none is configured."""
@@ -185,14 +236,15 @@ class Daemon:
 
     async def run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order within a bounded time."""
-        with self.store.transaction():
+        async with self._writing("start"):
             if self.cluster is not None:
                 self.cluster.start()  # claim leases first: the rebuild pages for those only
             unsent = self.pipeline.rebuild()
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
             anchor()  # a demo clock starts now, not when the (slow) start-up began
-        self.fire_due()
+        self.watch = ClockWatch(self.clock)  # measured from here: the anchor is no jump
+        await self._fire_due()
         if unsent:
             log.info("sending alerts left unsent before the restart", count=len(unsent))
         runner = None
@@ -302,7 +354,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
         live = build_sources(config, store, WallClock(), recorder)
         live += command_sources(config, clock)  # acks over MQTT, stamped on the engine clock
         pipeline = build_pipeline(config, store, [c.name for c in channels])
-        daemon = Daemon(config, store, pipeline, clock, channels)
+        daemon = Daemon(config, store, pipeline, clock, channels, recorder=recorder)
         if config.store.backend == "postgres":  # several instances may share the work
             from monitor.cluster import build_cluster  # psycopg is an optional extra
 

@@ -4,6 +4,13 @@ Why not the global registry: tests run several daemons in one process, and each 
 count only its own work. Counters are bumped from a few small hooks (a batch ingested,
 alerts raised, a channel's send); gauges that mirror state (open incidents, pending
 deadlines, the outbox backlog) are read when Prometheus scrapes, so they cannot drift.
+
+Faults each have a gauge saying "broken now" and a counter of how often (see
+docs/operations.md, "What happens when things break"): ``crisismon_source_up`` and
+``crisismon_source_failures_total``; ``crisismon_channel_up``, ``..._connected`` and
+``crisismon_delivery_failures_total``; ``crisismon_recording_ok`` and
+``crisismon_recording_dropped_total``; ``crisismon_store_locked`` and
+``crisismon_store_locked_retries_total``; ``crisismon_clock_jumps_total``.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from alerts.channels.base import Thread
@@ -25,6 +32,7 @@ from monitor.sources.base import Batch
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
+    from monitor.sources.recorder import Recorder
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LOOP_PROBE_EVERY = 0.5
@@ -64,6 +72,11 @@ class Metrics:
                                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.reloads = Counter("crisismon_config_reloads", "SIGHUP reloads, by result.",
                                ["result"], registry=r)
+        self.clock_jumps = Counter("crisismon_clock_jumps", "Jumps of the daemon's clock "
+                                   "against the monotonic clock (NTP steps, resumes), by "
+                                   "direction.", ["direction"], registry=r)
+        self.last_jump = Gauge("crisismon_clock_last_jump_seconds", "Size of the last clock "
+                               "jump (negative: backwards).", registry=r)
 
     # ------------------------------------------------------------------ hooks
     def on_batch(self, batch: Batch, now: float) -> None:
@@ -87,6 +100,11 @@ class Metrics:
         """Reply clocks past the first ``before`` are new mentions (dicts keep order)."""
         for clock in itertools.islice(reversed(clocks.values()), len(clocks) - before):
             self.mentions.labels(clock.brand).inc()
+
+    def on_clock_jump(self, seconds: float) -> None:
+        """The daemon's clock jumped by ``seconds`` (``monitor.clockwatch``)."""
+        self.clock_jumps.labels("forward" if seconds > 0 else "backward").inc()
+        self.last_jump.set(seconds)
 
     def watch(self, daemon: Daemon) -> None:
         """Gauges read from the daemon's state at scrape time."""
@@ -157,3 +175,67 @@ class _StateCollector(Collector):
         yield backlog
         yield GaugeMetricFamily("crisismon_ready", "1 when /readyz would answer 200.",
                                 value=1.0 if d.is_ready() else 0.0)
+        yield from _sources(d)
+        yield from _channels(d)
+        yield from _store_locks(d)
+        if d.recorder is not None:
+            yield from _recording(d.recorder)
+
+
+def _sources(d: Daemon) -> Iterator[Metric]:
+    """Per live source (per poller for the Weibo API): up now, and failures so far."""
+    up = GaugeMetricFamily("crisismon_source_up", "1 while a live source is connected "
+                           "(MQTT) or its last poll worked (API pollers).", labels=["source"])
+    failures = CounterMetricFamily("crisismon_source_failures", "Failed connection attempts "
+                                   "or polls, per source.", labels=["source"])
+    for source in d.sources:
+        for unit in getattr(source, "pollers", None) or [source]:
+            total = getattr(unit, "failures_total", None)
+            if total is None:
+                continue  # a recorded feed: nothing to connect to
+            subscribed = getattr(unit, "subscribed", None)
+            ok = subscribed.is_set() if isinstance(subscribed, asyncio.Event) \
+                else getattr(unit, "failures", 0) == 0
+            up.add_metric([unit.name], 1.0 if ok else 0.0)
+            failures.add_metric([unit.name], float(total))
+    yield up
+    yield failures
+
+
+def _channels(d: Daemon) -> Iterator[Metric]:
+    """Per channel: failing now (the outbox's view); connected (channels with a link)."""
+    up = GaugeMetricFamily("crisismon_channel_up", "0 while a channel's deliveries are "
+                           "failing (logged once as \"channel failing\").", labels=["channel"])
+    connected = GaugeMetricFamily("crisismon_channel_connected", "1 while a channel that "
+                                  "keeps a connection (MQTT) has it up.", labels=["channel"])
+    failing = d.outbox.failing()
+    for name, channel in d.outbox.channels.items():
+        up.add_metric([name], 0.0 if name in failing else 1.0)
+        link = getattr(getattr(channel, "inner", channel), "connected", None)
+        if isinstance(link, bool):
+            connected.add_metric([name], 1.0 if link else 0.0)
+    yield up
+    yield connected
+
+
+def _store_locks(d: Daemon) -> Iterator[Metric]:
+    locks = d.locks
+    yield GaugeMetricFamily("crisismon_store_locked", "1 while a write waits for a store "
+                            "another process has locked.", value=1.0 if locks.waiting else 0.0)
+    retries = CounterMetricFamily("crisismon_store_locked_retries", "Writes that found the "
+                                  "store locked and were tried again, by operation.",
+                                  labels=["op"])
+    for op, n in sorted(locks.retries.items()):
+        retries.add_metric([op], float(n))
+    yield retries
+
+
+def _recording(rec: Recorder) -> Iterator[Metric]:
+    yield GaugeMetricFamily("crisismon_recording_ok", "0 while the recording folder refuses "
+                            "writes (disk full, ...); ingest goes on.",
+                            value=0.0 if rec.failing else 1.0)
+    yield CounterMetricFamily("crisismon_recording_failed_writes", "Batches the recorder "
+                              "could not write.", value=float(rec.failed_writes))
+    yield CounterMetricFamily("crisismon_recording_dropped", "Posts ingested but missing "
+                              "from the recording because writing failed.",
+                              value=float(rec.dropped))

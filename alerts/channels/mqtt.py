@@ -86,8 +86,9 @@ class MqttChannelConfig:
     """How long one send waits for the connection and for the broker's PUBACK."""
     reconnect_min: Duration = Duration(1.0)
     """First wait before reconnecting; doubles on each failure, with jitter."""
-    reconnect_max: Duration = Duration(60.0)
-    """Longest wait between reconnection attempts."""
+    reconnect_max: Duration = Duration(15.0)
+    """Longest wait between reconnection attempts: pages flow again this soon after the
+    broker is back."""
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if not 0 < self.port < 65536:
@@ -143,7 +144,7 @@ class MqttChannel:
                  prefix: str = DEFAULT_PREFIX, username: str = "",
                  password: Secret | None = None, client_id: str = "", tls: bool = False,
                  protocol: Literal["5", "3.1.1"] = "5", keepalive: float = 60.0,
-                 timeout: float = 10.0, reconnect_min: float = 1.0, reconnect_max: float = 60.0,
+                 timeout: float = 10.0, reconnect_min: float = 1.0, reconnect_max: float = 15.0,
                  tz: tzinfo = DEFAULT_TZ, rnd: Callable[[], float] = random.random) -> None:
         self.name = name
         self.prefix = prefix

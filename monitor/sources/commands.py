@@ -47,7 +47,9 @@ class CommandsConfig:
     username: str = ""
     password: str = ""
     """A secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``) or empty."""
-    backoff_max: Duration = Duration(60.0)
+    backoff_max: Duration = Duration(15.0)
+    """Longest wait between reconnect attempts (acks flow again this soon after the
+    broker is back)."""
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if not 0 < self.port < 65536:
@@ -106,6 +108,8 @@ class CommandSource:
         self.subscribed = asyncio.Event()
         self.rejected = 0
         self._failures = 0
+        self.failures_total = 0
+        """Failed connection attempts since start (``crisismon_source_failures_total``)."""
 
     async def run(self, sink: Sink) -> None:
         """Receive until cancelled, reconnecting with jittered backoff."""
@@ -114,6 +118,7 @@ class CommandSource:
                 await self._session(sink)
             except aiomqtt.MqttError as exc:
                 self._failures += 1
+                self.failures_total += 1
                 if self._failures == 1:
                     log.warning("source failing", source=self.name, error=str(exc))
                 cap = min(float(self.config.backoff_max), 2.0 ** min(self._failures, 10))

@@ -173,6 +173,9 @@ class WeiboPoller:
         self.rng = rng or random.Random()
         self.edge = Edge(name)
         self.failures = 0
+        """Failed polls in a row (0 once one works)."""
+        self.failures_total = 0
+        """Failed polls since start (``crisismon_source_failures_total``)."""
         self.requests = 0
         self._last_refresh = clock.now()
 
@@ -299,6 +302,7 @@ class WeiboPoller:
 
     def _failed(self, exc: FetchError) -> float:
         self.failures += 1
+        self.failures_total += 1
         if self.failures == 1:
             log.warning("source failing", source=self.name, error=str(exc))
         if exc.retry_after is not None:  # the server said when: no jitter, no guessing

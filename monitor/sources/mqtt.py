@@ -68,6 +68,9 @@ class MqttSource:
         self.subscribed = asyncio.Event()
         """Set while connected and subscribed (tests wait for it before publishing)."""
         self.failures = 0
+        """Failed connection attempts in a row (0 while connected)."""
+        self.failures_total = 0
+        """Failed connection attempts since start (``crisismon_source_failures_total``)."""
         self.messages = 0
 
     async def run(self, sink: Sink) -> None:
@@ -81,6 +84,7 @@ class MqttSource:
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
                 self.failures += 1
+                self.failures_total += 1
                 if self.failures == 1:
                     log.warning("source failing", source=self.name, error=str(exc))
                 delay = min(float(self.config.backoff_max),

@@ -10,10 +10,17 @@ Files rotate by time and by size; names carry the UTC time the file was opened
 (``live-20260520T082301Z.jsonl.gz``), so ``ls`` order is time order. A gzip member is
 flushed after every write, so a crash loses at most the line being written and the
 feed reader keeps everything before it.
+
+A disk that refuses writes (full, read-only, gone) never stops ingest: the failure is
+logged once, the posts that could not be recorded are counted (``dropped``, shown in
+``/metrics``), and writing is tried again every ``retry_every`` seconds, in a new file,
+until it works ("recording recovered"). A new file that could not take a single line is
+removed again, so a long outage does not leave a trail of empty files behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import time
 from collections.abc import Sequence
@@ -29,13 +36,16 @@ log = structlog.get_logger(__name__)
 
 _encoder = msgspec.json.Encoder()
 
+RETRY_EVERY = 10.0
+"""Seconds between tries while the disk refuses writes (each try opens a new file)."""
+
 
 class Recorder:
     """Appends raw objects to the current file, opening a new one when it is time."""
 
     def __init__(self, folder: Path, clock: Clock, *, compress: bool = True,
                  rotate_every: float = 3600.0, rotate_bytes: int = 64 * 1024 * 1024,
-                 prefix: str = "live") -> None:
+                 prefix: str = "live", retry_every: float = RETRY_EVERY) -> None:
         self.folder = folder
         self.clock = clock
         self.compress = compress
@@ -46,14 +56,28 @@ class Recorder:
         self.lines = 0
         self._out: IO[bytes] | None = None
         self._raw: IO[bytes] | None = None
+        self.retry_every = retry_every
         self._opened_at = 0.0
         self._bytes = 0
-        self._failing = False
+        self._announced = True
+        self.failing = False
+        """True from a failed write until one works again."""
+        self.failed_writes = 0
+        """Writes (batches) that failed, counting the ones skipped between tries."""
+        self.dropped = 0
+        """Objects ingested but not recorded."""
+        self._retry_at = 0.0
+        self._dropped_at_failure = 0
 
     def write(self, objs: Sequence[Any]) -> None:
         """Append ``objs``, one JSON line each. A disk problem is logged, never raised:
         recording must not stop ingest."""
         if not objs:
+            return
+        now = self.clock.now()
+        if self.failing and now < self._retry_at:
+            self.failed_writes += 1
+            self.dropped += len(objs)
             return
         data = b"".join(_encoder.encode(o) + b"\n" for o in objs)
         try:
@@ -61,15 +85,15 @@ class Recorder:
             out.write(data)
             out.flush()
         except OSError as exc:
-            if not self._failing:
-                log.error("recording failed; posts are still ingested", path=str(self.path),
-                          error=str(exc))
-                self._failing = True
-            self._close_quietly()
+            self._failed(exc, len(objs), now)
             return
-        if self._failing:
-            log.info("recording recovered", path=str(self.path))
-            self._failing = False
+        if not self._announced:
+            log.info("recording to", path=str(self.path))
+            self._announced = True
+        if self.failing:
+            log.info("recording recovered", path=str(self.path),
+                     dropped=self.dropped - self._dropped_at_failure)
+            self.failing = False
         self._bytes += len(data)
         self.lines += len(objs)
 
@@ -103,14 +127,36 @@ class Recorder:
             path = self.folder / f"{self.prefix}-{stamp}-{n}{suffix}"
             n += 1
         raw = path.open("xb")
-        out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) \
-            if self.compress else raw
+        try:
+            out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) \
+                if self.compress else raw
+        except OSError:  # the gzip header did not fit: leave no empty file behind
+            with contextlib.suppress(OSError):
+                raw.close()
+            path.unlink(missing_ok=True)
+            raise
         self._raw = raw
         self.path = path
         self._opened_at = now
         self._bytes = 0
-        log.info("recording to", path=str(path))
+        self._announced = False  # said once its first line is written
         return out
+
+    def _failed(self, exc: OSError, n: int, now: float) -> None:
+        self.failed_writes += 1
+        self.dropped += n
+        self._retry_at = now + self.retry_every
+        if not self.failing:
+            self.failing = True
+            self._dropped_at_failure = self.dropped - n
+            log.error("recording failed; posts are still ingested, not recorded, until it "
+                      "works again", path=str(self.path), error=str(exc),
+                      retry_every_s=self.retry_every)
+        empty = self._out is not None and not self._announced
+        self._close_quietly()
+        if empty and self.path is not None:  # not one line made it: no file is better
+            with contextlib.suppress(OSError):
+                self.path.unlink()
 
     def _close_quietly(self) -> None:
         try:
