@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {path.name}: {size_mb:.2f} MB, {model.n_features} features, "
           f"load {load_s:.2f}s (incl. jieba dictionary)")
     print(f"trained on: {', '.join(model.meta.get('trained_on', []))}")
+    hyper = model.meta.get("hyper", {})
+    if hyper:
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(hyper.items())))
 
     snow = None
     if not args.no_snownlp:

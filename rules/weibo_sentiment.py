@@ -10,7 +10,9 @@ dict-based scorer near 8,000 posts/s. Instead, segmented tokens of a whole batch
 one code-point array and every feature is hashed with a polynomial rolling hash computed by
 numpy (prefix sums in wrapping uint64 arithmetic), so the per-feature work runs in C. The weight
 table is a dense float16 array of 2**bits buckets; collisions are rare and harmless for a linear
-model. The model is produced by :mod:`rules.train_sentiment`.
+model. The model is produced by :mod:`rules.train_sentiment`; the table it writes is a logistic
+regression plus a small multiple of a Naive Bayes model over the same features (both linear in
+the features, so they fold into this one table and scoring does not know or care).
 
 File format (``seeds/models/weibo_sentiment.msgpack.gz``): gzip'd msgpack map with ``format``,
 ``bits``, ``weights`` (little-endian float16 bytes), ``bias`` and ``meta``.
