@@ -200,6 +200,26 @@ def _sources(d: Daemon) -> Iterator[Metric]:
             failures.add_metric([unit.name], float(total))
     yield up
     yield failures
+    yield _rejected(d)
+
+
+def _rejected(d: Daemon) -> Metric:
+    """Input refused at the edge (live sources) or skipped as a bad line (recorded
+    feeds), per source and reason: bad input is counted, never silently lost."""
+    rejected = CounterMetricFamily("crisismon_posts_rejected", "Posts refused at the edge "
+                                   "(too large, not UTF-8, not JSON, not a post) or bad feed "
+                                   "lines skipped, per source and reason.",
+                                   labels=["source", "reason"])
+    for source in d.sources:
+        for unit in getattr(source, "pollers", None) or [source]:
+            edge = getattr(unit, "edge", None)
+            if edge is not None:
+                for why, n in sorted(edge.stats.rejected.items()):
+                    rejected.add_metric([unit.name, str(why)], float(n))
+            feed = getattr(unit, "stats", None)
+            if feed is not None and hasattr(feed, "bad") and feed.bad:
+                rejected.add_metric([unit.name, "bad_line"], float(len(feed.bad)))
+    return rejected
 
 
 def _channels(d: Daemon) -> Iterator[Metric]:

@@ -738,3 +738,29 @@ async def test_mqtt_broker_down_a_minute_then_everything_caught_up(
     assert sorted(Counter(watcher.ids).values()) == [1] * 6 and set(watcher.ids) == set(stored)
     print(f"broker down {nxt - t_down:.0f} simulated s: {attempts} reconnect attempts, "
           f"6 posts and 6 alerts each once after")
+
+
+async def test_bad_input_is_rejected_counted_in_metrics_and_the_source_goes_on(
+        tmp_path: Path, logs: LogLines, mqtt_broker: tuple[str, int]) -> None:
+    topic = f"crisismon-test/{uuid.uuid4().hex}/posts"
+    source = MqttSource("mqtt:posts", MqttSourceConfig(
+        type="mqtt", topics=(topic,), host=mqtt_broker[0], port=mqtt_broker[1],
+        client_id=f"crisismon-{uuid.uuid4().hex}", max_payload=4096), SimClock(T0))
+    async with running_providers() as providers:
+        config = base_config(tmp_path, channels=(WebhookChannelConfig(
+            type="webhook", name="ok", url=providers.webhook_url,
+            secret="env:FAULT_HOOK_SECRET"),))
+        async with running_daemon(config, tmp_path / "s.db", ScaledClock(T0, 1.0),
+                                  sources=lambda _d: [source]) as live:
+            await until(source.subscribed.is_set, what="the MQTT subscription")
+            await publish(mqtt_broker, topic, [
+                b"{not json", b'{"id": 7, "text": "\xff\xfe"}', b'{"text": "no id"}',
+                b"[" + b" " * 5000 + b"]", *messages(range(1, 3))])
+            await until(lambda: live.daemon.store.count_events() == 2, what="the good posts")
+            await until(lambda: len(providers.webhook.received) == 2, what="the good posts' pages")
+            body = await live.metrics()
+            assert live.alive
+    got = {reason: metric(body, "crisismon_posts_rejected_total", source="mqtt:posts",
+                          reason=reason)
+           for reason in ("not_json", "not_utf8", "not_a_post", "too_large")}
+    assert got == {"not_json": 1.0, "not_utf8": 1.0, "not_a_post": 1.0, "too_large": 1.0}
