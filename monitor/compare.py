@@ -65,7 +65,10 @@ def print_comparison(a: Side, b: Side, file: TextIO | None = None) -> dict[str, 
     from rich.table import Table
 
     data = comparison(a, b)
+    # Piped or in a narrow window rich would cut the incident table's columns to fit 80
+    # characters ("可口 …"); it is 100 wide, so lines wrap rather than lose text.
     console = Console(file=file, highlight=False)
+    console.width = max(console.width, 104)
     t = Table(title="Alerts each config would have sent")
     t.add_column("type")
     t.add_column(f"A {a.name}", justify="right")

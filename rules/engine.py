@@ -206,7 +206,7 @@ class EscalationEngine:
     def _fire_close(self, inc: Incident, now: float) -> list[Alert]:
         recent = self._recent(inc, now)
         if recent > max(self.crisis.close_factor * inc.baseline_per_hour,
-                        self.crisis.baseline_floor_per_hour):
+                        self.crisis.baseline_floor_per_hour) or self._still_spreading(inc, now):
             self._at(now + self.crisis.close_check_every, Step.CLOSE, inc.id)
             return []
         inc.closed_at = now
@@ -214,6 +214,24 @@ class EscalationEngine:
         self.dirty_incidents.add(inc.id)
         return [self._incident_alert(inc, AlertType.CRISIS_CLOSED, now, Level.DUTY,
                                      wording.closed(inc, recent, self.tz))]
+
+    def _still_spreading(self, inc: Incident, now: float) -> bool:
+        """Is the post that opened a ``spread`` incident still spreading as fast as when
+        it opened it? Then the story is not over, whatever the negative rate says: closing
+        would only reopen a second incident for the same post at its next repost."""
+        if inc.trigger is not Trigger.SPREAD or inc.trigger_post_id is None:
+            return False
+        for key in self.by_post.get(inc.trigger_post_id, ()):
+            clock = self.clocks[key]
+            if clock.brand != inc.brand or clock.reposts is None:
+                continue
+            author = clock.post.author
+            influential = author.verified or author.followers_count >= \
+                self.crisis.influential_followers
+            if detect_spread(clock.reposts, now, self.crisis, influential,
+                             author.followers_count):
+                return True
+        return False
 
     def _recent(self, inc: Incident, now: float) -> int:
         """Negative mentions of the incident's brand in the hour up to ``now``."""
@@ -337,7 +355,7 @@ class EscalationEngine:
             if not clock.mention.score.negative:
                 continue
             brand = clock.brand
-            if brand in self.open_incident:
+            if brand in self.open_incident or self._opened_one(clock):
                 continue
             author = clock.post.author
             influential = author.verified or author.followers_count >= \
@@ -349,6 +367,12 @@ class EscalationEngine:
                 clock.incident_id = self.open_incident.get(brand)
                 self.dirty_mentions.add(key)
         return out
+
+    def _opened_one(self, clock: ReplyClock) -> bool:
+        """Did this post already open an incident? One story, one incident: its later
+        waves are that story's, not a new crisis (new negative posts can still burst)."""
+        inc = self.incidents.get(clock.incident_id) if clock.incident_id else None
+        return inc is not None and inc.trigger_post_id == clock.post.id
 
     def known_reposts(self, post_id: str) -> int:
         """The highest repost counter seen for a tracked status (-1 if not tracked)."""

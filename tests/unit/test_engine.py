@@ -298,6 +298,33 @@ def test_influential_negative_post_spreading_fast_opens_an_incident() -> None:
     assert opened == [("crisis.opened", 30 * 60, 2)]  # the 30th repost within the hour
 
 
+def test_spread_incident_stays_open_while_its_post_still_spreads() -> None:
+    """A real cascade (中电, 2013-12) closed at +24h while its post was still reposted 54
+    times an hour, and a second incident for the same post opened 21 s later."""
+    e = engine()
+    root = post(T0, who=author("9", followers=1_000_000, verified=True))
+    alerts = e.on_mention(mention(root), T0)
+    for i in range(1, 1550):  # a repost a minute until 25h49m, then silence
+        t = T0 + i * M
+        alerts += e.advance(t, inclusive=False)
+        alerts += e.on_reposts(root.id, 1, t, t)
+    alerts += e.advance(T0 + 72 * H)
+    crisis = [(kind, at) for kind, at, _level in crisis_only(alerts)
+              if kind in ("crisis.opened", "crisis.closed")]
+    # Opened at the 30th repost. At the window's end (+24h: 24h30m) and at the hourly
+    # re-check (25h30m) the post is still reposted 60 times an hour, so it stays open; at
+    # 26h30m the last hour held 20 reposts (< 30) and no negatives: closed, once.
+    assert crisis == [("crisis.opened", 30 * M), ("crisis.closed", 26 * H + 30 * M)]
+    # A second wave of the same post two days on is the same story: no new incident.
+    wave: list[Alert] = []
+    for i in range(60):
+        t = T0 + 72 * H + i * M
+        wave += e.advance(t, inclusive=False)
+        wave += e.on_reposts(root.id, 1, t, t)
+    assert crisis_only(wave) == []
+    assert "crisis" not in str([a.type for a in e.advance(T0 + 100 * H)])
+
+
 def test_ordinary_author_needs_a_viral_spread() -> None:
     cfg = replace(CrisisConfig(), viral_min_reposts=100)
     e = engine(crisis=cfg)
