@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import structlog
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from alerts.audit import AuditLog
 from alerts.record import Alert, format_instant
@@ -76,6 +77,7 @@ class Pipeline:
         self.engine = EscalationEngine(config.brands, config.sla, config.crisis, config.tz)
         self.stats = PipelineStats()
         self.audit = AuditLog(store.db)
+        store.on_flush.append(self._flush_projections)
         # Brand matches and sentiment worked out ahead by ``prepare``, by post id.
         self._matched: dict[str, tuple[list[BrandMatch], float | None]] = {}
         self.owns: Callable[[str], bool] = lambda _brand: True
@@ -91,6 +93,7 @@ class Pipeline:
         of the post, so the outcome is exactly that of handling the events one by one.
         """
         self._matched.clear()
+        self.store.expect(events)  # one dedupe query for the lot, not one per event
         texts: list[str] = []
         keys: list[str] = []
         for event in events:
@@ -111,34 +114,58 @@ class Pipeline:
         Deadlines due strictly before the event's time fire first, so an answer posted
         exactly at a deadline is in time; the caller's next ``tick`` fires the rest.
 
-        One bad event never takes the others down: if handling it fails, its writes are
-        rolled back (a savepoint), it is logged and counted, and the batch goes on.
+        One bad event never takes the others down: if handling it fails, the rows it
+        added are dropped (``Store.mark``/``undo``), it is logged and counted, and the
+        batch goes on.
         """
+        store = self.store
+        if not store.in_transaction:  # a batch of one
+            with store.transaction():
+                return self.handle(event, now)
         due = self._record(self.engine.advance(cutoff(event, now), inclusive=False))
         # Every log line about this post carries its id and (once matched) its brand.
-        with structlog.contextvars.bound_contextvars(post_id=event.id, brand=None):
-            try:
-                with self.store.savepoint():
-                    return due + self._handle(event, now)
-            except Exception:
-                self.stats.failed += 1
-                log.exception("event skipped: handling it failed", event_id=event.id,
-                              source=event.source)
-                return due
+        tokens = bind_contextvars(post_id=event.id, brand=None)
+        mark = store.mark(savepoint=isinstance(event, Action))  # actions write the audit
+        try:
+            out = self._handle(event, now)
+        except Exception:
+            store.undo(mark)
+            self.stats.failed += 1
+            log.exception("event skipped: handling it failed", event_id=event.id,
+                          source=event.source)
+            return due
+        else:
+            store.release(mark)
+        finally:
+            reset_contextvars(**tokens)
+        if due:
+            due.extend(out)
+            return due
+        return out
 
     def apply_stored(self, event: StoredEvent, seen_at: float) -> list[Alert]:
         """Act on an event another instance stored (it is in the store already), as
         ``rebuild`` would: at the time it was seen. Returns the alerts recorded."""
+        store = self.store
+        if not store.in_transaction:
+            with store.transaction():
+                return self.apply_stored(event, seen_at)
         due = self._record(self.engine.advance(cutoff(event, seen_at), inclusive=False))
         post_id = getattr(event, "id", getattr(event, "post_id", None))
-        with structlog.contextvars.bound_contextvars(post_id=post_id, brand=None):
-            try:
-                with self.store.savepoint():
-                    return due + self._record(self._process(event, seen_at))
-            except Exception:
-                self.stats.failed += 1
-                log.exception("stored event skipped: handling it failed", event_id=post_id)
-                return due
+        tokens = bind_contextvars(post_id=post_id, brand=None)
+        mark = store.mark(savepoint=isinstance(event, Action))
+        try:
+            out = self._record(self._process(event, seen_at))
+        except Exception:
+            store.undo(mark)
+            self.stats.failed += 1
+            log.exception("stored event skipped: handling it failed", event_id=post_id)
+            return due
+        else:
+            store.release(mark)
+        finally:
+            reset_contextvars(**tokens)
+        return due + out
 
     def reset_engine(self) -> None:
         """A fresh engine (same brands, also those a reload added), for a full rebuild."""
@@ -159,6 +186,9 @@ class Pipeline:
 
     def tick(self, now: float) -> list[Alert]:
         """Fire every deadline due up to and including ``now``."""
+        if not self.store.in_transaction:
+            with self.store.transaction():
+                return self.tick(now)
         return self._record(self.engine.advance(now, inclusive=True))
 
     def rebuild(self) -> list[Alert]:
@@ -212,7 +242,7 @@ class Pipeline:
         else:
             matches, p = ready
         if matches:
-            structlog.contextvars.bind_contextvars(brand=",".join(m.brand for m in matches))
+            bind_contextvars(brand=",".join(m.brand for m in matches))
             score = self.scorer.score(post, p)
             pure = is_pure_repost(post) or (post.reposts_id is not None
                                             and own_words(post.text) in ("", "转发微博"))
@@ -227,41 +257,34 @@ class Pipeline:
         return out
 
     def _record(self, raw: list[Alert]) -> list[Alert]:
-        """Address the alerts, keep the new ones in the outbox, refresh projections."""
+        """Address the alerts and keep the new ones in the outbox.
+
+        The projections they changed are written when the store writes its buffers
+        (``_flush_projections``, once per batch)."""
+        if not raw:
+            return raw
         new: list[Alert] = []
         for alert in raw:  # each alert gets a delivery only on the channels it is routed to
             if not self.owns(alert.brand):
                 continue  # another instance holds this brand's lease and pages for it
             addressed, channels = self.router.plan(alert, self.channels)
-            new.extend(self.store.add_alerts([addressed], channels))
+            new.extend(self.store.add_alerts((addressed,), channels))
         self.stats.alerts += len(new)
-        self._flush_projections()
         return new
 
     def _flush_projections(self) -> None:
+        """The mention rows and incident records changed since the last write."""
         engine = self.engine
-        for key in engine.dirty_mentions:
-            clock = engine.clocks.get(key)
-            if clock is None:
-                continue
-            m = clock.mention
-            self.store.save_mention({
-                "key": key, "brand": m.brand, "post_id": m.post.id,
-                "created_at": m.post.created_at, "seen_at": clock.seen_at,
-                "author": m.post.author.screen_name or m.post.author.id,
-                "followers": m.post.author.followers_count, "text": m.post.text,
-                "sentiment": m.score.sentiment, "negative": int(m.score.negative),
-                "severity": m.score.severity,
-                "reasons": json.dumps(m.score.reasons, ensure_ascii=False),
-                "needs_reply": int(m.needs_reply), "replied_at": clock.replied_at,
-                "replied_by": clock.replied_by, "acked_by": clock.acked_by,
-                "private_resolve_at": clock.private_resolve_at,
-                "incident_id": clock.incident_id,
-            })
-        for inc_id in engine.dirty_incidents:
-            inc = engine.incidents[inc_id]
-            self.store.save_incident(inc.id, inc.brand, json.dumps(
-                incident_record(inc, self.config), ensure_ascii=False))
+        rows = [(
+            c.key, c.brand, c.post_id, c.created_at, c.seen_at, c.author_name or c.author_id,
+            c.followers, c.text, c.sentiment, int(c.negative), c.severity,
+            json.dumps(c.reasons, ensure_ascii=False), int(c.needs_reply), c.replied_at,
+            c.replied_by, c.acked_by, c.private_resolve_at, c.incident_id)
+            for c in engine.dirty_mentions]
+        self.store.save_mentions(rows)
+        self.store.save_incidents([
+            (inc.id, inc.brand, json.dumps(incident_record(inc, self.config), ensure_ascii=False))
+            for inc in (engine.incidents[i] for i in engine.dirty_incidents)])
         engine.dirty_mentions.clear()
         engine.dirty_incidents.clear()
 

@@ -9,6 +9,7 @@ byte-identical ``alerts.jsonl``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import math
 import time
@@ -16,18 +17,22 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import structlog
 
-from alerts.record import Alert, format_instant
+from alerts.record import Alert, format_instant, record_json
 from monitor.app import build_pipeline
 from monitor.clock import SimClock
 from monitor.config import Config
 from monitor.feed import FeedStats, read_feeds
+from monitor.model import Event
 from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
 
-COMMIT_EVERY = 5000
+COMMIT_EVERY = 5120
+"""Events per transaction: a multiple of ``PREPARE_EVERY``, so a commit never drops the
+dedupe lookups ``prepare`` made for the events still ahead (``Store.expect``)."""
 PREPARE_EVERY = 256
 
 
@@ -63,6 +68,21 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     events = read_feeds(feeds, stats)
     store = Store(state)
     pipeline = pipeline_factory(store) if pipeline_factory else build_pipeline(config, store)
+    # The events and the models live to the end: keep the garbage collector from walking
+    # them again in every collection (~20 % of a 100,000-post replay). Nothing is kept
+    # alive by this; it only narrows what the cycle collector looks at until ``unfreeze``.
+    gc.freeze()
+    try:
+        return await _run(config, events, stats, store, pipeline, out_dir, speed, until,
+                          on_alert, progress, started)
+    finally:
+        gc.unfreeze()
+
+
+async def _run(config: Config, events: list[Event], stats: FeedStats, store: Store,
+               pipeline: Pipeline, out_dir: Path, speed: float | None, until: float | None,
+               on_alert: Callable[[Alert], None] | None,
+               progress: Callable[[int, int], None] | None, started: float) -> ReplayResult:
     result = ReplayResult(out_dir=out_dir, feed=stats)
     clock = SimClock(events[0].created_at if events else 0.0)
     result.clock_start = clock.now() if events else None
@@ -122,37 +142,38 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult) -> N
     """``alerts.jsonl``, ``mentions.jsonl``, ``incidents.jsonl`` and ``report.json``."""
     tz = config.tz
     out = result.out_dir
+    alert_recs = [alert.to_record(tz) for alert in result.alerts]
     with (out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
-        for alert in result.alerts:
-            fh.write(alert.to_json(tz) + "\n")
+        fh.writelines(record_json(rec) + "\n" for rec in alert_recs)
     sla = config.sla.reply_within
     replied_in_time = 0
     needing = 0
+    mention_recs = []
+    for clock in pipeline.engine.clocks.values():
+        reply_s = None if clock.replied_at is None else clock.replied_at - clock.created_at
+        needs_reply = clock.needs_reply
+        if needs_reply:
+            needing += 1
+            replied_in_time += int(reply_s is not None and reply_s <= sla)
+        mention_recs.append({
+            "id": clock.post_id, "brand": clock.brand, "kind": str(clock.kind),
+            "created_at": format_instant(clock.created_at, tz),
+            "author_id": clock.author_id, "author": clock.author_name,
+            "followers": clock.followers, "text": clock.text,
+            "keywords": list(clock.keywords), "sentiment": clock.sentiment,
+            "negative": clock.negative, "severity": clock.severity,
+            "terms": list(clock.terms), "reasons": list(clock.reasons),
+            "needs_reply": needs_reply,
+            "replied_at": None if clock.replied_at is None
+            else format_instant(clock.replied_at, tz),
+            "reply_seconds": reply_s, "replied_by": clock.replied_by,
+            "acked_by": clock.acked_by,
+            "private_resolve_at": None if clock.private_resolve_at is None
+            else format_instant(clock.private_resolve_at, tz),
+            "incident_id": clock.incident_id,
+        })
     with (out / "mentions.jsonl").open("w", encoding="utf-8") as fh:
-        for clock in pipeline.engine.clocks.values():
-            m = clock.mention
-            reply_s = None if clock.replied_at is None else clock.replied_at - m.post.created_at
-            if m.needs_reply:
-                needing += 1
-                replied_in_time += int(reply_s is not None and reply_s <= sla)
-            rec = {
-                "id": m.post.id, "brand": m.brand, "kind": str(m.post.kind),
-                "created_at": format_instant(m.post.created_at, tz),
-                "author_id": m.post.author.id, "author": m.post.author.screen_name,
-                "followers": m.post.author.followers_count, "text": m.post.text,
-                "keywords": list(m.keywords), "sentiment": m.score.sentiment,
-                "negative": m.score.negative, "severity": m.score.severity,
-                "terms": list(m.score.terms), "reasons": list(m.score.reasons),
-                "needs_reply": m.needs_reply,
-                "replied_at": None if clock.replied_at is None
-                else format_instant(clock.replied_at, tz),
-                "reply_seconds": reply_s, "replied_by": clock.replied_by,
-                "acked_by": clock.acked_by,
-                "private_resolve_at": None if clock.private_resolve_at is None
-                else format_instant(clock.private_resolve_at, tz),
-                "incident_id": clock.incident_id,
-            }
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in mention_recs)
     incidents = [incident_record(inc, config) for inc in pipeline.engine.incidents.values()]
     with (out / "incidents.jsonl").open("w", encoding="utf-8") as fh:
         for rec in incidents:
@@ -183,19 +204,26 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult) -> N
     }
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
                                      encoding="utf-8")
-    write_analyst_report(config, out)
+    # The analyst report reads the same records; handing them over saves reading the
+    # files just written back in (~40 % of its time on a 100,000-post day).
+    write_analyst_report(config, out, (mention_recs, incidents, alert_recs, report))
 
 
-def write_analyst_report(config: Config, out: Path) -> None:
-    """``report.html`` and the PNG plots, from the files just written (monitor.report).
+def write_analyst_report(config: Config, out: Path,
+                         records: tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                        list[dict[str, Any]], dict[str, Any]] | None = None,
+                         ) -> None:
+    """``report.html`` and the PNG plots, from the files just written (monitor.report),
+    or from ``records`` (mentions, incidents, alerts, run report) as written to them.
 
     An extra for people: if it fails (say, a broken matplotlib), the replay's own
     outputs above are complete, so the error is logged once and the replay succeeds.
     """
-    from monitor.report import write_report
+    from monitor.report import summarise, write_report
 
     try:
-        write_report(out, config)
+        summary = None if records is None else summarise(out, *records, config)
+        write_report(out, config, summary)
     except Exception as exc:
         structlog.get_logger(__name__).error("replay report not written", out=str(out),
                                              error=f"{type(exc).__name__}: {exc}")

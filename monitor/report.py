@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 from monitor.config import Config
@@ -42,8 +43,17 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ReportError(f"{path}: missing (is {path.parent} a `crisismon replay --out` "
                           "folder?)")
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    with path.open("rb") as fh:
+        return [_loads(line) for line in fh if line.strip()]
+
+
+def _loads(line: bytes) -> Any:
+    """``json.loads``, ~3x faster by msgspec (same values); ``json`` for what only it
+    reads (``NaN``)."""
+    try:
+        return msgspec.json.decode(line)
+    except msgspec.DecodeError:
+        return json.loads(line)
 
 
 @dataclass(slots=True)
@@ -136,32 +146,44 @@ def detection_time(inc: dict[str, Any], mentions: list[dict[str, Any]],
     if opened is None:
         return None
     starts = [opened]
+    brand, trigger_id = inc["brand"], inc.get("trigger_post_id")
+    burst = inc.get("trigger") == "burst"
     for m in mentions:
-        t = _epoch(m["created_at"])
-        if t is None or m["brand"] != inc["brand"]:
+        if m["brand"] != brand:
             continue
-        if m["id"] == inc.get("trigger_post_id") or (
-                inc.get("trigger") == "burst" and m["negative"]
-                and opened - burst_window <= t <= opened):
+        is_trigger = m["id"] == trigger_id
+        if not (is_trigger or (burst and m["negative"])):
+            continue  # decided without parsing the time (most mentions)
+        t = _epoch(m["created_at"])
+        if t is not None and (is_trigger or opened - burst_window <= t <= opened):
             starts.append(t)
     return max(0.0, opened - min(starts))
 
 
 def load_summary(out_dir: Path, config: Config | None = None) -> Summary:
     """Read a replay folder; ``config`` gives the SLA and burst window (else defaults)."""
-    reply_within = config.sla.reply_within if config else DEFAULT_REPLY_WITHIN
-    burst = config.crisis.burst_window if config else DEFAULT_BURST_WINDOW
     mentions = read_jsonl(out_dir / "mentions.jsonl")
     alerts = read_jsonl(out_dir / "alerts.jsonl")
-    incidents = []
-    for rec in read_jsonl(out_dir / "incidents.jsonl"):
-        opened, st = _epoch(rec["opened_at"]), _epoch(rec.get("statement_at"))
-        incidents.append(IncidentSummary(
-            rec, detection_time(rec, mentions, burst),
-            None if st is None or opened is None else st - opened))
+    incidents = read_jsonl(out_dir / "incidents.jsonl")
     run_path = out_dir / "report.json"
     run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.is_file() else {}
-    return Summary(out_dir, float(reply_within), mentions, incidents, alerts, run)
+    return summarise(out_dir, mentions, incidents, alerts, run, config)
+
+
+def summarise(out_dir: Path, mentions: list[dict[str, Any]], incidents: list[dict[str, Any]],
+              alerts: list[dict[str, Any]], run: dict[str, Any],
+              config: Config | None = None) -> Summary:
+    """A summary of records as the replay writes them (``load_summary`` reads them back;
+    the replay hands over the ones it holds, instead of reading its own files again)."""
+    reply_within = config.sla.reply_within if config else DEFAULT_REPLY_WITHIN
+    burst = config.crisis.burst_window if config else DEFAULT_BURST_WINDOW
+    summaries = []
+    for rec in incidents:
+        opened, st = _epoch(rec["opened_at"]), _epoch(rec.get("statement_at"))
+        summaries.append(IncidentSummary(
+            rec, detection_time(rec, mentions, burst),
+            None if st is None or opened is None else st - opened))
+    return Summary(out_dir, float(reply_within), mentions, summaries, alerts, run)
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -291,11 +313,14 @@ def render_html(summary: Summary, plots: list[Path]) -> str:
     return "\n".join(parts)
 
 
-def write_report(out_dir: Path, config: Config | None = None) -> Path:
-    """Write the PNG plots and ``report.html`` into a replay folder; returns the page."""
+def write_report(out_dir: Path, config: Config | None = None,
+                 summary: Summary | None = None) -> Path:
+    """Write the PNG plots and ``report.html`` into a replay folder; returns the page.
+    ``summary``: of the folder's files, when the caller holds it already."""
     from monitor.plots import write_plots
 
-    summary = load_summary(out_dir, config)
+    if summary is None:
+        summary = load_summary(out_dir, config)
     plots = write_plots(summary, out_dir)
     page = out_dir / "report.html"
     page.write_text(render_html(summary, plots), encoding="utf-8")

@@ -9,12 +9,19 @@ reports; they are never read back to rebuild state.
 One batch = one transaction: the events of a batch, the cursor that fetched them and the
 alerts they raised are committed together, so a post is stored before its cursor
 advances and an alert is in the outbox before anything tries to send it.
+
+Inside a transaction, new events, alerts and deliveries are buffered and written with one
+``executemany`` each when the transaction commits (or anything reads them back): one
+statement per row and a savepoint per event cost more than the rest of the pipeline. The
+failure unit stays one event: ``mark`` / ``undo`` drop exactly the rows an event added
+(see ``Pipeline.handle``). The projections (mentions, incidents) are written by the
+``on_flush`` hooks at the same moment, once per batch instead of once per change.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -152,6 +159,39 @@ def _migrate_deliveries(db: sqlite3.Connection) -> bool:
     return True
 
 
+MENTION_COLUMNS = ("key", "brand", "post_id", "created_at", "seen_at", "author", "followers",
+                   "text", "sentiment", "negative", "severity", "reasons", "needs_reply",
+                   "replied_at", "replied_by", "acked_by", "private_resolve_at", "incident_id")
+"""The ``mentions`` projection's columns, in the order ``save_mentions`` takes them."""
+
+_SAVE_MENTION = (
+    f"INSERT INTO mentions ({', '.join(MENTION_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in MENTION_COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in MENTION_COLUMNS if c != "key"))
+_INSERT_EVENT = "INSERT OR IGNORE INTO events (key, kind, seen_at, body) VALUES (?, ?, ?, ?)"
+_INSERT_ALERT = ("INSERT OR IGNORE INTO alerts (id, seq, at, type, brand, level, severity, "
+                 "post_id, incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+_INSERT_DELIVERY = "INSERT OR IGNORE INTO deliveries (alert_id, channel) VALUES (?, ?)"
+_PROBE_CHUNK = 500
+"""Keys per ``SELECT ... IN (...)`` (SQLite's old limit on bound variables is 999)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Where the buffers stood when an event's handling began (see ``Store.mark``)."""
+
+    events: int
+    alerts: int
+    deliveries: int
+    alert_seq: int
+    savepoint: bool
+
+
+def _kind(event: StoredEvent) -> str:
+    return "post" if isinstance(event, Post) else "action" if isinstance(event, Action) \
+        else "counts"
+
+
 def event_key(event: StoredEvent) -> str:
     """What makes an event unique: a post by id, an action by id."""
     if isinstance(event, Post):
@@ -183,6 +223,20 @@ class Store:
                 "last_error, delivered_at FROM deliveries_v1; DROP TABLE deliveries_v1;")
         self._in_tx = False
         self._alert_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
+        self._init_buffers()
+
+    def _init_buffers(self) -> None:
+        self._events: list[tuple[str, str, float, bytes]] = []
+        self._event_keys: set[str] = set()
+        """Keys of the buffered events (a repeat inside one batch is a duplicate too)."""
+        self._absent: set[str] = set()
+        """Keys ``expect`` found not stored, in this transaction (saves a query each)."""
+        self._alerts: list[tuple[object, ...]] = []
+        self._alert_ids: set[str] = set()
+        self._deliveries: list[tuple[str, str]] = []
+        self.on_flush: list[Callable[[], None]] = []
+        """Called when the buffers are written, inside that transaction: the pipeline
+        writes its projections (mentions, incidents) here."""
 
     def close(self) -> None:
         if self._in_tx:
@@ -190,6 +244,10 @@ class Store:
         self.db.close()
 
     # ---------------------------------------------------------------- transactions
+    @property
+    def in_transaction(self) -> bool:
+        return self._in_tx
+
     def begin(self) -> None:
         if not self._in_tx:
             self.db.execute("BEGIN IMMEDIATE")
@@ -197,25 +255,86 @@ class Store:
 
     def commit(self) -> None:
         if self._in_tx:
+            try:
+                self._write()
+            except BaseException:
+                self.rollback()
+                raise
             self.db.execute("COMMIT")
             self._in_tx = False
+            self._absent.clear()
 
     def rollback(self) -> None:
+        self._events, self._alerts, self._deliveries = [], [], []
+        self._event_keys.clear()
+        self._alert_ids.clear()
+        self._absent.clear()
         if self._in_tx:
             self.db.execute("ROLLBACK")
             self._in_tx = False
+        self._alert_seq = self.db.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
+
+    def flush(self) -> None:
+        """Write what is buffered: into the open transaction, or in one of its own."""
+        if self._in_tx:
+            self._write()
+            return
+        self.begin()
+        self.commit()
+
+    def _write(self) -> None:
+        if self._events:
+            self.db.executemany(_INSERT_EVENT, self._events)
+        if self._alerts:
+            self.db.executemany(_INSERT_ALERT, self._alerts)
+        if self._deliveries:
+            self.db.executemany(_INSERT_DELIVERY, self._deliveries)
+        self._events, self._alerts, self._deliveries = [], [], []
+        self._event_keys.clear()
+        self._alert_ids.clear()
+        for hook in self.on_flush:
+            hook()
+
+    def mark(self, savepoint: bool = False) -> Mark:
+        """Start one event's step: ``undo`` drops exactly what it adds after this.
+
+        Buffered rows need no SQL for that. ``savepoint`` also opens a real SAVEPOINT,
+        for steps that write through ``db`` directly (an action's audit row)."""
+        if savepoint:
+            self.db.execute("SAVEPOINT step")
+        return Mark(len(self._events), len(self._alerts), len(self._deliveries),
+                    self._alert_seq, savepoint)
+
+    def release(self, mark: Mark) -> None:
+        """The step succeeded: keep what it added."""
+        if mark.savepoint:
+            self.db.execute("RELEASE step")
+
+    def undo(self, mark: Mark) -> None:
+        """The step failed: forget every row it added (none of it reaches the database)."""
+        if mark.savepoint:
+            self.db.execute("ROLLBACK TO step")
+            self.db.execute("RELEASE step")
+        for row in self._events[mark.events:]:
+            self._event_keys.discard(row[0])
+        for arow in self._alerts[mark.alerts:]:
+            self._alert_ids.discard(arow[0])  # type: ignore[arg-type]
+        del self._events[mark.events:]
+        del self._alerts[mark.alerts:]
+        del self._deliveries[mark.deliveries:]
+        self._alert_seq = mark.alert_seq
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
         """A nested all-or-nothing step inside the current transaction."""
-        self.db.execute("SAVEPOINT step")
+        mark = self.mark(savepoint=True)
         try:
             yield
         except BaseException:
-            self.db.execute("ROLLBACK TO step")
-            self.db.execute("RELEASE step")
+            self.undo(mark)
             raise
-        self.db.execute("RELEASE step")
+        self.release(mark)
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -233,20 +352,49 @@ class Store:
 
     # ---------------------------------------------------------------- events
     def add_event(self, event: StoredEvent, seen_at: float) -> bool:
-        """Store an event; False if it was stored before (the dedupe across all sources)."""
-        kind = "post" if isinstance(event, Post) else "action" if isinstance(event, Action) \
-            else "counts"
-        cur = self.db.execute(
-            "INSERT OR IGNORE INTO events (key, kind, seen_at, body) VALUES (?, ?, ?, ?)",
-            (event_key(event), kind, seen_at, _encoder.encode(event)))
-        return cur.rowcount == 1
+        """Store an event; False if it was stored before (the dedupe across all sources).
+
+        Inside a transaction the row is buffered until the commit (see the module doc)."""
+        key = event_key(event)
+        if key in self._event_keys:
+            return False
+        if key in self._absent:
+            self._absent.discard(key)
+        elif self._stored(key):
+            return False
+        if not self._in_tx:  # no batch to join: store it now
+            self.db.execute(_INSERT_EVENT, (key, _kind(event), seen_at, _encoder.encode(event)))
+            return True
+        self._event_keys.add(key)
+        self._events.append((key, _kind(event), seen_at, _encoder.encode(event)))
+        return True
+
+    def _stored(self, key: str) -> bool:
+        return self.db.execute("SELECT 1 FROM events WHERE key = ?", (key,)).fetchone() \
+            is not None
+
+    def expect(self, events: Iterable[StoredEvent]) -> None:
+        """Look up which of ``events`` are not stored yet, in one query per 500, so that
+        ``add_event`` needs no query of its own for them. Only inside a transaction (the
+        write lock keeps the answer true until it ends); a hint: without it, the same."""
+        if not self._in_tx:
+            return
+        keys = list({event_key(e) for e in events} - self._event_keys)
+        self._absent = set(keys)
+        for i in range(0, len(keys), _PROBE_CHUNK):
+            chunk = keys[i:i + _PROBE_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for (key,) in self.db.execute(f"SELECT key FROM events WHERE key IN ({marks})",
+                                          chunk):
+                self._absent.discard(key)
 
     def has_post(self, post_id: str) -> bool:
-        row = self.db.execute("SELECT 1 FROM events WHERE key = ?", (f"p:{post_id}",)).fetchone()
-        return row is not None
+        key = f"p:{post_id}"
+        return key in self._event_keys or self._stored(key)
 
     def events(self) -> Iterator[tuple[float, StoredEvent]]:
         """Every stored event in the order it was first seen, with when it was seen."""
+        self._write_buffered()
         cur = self.db.execute("SELECT kind, seen_at, body FROM events ORDER BY seq")
         for kind, seen_at, body in cur:
             if kind == "post":
@@ -256,10 +404,17 @@ class Store:
             else:
                 yield seen_at, _counts_decoder.decode(body)
 
+    def _write_buffered(self) -> None:
+        """Before a query that must see the buffered rows."""
+        if self._events or self._alerts or self._deliveries:
+            self.flush()
+
     def count_events(self) -> int:
+        self._write_buffered()
         return int(self.db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
     def last_seen(self) -> float | None:
+        self._write_buffered()
         row = self.db.execute("SELECT MAX(seen_at) FROM events").fetchone()
         return row[0]
 
@@ -278,32 +433,34 @@ class Store:
         """Record alerts (and a pending delivery per channel); return only the new ones."""
         new: list[Alert] = []
         for alert in alerts:
-            self._alert_seq += 1
-            cur = self.db.execute(
-                "INSERT OR IGNORE INTO alerts (id, seq, at, type, brand, level, severity, "
-                "post_id, incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (alert.id, self._alert_seq, alert.at, str(alert.type), alert.brand, alert.level,
-                 alert.severity, alert.post_id, alert.incident_id, alert.to_json()))
-            if cur.rowcount != 1:
-                self._alert_seq -= 1
+            if alert.id in self._alert_ids or self.db.execute(
+                    "SELECT 1 FROM alerts WHERE id = ?", (alert.id,)).fetchone() is not None:
                 continue
+            self._alert_seq += 1
+            self._alert_ids.add(alert.id)
+            self._alerts.append((alert.id, self._alert_seq, alert.at, str(alert.type),
+                                 alert.brand, alert.level, alert.severity, alert.post_id,
+                                 alert.incident_id, alert.to_json()))
             new.append(alert)
-            for channel in channels:
-                self.db.execute("INSERT OR IGNORE INTO deliveries (alert_id, channel) "
-                                "VALUES (?, ?)", (alert.id, channel))
+            self._deliveries.extend((alert.id, channel) for channel in channels)
+        if not self._in_tx:
+            self.flush()
         return new
 
     def alert_ids(self) -> set[str]:
+        self._write_buffered()
         return {row[0] for row in self.db.execute("SELECT id FROM alerts")}
 
     def alerts(self) -> list[Alert]:
         """Every alert, in the order raised."""
+        self._write_buffered()
         rows = self.db.execute("SELECT body FROM alerts ORDER BY seq")
         return [Alert.from_record(msgspec.json.decode(r[0])) for r in rows]
 
     def pending_deliveries(self, channel: str, now: float,
                            limit: int = 100) -> list[PendingDelivery]:
         """Deliveries of ``channel`` due for a try at ``now``, oldest alert first."""
+        self._write_buffered()
         rows = self.db.execute(
             "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
             "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'pending' "
@@ -313,11 +470,13 @@ class Store:
 
     def next_retry(self, channel: str) -> float | None:
         """When ``channel`` next has work: a retry, a deferred page or a held group's flush."""
+        self._write_buffered()
         row = self.db.execute("SELECT MIN(next_try) FROM deliveries WHERE channel = ? AND "
                               "state IN ('pending', 'held')", (channel,)).fetchone()
         return row[0]
 
     def mark_delivered(self, alert_id: str, channel: str, now: float, rep: int = 0) -> None:
+        self._write_buffered()
         self.db.execute("UPDATE deliveries SET state = 'delivered', delivered_at = ?, "
                         "attempts = attempts + 1, last_error = NULL "
                         "WHERE alert_id = ? AND channel = ? AND rep = ?",
@@ -326,6 +485,7 @@ class Store:
     def mark_failed(self, alert_id: str, channel: str, error: str, next_try: float | None,
                     rep: int = 0) -> None:
         """A failed try: retry at ``next_try``, or give up (``None``: the error is final)."""
+        self._write_buffered()
         state = "pending" if next_try is not None else "failed"
         self.db.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, "
                         "last_error = ?, next_try = COALESCE(?, next_try) "
@@ -336,18 +496,21 @@ class Store:
                     next_try: float | None, grp: str = "", note: str = "") -> None:
         """A noise stage's verdict: ``silenced`` (final), ``pending`` again at ``next_try``
         (deferred), or ``held`` in group ``grp`` until ``next_try``."""
+        self._write_buffered()
         self.db.execute("UPDATE deliveries SET state = ?, next_try = COALESCE(?, next_try), "
                         "grp = ?, last_error = ? WHERE alert_id = ? AND channel = ? AND rep = ?",
                         (state, next_try, grp, note or None, alert_id, channel, rep))
 
     def due_groups(self, channel: str, now: float) -> list[str]:
         """Held groups of ``channel`` whose first page's flush time has come."""
+        self._write_buffered()
         rows = self.db.execute("SELECT grp FROM deliveries WHERE channel = ? AND state = 'held' "
                                "GROUP BY grp HAVING MIN(next_try) <= ?", (channel, now))
         return [r[0] for r in rows]
 
     def held(self, channel: str, grp: str) -> list[PendingDelivery]:
         """The pages held in ``grp`` on ``channel``, oldest first."""
+        self._write_buffered()
         rows = self.db.execute(
             "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
             "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'held' AND d.grp = ? "
@@ -357,6 +520,7 @@ class Store:
 
     def mark_summarised(self, items: Sequence[PendingDelivery], now: float) -> None:
         """Held pages that went out inside one summary message."""
+        self._write_buffered()
         self.db.executemany(
             "UPDATE deliveries SET state = 'summarised', delivered_at = ?, last_error = NULL "
             "WHERE alert_id = ? AND channel = ? AND rep = ?",
@@ -364,22 +528,26 @@ class Store:
 
     def delivery_channels(self, alert_id: str) -> list[str]:
         """Channels the page itself (repeat 0) was routed to."""
+        self._write_buffered()
         rows = self.db.execute("SELECT channel FROM deliveries WHERE alert_id = ? AND rep = 0",
                                (alert_id,))
         return [r[0] for r in rows]
 
     def add_repeat(self, alert_id: str, rep: int, channels: Sequence[str]) -> None:
         """Queue repeat number ``rep`` of an alert on ``channels``."""
+        self._write_buffered()
         self.db.executemany("INSERT OR IGNORE INTO deliveries (alert_id, channel, rep) "
                             "VALUES (?, ?, ?)", [(alert_id, c, rep) for c in channels])
 
     def arm_repeat(self, alert_id: str, next_at: float) -> None:
         """Start the repeat schedule of a page that went out (once; later calls are no-ops)."""
+        self._write_buffered()
         self.db.execute("INSERT OR IGNORE INTO repeats (alert_id, n, next_at) VALUES (?, 0, ?)",
                         (alert_id, next_at))
 
     def due_repeats(self, now: float) -> list[tuple[Alert, int]]:
         """Armed repeat schedules due at ``now``: the alert and repeats sent so far."""
+        self._write_buffered()
         rows = self.db.execute(
             "SELECT a.body, r.n FROM repeats r JOIN alerts a ON a.id = r.alert_id "
             "WHERE r.done = 0 AND r.next_at <= ? ORDER BY r.next_at", (now,))
@@ -394,21 +562,21 @@ class Store:
                         (n, next_at, int(done), alert_id))
 
     def delivery_counts(self) -> dict[tuple[str, str], int]:
+        self._write_buffered()
         rows = self.db.execute("SELECT channel, state, COUNT(*) FROM deliveries GROUP BY 1, 2")
         return {(c, s): n for c, s, n in rows}
 
     # ---------------------------------------------------------------- projections
-    def save_mention(self, row: dict[str, object]) -> None:
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        updates = ", ".join(f"{c} = excluded.{c}" for c in row if c != "key")
-        self.db.execute(f"INSERT INTO mentions ({cols}) VALUES ({marks}) "
-                        f"ON CONFLICT(key) DO UPDATE SET {updates}", tuple(row.values()))
+    def save_mentions(self, rows: Sequence[tuple[object, ...]]) -> None:
+        """Insert or refresh mention rows, values in ``MENTION_COLUMNS`` order."""
+        if rows:
+            self.db.executemany(_SAVE_MENTION, rows)
 
-    def save_incident(self, incident_id: str, brand: str, body: str) -> None:
-        self.db.execute("INSERT INTO incidents (id, brand, body) VALUES (?, ?, ?) "
-                        "ON CONFLICT(id) DO UPDATE SET body = excluded.body",
-                        (incident_id, brand, body))
+    def save_incidents(self, rows: Sequence[tuple[str, str, str]]) -> None:
+        """Insert or refresh incidents: (id, brand, JSON body)."""
+        if rows:
+            self.db.executemany("INSERT INTO incidents (id, brand, body) VALUES (?, ?, ?) "
+                                "ON CONFLICT(id) DO UPDATE SET body = excluded.body", rows)
 
     def get_meta(self, key: str) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

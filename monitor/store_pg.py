@@ -30,7 +30,7 @@ Several instances on one schema (see :mod:`monitor.cluster`):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -39,12 +39,16 @@ import psycopg
 from alerts.record import Alert
 from monitor.store import (
     SCHEMA,
+    Mark,
     PendingDelivery,
     Store,
     StoredEvent,
     _action_decoder,
     _counts_decoder,
+    _encoder,
+    _kind,
     _post_decoder,
+    event_key,
 )
 
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
@@ -98,6 +102,12 @@ class PgConnection:
             return _NoRows()
         return self.conn.execute(statement.encode(), tuple(params))  # type: ignore[arg-type]
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        statement = translate(sql)
+        if statement is not None:
+            with self.conn.cursor() as cur:
+                cur.executemany(statement.encode(), [tuple(r) for r in rows])  # type: ignore[arg-type]
+
     def executescript(self, script: str) -> None:
         for part in script.split(";"):
             if part.strip():
@@ -128,6 +138,7 @@ class PgStore(Store):
         self._in_tx = False
         self._alert_seq = self.db.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
+        self._init_buffers()
         self.own_seqs: set[int] = set()
         """``events.seq`` of the events this instance stored and has not yet seen again
         in ``events_after`` (they are in its engine already)."""
@@ -144,10 +155,23 @@ class PgStore(Store):
                             (f"crisismon-write:{self.schema}",))
 
     def add_event(self, event: StoredEvent, seen_at: float) -> bool:
-        new = super().add_event(event, seen_at)
-        if new:  # lastval(): the seq this session's INSERT just took
-            self.own_seqs.add(int(self.db.execute("SELECT lastval()").fetchone()[0]))
-        return new
+        """Stored at once, not buffered: one round trip decides the dedupe and takes the
+        seq (peers must see it in seq order, see above)."""
+        cur = self.db.execute(
+            "INSERT OR IGNORE INTO events (key, kind, seen_at, body) VALUES (?, ?, ?, ?)",
+            (event_key(event), _kind(event), seen_at, _encoder.encode(event)))
+        if cur.rowcount != 1:
+            return False
+        # lastval(): the seq this session's INSERT just took
+        self.own_seqs.add(int(self.db.execute("SELECT lastval()").fetchone()[0]))
+        return True
+
+    def expect(self, events: Iterable[StoredEvent]) -> None:
+        """Nothing to look up ahead: ``add_event`` asks the server anyway."""
+
+    def mark(self, savepoint: bool = False) -> Mark:
+        """Always a real savepoint here: the step's event row is written at once."""
+        return super().mark(savepoint=True)
 
     def max_seq(self) -> int:
         """The newest stored event's ``seq`` (0 when none)."""
@@ -156,6 +180,7 @@ class PgStore(Store):
     def events_after(self, seq: int) -> list[tuple[int, float, StoredEvent]]:
         """Events stored after ``seq`` (by any instance), oldest first, with seq and
         seen_at. Call inside a transaction so the view cannot move while it is read."""
+        self._write_buffered()
         decoders = {"post": _post_decoder, "action": _action_decoder}
         rows = self.db.execute("SELECT seq, kind, seen_at, body FROM events WHERE seq > ? "
                                "ORDER BY seq", (seq,))

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from enum import IntEnum
 
 from alerts.record import Alert, AlertType, Level, alert_id
 from monitor.config import BrandConfig, CrisisConfig, SlaConfig
-from monitor.model import Action, ActionKind, Mention, Post, PostKind
+from monitor.model import Action, ActionKind, Author, Mention, Post, PostKind, Score
 from monitor.settings import format_duration
 from rules import wording
 from rules.crisis import (
@@ -59,39 +59,293 @@ _REPLY_STEPS = {
 }
 
 
-@dataclass(slots=True)
+_NEEDS_REPLY, _TRACKS_REPOSTS, _NEGATIVE, _VERIFIED, _COMMENT = 1, 2, 4, 8, 16
+_SHARED_MAX = 100_000
+
+
+def compact_id(value: str) -> str | int:
+    """A Weibo id as held in memory: an int when that is lossless (~36 bytes instead of
+    ~68 for a str of 19 digits), else the str itself. ``str()`` gives the id back."""
+    if value.isascii() and value.isdigit() and (value[0] != "0" or value == "0"):
+        return int(value)
+    return value
+
+
+class _Rare:
+    """What few mentions ever get (an ack, a private resolve, reposts): kept apart, so
+    the others don't pay a slot each for it."""
+
+    __slots__ = ("acked_by", "private_resolve_at", "reposts")
+
+    def __init__(self) -> None:
+        self.acked_by: str | None = None
+        self.private_resolve_at: float | None = None
+        self.reposts: Times | None = None
+
+
 class ReplyClock:
-    """The 5-minute rule for one mention: when it is due, and what has happened."""
+    """The 5-minute rule for one mention: when it is due, and what has happened.
 
-    mention: Mention
-    seen_at: float
-    replied_at: float | None = None
-    replied_by: str | None = None
-    last_public_reply_at: float | None = None
-    acked_by: str | None = None
-    private_resolve_at: float | None = None
-    reposts: Times | None = None
-    """Reposts seen of this mention: does it spread? Created at the first repost (most
-    mentions are never reposted; an empty ``Times`` per open mention costs ~160 bytes)."""
-    tracks_reposts: bool = False
-    """True for an original status: only those count reposts (comments and reposts don't)."""
-    key: str = ""
-    """``mention.key``, built once and shared by every map that names this clock."""
-    last_reposts_count: int = 0
-    incident_id: str | None = None
-    """The incident open for the brand when this mention came in (or that it opened)."""
+    A compact record of the mention, not the ``Mention`` itself: a million open mentions
+    must fit in memory, and a ``Mention`` + ``Post`` + ``Author`` + ``Score`` costs four
+    objects where one does (``bench/memory.py``). Only what the rules, the wording and the
+    outputs read is kept; ``mention`` and ``post`` rebuild the records on demand."""
+
+    __slots__ = (
+        "_aid",
+        "_pid",
+        "_rare",
+        "author_name",
+        "brand",
+        "comments_count",
+        "created_at",
+        "flags",
+        "followers",
+        "incident_id",
+        "keywords",
+        "last_public_reply_at",
+        "last_reposts_count",
+        "reasons",
+        "replied_at",
+        "replied_by",
+        "reposts_count",
+        "seen_at",
+        "sentiment",
+        "severity",
+        "terms",
+        "text",
+    )
+
+    def __init__(self, mention: Mention, seen_at: float,
+                 share: Callable[[tuple[str, ...]], tuple[str, ...]] = lambda t: t,
+                 pid: str | int | None = None) -> None:
+        post, author, score = mention.post, mention.post.author, mention.score
+        self._pid = compact_id(post.id) if pid is None else pid
+        self.brand = mention.brand
+        self.created_at = post.created_at
+        self.text = post.text
+        self._aid = compact_id(author.id)
+        self.author_name = author.screen_name
+        self.followers = author.followers_count
+        self.reposts_count = post.reposts_count
+        self.comments_count = post.comments_count
+        self.sentiment = score.sentiment
+        self.severity = score.severity
+        self.terms = share(score.terms)
+        self.reasons = share(score.reasons)
+        self.keywords = share(mention.keywords)
+        self.flags = (_NEEDS_REPLY * mention.needs_reply | _NEGATIVE * score.negative
+                      | _VERIFIED * author.verified
+                      | _COMMENT * (post.kind is PostKind.COMMENT))
+        self.seen_at = seen_at
+        self.replied_at: float | None = None
+        self.replied_by: str | None = None
+        self.last_public_reply_at: float | None = None
+        self._rare: _Rare | None = None
+        self.last_reposts_count = 0
+        self.incident_id: str | None = None
+        """The incident open for the brand when this mention came in (or that it opened)."""
 
     @property
-    def brand(self) -> str:
-        return self.mention.brand
+    def post_id(self) -> str:
+        return str(self._pid)
+
+    def _more(self) -> _Rare:
+        rare = self._rare
+        if rare is None:
+            rare = self._rare = _Rare()
+        return rare
 
     @property
-    def post(self) -> Post:
-        return self.mention.post
+    def acked_by(self) -> str | None:
+        return None if self._rare is None else self._rare.acked_by
+
+    @acked_by.setter
+    def acked_by(self, value: str | None) -> None:
+        self._more().acked_by = value
+
+    @property
+    def private_resolve_at(self) -> float | None:
+        return None if self._rare is None else self._rare.private_resolve_at
+
+    @private_resolve_at.setter
+    def private_resolve_at(self, value: float | None) -> None:
+        self._more().private_resolve_at = value
+
+    @property
+    def reposts(self) -> Times | None:
+        """Reposts seen of this mention: does it spread? Created at the first repost (most
+        mentions are never reposted; an empty ``Times`` per open mention costs ~160 bytes)."""
+        return None if self._rare is None else self._rare.reposts
+
+    @reposts.setter
+    def reposts(self, value: Times | None) -> None:
+        self._more().reposts = value
+
+    @property
+    def author_id(self) -> str:
+        return str(self._aid)
+
+    @property
+    def key(self) -> str:
+        """``Mention.key``: brand and post id."""
+        return f"{self.brand}\x1f{self._pid}"
+
+    @property
+    def needs_reply(self) -> bool:
+        return bool(self.flags & _NEEDS_REPLY)
+
+    @property
+    def negative(self) -> bool:
+        return bool(self.flags & _NEGATIVE)
+
+    @property
+    def verified(self) -> bool:
+        return bool(self.flags & _VERIFIED)
+
+    @property
+    def kind(self) -> PostKind:
+        return PostKind.COMMENT if self.flags & _COMMENT else PostKind.STATUS
+
+    @property
+    def tracks_reposts(self) -> bool:
+        """True for an original status: only those count reposts (comments and reposts don't)."""
+        return bool(self.flags & _TRACKS_REPOSTS)
 
     @property
     def is_open(self) -> bool:
-        return self.mention.needs_reply and self.replied_at is None
+        return self.flags & _NEEDS_REPLY != 0 and self.replied_at is None
+
+    @property
+    def author(self) -> Author:
+        return Author(id=self.author_id, screen_name=self.author_name,
+                      followers_count=self.followers, verified=self.verified)
+
+    @property
+    def post(self) -> Post:
+        """The post as far as the clock keeps it (no repost/comment links, no source)."""
+        return Post(id=self.post_id, kind=self.kind, created_at=self.created_at,
+                    text=self.text, author=self.author, reposts_count=self.reposts_count,
+                    comments_count=self.comments_count)
+
+    @property
+    def mention(self) -> Mention:
+        return Mention(post=self.post, brand=self.brand,
+                       score=Score(sentiment=self.sentiment, negative=self.negative,
+                                   severity=self.severity, terms=self.terms,
+                                   reasons=self.reasons),
+                       needs_reply=self.needs_reply, keywords=self.keywords)
+
+
+class ClockMap(Mapping[str, ReplyClock]):
+    """``clocks``: reply clocks by mention key (``brand\x1fpost id``), in the order seen.
+
+    A view over the engine's post index, so no key string is kept per mention."""
+
+    def __init__(self, posts: dict[str | int, ReplyClock | tuple[ReplyClock, ...]]) -> None:
+        self._posts = posts
+        self._n = 0
+
+    def __getitem__(self, key: str) -> ReplyClock:
+        brand, sep, post_id = key.partition("\x1f")
+        if sep:
+            for clock in _each(self._posts.get(compact_id(post_id))):
+                if clock.brand == brand:
+                    return clock
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            self[key]  # type: ignore[index]
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return (c.key for c in self.values())
+
+    def __len__(self) -> int:
+        return self._n
+
+    def values(self) -> _Clocks:  # type: ignore[override]
+        return _Clocks(self)
+
+
+class _Clocks:
+    """``clocks.values()``: sized, iterable and reversible like a dict's."""
+
+    def __init__(self, clocks: ClockMap) -> None:
+        self._clocks = clocks
+
+    def __len__(self) -> int:
+        return len(self._clocks)
+
+    def __iter__(self) -> Iterator[ReplyClock]:
+        for entry in self._clocks._posts.values():
+            if type(entry) is tuple:
+                yield from entry
+            else:
+                yield entry  # type: ignore[misc]
+
+    def __reversed__(self) -> Iterator[ReplyClock]:
+        for entry in reversed(self._clocks._posts.values()):
+            if type(entry) is tuple:
+                yield from reversed(entry)
+            else:
+                yield entry  # type: ignore[misc]
+
+
+def _each(entry: ReplyClock | tuple[ReplyClock, ...] | None) -> tuple[ReplyClock, ...]:
+    if entry is None:
+        return ()
+    return entry if type(entry) is tuple else (entry,)  # type: ignore[return-value]
+
+
+class PostIndex:
+    """``by_post``: which post ids are mentions (``in``), and their mention keys."""
+
+    def __init__(self, posts: dict[str | int, ReplyClock | tuple[ReplyClock, ...]]) -> None:
+        self._posts = posts
+
+    def __contains__(self, post_id: object) -> bool:
+        return isinstance(post_id, str) and compact_id(post_id) in self._posts
+
+    def get(self, post_id: str, default: object = None) -> object:
+        entry = self._posts.get(compact_id(post_id))
+        return default if entry is None else [c.key for c in _each(entry)]
+
+
+class Subjects:
+    """``subjects``: alert id -> the mention key or incident id it is about, so an ack
+    can name an alert. Alert ids (``a-`` + 16 hex digits) are held as ints and mentions
+    as their clock: ~100 bytes less per mention than two strings."""
+
+    def __init__(self) -> None:
+        self._map: dict[int | str, ReplyClock | str] = {}
+
+    @staticmethod
+    def _k(alert_id: str) -> int | str:
+        if len(alert_id) == 18 and alert_id.startswith("a-"):
+            try:
+                return int(alert_id[2:], 16)
+            except ValueError:
+                pass
+        return alert_id
+
+    def __setitem__(self, alert_id: str, subject: ReplyClock | str) -> None:
+        self._map[self._k(alert_id)] = subject
+
+    def get(self, alert_id: str, default: str | None = None) -> str | None:
+        subject = self._map.get(self._k(alert_id))
+        if subject is None:
+            return default
+        return subject if isinstance(subject, str) else subject.key
+
+    def __contains__(self, alert_id: object) -> bool:
+        return isinstance(alert_id, str) and self._k(alert_id) in self._map
+
+    def __len__(self) -> int:
+        return len(self._map)
 
 
 @dataclass(order=True, slots=True)
@@ -99,8 +353,8 @@ class Deadline:
     due: float
     seq: int
     step: Step = field(compare=False)
-    subject: str = field(compare=False)
-    """Mention key or incident id."""
+    subject: ReplyClock | str = field(compare=False)
+    """The mention's clock, or an incident id."""
     arg: float = field(compare=False, default=0.0)
     """Checkpoint offset, or the resolve time a follow-up belongs to."""
 
@@ -122,16 +376,20 @@ class EscalationEngine:
         self.crisis = crisis
         self.tz = tz
         self.brands = {b.name: b for b in brands}
-        self.clocks: dict[str, ReplyClock] = {}
-        self.by_post: dict[str, list[str]] = {}
+        self._posts: dict[str | int, ReplyClock | tuple[ReplyClock, ...]] = {}
+        """Post id (``compact_id``) -> its clock, or a tuple of them when a post names
+        several brands: the one index of every mention."""
+        self.clocks = ClockMap(self._posts)
+        self.by_post = PostIndex(self._posts)
+        self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.incidents: dict[str, Incident] = {}
         self.open_incident: dict[str, str] = {}
         self.activity: dict[str, BrandActivity] = {name: BrandActivity() for name in self.brands}
-        self.subjects: dict[str, str] = {}
+        self.subjects = Subjects()
         """Alert id -> mention key or incident id, so an ack can name an alert."""
         self.early_replies: dict[tuple[str, str], float] = {}
         self.stats = EngineStats()
-        self.dirty_mentions: set[str] = set()
+        self.dirty_mentions: set[ReplyClock] = set()
         self.dirty_incidents: set[str] = set()
         """Changed since the caller last took them (for the store's projections)."""
         self._heap: list[Deadline] = []
@@ -145,7 +403,7 @@ class EscalationEngine:
     def pending(self) -> int:
         return len(self._heap)
 
-    def _at(self, due: float, step: Step, subject: str, arg: float = 0.0) -> None:
+    def _at(self, due: float, step: Step, subject: ReplyClock | str, arg: float = 0.0) -> None:
         self._seq += 1
         heapq.heappush(self._heap, Deadline(due, self._seq, step, subject, arg))
 
@@ -166,7 +424,7 @@ class EscalationEngine:
             return self._fire_reply(d)
         if d.step is Step.FOLLOWUP:
             return self._fire_followup(d)
-        inc = self.incidents.get(d.subject)
+        inc = self.incidents.get(d.subject)  # type: ignore[arg-type]
         if inc is None or not inc.is_open:
             return []
         if d.step is Step.CHECKPOINT:
@@ -182,20 +440,22 @@ class EscalationEngine:
         return self._fire_close(inc, d.due)
 
     def _fire_reply(self, d: Deadline) -> list[Alert]:
-        clock = self.clocks.get(d.subject)
-        if clock is None or not clock.is_open:
+        clock = d.subject
+        assert isinstance(clock, ReplyClock)
+        if not clock.is_open:
             return []
         alert_type, level = _REPLY_STEPS[d.step]
-        nxt = {Step.WARN: (Step.BREACH, self.sla.reply_within),
-               Step.BREACH: (Step.ESCALATE, self.sla.escalate_after)}.get(d.step)
-        if nxt is not None:
-            self._at(clock.post.created_at + nxt[1], nxt[0], d.subject)
+        if d.step is Step.WARN:
+            self._at(clock.created_at + self.sla.reply_within, Step.BREACH, clock)
+        elif d.step is Step.BREACH:
+            self._at(clock.created_at + self.sla.escalate_after, Step.ESCALATE, clock)
         return [self._mention_alert(clock, alert_type, d.due, level,
                                     wording.reply_overdue(clock, alert_type, self.sla, self.tz))]
 
     def _fire_followup(self, d: Deadline) -> list[Alert]:
-        clock = self.clocks.get(d.subject)
-        if clock is None or clock.private_resolve_at != d.arg:
+        clock = d.subject
+        assert isinstance(clock, ReplyClock)
+        if clock.private_resolve_at != d.arg:
             return []
         if clock.last_public_reply_at is not None and clock.last_public_reply_at >= d.arg:
             return []
@@ -240,13 +500,14 @@ class EscalationEngine:
     # ----------------------------------------------------------------- alerts
     def _mention_alert(self, clock: ReplyClock, alert_type: AlertType, at: float, level: int,
                        words: tuple[str, str], extra: str = "") -> Alert:
-        parts = (str(alert_type), clock.brand, clock.post.id) + ((extra,) if extra else ())
+        post_id = str(clock._pid)
+        parts = (str(alert_type), clock.brand, post_id) + ((extra,) if extra else ())
         aid = alert_id(*parts)
-        self.subjects[aid] = clock.key or clock.mention.key
+        self.subjects[aid] = clock
         inc_id = self.open_incident.get(clock.brand)
         return Alert(id=aid, type=alert_type, at=at, brand=clock.brand, level=level,
-                     severity=clock.mention.score.severity, title=words[0], text=words[1],
-                     post_id=clock.post.id, incident_id=inc_id)
+                     severity=clock.severity, title=words[0], text=words[1],
+                     post_id=post_id, incident_id=inc_id)
 
     def _incident_alert(self, inc: Incident, alert_type: AlertType, at: float, level: int,
                         words: tuple[str, str], step: str = "") -> Alert:
@@ -261,18 +522,30 @@ class EscalationEngine:
         """True if this post id is a mention the engine knows."""
         return post_id in self.by_post
 
+    def _share(self, t: tuple[str, ...]) -> tuple[str, ...]:
+        """One copy of each keyword/term/reason tuple (few distinct ones, ~50 bytes each)."""
+        if not t:
+            return ()
+        shared = self._shared.get(t)
+        if shared is None:
+            if len(self._shared) >= _SHARED_MAX:
+                return t
+            shared = self._shared[t] = t
+        return shared
+
     def on_mention(self, mention: Mention, now: float) -> list[Alert]:
         """A brand mention was seen: start its reply clock and look for a crisis."""
-        key = mention.key
-        if key in self.clocks:
-            return []
         post = mention.post
-        clock = ReplyClock(mention=mention, seen_at=now, key=key)
+        pid = compact_id(post.id)
+        entry = self._posts.get(pid)
+        if entry is not None and any(c.brand == mention.brand for c in _each(entry)):
+            return []
+        clock = ReplyClock(mention, now, self._share, pid)
         if post.kind is PostKind.STATUS and not post.reposts_id:
-            clock.tracks_reposts = True
+            clock.flags |= _TRACKS_REPOSTS
             clock.last_reposts_count = post.reposts_count
-        self.clocks[key] = clock
-        self.by_post.setdefault(post.id, []).append(key)
+        self._posts[pid] = clock if entry is None else (*_each(entry), clock)
+        self.clocks._n += 1
         self.stats.mentions += 1
         early = self.early_replies.pop((mention.brand, post.id), None)
         if early is not None:
@@ -282,10 +555,10 @@ class EscalationEngine:
             out.append(self._mention_alert(clock, AlertType.MENTION_NEW, now, Level.DUTY,
                                            wording.new_mention(clock, self.sla, self.tz)))
             if clock.replied_at is None:
-                self._at(post.created_at + self.sla.warn_at, Step.WARN, key)
+                self._at(post.created_at + self.sla.warn_at, Step.WARN, clock)
         out.extend(self._crisis_on_mention(mention, now))
         clock.incident_id = self.open_incident.get(mention.brand)
-        self.dirty_mentions.add(key)
+        self.dirty_mentions.add(clock)
         if post.reposts_id:
             out.extend(self.on_reposts(post.reposts_id, 1, post.created_at, now))
         return out
@@ -300,11 +573,11 @@ class EscalationEngine:
         # Contract: a comment answers both its status (status.id) and the comment it
         # replies to (reply_comment.id); a repost answers the status it reposts.
         for target in targets:
-            keys = [k for k in self.by_post.get(target, ()) if self.clocks[k].brand == brand]
-            for k in keys:
-                self._mark_replied(self.clocks[k], post.created_at, by)
-                replied.append(self.clocks[k])
-            if not keys:
+            mine = [c for c in _each(self._posts.get(compact_id(target))) if c.brand == brand]
+            for c in mine:
+                self._mark_replied(c, post.created_at, by)
+                replied.append(c)
+            if not mine:
                 # The reply may be fetched before the mention (another poller); keep it.
                 if len(self.early_replies) > 100_000:  # bounded: the oldest goes first
                     self.early_replies.pop(next(iter(self.early_replies)))
@@ -324,17 +597,17 @@ class EscalationEngine:
 
     def _argument_alert(self, post: Post, brand: str, terms: tuple[str, ...],
                         clock: ReplyClock | None, now: float) -> Alert:
-        target = clock.post.id if clock else post.targets[0]
+        target = clock.post_id if clock else post.targets[0]
         aid = alert_id(str(AlertType.REPLY_ARGUMENT), brand, post.id)
         if clock is not None:
-            self.subjects[aid] = clock.key or clock.mention.key
+            self.subjects[aid] = clock
         title, text = wording.argument(post, brand, terms, clock, self.tz)
         return Alert(id=aid, type=AlertType.REPLY_ARGUMENT, at=now, brand=brand,
                      level=Level.SUPERVISOR, severity="P2", title=title, text=text,
                      post_id=target, incident_id=self.open_incident.get(brand))
 
     def _mark_replied(self, clock: ReplyClock, at: float, by: str) -> None:
-        self.dirty_mentions.add(clock.key or clock.mention.key)
+        self.dirty_mentions.add(clock)
         if clock.replied_at is None:
             clock.replied_at = at
             clock.replied_by = by
@@ -344,28 +617,25 @@ class EscalationEngine:
     def on_reposts(self, target: str, n: int, at: float, now: float) -> list[Alert]:
         """``n`` reposts of ``target`` at ``at`` (a repost seen, or a counter's growth)."""
         out: list[Alert] = []
-        for key in self.by_post.get(target, ()):
-            clock = self.clocks[key]
-            if not clock.tracks_reposts:
+        for clock in _each(self._posts.get(compact_id(target))):
+            if not clock.flags & _TRACKS_REPOSTS:
                 continue
             reposts = clock.reposts
             if reposts is None:
                 reposts = clock.reposts = Times()
             reposts.add(at, n)
-            if not clock.mention.score.negative:
+            if not clock.flags & _NEGATIVE:
                 continue
             brand = clock.brand
             if brand in self.open_incident or self._opened_one(clock):
                 continue
-            author = clock.post.author
-            influential = author.verified or author.followers_count >= \
+            influential = clock.verified or clock.followers >= \
                 self.crisis.influential_followers
-            found = detect_spread(reposts, now, self.crisis, influential,
-                                  author.followers_count)
+            found = detect_spread(reposts, now, self.crisis, influential, clock.followers)
             if found:
-                out.extend(self._open(brand, found, clock.post.id, now))
+                out.extend(self._open(brand, found, clock.post_id, now))
                 clock.incident_id = self.open_incident.get(brand)
-                self.dirty_mentions.add(key)
+                self.dirty_mentions.add(clock)
         return out
 
     def _opened_one(self, clock: ReplyClock) -> bool:
@@ -376,17 +646,16 @@ class EscalationEngine:
 
     def known_reposts(self, post_id: str) -> int:
         """The highest repost counter seen for a tracked status (-1 if not tracked)."""
-        counts = [self.clocks[k].last_reposts_count for k in self.by_post.get(post_id, ())
-                  if self.clocks[k].tracks_reposts]
+        counts = [c.last_reposts_count for c in _each(self._posts.get(compact_id(post_id)))
+                  if c.flags & _TRACKS_REPOSTS]
         return max(counts, default=-1)
 
     def on_counts(self, post_id: str, reposts_count: int, now: float) -> list[Alert]:
         """A known post seen again: its repost counter's growth is spread too."""
         out: list[Alert] = []
-        for key in self.by_post.get(post_id, ()):
-            clock = self.clocks[key]
+        for clock in _each(self._posts.get(compact_id(post_id))):
             growth = reposts_count - clock.last_reposts_count
-            if not clock.tracks_reposts or growth <= 0:
+            if not clock.flags & _TRACKS_REPOSTS or growth <= 0:
                 continue
             clock.last_reposts_count = reposts_count
             out.extend(self.on_reposts(post_id, growth, now, now))
@@ -404,13 +673,13 @@ class EscalationEngine:
                 inc.resolved_by = action.by
             self.dirty_incidents.add(inc.id)
             return []
-        keys = [subject] if subject in self.clocks else list(self.by_post.get(subject, ()))
-        if not keys:
+        named = self.clocks.get(subject)
+        clocks = (named,) if named is not None else _each(self._posts.get(compact_id(subject)))
+        if not clocks:
             self.stats.unknown_targets += 1
             return []
-        for key in keys:
-            clock = self.clocks[key]
-            self.dirty_mentions.add(key)
+        for clock in clocks:
+            self.dirty_mentions.add(clock)
             if action.action is ActionKind.ACK:
                 clock.acked_by = clock.acked_by or action.by  # stops repeats, not the clock
             elif action.public:
@@ -419,7 +688,7 @@ class EscalationEngine:
             elif clock.private_resolve_at is None:
                 clock.private_resolve_at = action.created_at
                 self._at(action.created_at + self.sla.public_followup_within, Step.FOLLOWUP,
-                         key, action.created_at)
+                         clock, action.created_at)
         return []
 
     # ----------------------------------------------------------------- crisis
