@@ -10,13 +10,18 @@ compared.)
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
-import sys
 import time
-from collections import Counter
 from pathlib import Path
 
+from tests.fixtures.kill9 import (
+    FAST_SLA,
+    alert_keys,
+    duplicated,
+    replay_reference,
+    stored_alerts,
+    undelivered,
+    wait_alerts,
+)
 from tests.fixtures.service import (
     T0,
     Daemon,
@@ -27,8 +32,6 @@ from tests.fixtures.service import (
     write_feed,
 )
 
-SLA = 'warn_at = "30s"\nreply_within = "60s"\nescalate_after = "120s"\n' \
-      'public_followup_within = "90s"'
 SPEED = 60
 CRISIS = "[crisis]\nburst_min_negatives = 100\ndanger_min_posts = 100\n"
 """No crisis: its 24 h checkpoints would outlast a live test run."""
@@ -54,18 +57,9 @@ def feed_lines() -> list[dict[str, object]]:
 def reference(tmp: Path, feed: Path) -> list[tuple[str, str]]:
     """The uninterrupted run: ``crisismon replay`` of the same feed and config."""
     cfg = tmp / "ref.toml"
-    cfg.write_text(config_text(feed, SPEED, sla=SLA, extra=CRISIS), encoding="utf-8")
-    out = tmp / "ref-out"
-    subprocess.run([sys.executable, "-m", "monitor.cli", "replay", str(feed), "--config",
-                    str(cfg), "--speed", "max", "--out", str(out)], check=True,
-                   capture_output=True, timeout=120)
-    return sorted((a["id"], a["type"]) for a in read_alerts(out / "alerts.jsonl"))
-
-
-def wait_alerts(path: Path, n: int, timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and len(read_alerts(path)) < n:
-        time.sleep(0.1)
+    cfg.write_text(config_text(feed, SPEED, sla=FAST_SLA, extra=CRISIS), encoding="utf-8")
+    out = replay_reference(cfg, feed, tmp / "ref-out", timeout=120)
+    return alert_keys(read_alerts(out / "alerts.jsonl"))
 
 
 def test_kill9_at_several_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -75,7 +69,7 @@ def test_kill9_at_several_points_loses_and_duplicates_nothing(tmp_path: Path) ->
     live = tmp_path / "live"
     live.mkdir()
     cfg = live / "config.toml"
-    cfg.write_text(config_text(feed, SPEED, sla=SLA, extra=CRISIS), encoding="utf-8")
+    cfg.write_text(config_text(feed, SPEED, sla=FAST_SLA, extra=CRISIS), encoding="utf-8")
     log = live / "var" / "alerts.jsonl"
     kills = []
     for wait in (0.7, 0.05, 2.5):  # seconds after READY: mid-feed, mid-deadlines
@@ -98,13 +92,9 @@ def test_kill9_at_several_points_loses_and_duplicates_nothing(tmp_path: Path) ->
         d.kill()
     assert kills == sorted(kills) and kills[-1] < len(expected), kills  # really cut midway
     written = read_alerts(log)
-    ids = Counter(a["id"] for a in written)
-    assert [i for i, n in ids.items() if n > 1] == []  # never sent twice
-    assert sorted((a["id"], a["type"]) for a in written) == expected
-    db = sqlite3.connect(live / "var" / "crisismon.db")
-    stored = sorted(db.execute("SELECT id, type FROM alerts"))
-    pending = db.execute("SELECT COUNT(*) FROM deliveries WHERE state != 'delivered'")
-    assert [tuple(r) for r in stored] == expected
-    assert pending.fetchone()[0] == 0
-    db.close()
+    assert duplicated(a["id"] for a in written) == []  # never sent twice
+    assert alert_keys(written) == expected
+    db = live / "var" / "crisismon.db"
+    assert stored_alerts(db) == expected
+    assert undelivered(db) == 0
     print(json.dumps({"alerts": len(expected), "alerts_logged_at_each_kill": kills}))
