@@ -89,6 +89,12 @@ def main(argv: list[str] | None = None) -> int:
         rate = n_posts / wall
         print(f"replay (--speed max): {wall:.2f}s wall for {n_posts:,} lines "
               f"-> {rate:,.0f} posts/s (incl. reading the feed, model load, writing outputs)")
+        stages = result.stage_seconds
+        print("  stages: " + ", ".join(f"{k} {stages[k]:.2f}s" for k in
+                                       ("read", "pipeline", "outputs", "report")))
+        core = n_posts / (stages["read"] + stages["pipeline"])
+        print(f"  without the output files and the analyst report (read + pipeline only): "
+              f"{core:,.0f} posts/s")
         print(f"  mentions {report['mentions']:,}, incidents {report['incidents']}, "
               f"alerts {report['alerts']:,} {report['alerts_by_type']}")
         del result  # the naive loop runs on a heap as clean as the replay's
