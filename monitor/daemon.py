@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 FLUSH_TIMEOUT = 10.0
+TIMER_COALESCE = 0.02
+"""Real seconds the timer rests after firing alerts; deadlines due meanwhile fire together
+(at most this late, against reply deadlines of minutes)."""
 CLOCK_META = "clock"
 
 
@@ -102,8 +105,17 @@ class Daemon:
             now = self.clock.now()
             before = self.pipeline.engine.next_due()
             mentions = len(self.pipeline.engine.clocks)
+            # Match, score and look up the batch's posts in one go: scored one by one, a
+            # text cost ~500 µs instead of ~30 µs, the largest cost of ingest at 1,000
+            # posts/s. The outcome is that of handling them one by one (``prepare``).
+            self.pipeline.prepare(batch.events)
             for event in batch.events:
                 new += self.pipeline.handle(event, now)
+            due = self.pipeline.engine.next_due()
+            if due is not None and due <= now:
+                # Deadlines the batch left behind fire in its transaction: one commit, not
+                # a second one per batch (deadlines fall due every few ms under load).
+                new += self.pipeline.tick(now)
             if batch.cursor is not None:
                 self.store.set_cursor(batch.source, batch.cursor)
             self.store.set_meta(CLOCK_META, repr(now))
@@ -111,9 +123,6 @@ class Daemon:
         self.metrics.on_batch(batch, now)
         self.metrics.on_alerts(new)
         self.metrics.on_mentions(self.pipeline.engine.clocks, mentions)
-        if self.pipeline.engine.next_due() is not None and \
-                self.pipeline.engine.next_due() <= now:  # type: ignore[operator]
-            await self._fire_due()  # deadlines a late batch left behind
         self.outbox.notify()
         self.publish("ingest")
         after = self.pipeline.engine.next_due()
@@ -180,6 +189,11 @@ class Daemon:
                 fired = await self._fire_due()
             if jump:
                 self.clock_jumped(jump, fired)
+            if fired:
+                # Gather what falls due in the next moment into the next firing: at 250
+                # mentions/s a deadline falls due every 4 ms, and firing each alone cost a
+                # commit and an outbox pass each. An alert's ``at`` stays its due time.
+                await asyncio.sleep(TIMER_COALESCE)
 
     def clock_jumped(self, seconds: float, fired: int) -> None:
         """Log and count a jump of the clock (``fired``: alerts the catch-up raised)."""

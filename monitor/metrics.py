@@ -136,6 +136,8 @@ class MeteredSender:
         self.inner = inner
         self.name = inner.name
         self.metrics = metrics
+        if callable(getattr(inner, "send_batch", None)):  # the outbox batches only then
+            self.send_batch = self._send_batch
 
     async def send(self, alert: Alert, thread: Thread | None = None) -> str | None:
         try:
@@ -149,6 +151,18 @@ class MeteredSender:
             raise
         self.metrics.deliveries.labels(self.name, str(alert.type)).inc()
         return ref
+
+    async def _send_batch(self, items: list[tuple[Alert, Thread | None]]
+                          ) -> list[str | Exception | None]:
+        """The inner channel's ``send_batch``, each outcome counted like ``send``'s."""
+        results: list[str | Exception | None] = await self.inner.send_batch(  # type: ignore[attr-defined]
+            items)
+        for (alert, _thread), res in zip(items, results, strict=True):
+            if isinstance(res, Exception):
+                self.metrics.delivery_failures.labels(self.name).inc()
+            else:
+                self.metrics.deliveries.labels(self.name, str(alert.type)).inc()
+        return results
 
 
 class _StateCollector(Collector):

@@ -71,6 +71,7 @@ CREATE TABLE IF NOT EXISTS repeats (
 );
 CREATE INDEX IF NOT EXISTS repeats_due ON repeats (done, next_at);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, next_try);
+CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel, state, next_try);
 CREATE TABLE IF NOT EXISTS cursors (
     source TEXT PRIMARY KEY,
     value TEXT NOT NULL

@@ -42,12 +42,17 @@ from paho.mqtt.properties import Properties
 from alerts.channels._http import validate_ref
 from alerts.channels.base import DeliveryError, Thread, is_repeat
 from alerts.record import DEFAULT_TZ, Alert, AlertType
+from monitor.mqttread import read_all_packets
 from monitor.secrets import Secret, load_secret
 from monitor.settings import Duration
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_PREFIX = "crisismon/alerts"
+INFLIGHT = 1000
+"""QoS 1 publishes awaiting their PUBACK at once (beyond it, paho queues them)."""
+PENDING_WARN = 10_000
+"""Publishes awaiting their PUBACK beyond which aiomqtt warns (on each further publish)."""
 
 INCIDENT_STATES: dict[AlertType, str] = {
     AlertType.CRISIS_OPENED: "opened",
@@ -196,7 +201,7 @@ class MqttChannel:
         await self._connected.wait()
 
     def _make_client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self._host, self._port,
             username=self._username or None,
             password=self._password.reveal() if self._username else None,
@@ -205,7 +210,16 @@ class MqttChannel:
             tls_context=ssl.create_default_context() if self._tls else None,
             keepalive=max(1, int(self._keepalive)),
             timeout=self._timeout,
+            # The outbox hands over up to 500 pages (two or three publishes each) at once
+            # (send_batch): paho's default of 20 QoS 1 publishes in flight made them wait
+            # in lots of 20, a loop turn each.
+            max_inflight_messages=INFLIGHT,
         )
+        read_all_packets(client)  # every PUBACK the socket holds in one loop turn
+        # aiomqtt logs a warning on every publish while more than this many await their
+        # PUBACK (10 by default); a batch has hundreds in flight by design.
+        client.pending_calls_threshold = PENDING_WARN
+        return client
 
     async def run(self) -> None:
         """Keep a connection up until cancelled: connect, wait for loss, back off, repeat.
@@ -279,24 +293,43 @@ class MqttChannel:
         client = self._client
         if client is None:  # lost between the wake-up and now
             raise DeliveryError("MQTT: connection lost", retryable=True)
-        try:
-            record = alert.to_json(self._tz).encode()
-            await client.publish(alert_topic(self.prefix, alert), record,
-                                 qos=1, properties=self._properties(alert),
-                                 timeout=self._timeout)
-            if alert.incident_id:
-                await client.publish(updates_topic(self.prefix, alert.brand, alert.incident_id),
-                                     record, qos=1, properties=self._properties(alert, thread),
-                                     timeout=self._timeout)
-            # A repeat restates an old step: it must not roll the state back (a checkpoint's
-            # reminder after the escalation).
-            if alert.type in INCIDENT_STATES and alert.incident_id and not is_repeat(alert):
-                topic = incident_topic(self.prefix, alert.brand, alert.incident_id)
-                await client.publish(topic, self.incident_payload(alert), qos=1, retain=True,
-                                     properties=self._properties(alert), timeout=self._timeout)
-        except aiomqtt.MqttError as exc:
-            raise DeliveryError(f"MQTT: publish failed: {exc}", retryable=True) from None
+        record = alert.to_json(self._tz).encode()
+        publishes = [(alert_topic(self.prefix, alert), record, False, self._properties(alert))]
+        if alert.incident_id:
+            publishes.append((updates_topic(self.prefix, alert.brand, alert.incident_id),
+                              record, False, self._properties(alert, thread)))
+        # A repeat restates an old step: it must not roll the state back (a checkpoint's
+        # reminder after the escalation).
+        if alert.type in INCIDENT_STATES and alert.incident_id and not is_repeat(alert):
+            publishes.append((incident_topic(self.prefix, alert.brand, alert.incident_id),
+                              self.incident_payload(alert), True, self._properties(alert)))
+        # In flight together: one PUBACK wait for the lot, not one round trip each. paho
+        # puts them on the wire in this order (each publish is issued before any await).
+        results = await asyncio.gather(*(
+            client.publish(topic, payload, qos=1, retain=retain, properties=props,
+                           timeout=self._timeout)
+            for topic, payload, retain, props in publishes), return_exceptions=True)
+        for r in results:
+            if isinstance(r, aiomqtt.MqttError):
+                raise DeliveryError(f"MQTT: publish failed: {r}", retryable=True) from None
+            if isinstance(r, BaseException):
+                raise r
         log.debug("mqtt.sent", channel=self.name, alert_id=alert.id)
+
+    async def send_batch(self, items: list[tuple[Alert, Thread | None]]
+                         ) -> list[str | Exception | None]:
+        """Send many alerts with their publishes in flight together (the outbox's batch).
+
+        Each is :meth:`send`; the PUBACKs are awaited together rather than one round trip
+        (and one event-loop turn) per alert. Publishes start in order, so they reach the
+        broker in order. One result per alert: None, or the exception it failed with.
+        """
+        results = await asyncio.gather(*(self.send(a, t) for a, t in items),
+                                       return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, Exception):
+                raise r  # cancelled: not a delivery failure
+        return results  # type: ignore[return-value]
 
     async def aclose(self) -> None:
         """Disconnect and stop the supervisor."""

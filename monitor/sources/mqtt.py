@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from monitor.clock import Clock
 from monitor.config import MqttSourceConfig
 from monitor.model import Event
+from monitor.mqttread import read_all_packets
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
 from monitor.sources.recorder import Recorder
@@ -107,6 +108,7 @@ class MqttSource:
         # PUBACK only once stored (see the module docstring). Set before connecting: the
         # broker sends queued messages right after CONNACK.
         client._client.manual_ack_set(True)
+        read_all_packets(client)  # else one message per event-loop turn (monitor.mqttread)
         return client
 
     async def _session(self, sink: Sink) -> None:
@@ -131,8 +133,8 @@ class MqttSource:
                       queue: asyncio.Queue[aiomqtt.Message]) -> list[aiomqtt.Message]:
         """``first`` and whatever follows within ``LINGER``: one store transaction for all.
 
-        The client reads one packet per event-loop turn, so without the short wait a
-        burst would be stored one message per transaction.
+        Without the short wait a message arriving just after another would be stored
+        in a transaction of its own.
         """
         batch = [first]
         while len(batch) < self.batch_max and not queue.empty():

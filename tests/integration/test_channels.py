@@ -606,6 +606,38 @@ async def test_mqtt_publishes_the_record_at_qos1(mqtt_broker: tuple[str, int],
     assert msg.payload == alert.to_json().encode() and msg.qos == 1 and not msg.retain
 
 
+async def test_mqtt_send_batch_publishes_every_alert_in_order_with_incident_updates(
+        mqtt_broker: tuple[str, int], mqtt_protocol: str, topic_prefix: str) -> None:
+    batch = [make_alert(AlertType.MENTION_NEW, id=f"a-{i:016x}", post_id=str(i),
+                        incident_id="inc-7" if i % 2 else None) for i in range(300)]
+    threads = [Thread("inc-7", i // 2) if a.incident_id else None for i, a in enumerate(batch)]
+    async with _mqtt_client(mqtt_broker, mqtt_protocol) as sub, \
+            _mqtt_channel(mqtt_broker, mqtt_protocol, topic_prefix) as channel:
+        await sub.subscribe(f"{topic_prefix}/#", qos=1)
+        results = await channel.send_batch(list(zip(batch, threads, strict=True)))
+        assert results == [None] * 300  # every PUBACK in
+        got: list[tuple[str, str]] = []
+        async with asyncio.timeout(10):
+            async for msg in sub.messages:
+                got.append((str(msg.topic), json.loads(msg.payload)["id"]))  # type: ignore[arg-type]
+                if len(got) == 450:
+                    break
+    plain = [aid for topic, aid in got if topic.endswith("/mention.new")]
+    updates = [aid for topic, aid in got if topic.endswith("/incident/inc-7/updates")]
+    assert plain == [a.id for a in batch]  # one publish each, in the outbox's order
+    assert updates == [a.id for a in batch if a.incident_id]
+
+
+async def test_mqtt_send_batch_reports_each_failure_in_place() -> None:
+    channel = MqttChannel("mqtt", host="127.0.0.1", port=free_port(), timeout=0.2)
+    try:
+        results = await channel.send_batch([(make_alert(), None), (make_alert(), None)])
+    finally:
+        await channel.aclose()
+    assert [type(r) for r in results] == [DeliveryError, DeliveryError]
+    assert all(r.retryable for r in results)  # type: ignore[union-attr]
+
+
 async def test_mqtt_incident_state_is_retained_and_cleared_on_close(
         mqtt_broker: tuple[str, int], mqtt_protocol: str, topic_prefix: str) -> None:
     incident = f"inc-{uuid.uuid4().hex[:6]}"

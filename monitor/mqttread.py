@@ -1,0 +1,70 @@
+"""Cheaper MQTT packet handling for the live path (paho under aiomqtt).
+
+Two costs, found by profiling ``crisismon run`` at 1,000 posts/s (bench/live_latency.py):
+
+- **One packet per event-loop turn.** aiomqtt calls paho's ``loop_read()`` once each time
+  the socket is readable, and paho reads one packet per call unless QoS 1 publishes of
+  its own are in flight. A subscriber (PUBLISH packets coming in) got one message per
+  turn: with the loop also storing batches and sending alerts, the daemon fell behind
+  its input (~800 posts/s stored) and every post waited in the socket for its turn.
+  :func:`read_all_packets` reads what the socket holds.
+- **MQTT 5 properties.** Every PUBLISH received (and every one sent with properties)
+  builds a ``paho.mqtt.properties.Properties``, whose constructor rebuilds two tables of
+  27 entries each time: a quarter of the daemon's CPU at that rate. The tables are
+  constants that paho only reads, so :func:`share_property_tables` builds them once.
+"""
+
+from __future__ import annotations
+
+import aiomqtt
+from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+READ_MAX = 1000
+"""Packets read in one turn at most, so one busy connection cannot starve the loop."""
+
+
+def read_all_packets(client: aiomqtt.Client, most: int = READ_MAX) -> None:
+    """Make ``client`` read up to ``most`` packets per readable event (until the socket
+    has no complete packet left). Call before connecting."""
+    paho = client._client
+
+    def loop_read(max_packets: int = 1) -> MQTTErrorCode:
+        # paho's own loop_read, with a higher bound: _packet_read reads one packet (or
+        # part of one) and says MQTT_ERR_AGAIN once the socket has nothing more.
+        for _ in range(most):
+            if paho._sock is None:
+                return MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = paho._packet_read()
+            if rc > 0:
+                return paho._loop_rc_handle(rc)
+            if rc == MQTTErrorCode.MQTT_ERR_AGAIN:
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    paho.loop_read = loop_read  # type: ignore[method-assign]
+
+
+_original_init = Properties.__init__
+
+
+def share_property_tables() -> None:
+    """Make ``Properties(packet_type)`` reuse one copy of paho's constant tables
+    (``types``, ``names``, ``properties``: read, never written, by paho). Idempotent."""
+    if Properties.__init__ is not _original_init:
+        return
+    template = Properties(PacketTypes.PUBLISH)
+    types, names, table = template.types, template.names, template.properties
+
+    def __init__(self: Properties, packetType: int) -> None:
+        setattr_ = object.__setattr__  # the names paho's __setattr__ passes straight on
+        setattr_(self, "packetType", packetType)
+        setattr_(self, "types", types)
+        setattr_(self, "names", names)
+        setattr_(self, "properties", table)
+
+    Properties.__init__ = __init__  # type: ignore[method-assign]
+
+
+share_property_tables()
