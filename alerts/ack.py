@@ -33,7 +33,7 @@ def repeat_id(alert_id: str, rep: int) -> str:
 
 def is_settled(engine: EscalationEngine, alert: Alert) -> bool:
     """True when nobody needs paging about ``alert`` again (acked, answered, closed)."""
-    subject = engine.subjects.get(alert.id)
+    subject = engine.subject_of(alert)
     if subject is None:
         return True  # unknown to the engine: nothing to chase
     inc = engine.incidents.get(subject)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import structlog
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
 from alerts.record import Alert, format_instant
 from alerts.router import Router
@@ -224,10 +225,18 @@ class Pipeline:
         if isinstance(event, Action):
             self.stats.actions += 1
             self.audit.action(event, now)  # once per action id, so a rebuild adds nothing
-            return self.engine.on_action(event, now)
+            return self.engine.on_action(event, now, self._subject(event.target))
         if isinstance(event, CountsSeen):
             return self.engine.on_counts(event.post_id, event.reposts_count, now)
         return self._post(event, now)
+
+    def _subject(self, target: str) -> str | None:
+        """What an action naming an alert (``a-…``, or a repeat's ``a-…-rN``) is about;
+        None for any other target (a post id, a mention key, an incident id)."""
+        if not target.startswith("a-"):
+            return None
+        alert = self.store.alert(base_alert_id(target))
+        return None if alert is None else self.engine.subject_of(alert)
 
     def _post(self, post: Post, now: float) -> list[Alert]:
         self.stats.posts += 1

@@ -452,6 +452,12 @@ class Store:
         self._write_buffered()
         return {row[0] for row in self.db.execute("SELECT id FROM alerts")}
 
+    def alert(self, alert_id: str) -> Alert | None:
+        """The stored alert ``alert_id``, or None."""
+        self._write_buffered()
+        row = self.db.execute("SELECT body FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        return None if row is None else Alert.from_record(msgspec.json.decode(row[0]))
+
     def alerts(self) -> list[Alert]:
         """Every alert, in the order raised."""
         self._write_buffered()

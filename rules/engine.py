@@ -61,6 +61,8 @@ _REPLY_STEPS = {
 
 _NEEDS_REPLY, _TRACKS_REPOSTS, _NEGATIVE, _VERIFIED, _COMMENT = 1, 2, 4, 8, 16
 _SHARED_MAX = 100_000
+_INCIDENT_ALERTS = frozenset({AlertType.CRISIS_OPENED, AlertType.CRISIS_CHECKPOINT,
+                              AlertType.CRISIS_ESCALATED, AlertType.CRISIS_CLOSED})
 
 
 def compact_id(value: str) -> str | int:
@@ -315,39 +317,6 @@ class PostIndex:
         return default if entry is None else [c.key for c in _each(entry)]
 
 
-class Subjects:
-    """``subjects``: alert id -> the mention key or incident id it is about, so an ack
-    can name an alert. Alert ids (``a-`` + 16 hex digits) are held as ints and mentions
-    as their clock: ~100 bytes less per mention than two strings."""
-
-    def __init__(self) -> None:
-        self._map: dict[int | str, ReplyClock | str] = {}
-
-    @staticmethod
-    def _k(alert_id: str) -> int | str:
-        if len(alert_id) == 18 and alert_id.startswith("a-"):
-            try:
-                return int(alert_id[2:], 16)
-            except ValueError:
-                pass
-        return alert_id
-
-    def __setitem__(self, alert_id: str, subject: ReplyClock | str) -> None:
-        self._map[self._k(alert_id)] = subject
-
-    def get(self, alert_id: str, default: str | None = None) -> str | None:
-        subject = self._map.get(self._k(alert_id))
-        if subject is None:
-            return default
-        return subject if isinstance(subject, str) else subject.key
-
-    def __contains__(self, alert_id: object) -> bool:
-        return isinstance(alert_id, str) and self._k(alert_id) in self._map
-
-    def __len__(self) -> int:
-        return len(self._map)
-
-
 @dataclass(order=True, slots=True)
 class Deadline:
     due: float
@@ -385,8 +354,6 @@ class EscalationEngine:
         self.incidents: dict[str, Incident] = {}
         self.open_incident: dict[str, str] = {}
         self.activity: dict[str, BrandActivity] = {name: BrandActivity() for name in self.brands}
-        self.subjects = Subjects()
-        """Alert id -> mention key or incident id, so an ack can name an alert."""
         self.early_replies: dict[tuple[str, str], float] = {}
         self.stats = EngineStats()
         self.dirty_mentions: set[ReplyClock] = set()
@@ -503,7 +470,6 @@ class EscalationEngine:
         post_id = str(clock._pid)
         parts = (str(alert_type), clock.brand, post_id) + ((extra,) if extra else ())
         aid = alert_id(*parts)
-        self.subjects[aid] = clock
         inc_id = self.open_incident.get(clock.brand)
         return Alert(id=aid, type=alert_type, at=at, brand=clock.brand, level=level,
                      severity=clock.severity, title=words[0], text=words[1],
@@ -512,7 +478,6 @@ class EscalationEngine:
     def _incident_alert(self, inc: Incident, alert_type: AlertType, at: float, level: int,
                         words: tuple[str, str], step: str = "") -> Alert:
         aid = alert_id(str(alert_type), inc.id, step)
-        self.subjects[aid] = inc.id
         return Alert(id=aid, type=alert_type, at=at, brand=inc.brand, level=level,
                      severity=inc.severity, title=words[0], text=words[1],
                      post_id=inc.trigger_post_id, incident_id=inc.id)
@@ -599,8 +564,6 @@ class EscalationEngine:
                         clock: ReplyClock | None, now: float) -> Alert:
         target = clock.post_id if clock else post.targets[0]
         aid = alert_id(str(AlertType.REPLY_ARGUMENT), brand, post.id)
-        if clock is not None:
-            self.subjects[aid] = clock
         title, text = wording.argument(post, brand, terms, clock, self.tz)
         return Alert(id=aid, type=AlertType.REPLY_ARGUMENT, at=now, brand=brand,
                      level=Level.SUPERVISOR, severity="P2", title=title, text=text,
@@ -662,9 +625,27 @@ class EscalationEngine:
             break
         return out
 
-    def on_action(self, action: Action, now: float) -> list[Alert]:
-        """A responder's ack or resolve, naming an alert, a mention (post id) or an incident."""
-        subject = self.subjects.get(action.target, action.target)
+    def subject_of(self, alert: Alert) -> str | None:
+        """The mention key or incident id ``alert`` is about, None if the engine has neither.
+
+        Read off the alert's own fields (crisis pages name their incident, the others their
+        brand and post), not kept in a map of every alert raised: that map cost ~80 bytes
+        per alert, up to four alerts per unanswered mention (``bench/memory.py``)."""
+        if alert.type in _INCIDENT_ALERTS:
+            return alert.incident_id if alert.incident_id in self.incidents else None
+        if alert.post_id is None:
+            return None
+        for clock in _each(self._posts.get(compact_id(alert.post_id))):
+            if clock.brand == alert.brand:
+                return clock.key
+        return None
+
+    def on_action(self, action: Action, now: float, subject: str | None = None) -> list[Alert]:
+        """A responder's ack or resolve, naming a mention (post id or key) or an incident.
+
+        An action naming an alert is resolved by the caller, which has the alert
+        (``subject_of``), and handed over as ``subject``."""
+        subject = subject or action.target
         if subject in self.incidents:
             inc = self.incidents[subject]
             if action.action is ActionKind.ACK:

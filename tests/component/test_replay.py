@@ -212,3 +212,29 @@ def test_the_real_cascades_replay_without_error(tmp_path: Path) -> None:
     assert report["events"] == 29131 and report["skipped_lines"] == 0
     assert report["mentions"] > 0 and report["alerts"] > 0
     print(f"30 cascades: {report['events']} posts, {report['alerts']} alerts in {elapsed:.1f}s")
+
+
+def test_a_feed_ack_naming_an_alert_or_its_repeat_acks_the_mention(config: Config,
+                                                                    tmp_path: Path) -> None:
+    from alerts.record import alert_id
+    from monitor.replay import replay
+
+    first = "2026-05-20T09:00:00+08:00"
+    lines = [
+        {"id": "9001", "created_at": first, "text": "小满咖啡的外卖又送错了",
+         "user": {"id": "77", "screen_name": "顾客甲"}},
+        {"id": "9002", "created_at": first, "text": "小满咖啡今天排队好久",
+         "user": {"id": "78", "screen_name": "顾客乙"}},
+        # A repeat's idempotency key (``-r1``) acks the alert it repeats; an unknown
+        # alert id acks nothing.
+        {"action": "ack", "target": alert_id("mention.new", "小满咖啡", "9001") + "-r1",
+         "by": "值班客服", "created_at": "2026-05-20T09:01:00+08:00"},
+        {"action": "ack", "target": "a-00000000000000ff", "by": "值班客服",
+         "created_at": "2026-05-20T09:01:00+08:00"},
+    ]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines),
+                    encoding="utf-8")
+    asyncio.run(replay(config, [feed], tmp_path / "out"))
+    acked = {m["id"]: m["acked_by"] for m in read_jsonl(tmp_path / "out" / "mentions.jsonl")}
+    assert acked == {"9001": "值班客服", "9002": None}

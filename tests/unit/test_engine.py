@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from alerts.record import Alert
+from alerts.record import Alert, AlertType
 from monitor.config import CrisisConfig
 from monitor.model import PostKind
 from rules.engine import EscalationEngine
@@ -117,7 +117,9 @@ def test_ack_by_alert_id_names_the_mention() -> None:
     e = engine()
     p = post(T0)
     first = e.on_mention(mention(p), T0)[0]
-    e.on_action(action(T0 + 10, "ack", first.id), T0 + 10)
+    # The caller holds the alert (the store); the engine reads its subject off it.
+    assert e.subject_of(first) == f"{BRAND}\x1f{p.id}"
+    e.on_action(action(T0 + 10, "ack", first.id), T0 + 10, e.subject_of(first))
     assert e.clocks[f"{BRAND}\x1f{p.id}"].acked_by == "小王"
 
 
@@ -223,6 +225,20 @@ def test_burst_opens_one_incident_with_checkpoints_escalation_and_close() -> Non
     inc = next(iter(e.incidents.values()))
     assert inc.negatives == 10 and all(a.incident_id == inc.id for a in alerts
                                        if str(a.type).startswith("crisis."))
+
+
+def test_an_incident_alert_names_its_incident_for_an_ack() -> None:
+    e = engine()
+    alerts = negatives(e, T0, 8, 60)  # the 6th opens it; the 7th and 8th fall inside
+    opened = next(a for a in alerts if a.type is AlertType.CRISIS_OPENED)
+    mention_page = next(a for a in alerts if a.type is AlertType.MENTION_NEW
+                        and a.incident_id == opened.incident_id)
+    assert e.subject_of(opened) == opened.incident_id
+    # A mention's page carries the open incident too, but it is about the mention.
+    assert e.subject_of(mention_page) == f"{BRAND}\x1f{mention_page.post_id}"
+    e.on_action(action(T0 + H, "ack", opened.id), T0 + H, e.subject_of(opened))
+    assert e.incidents[opened.incident_id].acked_by == "小王"  # type: ignore[index]
+    assert e.clocks[f"{BRAND}\x1f{mention_page.post_id}"].acked_by is None
 
 
 def test_official_statement_in_time_prevents_escalation() -> None:
