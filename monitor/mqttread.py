@@ -12,14 +12,22 @@ Two costs, found by profiling ``crisismon run`` at 1,000 posts/s (bench/live_lat
   builds a ``paho.mqtt.properties.Properties``, whose constructor rebuilds two tables of
   27 entries each time: a quarter of the daemon's CPU at that rate. The tables are
   constants that paho only reads, so :func:`share_property_tables` builds them once.
+
+Both reach into paho's private attributes (checked against paho-mqtt 2.x; the
+dependency is bounded to <3). Where they are missing, each leaves paho's own code in
+place and logs a warning: slower, never wrong.
 """
 
 from __future__ import annotations
 
 import aiomqtt
+import structlog
+from paho.mqtt import __version__ as paho_version
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+
+log = structlog.get_logger(__name__)
 
 READ_MAX = 1000
 """Packets read in one turn at most, so one busy connection cannot starve the loop."""
@@ -29,6 +37,11 @@ def read_all_packets(client: aiomqtt.Client, most: int = READ_MAX) -> None:
     """Make ``client`` read up to ``most`` packets per readable event (until the socket
     has no complete packet left). Call before connecting."""
     paho = client._client
+    if not all(hasattr(paho, name) for name in ("_packet_read", "_loop_rc_handle", "_sock")):
+        # A paho whose internals moved: keep its own (slower, correct) loop_read.
+        log.warning("mqtt: paho internals changed; reading one packet per turn",
+                    paho=paho_version)
+        return
 
     def loop_read(max_packets: int = 1) -> MQTTErrorCode:
         # paho's own loop_read, with a higher bound: _packet_read reads one packet (or
@@ -55,7 +68,12 @@ def share_property_tables() -> None:
     if Properties.__init__ is not _original_init:
         return
     template = Properties(PacketTypes.PUBLISH)
-    types, names, table = template.types, template.names, template.properties
+    try:
+        types, names, table = template.types, template.names, template.properties
+    except AttributeError:  # a paho that keeps them elsewhere: leave its constructor be
+        log.warning("mqtt: paho internals changed; property tables not shared",
+                    paho=paho_version)
+        return
 
     def __init__(self: Properties, packetType: int) -> None:
         setattr_ = object.__setattr__  # the names paho's __setattr__ passes straight on

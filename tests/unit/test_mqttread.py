@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aiomqtt
+import pytest
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -62,3 +63,13 @@ async def test_loop_read_reads_until_the_socket_has_no_complete_packet() -> None
     assert len(calls) == 3  # bounded: one busy socket cannot starve the loop
     paho._sock = None
     assert paho.loop_read() == MQTTErrorCode.MQTT_ERR_NO_CONN
+
+
+async def test_a_paho_without_those_internals_keeps_its_own_loop_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    own = paho.loop_read
+    monkeypatch.delattr(type(paho), "_loop_rc_handle")  # as if paho had renamed it
+    read_all_packets(client)
+    assert paho.loop_read == own
