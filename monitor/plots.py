@@ -62,6 +62,13 @@ def label(key: str, **kw: Any) -> str:
     return (zh if cjk_font() else en).format(**kw)
 
 
+def warm_up() -> None:
+    """Import matplotlib and find the font now, so a later ``write_plots`` does not wait
+    for them (the replay calls it in its report process while the feed is replayed)."""
+    _setup()
+    cjk_font()
+
+
 def _setup() -> Any:
     import matplotlib
 

@@ -12,6 +12,8 @@ import asyncio
 import gc
 import json
 import math
+import multiprocessing
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -29,6 +31,10 @@ from monitor.feed import FeedStats, read_feeds
 from monitor.model import Event
 from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
+
+ReportRecords = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
+                      dict[str, Any]]
+"""What the analyst report is built from: mentions, incidents, alerts, run report."""
 
 COMMIT_EVERY = 5120
 """Events per transaction: a multiple of ``PREPARE_EVERY``, so a commit never drops the
@@ -49,7 +55,9 @@ class ReplayResult:
     clock_start: float | None = None
     clock_end: float | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks."""
+    """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks. With a
+    report process, ``report`` is only what the replay spends on it beyond the output
+    files: handing the records over and waiting for it to finish."""
 
 
 async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
@@ -65,32 +73,42 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = out_dir / "state.db"
-    for suffix in ("", "-wal", "-shm"):
-        (out_dir / f"state.db{suffix}").unlink(missing_ok=True)
-    stats = FeedStats()
-    events = read_feeds(feeds, stats)
-    read_s = time.perf_counter() - started
-    store = Store(state)
-    pipeline = pipeline_factory(store) if pipeline_factory else build_pipeline(config, store)
-    # The events and the models live to the end: keep the garbage collector from walking
-    # them again in every collection (~20 % of a 100,000-post replay). Nothing is kept
-    # alive by this; it only narrows what the cycle collector looks at until ``unfreeze``.
-    gc.freeze()
+    # Forked first, while this process is small: it imports matplotlib during the replay.
+    reporter = ReportWorker(config)
     try:
-        result = await _run(config, events, stats, store, pipeline, out_dir, speed, until,
-                            on_alert, progress, started)
-        result.stage_seconds["read"] = read_s
-        result.stage_seconds["pipeline"] = result.seconds - read_s
-        return result
+        state = out_dir / "state.db"
+        for suffix in ("", "-wal", "-shm"):
+            (out_dir / f"state.db{suffix}").unlink(missing_ok=True)
+        stats = FeedStats()
+        events = read_feeds(feeds, stats)
+        read_s = time.perf_counter() - started
+        # Created just now and rebuilt on every run: no one else's alerts in it (no lookup
+        # per new alert id), and nothing a power loss could lose that a rerun would not
+        # rebuild (no fsyncs: ~1 s of the commits of a 100,000-post day).
+        store = Store(state, exclusive=True, durable=False)
+        pipeline = (pipeline_factory(store) if pipeline_factory
+                    else build_pipeline(config, store))
+        # The events and the models live to the end: keep the garbage collector from
+        # walking them again in every collection (~20 % of a 100,000-post replay). Nothing
+        # is kept alive by this; it only narrows what the cycle collector looks at.
+        gc.freeze()
+        try:
+            result = await _run(config, events, stats, store, pipeline, out_dir, speed,
+                                until, on_alert, progress, started, reporter)
+            result.stage_seconds["read"] = read_s
+            result.stage_seconds["pipeline"] = result.seconds - read_s
+            return result
+        finally:
+            gc.unfreeze()
     finally:
-        gc.unfreeze()
+        reporter.close()
 
 
 async def _run(config: Config, events: list[Event], stats: FeedStats, store: Store,
                pipeline: Pipeline, out_dir: Path, speed: float | None, until: float | None,
                on_alert: Callable[[Alert], None] | None,
-               progress: Callable[[int, int], None] | None, started: float) -> ReplayResult:
+               progress: Callable[[int, int], None] | None, started: float,
+               reporter: ReportWorker) -> ReplayResult:
     result = ReplayResult(out_dir=out_dir, feed=stats)
     clock = SimClock(events[0].created_at if events else 0.0)
     result.clock_start = clock.now() if events else None
@@ -141,20 +159,22 @@ async def _run(config: Config, events: list[Event], stats: FeedStats, store: Sto
         progress(len(events), len(events))
     store.commit()
     result.seconds = time.perf_counter() - started
-    write_outputs(config, pipeline, result)
+    write_outputs(config, pipeline, result, reporter)
     result.stage_seconds["outputs"] = (time.perf_counter() - started - result.seconds
                                        - result.stage_seconds.get("report", 0.0))
     store.close()
     return result
 
 
-def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult) -> None:
-    """``alerts.jsonl``, ``mentions.jsonl``, ``incidents.jsonl`` and ``report.json``."""
+def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
+                  reporter: ReportWorker | None = None) -> None:
+    """``alerts.jsonl``, ``mentions.jsonl``, ``incidents.jsonl`` and ``report.json``, and
+    the analyst report: by ``reporter`` while the files are written, if given, else after
+    them in this process."""
     tz = config.tz
     out = result.out_dir
+    # Every record first, so the report process can render while the files are written.
     alert_recs = [alert.to_record(tz) for alert in result.alerts]
-    with (out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
-        fh.writelines(record_json(rec) + "\n" for rec in alert_recs)
     sla = config.sla.reply_within
     replied_in_time = 0
     needing = 0
@@ -182,12 +202,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult) -> N
             else format_instant(clock.private_resolve_at, tz),
             "incident_id": clock.incident_id,
         })
-    with (out / "mentions.jsonl").open("w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in mention_recs)
     incidents = [incident_record(inc, config) for inc in pipeline.engine.incidents.values()]
-    with (out / "incidents.jsonl").open("w", encoding="utf-8") as fh:
-        for rec in incidents:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
     by_type = Counter(str(a.type) for a in result.alerts)
     feed = result.feed
     report = {
@@ -212,30 +227,164 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult) -> N
         else format_instant(result.clock_end, tz),
         "wall_seconds": round(result.seconds, 3),
     }
-    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
-                                     encoding="utf-8")
     # The analyst report reads the same records; handing them over saves reading the
     # files just written back in (~40 % of its time on a 100,000-post day).
+    records = (mention_recs, incidents, alert_recs, report)
     t0 = time.perf_counter()
-    write_analyst_report(config, out, (mention_recs, incidents, alert_recs, report))
-    result.stage_seconds["report"] = time.perf_counter() - t0
+    if reporter is not None:
+        reporter.submit(out, records)
+    report_s = time.perf_counter() - t0
+    with (out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(record_json(rec) + "\n" for rec in alert_recs)
+    with (out / "mentions.jsonl").open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in mention_recs)
+    with (out / "incidents.jsonl").open("w", encoding="utf-8") as fh:
+        for rec in incidents:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
+                                     encoding="utf-8")
+    t0 = time.perf_counter()
+    if reporter is not None:
+        reporter.finish(out, records)
+    else:
+        write_analyst_report(config, out, records)
+    result.stage_seconds["report"] = report_s + time.perf_counter() - t0
 
 
 def write_analyst_report(config: Config, out: Path,
-                         records: tuple[list[dict[str, Any]], list[dict[str, Any]],
-                                        list[dict[str, Any]], dict[str, Any]] | None = None,
-                         ) -> None:
+                         records: ReportRecords | None = None) -> None:
     """``report.html`` and the PNG plots, from the files just written (monitor.report),
     or from ``records`` (mentions, incidents, alerts, run report) as written to them.
 
     An extra for people: if it fails (say, a broken matplotlib), the replay's own
     outputs above are complete, so the error is logged once and the replay succeeds.
     """
+    error = _render_report(config, out, records)
+    if error is not None:
+        _report_failed(out, error)
+
+
+def _render_report(config: Config, out: Path, records: ReportRecords | None) -> str | None:
+    """Write the analyst report; None, or what went wrong (``Type: message``)."""
     from monitor.report import summarise, write_report
 
     try:
         summary = None if records is None else summarise(out, *records, config)
         write_report(out, config, summary)
     except Exception as exc:
-        structlog.get_logger(__name__).error("replay report not written", out=str(out),
-                                             error=f"{type(exc).__name__}: {exc}")
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+def _report_failed(out: Path, error: str) -> None:
+    structlog.get_logger(__name__).error("replay report not written", out=str(out),
+                                         error=error)
+
+
+REPORT_ALERT_FIELDS = ("type", "at", "incident_id")
+"""What ``monitor.report`` and ``monitor.plots`` read of an alert record."""
+
+
+class ReportWorker:
+    """The analyst report, rendered in a second process on a second core.
+
+    Most of the report's time is matplotlib (importing pyplot, laying out and saving six
+    figures), none of which the replay's own files need. Forked when the replay starts,
+    the worker imports matplotlib while the feed is replayed; at the end it receives the
+    records and renders while the replay writes its JSONL files, and the replay waits
+    for it (``finish``). Failures are reported as ``write_analyst_report`` reports them:
+    logged once (by this process, so the replay's log handlers see it), the replay
+    succeeds. Where ``fork`` is unavailable (or fails), the report is rendered in-process
+    by ``finish``, as before.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._proc: Any = None
+        self._conn: Any = None
+        self._sent = False
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return
+        ctx = multiprocessing.get_context("fork")
+        try:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_report_process, args=(config, child, parent),
+                               name="crisismon-report", daemon=True)
+            proc.start()
+        except OSError:
+            return  # no process to spare: render in this one at the end
+        child.close()
+        self._proc, self._conn = proc, parent
+
+    def submit(self, out: Path, records: ReportRecords) -> None:
+        """Hand the records over; the worker renders while the caller goes on."""
+        if self._conn is None:
+            return
+        mentions, incidents, alerts, run = records
+        # Sent whole, a 100,000-post day's records took ~0.7 s to send and unpickle (~0.5 s
+        # with the 51,546 alerts cut down); the report reads only these fields of them.
+        slim = [{k: a[k] for k in REPORT_ALERT_FIELDS} for a in alerts]
+        try:
+            self._conn.send((out, (mentions, incidents, slim, run)))
+            self._sent = True
+        except Exception:  # the worker is gone, or the send failed: ``finish`` says so
+            pass
+
+    def finish(self, out: Path, records: ReportRecords) -> None:
+        """Wait for the report; log once if it could not be written."""
+        if self._proc is None:
+            write_analyst_report(self.config, out, records)
+            return
+        if self._conn is None:
+            return  # already reported as failed
+        error: str | None
+        try:
+            if not self._sent:
+                raise EOFError
+            error = self._conn.recv()
+        except (EOFError, OSError):
+            self._conn.close()  # a worker still waiting for records ends on this EOF
+            self._conn = None
+            self._proc.join()
+            error = f"report process ended without a report (exit code {self._proc.exitcode})"
+        self._sent = False
+        if error is not None:
+            _report_failed(out, error)
+
+    def close(self) -> None:
+        """End the worker (it exits when its pipe closes) and reap it."""
+        if self._proc is None:
+            return
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._sent:
+            # The replay failed while the worker was rendering: its report is not wanted.
+            self._proc.terminate()
+        self._proc.join()
+
+
+def _report_process(config: Config, conn: Any, parent_end: Any) -> None:
+    """The forked report worker: warm matplotlib up, render one report, answer."""
+    parent_end.close()  # so that the replay's end (or death) reads as EOF here
+    # Signals are the replay's to handle: Ctrl-C reaches the whole process group, and the
+    # worker ends when the replay closes the pipe. An inherited asyncio wakeup fd would
+    # pass this process's signals to the replay's event loop.
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass  # not the main thread: nothing of the replay's was installed here
+    try:
+        from monitor.plots import warm_up
+
+        warm_up()
+    except Exception:
+        pass  # rendering will fail the same way and report it
+    try:
+        out, records = conn.recv()
+    except (EOFError, OSError):
+        return  # the replay ended without a report (it failed, or was interrupted)
+    conn.send(_render_report(config, out, records))
+

@@ -202,10 +202,24 @@ def event_key(event: StoredEvent) -> str:
     return f"c:{event.post_id}:{event.reposts_count}"
 
 
+SEEN_IDS_MAX = 2_000_000
+"""Alert ids an exclusive store remembers (~150 MB) before it looks each one up again."""
+
+
 class Store:
     """SQLite state. Not thread-safe; one per event loop."""
 
-    def __init__(self, path: str | Path) -> None:
+    _seen_ids: set[str] | None = None  # see __init__; PgStore never tracks them
+
+    def __init__(self, path: str | Path, exclusive: bool = False, durable: bool = True) -> None:
+        """Open (and create or migrate) the database at ``path``.
+
+        ``exclusive``: nothing but this object writes alerts into the database (the
+        replay's own ``state.db``); then ``add_alerts`` needs no lookup for an id it has
+        never seen, as long as the database held no alerts when opened.
+        ``durable`` False: no fsync at all (``synchronous=OFF``), for a database rebuilt
+        from nothing on every run (the replay's), which a power loss only makes run again.
+        """
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +227,7 @@ class Store:
         self.db.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across a process crash (kill -9) in WAL mode; only a power
         # loss can drop the last transactions, which the pollers then fetch again.
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA busy_timeout=5000")
         migrate = _migrate_deliveries(self.db)
         self.db.executescript(SCHEMA)
@@ -225,6 +239,11 @@ class Store:
         self._in_tx = False
         self._alert_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
         self._init_buffers()
+        empty = self.db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is None
+        self._seen_ids: set[str] | None = set() if exclusive and empty else None
+        """Every alert id ever buffered, when tracked: a superset of the stored ids (a
+        rollback may drop some; it is never trimmed), so an id outside it is not stored
+        and needs no query. None: not tracked (shared database, or grown too large)."""
 
     def _init_buffers(self) -> None:
         self._events: list[tuple[str, str, float, bytes]] = []
@@ -433,10 +452,18 @@ class Store:
     def add_alerts(self, alerts: Iterable[Alert], channels: Sequence[str] = ()) -> list[Alert]:
         """Record alerts (and a pending delivery per channel); return only the new ones."""
         new: list[Alert] = []
+        seen = self._seen_ids
         for alert in alerts:
-            if alert.id in self._alert_ids or self.db.execute(
+            if alert.id in self._alert_ids:
+                continue
+            # One primary-key lookup per alert (~7 us) unless the id was never buffered.
+            if (seen is None or alert.id in seen) and self.db.execute(
                     "SELECT 1 FROM alerts WHERE id = ?", (alert.id,)).fetchone() is not None:
                 continue
+            if seen is not None:
+                seen.add(alert.id)
+                if len(seen) > SEEN_IDS_MAX:  # bounded memory: back to a lookup each
+                    self._seen_ids = seen = None
             self._alert_seq += 1
             self._alert_ids.add(alert.id)
             self._alerts.append((alert.id, self._alert_seq, alert.at, str(alert.type),

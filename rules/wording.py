@@ -7,6 +7,7 @@ Kept apart from the engine so the rules read as rules. Every function returns
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from alerts.record import AlertType
@@ -46,30 +47,35 @@ def _clock_author(clock: ReplyClock) -> str:
     return _author_line(clock.author_name or clock.author_id, clock.verified, clock.followers)
 
 
-def _mention_body(clock: ReplyClock) -> list[str]:
+def _mention_page(clock: ReplyClock) -> tuple[str, list[str]]:
+    """``@name`` for the title (the author line up to its first space) and the body lines
+    every mention page opens with, built together: a replay words ~50,000 of these pages,
+    and both start from the author's name."""
     c = clock
+    who = f"@{c.author_name or c.author_id}{'（认证）' if c.verified else ''}"
     mood = "负面" if c.negative else "非负面"
     lines = [
-        f"{_clock_author(c)}：{excerpt(c.text)}",
+        f"{who} 粉丝 {c.followers:,}：{excerpt(c.text)}",
         f"情感 {c.sentiment:.2f}（{mood}） 严重度 {c.severity}",
     ]
     if c.reasons:
         lines.append("原因：" + "；".join(c.reasons))
     lines.append(f"微博 {c.post_id}（{'评论' if c.kind == 'comment' else '微博'}） "
                  f"转发 {c.reposts_count} 评论 {c.comments_count}")
-    return lines
+    if " " in who:  # the title's short form ends at the author line's first space
+        who = who.split(" ")[0]
+    return who, lines
 
 
-def _who(clock: ReplyClock) -> str:
-    """``@name``: the title's short form of the author line."""
-    return _clock_author(clock).split(" ")[0]
+def _mention_body(clock: ReplyClock) -> list[str]:
+    return _mention_page(clock)[1]
 
 
 def new_mention(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:
     due = clock.created_at + sla.reply_within
-    title = f"[{clock.severity}] {clock.brand} 新提及 {_who(clock)}"
-    body = _mention_body(clock)
-    body.append(f"请在 {clock_time(due, tz)} 前公开回复（{format_duration(sla.reply_within)}规则）")
+    who, body = _mention_page(clock)
+    title = f"[{clock.severity}] {clock.brand} 新提及 {who}"
+    body.append(f"请在 {clock_time(due, tz)} 前公开回复（{_duration(sla.reply_within)}规则）")
     return title, "\n".join(body)
 
 
@@ -83,14 +89,21 @@ _OVERDUE = {
 def reply_overdue(clock: ReplyClock, alert_type: AlertType, sla: SlaConfig,
                   tz: tzinfo) -> tuple[str, str]:
     short, advice = _OVERDUE[alert_type]
-    due = clock.created_at + sla.reply_within
-    title = f"[{clock.severity}] {clock.brand} {short}：{_who(clock)}"
-    body = _mention_body(clock)
-    body.append(f"发布于 {clock_time(clock.created_at, tz)}，回复时限 {clock_time(due, tz)}；"
+    created = clock.created_at
+    due = created + sla.reply_within
+    who, body = _mention_page(clock)
+    title = f"[{clock.severity}] {clock.brand} {short}：{who}"
+    body.append(f"发布于 {clock_time(created, tz)}，回复时限 {clock_time(due, tz)}；"
                 f"{advice}")
     if clock.acked_by:
         body.append(f"已由 {clock.acked_by} 确认（确认不停止计时，只有公开回复才算）")
     return title, "\n".join(body)
+
+
+@lru_cache(maxsize=64)
+def _duration(seconds: float) -> str:
+    """``format_duration`` of a configured span: a handful of values, one per page."""
+    return format_duration(seconds)
 
 
 def not_public(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:

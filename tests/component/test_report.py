@@ -135,3 +135,32 @@ def test_compare_shows_what_a_looser_sla_would_have_sent(
     assert main(["compare", str(replayed / "a.toml"), str(replayed / "b.toml"),
                  str(replayed / "feed.jsonl")]) == 0
     assert "reply.breach" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["report-process", "in-process"])
+def test_a_broken_report_is_logged_once_and_the_replay_succeeds(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+    import asyncio
+    import multiprocessing
+
+    from monitor import report as report_mod
+    from monitor.replay import replay
+
+    def broken(*_a: object, **_k: object) -> Path:
+        raise RuntimeError("no matplotlib today")
+
+    monkeypatch.setattr(report_mod, "write_report", broken)  # the forked worker sees it too
+    if not fork:  # a platform without fork: the report is rendered in this process
+        monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in feed_lines()),
+                    encoding="utf-8")
+    (tmp_path / "a.toml").write_text(CONFIG.format(reply_within="5m", official=OFFICIAL),
+                                     encoding="utf-8")
+    out = tmp_path / "out"
+    with structlog.testing.capture_logs() as logs:
+        result = asyncio.run(replay(load_config(tmp_path / "a.toml"), [feed], out))
+    failed = [e for e in logs if e["event"] == "replay report not written"]
+    assert [e["error"] for e in failed] == ["RuntimeError: no matplotlib today"]
+    assert result.alerts and (out / "alerts.jsonl").read_text(encoding="utf-8")
+    assert not (out / "report.html").exists()

@@ -166,3 +166,27 @@ def test_a_channels_queue_is_found_by_index_not_by_scanning_deliveries(tmp_path:
                  ("SELECT alert_id FROM deliveries WHERE channel = ? AND state = 'pending' "
                   "AND next_try <= ?", ("mqtt", 1.0)))]
     assert all("deliveries_channel" in p for p in plans), plans
+
+
+def test_an_exclusive_store_skips_lookups_but_still_drops_stored_alerts(tmp_path: Path) -> None:
+    """``Store(exclusive=True)`` (the replay's) looks up only ids it buffered before; a
+    rolled-back or undone alert is still recorded when raised again, a stored one is not."""
+    store = Store(tmp_path / "state.db", exclusive=True)
+    first, again, later = alerts(3)
+    store.begin()
+    assert store.add_alerts([first]) == [first]
+    store.rollback()  # never stored: raised again, it is new
+    store.begin()
+    mark = store.mark()
+    assert store.add_alerts([first]) == [first]
+    store.undo(mark)
+    assert store.add_alerts([first, again]) == [first, again]
+    assert store.add_alerts([first]) == []  # buffered in this transaction
+    store.commit()
+    assert store.add_alerts([again, later]) == [later]  # stored before
+    assert [a.id for a in store.alerts()] == [first.id, again.id, later.id]
+    store.close()
+    reopened = Store(tmp_path / "state.db", exclusive=True)  # not empty: every id looked up
+    assert reopened._seen_ids is None
+    assert reopened.add_alerts([first]) == []
+    reopened.close()
