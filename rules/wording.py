@@ -50,21 +50,19 @@ def _clock_author(clock: ReplyClock) -> str:
 def _mention_page(clock: ReplyClock) -> tuple[str, list[str]]:
     """``@name`` for the title (the author line up to its first space) and the body lines
     every mention page opens with, built together: a replay words ~50,000 of these pages,
-    and both start from the author's name."""
+    and both start from the author line."""
     c = clock
-    who = f"@{c.author_name or c.author_id}{'（认证）' if c.verified else ''}"
+    author = _clock_author(c)
     mood = "负面" if c.negative else "非负面"
     lines = [
-        f"{who} 粉丝 {c.followers:,}：{excerpt(c.text)}",
+        f"{author}：{excerpt(c.text)}",
         f"情感 {c.sentiment:.2f}（{mood}） 严重度 {c.severity}",
     ]
     if c.reasons:
         lines.append("原因：" + "；".join(c.reasons))
     lines.append(f"微博 {c.post_id}（{'评论' if c.kind == 'comment' else '微博'}） "
                  f"转发 {c.reposts_count} 评论 {c.comments_count}")
-    if " " in who:  # the title's short form ends at the author line's first space
-        who = who.split(" ")[0]
-    return who, lines
+    return author.split(" ", 1)[0], lines
 
 
 def _mention_body(clock: ReplyClock) -> list[str]:
