@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo
@@ -75,6 +75,10 @@ class Alert:
     post_id: str | None = None
     incident_id: str | None = None
     recipients: tuple[str, ...] = ()
+    _json: tuple[tzinfo, str] | None = field(default=None, init=False, repr=False,
+                                            compare=False)
+    """The last ``to_json`` and its zone: the store, the alert log and the replay's
+    ``alerts.jsonl`` all write the same line."""
 
     def with_recipients(self, recipients: tuple[str, ...]) -> Alert:
         """The same alert addressed to ``recipients`` (the router's job)."""
@@ -102,7 +106,12 @@ class Alert:
 
     def to_json(self, tz: tzinfo = DEFAULT_TZ) -> str:
         """One line of ``alerts.jsonl`` (UTF-8, Chinese kept readable)."""
-        return record_json(self.to_record(tz))
+        cached = self._json
+        if cached is not None and cached[0] is tz:
+            return cached[1]
+        line = record_json(self.to_record(tz))
+        object.__setattr__(self, "_json", (tz, line))
+        return line
 
     @classmethod
     def from_record(cls, rec: dict[str, object]) -> Alert:

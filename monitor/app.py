@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alerts.oncall import OnCall
 from alerts.router import Router
 from monitor.config import Config, ConfigError
+from monitor.model import Post
 from monitor.pipeline import Pipeline
 from monitor.store import Store
 from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
-from rules.scoring import Scorer, load_tiers
+from rules.matching import BrandMatcher
+from rules.scoring import Assessment, Scorer, assess_posts, load_tiers
 from rules.sentiment import load_sentiment
 from rules.severity import SeverityPolicy
 
@@ -40,6 +43,13 @@ def build_scorer(config: Config) -> Scorer:
     sentiment = load_sentiment(sc.model, model_path, words)
     policy = SeverityPolicy(influential_followers=config.crisis.influential_followers)
     return Scorer(sentiment, lexicon, sc.negative_below, policy, tiers)
+
+
+def default_assessor(config: Config) -> Callable[[Sequence[Post]], dict[str, Assessment]]:
+    """The pipeline's matching and scoring as ``build_pipeline`` wires them, on their own
+    (for the replay's feed reader, which does that work in its own process)."""
+    matcher, scorer = BrandMatcher(config.brands), build_scorer(config)
+    return functools.partial(assess_posts, matcher=matcher, scorer=scorer)
 
 
 def build_argument_lexicon(config: Config) -> Lexicon:

@@ -57,6 +57,19 @@ def open_text(path: Path) -> IO[str]:
 def iter_feed(path: Path, stats: FeedStats) -> Iterator[Event]:
     """Yield the events of one feed file in file order, recording bad lines in ``stats``."""
     name = str(path)
+    for lineno, line in feed_lines(path, stats):
+        parsed = parse_line(line, name, lineno, f"{path.name}:{lineno}")
+        if isinstance(parsed, BadLine):
+            stats.bad.append(parsed)
+            continue
+        stats.events += 1
+        yield parsed
+
+
+def feed_lines(path: Path, stats: FeedStats) -> Iterator[tuple[int, bytes]]:
+    """The non-blank lines of one feed file with their line numbers, counted in
+    ``stats.lines``; an unreadable (truncated or corrupt gzip) rest is a bad line."""
+    name = str(path)
     with path.open("rb") as raw:
         stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
         lineno = 0
@@ -72,24 +85,23 @@ def iter_feed(path: Path, stats: FeedStats) -> Iterator[Event]:
             if not line.strip():
                 continue
             stats.lines += 1
-            try:
-                obj = _decoder.decode(line)
-            except msgspec.DecodeError as exc:
-                stats.bad.append(BadLine(name, lineno, f"not valid JSON ({exc})"))
-                continue
-            except UnicodeDecodeError:
-                stats.bad.append(BadLine(name, lineno, "not valid UTF-8"))
-                continue
-            except RecursionError:  # msgspec's answer to [[[[...]]]] thousands deep
-                stats.bad.append(BadLine(name, lineno, "not valid JSON (nested too deeply)"))
-                continue
-            try:
-                event = to_event(obj, source=f"{path.name}:{lineno}")
-            except BadInput as exc:
-                stats.bad.append(BadLine(name, lineno, str(exc)))
-                continue
-            stats.events += 1
-            yield event
+            yield lineno, line
+
+
+def parse_line(line: bytes, name: str, lineno: int, source: str) -> Event | BadLine:
+    """One feed line as an event, or why it is bad (``name``:``lineno`` in the report)."""
+    try:
+        obj = _decoder.decode(line)
+    except msgspec.DecodeError as exc:
+        return BadLine(name, lineno, f"not valid JSON ({exc})")
+    except UnicodeDecodeError:
+        return BadLine(name, lineno, "not valid UTF-8")
+    except RecursionError:  # msgspec's answer to [[[[...]]]] thousands deep
+        return BadLine(name, lineno, "not valid JSON (nested too deeply)")
+    try:
+        return to_event(obj, source=source)
+    except BadInput as exc:
+        return BadLine(name, lineno, str(exc))
 
 
 def read_feeds(paths: Iterable[Path], stats: FeedStats) -> list[Event]:

@@ -8,7 +8,7 @@ stored and returns only the alerts that never made it into the store.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -25,8 +25,8 @@ from monitor.store import CountsSeen, Store, StoredEvent
 from rules.crisis import Incident
 from rules.engine import EscalationEngine
 from rules.lexicon import Lexicon
-from rules.matching import BrandMatch, BrandMatcher
-from rules.scoring import Scorer
+from rules.matching import BrandMatcher
+from rules.scoring import Assessment, Scorer, assess_posts
 
 log = structlog.get_logger(__name__)
 
@@ -79,34 +79,29 @@ class Pipeline:
         self.stats = PipelineStats()
         self.audit = AuditLog(store.db)
         store.on_flush.append(self._flush_projections)
-        # Brand matches and sentiment worked out ahead by ``prepare``, by post id.
-        self._matched: dict[str, tuple[list[BrandMatch], float | None]] = {}
+        # Brand matches and scores worked out ahead by ``prepare``, by post id.
+        self._matched: dict[str, Assessment | None] = {}
         self.owns: Callable[[str], bool] = lambda _brand: True
         """Whether this instance records (and so sends) a brand's alerts: always, unless
         several instances share the work (``monitor.cluster``: the brand's lease holder)."""
 
-    def prepare(self, events: Sequence[StoredEvent]) -> None:
+    def prepare(self, events: Sequence[StoredEvent],
+                assessed: Mapping[str, Assessment] | None = None) -> None:
         """Match and score the posts among ``events`` ahead of handling them, as one batch.
 
         Optional: ``handle`` works without it. Sentiment scoring costs ~30 µs a text in a
         batch but ~500 µs alone (numpy call overhead), so callers holding a batch of events
         (replay, a fetched page) call this first. Matching and scoring are pure functions
-        of the post, so the outcome is exactly that of handling the events one by one.
+        of the post (``assess_posts``), so the outcome is exactly that of handling the
+        events one by one. ``assessed``: that work done already (by the replay's feed
+        reader, in its own process) for these posts, or more; a post not in it names no
+        brand.
         """
-        self._matched.clear()
         self.store.expect(events)  # one dedupe query for the lot, not one per event
-        texts: list[str] = []
-        keys: list[str] = []
-        for event in events:
-            if isinstance(event, Post) and event.id not in self._matched:
-                matches = self.matcher.match(event.text, event.author.id)
-                self._matched[event.id] = (matches, None)
-                if matches:
-                    texts.append(event.text)
-                    keys.append(event.id)
-        if texts:
-            for key, p in zip(keys, self.scorer.score_many(texts), strict=True):
-                self._matched[key] = (self._matched[key][0], p)
+        posts = [e for e in events if isinstance(e, Post)]
+        if assessed is None:
+            assessed = assess_posts(posts, self.matcher, self.scorer)
+        self._matched = {post.id: assessed.get(post.id) for post in posts}
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: Event, now: float) -> list[Alert]:
@@ -245,14 +240,15 @@ class Pipeline:
             self.stats.official += 1
             terms = tuple(t.term for t in self.argument.find(post.text)) if post.targets else ()
             out.extend(self.engine.on_official(post, brand, terms, now))
+        prepared = post.id in self._matched
         ready = self._matched.pop(post.id, None)
-        if ready is None:
-            matches, p = self.matcher.match(post.text, post.author.id), None
-        else:
-            matches, p = ready
+        if prepared:
+            matches = [] if ready is None else ready[0]
+        else:  # as ``assess_posts`` would, one post
+            matches = self.matcher.match(post.text, post.author.id)
         if matches:
             bind_contextvars(brand=",".join(m.brand for m in matches))
-            score = self.scorer.score(post, p)
+            score = ready[1] if ready is not None else self.scorer.score(post)
             pure = is_pure_repost(post) or (post.reposts_id is not None
                                             and own_words(post.text) in ("", "转发微博"))
             for match in matches:

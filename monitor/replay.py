@@ -9,26 +9,27 @@ byte-identical ``alerts.jsonl``.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import json
 import math
-import multiprocessing
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from alerts.record import Alert, format_instant, record_json
-from monitor.app import build_pipeline
+from alerts.record import Alert, format_instant
+from monitor import workers
+from monitor.app import build_pipeline, default_assessor
 from monitor.clock import SimClock
 from monitor.config import Config
-from monitor.feed import FeedStats, read_feeds
-from monitor.model import Event
+from monitor.feed import FeedStats
+from monitor.feedstream import FeedReader
 from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
 
@@ -75,44 +76,40 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     # Forked first, while this process is small: it imports matplotlib during the replay.
     reporter = ReportWorker(config)
+    stats = FeedStats()
+    # Reads ahead on the second core, and matches and scores there what it read; with a
+    # pipeline of the caller's, the pipeline does its own matching and scoring.
+    reader = FeedReader(feeds, stats, batch=PREPARE_EVERY, assessor=None
+                        if pipeline_factory else functools.partial(default_assessor, config))
     try:
         state = out_dir / "state.db"
         for suffix in ("", "-wal", "-shm"):
             (out_dir / f"state.db{suffix}").unlink(missing_ok=True)
-        stats = FeedStats()
-        events = read_feeds(feeds, stats)
-        read_s = time.perf_counter() - started
         # Created just now and rebuilt on every run: no one else's alerts in it (no lookup
         # per new alert id), and nothing a power loss could lose that a rerun would not
         # rebuild (no fsyncs: ~1 s of the commits of a 100,000-post day).
         store = Store(state, exclusive=True, durable=False)
         pipeline = (pipeline_factory(store) if pipeline_factory
                     else build_pipeline(config, store))
-        # The events and the models live to the end: keep the garbage collector from
-        # walking them again in every collection (~20 % of a 100,000-post replay). Nothing
-        # is kept alive by this; it only narrows what the cycle collector looks at.
-        gc.freeze()
         try:
-            result = await _run(config, events, stats, store, pipeline, out_dir, speed,
-                                until, on_alert, progress, started, reporter)
-            result.stage_seconds["read"] = read_s
-            result.stage_seconds["pipeline"] = result.seconds - read_s
-            return result
+            return await _run(config, reader, stats, store, pipeline, out_dir, speed,
+                              until, on_alert, progress, started, reporter)
         finally:
             gc.unfreeze()
     finally:
+        reader.close()
         reporter.close()
 
 
-async def _run(config: Config, events: list[Event], stats: FeedStats, store: Store,
+async def _run(config: Config, reader: FeedReader, stats: FeedStats, store: Store,
                pipeline: Pipeline, out_dir: Path, speed: float | None, until: float | None,
                on_alert: Callable[[Alert], None] | None,
                progress: Callable[[int, int], None] | None, started: float,
                reporter: ReportWorker) -> ReplayResult:
     result = ReplayResult(out_dir=out_dir, feed=stats)
-    clock = SimClock(events[0].created_at if events else 0.0)
-    result.clock_start = clock.now() if events else None
-    wall0, sim0 = time.monotonic(), clock.now()
+    clock: SimClock | None = None
+    wall0 = sim0 = 0.0
+    waited = 0.0  # for the reader: the read stage, as far as it held the replay up
 
     async def pace(t: float) -> None:
         if speed is not None:
@@ -127,38 +124,63 @@ async def _run(config: Config, events: list[Event], stats: FeedStats, store: Sto
                 on_alert(a)
 
     store.begin()
-    for i, event in enumerate(events):
-        if until is not None and event.created_at > until:
+    i = 0
+    stopped = False
+    chunks = iter(reader)
+    while True:
+        t0 = time.perf_counter()
+        chunk, assessed = next(chunks, (None, None))
+        waited += time.perf_counter() - t0
+        if chunk is None:
             break
-        if i % PREPARE_EVERY == 0:  # match and score the next events in one batch
-            pipeline.prepare(events[i:i + PREPARE_EVERY])
-        if speed is not None:
-            # Deadlines between two lines fall due in (scaled) real time, not in a heap.
-            while (due := pipeline.engine.next_due()) is not None and due < event.created_at:
-                await pace(due)
-                clock.advance_to(due)
-                emit(pipeline.tick(due))
-            await pace(event.created_at)
-        clock.advance_to(event.created_at)
-        emit(pipeline.handle(event, clock.now()))
-        if progress is not None and i % 1000 == 999:
-            progress(i + 1, len(events))
-        if i % COMMIT_EVERY == COMMIT_EVERY - 1:
-            store.commit()
-            store.begin()
-            await asyncio.sleep(0)  # let signals and progress output through
-    end = until if until is not None else math.inf
-    while (due := pipeline.engine.next_due()) is not None and due <= end:
-        await pace(due)
-        clock.advance_to(due)
-        emit(pipeline.tick(due))
-    if until is not None:
-        clock.advance_to(until)
-    result.clock_end = clock.now() if events else None
+        if stopped:
+            continue  # past ``until``: read on only for the feed's counts
+        if clock is None:
+            clock = SimClock(chunk[0].created_at)
+            wall0, sim0 = time.monotonic(), clock.now()
+            result.clock_start = sim0
+        for j, event in enumerate(chunk):
+            if until is not None and event.created_at > until:
+                stopped = True
+                break
+            if j % PREPARE_EVERY == 0:  # match and score the next events in one batch
+                pipeline.prepare(chunk[j:j + PREPARE_EVERY],
+                                 None if assessed is None else assessed[j // PREPARE_EVERY])
+            if speed is not None:
+                # Deadlines between two lines fall due in (scaled) real time, not in a heap.
+                while (due := pipeline.engine.next_due()) is not None and due < event.created_at:
+                    await pace(due)
+                    clock.advance_to(due)
+                    emit(pipeline.tick(due))
+                await pace(event.created_at)
+            clock.advance_to(event.created_at)
+            emit(pipeline.handle(event, clock.now()))
+            i += 1
+            if progress is not None and i % 1000 == 0:
+                progress(i, max(i, reader.expected or 0))
+            if i % COMMIT_EVERY == 0:
+                store.commit()
+                store.begin()
+                # What is in memory now mostly stays to the end (the engine's clocks, the
+                # alerts): keep the cycle collector from walking it in every collection
+                # (~20 % of a 100,000-post replay). It only narrows what is looked at.
+                gc.freeze()
+                await asyncio.sleep(0)  # let signals and progress output through
+    if clock is not None:
+        end = until if until is not None else math.inf
+        while (due := pipeline.engine.next_due()) is not None and due <= end:
+            await pace(due)
+            clock.advance_to(due)
+            emit(pipeline.tick(due))
+        if until is not None:
+            clock.advance_to(until)
+        result.clock_end = clock.now()
     if progress is not None:
-        progress(len(events), len(events))
+        progress(i, i)
     store.commit()
     result.seconds = time.perf_counter() - started
+    result.stage_seconds["read"] = waited
+    result.stage_seconds["pipeline"] = result.seconds - waited
     write_outputs(config, pipeline, result, reporter)
     result.stage_seconds["outputs"] = (time.perf_counter() - started - result.seconds
                                        - result.stage_seconds.get("report", 0.0))
@@ -174,7 +196,6 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     tz = config.tz
     out = result.out_dir
     # Every record first, so the report process can render while the files are written.
-    alert_recs = [alert.to_record(tz) for alert in result.alerts]
     sla = config.sla.reply_within
     replied_in_time = 0
     needing = 0
@@ -229,13 +250,17 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     }
     # The analyst report reads the same records; handing them over saves reading the
     # files just written back in (~40 % of its time on a 100,000-post day).
-    records = (mention_recs, incidents, alert_recs, report)
+    # Of the alerts, only what the report reads (``REPORT_ALERT_FIELDS``), unformatted:
+    # the report process formats the times (sent whole, the 51,546 alerts of a
+    # 100,000-post day took ~0.7 s to build, send and unpickle).
+    slim = [(alert.type.value, alert.at, alert.incident_id) for alert in result.alerts]
     t0 = time.perf_counter()
     if reporter is not None:
-        reporter.submit(out, records)
+        reporter.submit(out, (mention_recs, incidents, slim, report))
     report_s = time.perf_counter() - t0
     with (out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
-        fh.writelines(record_json(rec) + "\n" for rec in alert_recs)
+        # The line the store wrote for each alert (cached on it), when the zones agree.
+        fh.writelines(alert.to_json(tz) + "\n" for alert in result.alerts)
     with (out / "mentions.jsonl").open("w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in mention_recs)
     with (out / "incidents.jsonl").open("w", encoding="utf-8") as fh:
@@ -244,11 +269,22 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
                                      encoding="utf-8")
     t0 = time.perf_counter()
-    if reporter is not None:
-        reporter.finish(out, records)
-    else:
-        write_analyst_report(config, out, records)
+    if reporter is None or not reporter.finish(out):
+        write_analyst_report(config, out, (mention_recs, incidents,
+                                           report_alerts(slim, tz), report))
     result.stage_seconds["report"] = report_s + time.perf_counter() - t0
+
+
+SlimAlert = tuple[str, float, str | None]
+"""An alert as the report reads it: type, ``at`` (epoch seconds), incident id."""
+REPORT_ALERT_FIELDS = ("type", "at", "incident_id")
+"""What ``monitor.report`` and ``monitor.plots`` read of an alert record."""
+
+
+def report_alerts(slim: list[SlimAlert], tz: tzinfo) -> list[dict[str, Any]]:
+    """The report's alert records, with the fields of ``alerts.jsonl`` that it reads."""
+    return [dict(zip(REPORT_ALERT_FIELDS, (kind, format_instant(at, tz), incident),
+                     strict=True)) for kind, at, incident in slim]
 
 
 def write_analyst_report(config: Config, out: Path,
@@ -264,13 +300,15 @@ def write_analyst_report(config: Config, out: Path,
         _report_failed(out, error)
 
 
-def _render_report(config: Config, out: Path, records: ReportRecords | None) -> str | None:
-    """Write the analyst report; None, or what went wrong (``Type: message``)."""
+def _render_report(config: Config, out: Path, records: ReportRecords | None,
+                   split: bool = False) -> str | None:
+    """Write the analyst report; None, or what went wrong (``Type: message``).
+    ``split``: in the report process, which draws on two cores once the replay is done."""
     from monitor.report import summarise, write_report
 
     try:
         summary = None if records is None else summarise(out, *records, config)
-        write_report(out, config, summary)
+        write_report(out, config, summary, split)
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -279,10 +317,6 @@ def _render_report(config: Config, out: Path, records: ReportRecords | None) -> 
 def _report_failed(out: Path, error: str) -> None:
     structlog.get_logger(__name__).error("replay report not written", out=str(out),
                                          error=error)
-
-
-REPORT_ALERT_FIELDS = ("type", "at", "incident_id")
-"""What ``monitor.report`` and ``monitor.plots`` read of an alert record."""
 
 
 class ReportWorker:
@@ -294,8 +328,8 @@ class ReportWorker:
     records and renders while the replay writes its JSONL files, and the replay waits
     for it (``finish``). Failures are reported as ``write_analyst_report`` reports them:
     logged once (by this process, so the replay's log handlers see it), the replay
-    succeeds. Where ``fork`` is unavailable (or fails), the report is rendered in-process
-    by ``finish``, as before.
+    succeeds. Where ``fork`` is unavailable (or fails), ``finish`` says so, and the replay
+    renders the report itself.
     """
 
     def __init__(self, config: Config) -> None:
@@ -303,40 +337,28 @@ class ReportWorker:
         self._proc: Any = None
         self._conn: Any = None
         self._sent = False
-        if "fork" not in multiprocessing.get_all_start_methods():
-            return
-        ctx = multiprocessing.get_context("fork")
-        try:
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=_report_process, args=(config, child, parent),
-                               name="crisismon-report", daemon=True)
-            proc.start()
-        except OSError:
-            return  # no process to spare: render in this one at the end
-        child.close()
-        self._proc, self._conn = proc, parent
+        started = workers.start(_report_process, config, name="crisismon-report")
+        if started is not None:  # else: render in this process at the end
+            self._proc, self._conn = started
 
-    def submit(self, out: Path, records: ReportRecords) -> None:
-        """Hand the records over; the worker renders while the caller goes on."""
+    def submit(self, out: Path, records: tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                               list[SlimAlert], dict[str, Any]]) -> None:
+        """Hand the records over (alerts slim); the worker renders while the caller goes on."""
         if self._conn is None:
             return
-        mentions, incidents, alerts, run = records
-        # Sent whole, a 100,000-post day's records took ~0.7 s to send and unpickle (~0.5 s
-        # with the 51,546 alerts cut down); the report reads only these fields of them.
-        slim = [{k: a[k] for k in REPORT_ALERT_FIELDS} for a in alerts]
         try:
-            self._conn.send((out, (mentions, incidents, slim, run)))
+            self._conn.send((out, records))
             self._sent = True
         except Exception:  # the worker is gone, or the send failed: ``finish`` says so
             pass
 
-    def finish(self, out: Path, records: ReportRecords) -> None:
-        """Wait for the report; log once if it could not be written."""
+    def finish(self, out: Path) -> bool:
+        """Wait for the report and log once if it could not be written; False if there is
+        no worker, and the caller should render the report itself."""
         if self._proc is None:
-            write_analyst_report(self.config, out, records)
-            return
+            return False
         if self._conn is None:
-            return  # already reported as failed
+            return True  # already reported as failed
         error: str | None
         try:
             if not self._sent:
@@ -350,6 +372,7 @@ class ReportWorker:
         self._sent = False
         if error is not None:
             _report_failed(out, error)
+        return True
 
     def close(self) -> None:
         """End the worker (it exits when its pipe closes) and reap it."""
@@ -364,18 +387,8 @@ class ReportWorker:
         self._proc.join()
 
 
-def _report_process(config: Config, conn: Any, parent_end: Any) -> None:
+def _report_process(conn: Any, config: Config) -> None:
     """The forked report worker: warm matplotlib up, render one report, answer."""
-    parent_end.close()  # so that the replay's end (or death) reads as EOF here
-    # Signals are the replay's to handle: Ctrl-C reaches the whole process group, and the
-    # worker ends when the replay closes the pipe. An inherited asyncio wakeup fd would
-    # pass this process's signals to the replay's event loop.
-    try:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        signal.set_wakeup_fd(-1)
-    except ValueError:
-        pass  # not the main thread: nothing of the replay's was installed here
     try:
         from monitor.plots import warm_up
 
@@ -383,8 +396,8 @@ def _report_process(config: Config, conn: Any, parent_end: Any) -> None:
     except Exception:
         pass  # rendering will fail the same way and report it
     try:
-        out, records = conn.recv()
+        out, (mentions, incidents, slim, run) = conn.recv()
     except (EOFError, OSError):
         return  # the replay ended without a report (it failed, or was interrupted)
-    conn.send(_render_report(config, out, records))
-
+    records = (mentions, incidents, report_alerts(slim, config.tz), run)
+    conn.send(_render_report(config, out, records, split=True))

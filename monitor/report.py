@@ -314,14 +314,15 @@ def render_html(summary: Summary, plots: list[Path]) -> str:
 
 
 def write_report(out_dir: Path, config: Config | None = None,
-                 summary: Summary | None = None) -> Path:
+                 summary: Summary | None = None, split: bool = False) -> Path:
     """Write the PNG plots and ``report.html`` into a replay folder; returns the page.
-    ``summary``: of the folder's files, when the caller holds it already."""
+    ``summary``: of the folder's files, when the caller holds it already; ``split``: draw
+    the incident plots in a second process meanwhile (``monitor.plots.write_plots``)."""
     from monitor.plots import write_plots
 
     if summary is None:
         summary = load_summary(out_dir, config)
-    plots = write_plots(summary, out_dir)
+    plots = write_plots(summary, out_dir, split)
     page = out_dir / "report.html"
     page.write_text(render_html(summary, plots), encoding="utf-8")
     return page

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from monitor.model import Author, Post, Score
 from rules.lexicon import Lexicon
+from rules.matching import BrandMatch, BrandMatcher
 from rules.sentiment import SentimentModel
 from rules.severity import SeverityPolicy, Tier, assess
 
@@ -58,6 +59,33 @@ class Scorer:
         return Score(sentiment=round(p, 4), negative=negative, severity=verdict.severity,
                      terms=tuple(t.term for t in found), danger=danger_hit,
                      reasons=verdict.reasons)
+
+
+Assessment = tuple[list[BrandMatch], Score]
+"""A post that names a brand: the brands it is about, and its score."""
+
+
+def assess_posts(posts: Sequence[Post], matcher: BrandMatcher,
+                 scorer: Scorer) -> dict[str, Assessment]:
+    """The posts among ``posts`` that mention a brand, assessed, by post id (the first
+    post of an id counts). Pure: the same posts give the same answer in any process.
+
+    Sentiment is scored as one batch (~30 µs a text, against ~500 µs alone).
+    """
+    found: dict[str, tuple[Post, list[BrandMatch]]] = {}
+    seen: set[str] = set()
+    for post in posts:
+        if post.id in seen:
+            continue
+        seen.add(post.id)
+        matches = matcher.match(post.text, post.author.id)
+        if matches:
+            found[post.id] = (post, matches)
+    if not found:
+        return {}
+    ps = scorer.score_many([post.text for post, _ in found.values()])
+    return {pid: (matches, scorer.score(post, p))
+            for (pid, (post, matches)), p in zip(found.items(), ps, strict=True)}
 
 
 def load_tiers(path: Path) -> dict[str, Tier]:

@@ -177,6 +177,23 @@ def test_bad_lines_are_reported_and_the_rest_replays(tmp_path: Path) -> None:
     assert report["skipped_lines"] == 2 and report["events"] == len(lines)
 
 
+def test_without_fork_the_replay_writes_the_same_files(sample_out: Path, tmp_path: Path,
+                                                       config: Config,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    from monitor.replay import replay
+
+    # No second process: the feed is read, matched and scored in this one, and the report
+    # rendered here too.
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    result = asyncio.run(replay(config, [SAMPLE], tmp_path))
+    assert result.feed.events == 303
+    for name in ("alerts.jsonl", "mentions.jsonl", "incidents.jsonl"):
+        assert (tmp_path / name).read_bytes() == (sample_out / name).read_bytes(), name
+    assert (tmp_path / "report.html").exists()
+
+
 def test_missing_feed_is_a_usage_error(tmp_path: Path) -> None:
     run = crisismon("replay", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path))
     assert run.returncode == 2 and "no such feed file" in run.stderr

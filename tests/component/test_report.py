@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -164,3 +165,35 @@ def test_a_broken_report_is_logged_once_and_the_replay_succeeds(
     assert [e["error"] for e in failed] == ["RuntimeError: no matplotlib today"]
     assert result.alerts and (out / "alerts.jsonl").read_text(encoding="utf-8")
     assert not (out / "report.html").exists()
+
+
+@pytest.mark.parametrize("trouble", ["none", "no fork", "the copy fails"])
+def test_plots_drawn_on_two_cores_are_all_drawn(replayed: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                trouble: str) -> None:
+    from monitor import plots
+
+    summary = load_summary(replayed / "out", load_config(replayed / "a.toml"))
+    parent = os.getpid()
+    drawn_here: list[str] = []
+    reply_times = plots.plot_reply_times
+
+    def watched(plt: object, s: object, path: Path) -> None:
+        if os.getpid() != parent and trouble == "the copy fails":
+            raise RuntimeError("the forked copy breaks")
+        if os.getpid() == parent:
+            drawn_here.append(path.name)
+        reply_times(plt, s, path)
+
+    monkeypatch.setattr(plots, "plot_reply_times", watched)
+    if trouble == "no fork":
+        def no_fork() -> int:
+            raise OSError("no process to spare")
+        monkeypatch.setattr(os, "fork", no_fork)
+    paths = plots.write_plots(summary, tmp_path, split=True)
+    incident = summary.incidents[0].record["id"]
+    assert [p.name for p in paths] == ["mentions_per_hour.png", "reply_times.png",
+                                       "sla_compliance.png", f"incident_{incident}.png"]
+    assert all(p.read_bytes().startswith(PNG) for p in paths)
+    # Drawn by the copy unless it could not be made or failed; then here, once.
+    assert drawn_here == ([] if trouble == "none" else ["reply_times.png"])

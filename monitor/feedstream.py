@@ -1,0 +1,242 @@
+"""Feeds read by a second process while the replay handles the events already read.
+
+``read_feeds`` reads and normalises a whole day before its first event is handled (~4 s of
+the 100,000-post day in ``bench/replay_throughput.py``), because the events are replayed in
+time order and a file's last line may be its earliest. ``FeedReader`` gives the same events
+in the same order, in chunks, while it is still reading:
+
+1. a first pass reads every line and only its ``created_at`` (a typed decode that skips the
+   rest of the line: ~0.5 µs a line), and sorts the lines as ``read_feeds`` sorts the
+   events: by time, then file, then line;
+2. a second pass parses and normalises the lines in that order and hands them over a
+   chunk at a time.
+
+In a forked process (``monitor.workers``) the second pass runs beside the replay, on the
+second core; the chunks cross the pipe as msgpack (``msgspec`` decodes a chunk straight
+into the ``Post``/``Action`` dataclasses, ~5x cheaper than unpickling them). Given an
+``assessor``, the reader also does the pipeline's pure work on each chunk there: brand
+matching and scoring (``rules.scoring.assess_posts``), batch by batch as the replay's
+``Pipeline.prepare`` would, so the replay's process only stores and decides. Without
+``fork`` the same generator runs in-process (and the replay assesses the posts itself).
+
+A line whose time the first pass cannot read is bad (the parse needs that time too); it is
+parsed last, only for its reason. Bad lines end up in ``stats.bad`` in file and line order,
+as ``read_feeds`` records them; ``stats`` is complete once the last chunk is taken.
+"""
+
+from __future__ import annotations
+
+import gc
+import pickle
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from monitor import workers
+from monitor.feed import BadLine, FeedStats, feed_lines, parse_line
+from monitor.model import Action, Event, Post
+from monitor.normalise import BadInput, parse_time
+from rules.scoring import Assessment
+
+CHUNK = 2048
+"""Events per chunk: a multiple of the replay's prepare batch, so its batches fall exactly
+where they fall on a list of all events."""
+
+Assessor = Callable[[Sequence[Post]], dict[str, Assessment]]
+"""Brand matches and scores of the posts that mention a brand, by post id."""
+Assessed = list[dict[str, Assessment]]
+"""A chunk's assessments, one mapping per batch of ``batch`` events."""
+
+
+class _Timed(msgspec.Struct):
+    created_at: Any = None
+
+
+_time_decoder = msgspec.json.Decoder(_Timed)
+_CHUNK_TYPE = tuple[list[Post], list[tuple[int, Action]], Assessed | None]
+_encoder = msgspec.msgpack.Encoder()
+_chunk_decoder = msgspec.msgpack.Decoder(_CHUNK_TYPE)
+_TAG_CHUNK = b"C"
+_TAG_SORTED = b"S"  # then the number of lines with a time, in decimal
+_TAG_END = b"E"  # then a pickle: the FeedStats, or the exception that ended the reading
+
+
+def _line_time(line: bytes) -> float | None:
+    """``created_at`` of a line as ``to_event`` would read it; None if it has none."""
+    try:
+        value = _time_decoder.decode(line).created_at
+        return None if value is None else parse_time(value)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError, BadInput):
+        return None
+
+
+def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
+                   on_sorted: Callable[[int], None] | None = None) -> Iterator[list[Event]]:
+    """The events of ``paths`` in ``read_feeds`` order, ``chunk`` at a time.
+
+    ``on_sorted(n)`` is told, before the first chunk, how many lines have a time: the
+    events to come, but for lines that turn out bad.
+    """
+    files: list[list[tuple[int, bytes]]] = []
+    timed: list[tuple[float, int, int]] = []
+    untimed: list[tuple[int, int]] = []
+    bad: list[tuple[int, int, BadLine]] = []
+    for fi, path in enumerate(paths):
+        before = len(stats.bad)
+        rows = list(feed_lines(path, stats))
+        bad.extend((fi, b.line, b) for b in stats.bad[before:])  # an unreadable rest
+        for k, (_lineno, line) in enumerate(rows):
+            t = _line_time(line)
+            if t is None:
+                untimed.append((fi, k))
+            else:
+                timed.append((t, fi, k))
+        files.append(rows)
+    timed.sort()  # k grows with the line number: the order of read_feeds' sort + merge
+    if on_sorted is not None:
+        on_sorted(len(timed))
+    del stats.bad[len(stats.bad) - len(bad):]  # back, in order, with the parse errors
+    names = [str(p) for p in paths]
+    out: list[Event] = []
+    for t, fi, k in timed:
+        lineno, line = files[fi][k]
+        parsed = parse_line(line, names[fi], lineno, f"{paths[fi].name}:{lineno}")
+        if isinstance(parsed, BadLine):
+            bad.append((fi, lineno, parsed))
+            continue
+        if parsed.created_at != t:  # cannot happen: both read the same value
+            raise RuntimeError(f"{names[fi]}:{lineno}: time read twice differently")
+        stats.events += 1
+        out.append(parsed)
+        if len(out) == chunk:
+            yield out
+            out = []
+    for fi, k in untimed:
+        lineno, line = files[fi][k]
+        parsed = parse_line(line, names[fi], lineno, f"{paths[fi].name}:{lineno}")
+        if not isinstance(parsed, BadLine):  # cannot happen: no time, no event
+            raise RuntimeError(f"{names[fi]}:{lineno}: an event without a readable time")
+        bad.append((fi, lineno, parsed))
+    bad.sort(key=lambda b: (b[0], b[1]))
+    stats.bad.extend(b for _fi, _line, b in bad)
+    if out:
+        yield out
+
+
+class FeedReader:
+    """Iterate over the events of ``paths`` in time order, a chunk at a time, read ahead
+    by a forked process where there is one. ``stats`` is complete after the last chunk.
+
+    Each chunk comes with its assessments (``Assessed``) where the reader made them: in
+    a forked reader given ``assessor``, a function that builds (there) the assessor to
+    run on every ``batch`` events (from the second chunk on); else None.
+    """
+
+    def __init__(self, paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
+                 fork: bool = True, assessor: Callable[[], Assessor] | None = None,
+                 batch: int = 256) -> None:
+        if chunk % batch:
+            raise ValueError(f"chunk {chunk} is not a multiple of batch {batch}")
+        self.paths = list(paths)
+        self.stats = stats
+        self.chunk = chunk
+        self.expected: int | None = None
+        """Events to come (lines with a time), once the reader has sorted the lines."""
+        self._proc: Any = None
+        self._conn: Any = None
+        started = workers.start(_read_process, self.paths, chunk, assessor, batch,
+                                name="crisismon-feed", duplex=False) if fork else None
+        if started is not None:
+            self._proc, self._conn = started
+
+    def __iter__(self) -> Iterator[tuple[list[Event], Assessed | None]]:
+        if self._conn is None:
+            for events in ordered_chunks(self.paths, self.stats, self.chunk, self._sorted):
+                yield events, None
+            return
+        conn = self._conn
+        while True:
+            try:
+                msg = conn.recv_bytes()
+            except EOFError:
+                raise RuntimeError("the feed reader process ended early (exit code "
+                                   f"{self._proc.exitcode})") from None
+            if msg[:1] == _TAG_CHUNK:
+                posts, actions, assessed = _chunk_decoder.decode(memoryview(msg)[1:])
+                if not actions:
+                    yield posts, assessed  # type: ignore[misc]
+                    continue
+                events: list[Event] = list(posts)
+                for at, action in actions:
+                    events.insert(at, action)
+                yield events, assessed
+                continue
+            if msg[:1] == _TAG_SORTED:
+                self._sorted(int(msg[1:]))
+                continue
+            ended = pickle.loads(msg[1:])
+            if isinstance(ended, BaseException):
+                raise ended
+            self.stats.lines, self.stats.events = ended.lines, ended.events
+            self.stats.bad[:] = ended.bad
+            return
+
+    def _sorted(self, n: int) -> None:
+        self.expected = n
+
+    def close(self) -> None:
+        """Stop the reader (it ends on the closed pipe) and reap it."""
+        if self._proc is None:
+            return
+        self._conn.close()
+        self._proc.join(timeout=5)
+        if self._proc.is_alive():
+            self._proc.terminate()
+            self._proc.join()
+        self._proc = None
+
+
+def _read_process(conn: Any, paths: list[Path], chunk: int,
+                  assessor: Callable[[], Assessor] | None, batch: int) -> None:
+    """The forked reader: every chunk, then the stats (or the error that stopped it)."""
+    # A short-lived process that keeps every line it reads to its end, and makes no
+    # garbage cycles: the cycle collector would only walk the lines again and again.
+    gc.disable()
+    stats = FeedStats()
+    try:
+        assess: Assessor | None = None
+
+        def sorted_(n: int) -> None:
+            conn.send_bytes(_TAG_SORTED + str(n).encode())
+
+        for events in ordered_chunks(paths, stats, chunk, sorted_):
+            posts: list[Post] = []
+            actions: list[tuple[int, Action]] = []
+            for i, event in enumerate(events):
+                if isinstance(event, Post):
+                    posts.append(event)
+                else:
+                    actions.append((i, event))
+            assessed = None if assess is None else [
+                assess([e for e in events[j:j + batch] if isinstance(e, Post)])
+                for j in range(0, len(events), batch)]
+            conn.send_bytes(_TAG_CHUNK + _encoder.encode((posts, actions, assessed)))
+            if assess is None and assessor is not None:
+                # Loading the models takes ~0.4 s: the replay starts on the first chunk
+                # meanwhile (and assesses that one itself).
+                assess = assessor()
+        ended: object = stats
+    except (BrokenPipeError, ConnectionResetError):
+        return  # the replay stopped reading (it failed, or was interrupted)
+    except Exception as exc:  # handed to the replay, which raises it
+        ended = exc
+    try:
+        try:
+            end = pickle.dumps(ended)
+        except Exception:  # an exception that does not pickle
+            end = pickle.dumps(RuntimeError(f"feed reader: {ended!r}"))
+        conn.send_bytes(_TAG_END + end)
+    except (BrokenPipeError, ConnectionResetError):
+        pass

@@ -1,0 +1,51 @@
+"""Forked helper processes of a replay, which otherwise leaves the second core idle.
+
+The feed reader (``monitor.feedstream``) and the analyst report (``monitor.replay``) each run
+in one. Forked, not spawned: the child starts with the config (and, for the report, the
+imports) already in memory, at no start-up cost. Where ``fork`` is unavailable or fails,
+``start`` returns None and the caller does the work in-process.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from collections.abc import Callable
+from typing import Any
+
+
+def start(target: Callable[..., None], *args: Any, name: str,
+          duplex: bool = True) -> tuple[Any, Any] | None:
+    """Run ``target(conn, *args)`` in a forked process; return ``(process, conn)``, the
+    other end of its pipe (one-way, child to parent, unless ``duplex``), or None.
+
+    The child sees EOF on ``conn`` (or a broken pipe) once the parent closes its end or
+    dies, and ends on it.
+    """
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    ctx = multiprocessing.get_context("fork")
+    try:
+        parent, child = ctx.Pipe(duplex=duplex)
+        proc = ctx.Process(target=_enter, args=(target, child, parent, args), name=name,
+                           daemon=True)
+        proc.start()
+    except OSError:
+        return None  # no process to spare
+    child.close()
+    return proc, parent
+
+
+def _enter(target: Callable[..., None], conn: Any, parent_end: Any,
+           args: tuple[Any, ...]) -> None:
+    parent_end.close()  # so that the parent's end (or death) reads as EOF here
+    # Signals are the parent's to handle: Ctrl-C reaches the whole process group, and the
+    # worker ends when the parent closes the pipe. An inherited asyncio wakeup fd would
+    # pass this process's signals to the parent's event loop.
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.set_wakeup_fd(-1)
+    except ValueError:
+        pass  # not the main thread: nothing of the parent's was installed here
+    target(conn, *args)

@@ -1,0 +1,120 @@
+"""The replay's feed reader: the events, order, counts and bad lines of ``read_feeds``, in
+chunks, read in a forked process or in this one; and the assessments it makes there."""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import json
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from monitor.app import build_scorer, default_assessor
+from monitor.config import load_config
+from monitor.feed import FeedStats, read_feeds
+from monitor.feedstream import FeedReader
+from monitor.model import Event, Post
+from rules.matching import BrandMatcher
+from rules.scoring import assess_posts
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "seeds" / "feeds" / "sample_day.jsonl"
+
+
+def post(pid: int, at: str, text: str = "快书包不错") -> str:
+    return json.dumps({"id": pid, "created_at": at, "text": text,
+                       "user": {"id": 7, "screen_name": "a", "followers_count": 3}},
+                      ensure_ascii=False)
+
+
+def t(second: int) -> str:
+    return f"2026-05-20T10:00:{second:02d}+08:00"
+
+
+def awkward_feeds(tmp: Path) -> list[Path]:
+    """Out of order, ties within and across files, actions, blank lines, gzip, a truncated
+    gzip, and a bad line of every kind (with and without a readable time)."""
+    a = tmp / "a.jsonl"
+    a.write_text("\n".join([
+        post(1, t(30)), post(2, t(10)), "", "{oops", post(3, t(10)),
+        json.dumps({"action": "ack", "target": "1", "by": "x", "created_at": t(10)}),
+        json.dumps({"id": 4, "text": "no time", "user": {"id": 1}}),
+        json.dumps({"id": 5, "created_at": "yesterday", "text": "x", "user": {"id": 1}}),
+        json.dumps({"created_at": t(5), "text": "no id", "user": {"id": 1}}),
+        json.dumps([1, 2]), "[" * 3000 + "]" * 3000,
+        post(6, "Wed May 20 10:00:01 +0800 2026"), post(7, "1779242405"),
+    ]) + "\n", encoding="utf-8")
+    b = tmp / "b.jsonl.gz"
+    b.write_bytes(gzip.compress(("\n".join([
+        post(8, t(10)), post(9, t(0)), post(10, t(30), "快书包 ＫＵＡＩ &amp; 繁體")]) + "\n"
+    ).encode() + b'{"id": 11, "created_at": "' + t(1).encode() + b'", "text": "\xff"}\n'))
+    c = tmp / "c.jsonl.gz"
+    c.write_bytes(gzip.compress((post(12, t(2)) + "\n" + post(13, t(3)) + "\n").encode())[:-12])
+    return [a, b, c]
+
+
+def read_all(reader: FeedReader) -> list[Event]:
+    events: list[Event] = []
+    for chunk, _assessed in reader:
+        events.extend(chunk)
+    return events
+
+
+@pytest.mark.parametrize("fork", [True, False])
+def test_the_events_counts_and_bad_lines_of_read_feeds_in_chunks(tmp_path: Path,
+                                                                 fork: bool) -> None:
+    feeds = awkward_feeds(tmp_path)
+    want_stats = FeedStats()
+    want = read_feeds(feeds, want_stats)
+    assert len(want_stats.bad) >= 8 and len(want) >= 8  # the feed is as awkward as meant
+    stats = FeedStats()
+    reader = FeedReader(feeds, stats, chunk=4, batch=2, fork=fork)
+    try:
+        chunks = [chunk for chunk, _ in reader]
+    finally:
+        reader.close()
+    assert [len(c) for c in chunks[:-1]] == [4] * (len(chunks) - 1)
+    assert [e for c in chunks for e in c] == want
+    assert (stats.lines, stats.events, stats.bad) == \
+        (want_stats.lines, want_stats.events, want_stats.bad)
+    assert reader.expected is not None and reader.expected >= len(want)
+
+
+def test_the_forked_reader_assesses_each_batch_as_the_pipeline_would() -> None:
+    config = load_config(ROOT / "config.toml")
+    reader = FeedReader([SAMPLE], FeedStats(), chunk=64, batch=16,
+                        assessor=functools.partial(default_assessor, config))
+    matcher, scorer = BrandMatcher(config.brands), build_scorer(config)
+    mentions = 0
+    try:
+        for n, (chunk, assessed) in enumerate(reader):
+            if n == 0:
+                assert assessed is None  # the reader loads its models after the first
+                continue
+            assert assessed is not None and len(assessed) == -(-len(chunk) // 16)
+            for j, got in enumerate(assessed):
+                batch = [e for e in chunk[j * 16:(j + 1) * 16] if isinstance(e, Post)]
+                assert got == assess_posts(batch, matcher, scorer)
+                mentions += len(got)
+    finally:
+        reader.close()
+    assert mentions > 50
+
+
+def test_a_reader_that_fails_raises_its_error_here(tmp_path: Path) -> None:
+    reader = FeedReader([tmp_path], FeedStats())  # a folder, not a feed
+    with pytest.raises(IsADirectoryError):
+        read_all(reader)
+    reader.close()
+
+
+def test_closing_early_ends_the_reader(tmp_path: Path) -> None:
+    feed = tmp_path / "big.jsonl"
+    feed.write_text("".join(post(i, t(i % 60)) + "\n" for i in range(20_000)), encoding="utf-8")
+    reader = FeedReader([feed], FeedStats(), chunk=256)
+    first, _ = next(iter(reader))
+    assert len(first) == 256
+    reader.close()  # the reader is blocked on a full pipe: it must end all the same
+    assert not multiprocessing.active_children()
