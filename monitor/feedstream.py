@@ -26,9 +26,13 @@ as ``read_feeds`` records them; ``stats`` is complete once the last chunk is tak
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import pickle
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +42,16 @@ from monitor import workers
 from monitor.feed import BadLine, FeedStats, feed_lines, parse_line
 from monitor.model import Action, Event, Post
 from monitor.normalise import BadInput, parse_time
+from monitor.store import encode_event, event_key
 from rules.scoring import Assessment
 
 CHUNK = 2048
 """Events per chunk: a multiple of the replay's prepare batch, so its batches fall exactly
 where they fall on a list of all events."""
+
+UNASSESSED = 4
+"""Chunks the reader sends before it loads its models (it reads them in ~0.2 s; the replay
+takes ~0.6 s to handle them): the replay assesses these itself instead of waiting."""
 
 Assessor = Callable[[Sequence[Post]], dict[str, Assessment]]
 """Brand matches and scores of the posts that mention a brand, by post id."""
@@ -55,7 +64,8 @@ class _Timed(msgspec.Struct):
 
 
 _time_decoder = msgspec.json.Decoder(_Timed)
-_CHUNK_TYPE = tuple[list[Post], list[tuple[int, Action]], Assessed | None]
+_CHUNK_TYPE = tuple[list[Post], list[tuple[int, Action]], Assessed | None,
+                    dict[str, bytes]]
 _encoder = msgspec.msgpack.Encoder()
 _chunk_decoder = msgspec.msgpack.Decoder(_CHUNK_TYPE)
 _TAG_CHUNK = b"C"
@@ -125,13 +135,25 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
         yield out
 
 
+@dataclass(slots=True)
+class Chunk:
+    """Events in time order, and what a forked reader worked out for them."""
+
+    events: list[Event]
+    assessed: Assessed | None = None
+    """Brand matches and scores, per batch (see ``FeedReader``)."""
+    bodies: dict[str, bytes] | None = None
+    """Each event as the store keeps it, by event key (``Store.encoded``)."""
+
+
 class FeedReader:
     """Iterate over the events of ``paths`` in time order, a chunk at a time, read ahead
     by a forked process where there is one. ``stats`` is complete after the last chunk.
 
-    Each chunk comes with its assessments (``Assessed``) where the reader made them: in
-    a forked reader given ``assessor``, a function that builds (there) the assessor to
-    run on every ``batch`` events (from the second chunk on); else None.
+    A forked reader also encodes each event for the store (``Chunk.bodies``: ~3 µs an
+    event that the replay's process is spared) and, given ``assessor`` (a function that
+    builds the assessor there), assesses every ``batch`` events of each chunk after the
+    first ``UNASSESSED`` (``Chunk.assessed``).
     """
 
     def __init__(self, paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
@@ -151,10 +173,10 @@ class FeedReader:
         if started is not None:
             self._proc, self._conn = started
 
-    def __iter__(self) -> Iterator[tuple[list[Event], Assessed | None]]:
+    def __iter__(self) -> Iterator[Chunk]:
         if self._conn is None:
             for events in ordered_chunks(self.paths, self.stats, self.chunk, self._sorted):
-                yield events, None
+                yield Chunk(events)
             return
         conn = self._conn
         while True:
@@ -164,14 +186,13 @@ class FeedReader:
                 raise RuntimeError("the feed reader process ended early (exit code "
                                    f"{self._proc.exitcode})") from None
             if msg[:1] == _TAG_CHUNK:
-                posts, actions, assessed = _chunk_decoder.decode(memoryview(msg)[1:])
-                if not actions:
-                    yield posts, assessed  # type: ignore[misc]
-                    continue
-                events: list[Event] = list(posts)
-                for at, action in actions:
-                    events.insert(at, action)
-                yield events, assessed
+                posts, actions, assessed, bodies = _chunk_decoder.decode(memoryview(msg)[1:])
+                events: list[Event] = posts  # type: ignore[assignment]
+                if actions:
+                    events = list(posts)
+                    for at, action in actions:
+                        events.insert(at, action)
+                yield Chunk(events, assessed, bodies)
                 continue
             if msg[:1] == _TAG_SORTED:
                 self._sorted(int(msg[1:]))
@@ -198,6 +219,39 @@ class FeedReader:
         self._proc = None
 
 
+class _Sender:
+    """Sends the reader's messages from a thread, so the reader reads on while the replay
+    is busy with a chunk (a pipe holds 64 KB; a chunk is ~800 KB), up to ``ahead``
+    messages ahead of it."""
+
+    def __init__(self, conn: Any, ahead: int = 16) -> None:
+        self._conn = conn
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=ahead)
+        self._failed: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="feed-sender", daemon=True)
+        self._thread.start()
+
+    def send(self, msg: bytes) -> None:
+        """Queue ``msg``; raises the error that stopped the sending (the replay is gone)."""
+        if self._failed is not None:
+            raise self._failed
+        self._queue.put(msg)
+
+    def close(self) -> None:
+        """Send what is queued, then stop."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _run(self) -> None:
+        while (msg := self._queue.get()) is not None:
+            if self._failed is not None:
+                continue  # drained, so that ``send`` never blocks on a full queue
+            try:
+                self._conn.send_bytes(msg)
+            except OSError as exc:  # BrokenPipeError: the replay stopped reading
+                self._failed = exc
+
+
 def _read_process(conn: Any, paths: list[Path], chunk: int,
                   assessor: Callable[[], Assessor] | None, batch: int) -> None:
     """The forked reader: every chunk, then the stats (or the error that stopped it)."""
@@ -205,13 +259,14 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
     # garbage cycles: the cycle collector would only walk the lines again and again.
     gc.disable()
     stats = FeedStats()
+    sender = _Sender(conn)
     try:
         assess: Assessor | None = None
 
         def sorted_(n: int) -> None:
-            conn.send_bytes(_TAG_SORTED + str(n).encode())
+            sender.send(_TAG_SORTED + str(n).encode())
 
-        for events in ordered_chunks(paths, stats, chunk, sorted_):
+        for sent, events in enumerate(ordered_chunks(paths, stats, chunk, sorted_), 1):
             posts: list[Post] = []
             actions: list[tuple[int, Action]] = []
             for i, event in enumerate(events):
@@ -222,21 +277,26 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
             assessed = None if assess is None else [
                 assess([e for e in events[j:j + batch] if isinstance(e, Post)])
                 for j in range(0, len(events), batch)]
-            conn.send_bytes(_TAG_CHUNK + _encoder.encode((posts, actions, assessed)))
-            if assess is None and assessor is not None:
-                # Loading the models takes ~0.4 s: the replay starts on the first chunk
-                # meanwhile (and assesses that one itself).
+            bodies: dict[str, bytes] = {}
+            for event in events:  # the first of a key is the one the store may keep
+                bodies.setdefault(event_key(event), encode_event(event))
+            sender.send(_TAG_CHUNK + _encoder.encode((posts, actions, assessed, bodies)))
+            if assess is None and assessor is not None and sent == UNASSESSED:
+                # Loading the models takes ~0.4 s: the replay starts on the first chunks
+                # meanwhile (and assesses those itself).
                 assess = assessor()
         ended: object = stats
-    except (BrokenPipeError, ConnectionResetError):
-        return  # the replay stopped reading (it failed, or was interrupted)
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError | ConnectionResetError):
+            sender.close()
+            return  # the replay stopped reading (it failed, or was interrupted)
+        ended = exc
     except Exception as exc:  # handed to the replay, which raises it
         ended = exc
     try:
-        try:
-            end = pickle.dumps(ended)
-        except Exception:  # an exception that does not pickle
-            end = pickle.dumps(RuntimeError(f"feed reader: {ended!r}"))
-        conn.send_bytes(_TAG_END + end)
-    except (BrokenPipeError, ConnectionResetError):
-        pass
+        end = pickle.dumps(ended)
+    except Exception:  # an exception that does not pickle
+        end = pickle.dumps(RuntimeError(f"feed reader: {ended!r}"))
+    with contextlib.suppress(OSError):  # the replay is gone: no one to tell
+        sender.send(_TAG_END + end)
+    sender.close()

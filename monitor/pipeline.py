@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import structlog
-from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
@@ -22,6 +21,7 @@ from monitor.config import Config
 from monitor.model import Action, Event, Mention, Post
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
+from monitor.telemetry import enter_event, event_brand, leave_event
 from rules.crisis import Incident
 from rules.engine import EscalationEngine
 from rules.lexicon import Lexicon
@@ -120,7 +120,7 @@ class Pipeline:
                 return self.handle(event, now)
         due = self._record(self.engine.advance(cutoff(event, now), inclusive=False))
         # Every log line about this post carries its id and (once matched) its brand.
-        tokens = bind_contextvars(post_id=event.id, brand=None)
+        token = enter_event(event.id)
         mark = store.mark(savepoint=isinstance(event, Action))  # actions write the audit
         try:
             out = self._handle(event, now)
@@ -133,7 +133,7 @@ class Pipeline:
         else:
             store.release(mark)
         finally:
-            reset_contextvars(**tokens)
+            leave_event(token)
         if due:
             due.extend(out)
             return due
@@ -148,7 +148,7 @@ class Pipeline:
                 return self.apply_stored(event, seen_at)
         due = self._record(self.engine.advance(cutoff(event, seen_at), inclusive=False))
         post_id = getattr(event, "id", getattr(event, "post_id", None))
-        tokens = bind_contextvars(post_id=post_id, brand=None)
+        token = enter_event(post_id)
         mark = store.mark(savepoint=isinstance(event, Action))
         try:
             out = self._record(self._process(event, seen_at))
@@ -160,7 +160,7 @@ class Pipeline:
         else:
             store.release(mark)
         finally:
-            reset_contextvars(**tokens)
+            leave_event(token)
         return due + out
 
     def reset_engine(self) -> None:
@@ -199,12 +199,14 @@ class Pipeline:
         for seen_at, event in self.store.events():
             due = self.engine.advance(cutoff(event, seen_at), inclusive=False)
             post_id = getattr(event, "id", getattr(event, "post_id", "?"))
-            with structlog.contextvars.bound_contextvars(post_id=post_id, brand=None):
-                try:
-                    due += self._process(event, seen_at)
-                except Exception:  # as in handle(): one bad event must not stop the start
-                    self.stats.failed += 1
-                    log.exception("stored event skipped in rebuild", event_id=post_id)
+            token = enter_event(post_id)
+            try:
+                due += self._process(event, seen_at)
+            except Exception:  # as in handle(): one bad event must not stop the start
+                self.stats.failed += 1
+                log.exception("stored event skipped in rebuild", event_id=post_id)
+            finally:
+                leave_event(token)
             raw.extend(a for a in due if a.id not in known)  # most were sent long ago
             n += 1
         # The projections were committed with their events; only new alerts need writing.
@@ -247,7 +249,7 @@ class Pipeline:
         else:  # as ``assess_posts`` would, one post
             matches = self.matcher.match(post.text, post.author.id)
         if matches:
-            bind_contextvars(brand=",".join(m.brand for m in matches))
+            event_brand(",".join(m.brand for m in matches))
             score = ready[1] if ready is not None else self.scorer.score(post)
             pure = is_pure_repost(post) or (post.reposts_id is not None
                                             and own_words(post.text) in ("", "转发微博"))

@@ -129,12 +129,15 @@ async def _run(config: Config, reader: FeedReader, stats: FeedStats, store: Stor
     chunks = iter(reader)
     while True:
         t0 = time.perf_counter()
-        chunk, assessed = next(chunks, (None, None))
+        read = next(chunks, None)
         waited += time.perf_counter() - t0
-        if chunk is None:
+        if read is None:
             break
         if stopped:
             continue  # past ``until``: read on only for the feed's counts
+        chunk, assessed = read.events, read.assessed
+        if read.bodies is not None:
+            store.encoded(read.bodies)
         if clock is None:
             clock = SimClock(chunk[0].created_at)
             wall0, sim0 = time.monotonic(), clock.now()

@@ -10,7 +10,7 @@ from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from alerts.record import AlertType
+from alerts.record import AlertType, local_minute
 from monitor.config import CrisisConfig, SlaConfig
 from monitor.model import Post
 from monitor.settings import format_duration
@@ -24,8 +24,20 @@ EXCERPT = 80
 
 def clock_time(t: float, tz: tzinfo) -> str:
     """``05-31 17:46:55`` in the configured zone."""
+    s = int(t)
+    if s == t:  # whole seconds: the minute is cached (see ``format_instant``)
+        minute, second = divmod(s, 60)
+        prefix = _clock_minute(minute, tz)
+        if prefix is not None:
+            return f"{prefix}{second:02d}"
     d = datetime.fromtimestamp(t, tz)  # as strftime("%m-%d %H:%M:%S"), at half the cost
     return f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+
+
+@lru_cache(maxsize=8192)
+def _clock_minute(minute: int, tz: tzinfo) -> str | None:
+    d = local_minute(minute, tz)
+    return None if d is None else f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:"
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:
@@ -47,10 +59,13 @@ def _clock_author(clock: ReplyClock) -> str:
     return _author_line(clock.author_name or clock.author_id, clock.verified, clock.followers)
 
 
-def _mention_page(clock: ReplyClock) -> tuple[str, list[str]]:
+@lru_cache(maxsize=4096)
+def _mention_page(clock: ReplyClock) -> tuple[str, tuple[str, ...]]:
     """``@name`` for the title (the author line up to its first space) and the body lines
     every mention page opens with, built together: a replay words ~50,000 of these pages,
-    and both start from the author line."""
+    and both start from the author line. Cached by clock: what they show of it never
+    changes once it is made, and its warning, breach and escalation pages follow its
+    first page within minutes."""
     c = clock
     author = _clock_author(c)
     mood = "负面" if c.negative else "非负面"
@@ -62,16 +77,17 @@ def _mention_page(clock: ReplyClock) -> tuple[str, list[str]]:
         lines.append("原因：" + "；".join(c.reasons))
     lines.append(f"微博 {c.post_id}（{'评论' if c.kind == 'comment' else '微博'}） "
                  f"转发 {c.reposts_count} 评论 {c.comments_count}")
-    return author.split(" ", 1)[0], lines
+    return author.split(" ", 1)[0], tuple(lines)
 
 
 def _mention_body(clock: ReplyClock) -> list[str]:
-    return _mention_page(clock)[1]
+    return list(_mention_page(clock)[1])
 
 
 def new_mention(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:
     due = clock.created_at + sla.reply_within
-    who, body = _mention_page(clock)
+    who, head = _mention_page(clock)
+    body = list(head)
     title = f"[{clock.severity}] {clock.brand} 新提及 {who}"
     body.append(f"请在 {clock_time(due, tz)} 前公开回复（{_duration(sla.reply_within)}规则）")
     return title, "\n".join(body)
@@ -89,7 +105,8 @@ def reply_overdue(clock: ReplyClock, alert_type: AlertType, sla: SlaConfig,
     short, advice = _OVERDUE[alert_type]
     created = clock.created_at
     due = created + sla.reply_within
-    who, body = _mention_page(clock)
+    who, head = _mention_page(clock)
+    body = list(head)
     title = f"[{clock.severity}] {clock.brand} {short}：{who}"
     body.append(f"发布于 {clock_time(created, tz)}，回复时限 {clock_time(due, tz)}；"
                 f"{advice}")

@@ -14,7 +14,7 @@ import pytest
 from monitor.app import build_scorer, default_assessor
 from monitor.config import load_config
 from monitor.feed import FeedStats, read_feeds
-from monitor.feedstream import FeedReader
+from monitor.feedstream import UNASSESSED, FeedReader
 from monitor.model import Event, Post
 from rules.matching import BrandMatcher
 from rules.scoring import assess_posts
@@ -57,8 +57,8 @@ def awkward_feeds(tmp: Path) -> list[Path]:
 
 def read_all(reader: FeedReader) -> list[Event]:
     events: list[Event] = []
-    for chunk, _assessed in reader:
-        events.extend(chunk)
+    for chunk in reader:
+        events.extend(chunk.events)
     return events
 
 
@@ -72,7 +72,7 @@ def test_the_events_counts_and_bad_lines_of_read_feeds_in_chunks(tmp_path: Path,
     stats = FeedStats()
     reader = FeedReader(feeds, stats, chunk=4, batch=2, fork=fork)
     try:
-        chunks = [chunk for chunk, _ in reader]
+        chunks = [chunk.events for chunk in reader]
     finally:
         reader.close()
     assert [len(c) for c in chunks[:-1]] == [4] * (len(chunks) - 1)
@@ -84,18 +84,19 @@ def test_the_events_counts_and_bad_lines_of_read_feeds_in_chunks(tmp_path: Path,
 
 def test_the_forked_reader_assesses_each_batch_as_the_pipeline_would() -> None:
     config = load_config(ROOT / "config.toml")
-    reader = FeedReader([SAMPLE], FeedStats(), chunk=64, batch=16,
+    reader = FeedReader([SAMPLE], FeedStats(), chunk=16, batch=8,
                         assessor=functools.partial(default_assessor, config))
     matcher, scorer = BrandMatcher(config.brands), build_scorer(config)
     mentions = 0
     try:
-        for n, (chunk, assessed) in enumerate(reader):
-            if n == 0:
-                assert assessed is None  # the reader loads its models after the first
+        for n, read in enumerate(reader):
+            chunk, assessed = read.events, read.assessed
+            if n < UNASSESSED:
+                assert assessed is None  # the reader loads its models after these
                 continue
-            assert assessed is not None and len(assessed) == -(-len(chunk) // 16)
+            assert assessed is not None and len(assessed) == -(-len(chunk) // 8)
             for j, got in enumerate(assessed):
-                batch = [e for e in chunk[j * 16:(j + 1) * 16] if isinstance(e, Post)]
+                batch = [e for e in chunk[j * 8:(j + 1) * 8] if isinstance(e, Post)]
                 assert got == assess_posts(batch, matcher, scorer)
                 mentions += len(got)
     finally:
@@ -114,7 +115,7 @@ def test_closing_early_ends_the_reader(tmp_path: Path) -> None:
     feed = tmp_path / "big.jsonl"
     feed.write_text("".join(post(i, t(i % 60)) + "\n" for i in range(20_000)), encoding="utf-8")
     reader = FeedReader([feed], FeedStats(), chunk=256)
-    first, _ = next(iter(reader))
-    assert len(first) == 256
+    first = next(iter(reader))
+    assert len(first.events) == 256
     reader.close()  # the reader is blocked on a full pipe: it must end all the same
     assert not multiprocessing.active_children()
