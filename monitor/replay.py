@@ -9,10 +9,12 @@ byte-identical ``alerts.jsonl``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import json
 import math
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -85,9 +87,9 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         state = out_dir / "state.db"
         for suffix in ("", "-wal", "-shm"):
             (out_dir / f"state.db{suffix}").unlink(missing_ok=True)
-        # Created just now and rebuilt on every run: no one else's alerts in it (no lookup
-        # per new alert id), and nothing a power loss could lose that a rerun would not
-        # rebuild (no fsyncs: ~1 s of the commits of a 100,000-post day).
+        # Created just now and rebuilt on every run: no one else's events or alerts in it
+        # (no lookup per new key or alert id), and nothing a crash could lose that a rerun
+        # would not rebuild (no fsyncs, no write-ahead log).
         store = Store(state, exclusive=True, durable=False)
         pipeline = (pipeline_factory(store) if pipeline_factory
                     else build_pipeline(config, store))
@@ -252,17 +254,17 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
         "wall_seconds": round(result.seconds, 3),
     }
     # The analyst report reads the same records; handing them over saves reading the
-    # files just written back in (~40 % of its time on a 100,000-post day).
-    # Of the alerts, only what the report reads (``REPORT_ALERT_FIELDS``), unformatted:
-    # the report process formats the times (sent whole, the 51,546 alerts of a
-    # 100,000-post day took ~0.7 s to build, send and unpickle).
+    # files just written back in (~40 % of its time on a 100,000-post day). Of the
+    # alerts, only what it reads (``SlimAlert``), the times formatted by the report
+    # process: sent whole, the 51,546 alerts of that day took ~0.7 s to build, send and
+    # unpickle.
     slim = [(alert.type.value, alert.at, alert.incident_id) for alert in result.alerts]
     t0 = time.perf_counter()
     if reporter is not None:
         reporter.submit(out, (mention_recs, incidents, slim, report))
     report_s = time.perf_counter() - t0
     with (out / "alerts.jsonl").open("w", encoding="utf-8") as fh:
-        # The line the store wrote for each alert (cached on it), when the zones agree.
+        # The line the store encoded for each alert (cached on it, in the same zone).
         fh.writelines(alert.to_json(tz) + "\n" for alert in result.alerts)
     with (out / "mentions.jsonl").open("w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(rec, ensure_ascii=False) + "\n" for rec in mention_recs)
@@ -279,15 +281,14 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
 
 
 SlimAlert = tuple[str, float, str | None]
-"""An alert as the report reads it: type, ``at`` (epoch seconds), incident id."""
-REPORT_ALERT_FIELDS = ("type", "at", "incident_id")
-"""What ``monitor.report`` and ``monitor.plots`` read of an alert record."""
+"""An alert as the report reads it (``monitor.report`` and ``monitor.plots`` read no other
+field of an alert record): type, ``at`` (epoch seconds), incident id."""
 
 
 def report_alerts(slim: list[SlimAlert], tz: tzinfo) -> list[dict[str, Any]]:
     """The report's alert records, with the fields of ``alerts.jsonl`` that it reads."""
-    return [dict(zip(REPORT_ALERT_FIELDS, (kind, format_instant(at, tz), incident),
-                     strict=True)) for kind, at, incident in slim]
+    return [{"type": kind, "at": format_instant(at, tz), "incident_id": incident}
+            for kind, at, incident in slim]
 
 
 def write_analyst_report(config: Config, out: Path,
@@ -392,6 +393,10 @@ class ReportWorker:
 
 def _report_process(conn: Any, config: Config) -> None:
     """The forked report worker: warm matplotlib up, render one report, answer."""
+    # Lower priority: its warm-up (~1 s of CPU) must not take the second core from the
+    # feed reader, which the replay waits for; at the end it has the cores to itself.
+    with contextlib.suppress(OSError):
+        os.nice(10)
     try:
         from monitor.plots import warm_up
 
