@@ -6,6 +6,7 @@ English: a missing font must never make a replay fail or draw boxes for characte
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections import Counter
@@ -252,10 +253,10 @@ def plot_incident(plt: Any, summary: Summary, inc: dict[str, Any], path: Path) -
 def write_plots(summary: Summary, out_dir: Path, split: bool = False) -> list[Path]:
     """Every plot as a PNG in ``out_dir``; returns their paths in reading order.
 
-    ``split``: draw half of them (the reply-time plot and every other incident) in a
-    forked copy of this process meanwhile, on another core (the replay's report process:
-    matplotlib is imported and the records are in memory, so the copy starts at once).
-    If the copy fails, that half is drawn here after all.
+    ``split``: draw them in three processes, this one and two forked copies of it (the
+    replay's report process: matplotlib is imported and the records are in memory, so a
+    copy starts at once); each group takes about as long on a 100,000-post day with three
+    incidents. If a copy cannot be made or fails, its group is drawn here after all.
     """
     plt = _setup()
     if cjk_font() is None:
@@ -267,23 +268,26 @@ def write_plots(summary: Summary, out_dir: Path, split: bool = False) -> list[Pa
         old.unlink()  # a rerun into the same folder must not keep a stale incident
     incidents = [(inc.record, out_dir / f"incident_{inc.record['id']}.png")
                  for inc in summary.incidents[:MAX_INCIDENT_PLOTS]]
-
-    def first_half() -> None:
-        plot_mentions(plt, summary, paths[0])
-        plot_sla(plt, summary, paths[2])
-        for record, path in incidents[1::2]:
-            plot_incident(plt, summary, record, path)
-
-    def second_half() -> None:
-        plot_reply_times(plt, summary, paths[1])
-        for record, path in incidents[0::2]:
-            plot_incident(plt, summary, record, path)
-
-    pid = _fork(second_half) if split else None
-    first_half()
-    if pid is None or os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
-        second_half()
+    drawings = [functools.partial(plot_incident, plt, summary, record, path)
+                for record, path in incidents]
+    groups: list[list[Callable[[], None]]] = [
+        [functools.partial(plot_mentions, plt, summary, paths[0]),
+         functools.partial(plot_sla, plt, summary, paths[2])],
+        [functools.partial(plot_reply_times, plt, summary, paths[1]), *drawings[0::2]],
+        drawings[1::2],
+    ]
+    forked = [(_fork(functools.partial(_draw, group)) if split else None, group)
+              for group in groups[1:] if group]
+    _draw(groups[0])
+    for pid, group in forked:
+        if pid is None or os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) != 0:
+            _draw(group)
     return paths + [p for _, p in incidents]
+
+
+def _draw(group: list[Callable[[], None]]) -> None:
+    for draw in group:
+        draw()
 
 
 def _fork(draw: Callable[[], None]) -> int | None:
