@@ -60,7 +60,8 @@ class ReplayResult:
     clock_start: float | None = None
     clock_end: float | None = None
     stage_seconds: dict[str, float] = field(default_factory=dict)
-    """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks. With a
+    """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks. ``read``
+    is the time the replay waited for the feed reader (and decoded its chunks); with a
     report process, ``report`` is only what the replay spends on it beyond the output
     files: handing the records over and waiting for it to finish."""
 
@@ -312,7 +313,8 @@ def write_analyst_report(config: Config, out: Path,
 def _render_report(config: Config, out: Path, records: ReportRecords | None,
                    split: bool = False) -> str | None:
     """Write the analyst report; None, or what went wrong (``Type: message``).
-    ``split``: in the report process, which draws on two cores once the replay is done."""
+    ``split``: in the report process, which draws the plots in three processes once the
+    replay is done (``monitor.plots.write_plots``)."""
     from monitor.report import summarise, write_report
 
     try:

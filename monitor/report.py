@@ -317,7 +317,7 @@ def write_report(out_dir: Path, config: Config | None = None,
                  summary: Summary | None = None, split: bool = False) -> Path:
     """Write the PNG plots and ``report.html`` into a replay folder; returns the page.
     ``summary``: of the folder's files, when the caller holds it already; ``split``: draw
-    the incident plots in a second process meanwhile (``monitor.plots.write_plots``)."""
+    the plots in three processes (``monitor.plots.write_plots``)."""
     from monitor.plots import write_plots
 
     if summary is None:
