@@ -92,11 +92,12 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
     files: list[list[tuple[int, bytes]]] = []
     timed: list[tuple[float, int, int]] = []
     untimed: list[tuple[int, int]] = []
-    bad: list[tuple[int, int, BadLine]] = []
+    bad: list[tuple[int, int, BadLine]] = []  # (file, line, why): sorted at the end
     for fi, path in enumerate(paths):
-        before = len(stats.bad)
-        rows = list(feed_lines(path, stats))
-        bad.extend((fi, b.line, b) for b in stats.bad[before:])  # an unreadable rest
+        read = FeedStats()  # this file's lines, and its unreadable rest if any
+        rows = list(feed_lines(path, read))
+        stats.lines += read.lines
+        bad.extend((fi, b.line, b) for b in read.bad)
         for k, (_lineno, line) in enumerate(rows):
             t = _line_time(line)
             if t is None:
@@ -107,28 +108,30 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
     timed.sort()  # k grows with the line number: the order of read_feeds' sort + merge
     if on_sorted is not None:
         on_sorted(len(timed))
-    del stats.bad[len(stats.bad) - len(bad):]  # back, in order, with the parse errors
-    names = [str(p) for p in paths]
-    out: list[Event] = []
-    for t, fi, k in timed:
+
+    def parse(fi: int, k: int) -> Event | BadLine:
         lineno, line = files[fi][k]
-        parsed = parse_line(line, names[fi], lineno, f"{paths[fi].name}:{lineno}")
+        parsed = parse_line(line, str(paths[fi]), lineno, f"{paths[fi].name}:{lineno}")
         if isinstance(parsed, BadLine):
             bad.append((fi, lineno, parsed))
+        return parsed
+
+    out: list[Event] = []
+    for t, fi, k in timed:
+        parsed = parse(fi, k)
+        if isinstance(parsed, BadLine):
             continue
         if parsed.created_at != t:  # cannot happen: both read the same value
-            raise RuntimeError(f"{names[fi]}:{lineno}: time read twice differently")
+            raise RuntimeError(f"{paths[fi]}:{files[fi][k][0]}: time read twice differently")
         stats.events += 1
         out.append(parsed)
         if len(out) == chunk:
             yield out
             out = []
     for fi, k in untimed:
-        lineno, line = files[fi][k]
-        parsed = parse_line(line, names[fi], lineno, f"{paths[fi].name}:{lineno}")
-        if not isinstance(parsed, BadLine):  # cannot happen: no time, no event
-            raise RuntimeError(f"{names[fi]}:{lineno}: an event without a readable time")
-        bad.append((fi, lineno, parsed))
+        if not isinstance(parse(fi, k), BadLine):  # cannot happen: no time, no event
+            raise RuntimeError(f"{paths[fi]}:{files[fi][k][0]}: an event without a "
+                               "readable time")
     bad.sort(key=lambda b: (b[0], b[1]))
     stats.bad.extend(b for _fi, _line, b in bad)
     if out:

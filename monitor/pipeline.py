@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -29,6 +30,9 @@ from rules.matching import BrandMatcher
 from rules.scoring import Assessment, Scorer, assess_posts
 
 log = structlog.get_logger(__name__)
+
+_UNPREPARED: Any = object()
+"""``Pipeline._matched``'s answer for a post ``prepare`` did not see."""
 
 
 @dataclass(slots=True)
@@ -242,12 +246,12 @@ class Pipeline:
             self.stats.official += 1
             terms = tuple(t.term for t in self.argument.find(post.text)) if post.targets else ()
             out.extend(self.engine.on_official(post, brand, terms, now))
-        prepared = post.id in self._matched
-        ready = self._matched.pop(post.id, None)
-        if prepared:
-            matches = [] if ready is None else ready[0]
-        else:  # as ``assess_posts`` would, one post
+        ready = self._matched.pop(post.id, _UNPREPARED)
+        if ready is _UNPREPARED:  # as ``assess_posts`` would, one post
+            ready = None
             matches = self.matcher.match(post.text, post.author.id)
+        else:
+            matches = [] if ready is None else ready[0]
         if matches:
             event_brand(",".join(m.brand for m in matches))
             score = ready[1] if ready is not None else self.scorer.score(post)

@@ -291,7 +291,10 @@ def _draw(group: list[Callable[[], None]]) -> None:
 
 
 def _fork(draw: Callable[[], None]) -> int | None:
-    """``draw()`` in a forked copy of this process; its pid, or None (no fork)."""
+    """``draw()`` in a forked copy of this process; its pid, or None (no fork).
+
+    ``os.fork``, not ``monitor.workers``: the replay's report process is a daemonic
+    ``multiprocessing`` process, which ``multiprocessing`` allows no children."""
     if not hasattr(os, "fork"):
         return None
     try:

@@ -81,10 +81,9 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     # Forked first, while this process is small: it imports matplotlib during the replay.
     reporter = ReportWorker(config)
-    stats = FeedStats()
     # Reads ahead on the second core, and matches and scores there what it read; with a
     # pipeline of the caller's, the pipeline does its own matching and scoring.
-    reader = FeedReader(feeds, stats, batch=PREPARE_EVERY, assessor=None
+    reader = FeedReader(feeds, FeedStats(), batch=PREPARE_EVERY, assessor=None
                         if pipeline_factory else functools.partial(default_assessor, config))
     try:
         state = out_dir / "state.db"
@@ -103,8 +102,8 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return await _run(config, reader, stats, store, pipeline, out_dir, speed,
-                              until, on_alert, progress, started, reporter)
+            return await _run(config, reader, store, pipeline, out_dir, speed, until,
+                              on_alert, progress, started, reporter)
         finally:
             if collecting:
                 gc.enable()
@@ -113,12 +112,12 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         reporter.close()
 
 
-async def _run(config: Config, reader: FeedReader, stats: FeedStats, store: Store,
-               pipeline: Pipeline, out_dir: Path, speed: float | None, until: float | None,
+async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipeline,
+               out_dir: Path, speed: float | None, until: float | None,
                on_alert: Callable[[Alert], None] | None,
                progress: Callable[[int, int], None] | None, started: float,
                reporter: ReportWorker) -> ReplayResult:
-    result = ReplayResult(out_dir=out_dir, feed=stats)
+    result = ReplayResult(out_dir=out_dir, feed=reader.stats)
     clock: SimClock | None = None
     wall0 = sim0 = 0.0
     waited = 0.0  # for the reader: the read stage, as far as it held the replay up
