@@ -17,7 +17,7 @@ from typing import IO
 import msgspec
 
 from monitor.model import Event
-from monitor.normalise import BadInput, to_event
+from monitor.normalise import BadInput, invalid_utf8, to_event
 
 _decoder = msgspec.json.Decoder()
 
@@ -92,10 +92,12 @@ def parse_line(line: bytes, name: str, lineno: int, source: str) -> Event | BadL
     """One feed line as an event, or why it is bad (``name``:``lineno`` in the report)."""
     try:
         obj = _decoder.decode(line)
-    except msgspec.DecodeError as exc:
-        return BadLine(name, lineno, f"not valid JSON ({exc})")
     except UnicodeDecodeError:
         return BadLine(name, lineno, "not valid UTF-8")
+    except msgspec.DecodeError as exc:
+        if invalid_utf8(line) is not None:
+            return BadLine(name, lineno, "not valid UTF-8")
+        return BadLine(name, lineno, f"not valid JSON ({exc})")
     except RecursionError:  # msgspec's answer to [[[[...]]]] thousands deep
         return BadLine(name, lineno, "not valid JSON (nested too deeply)")
     try:

@@ -43,6 +43,20 @@ class BadInput(ValueError):
     """A post or action that cannot be used, with a reason a person can act on."""
 
 
+def invalid_utf8(data: bytes) -> UnicodeDecodeError | None:
+    """Why ``data`` is not UTF-8, or None if it is: for a JSON decode that failed.
+
+    Older msgspec releases raise ``UnicodeDecodeError`` for invalid UTF-8 inside a string,
+    newer ones a ``msgspec.DecodeError`` like any bad JSON (0.23 does); asking the bytes
+    tells the two apart under either. Only called once decoding has failed, so a good
+    payload pays nothing for it."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return exc
+    return None
+
+
 def parse_time(value: Any) -> float:
     """Weibo's ``Tue May 31 17:46:55 +0800 2011``, ISO 8601, or epoch seconds -> epoch.
 

@@ -19,7 +19,7 @@ import msgspec
 import structlog
 
 from monitor.model import Event
-from monitor.normalise import BadInput, to_event
+from monitor.normalise import BadInput, invalid_utf8, to_event
 
 log = structlog.get_logger(__name__)
 
@@ -81,11 +81,14 @@ class Edge:
             data = data[len(_BOM):]
         try:
             obj = _decoder.decode(data)
-        except UnicodeDecodeError as exc:
-            self.reject(Rejection.NOT_UTF8, where, f"invalid UTF-8 at byte {exc.start}")
-            return Accepted([], [], 1)
-        except (msgspec.DecodeError, RecursionError) as exc:  # RecursionError: [[[[... bombs
-            self.reject(Rejection.NOT_JSON, where, str(exc))
+        except (UnicodeDecodeError, msgspec.DecodeError, RecursionError) as exc:
+            # RecursionError: [[[[... bombs. Bad UTF-8 is told apart by the bytes, not by
+            # the exception type, which depends on the msgspec release (``invalid_utf8``).
+            bad = exc if isinstance(exc, UnicodeDecodeError) else invalid_utf8(data)
+            if bad is not None:
+                self.reject(Rejection.NOT_UTF8, where, f"invalid UTF-8 at byte {bad.start}")
+            else:
+                self.reject(Rejection.NOT_JSON, where, str(exc))
             return Accepted([], [], 1)
         return self.accept(obj if isinstance(obj, list) else [obj], where)
 
