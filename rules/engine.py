@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import tzinfo
 from enum import IntEnum
+from typing import NamedTuple
 
 from alerts.record import Alert, AlertType, Level, alert_id
 from monitor.config import BrandConfig, CrisisConfig, SlaConfig
@@ -317,14 +318,17 @@ class PostIndex:
         return default if entry is None else [c.key for c in _each(entry)]
 
 
-@dataclass(order=True, slots=True)
-class Deadline:
+class Deadline(NamedTuple):
+    """One pending step, ordered by (due, seq): ``seq`` is unique, so two deadlines never
+    compare further. A tuple, not an ordered dataclass: the heap compares them in C (a
+    100,000-post replay makes ~350,000 comparisons, each a Python call for a dataclass)."""
+
     due: float
     seq: int
-    step: Step = field(compare=False)
-    subject: ReplyClock | str = field(compare=False)
+    step: Step
+    subject: ReplyClock | str
     """The mention's clock, or an incident id."""
-    arg: float = field(compare=False, default=0.0)
+    arg: float = 0.0
     """Checkpoint offset, or the resolve time a follow-up belongs to."""
 
 
@@ -356,9 +360,12 @@ class EscalationEngine:
         self.activity: dict[str, BrandActivity] = {name: BrandActivity() for name in self.brands}
         self.early_replies: dict[tuple[str, str], float] = {}
         self.stats = EngineStats()
-        self.dirty_mentions: set[ReplyClock] = set()
-        self.dirty_incidents: set[str] = set()
-        """Changed since the caller last took them (for the store's projections)."""
+        self.dirty_mentions: dict[ReplyClock, None] = {}
+        self.dirty_incidents: dict[str, None] = {}
+        """Changed since the caller last took them (for the store's projections), in the
+        order they first changed: dicts, not sets, so the rows are written in the same
+        order on every run (a set of clocks iterates in memory-address order, a set of
+        ids in hash order, which changes from run to run)."""
         self._heap: list[Deadline] = []
         self._seq = 0
 
@@ -438,7 +445,7 @@ class EscalationEngine:
             return []
         inc.closed_at = now
         self.open_incident.pop(inc.brand, None)
-        self.dirty_incidents.add(inc.id)
+        self.dirty_incidents[inc.id] = None
         return [self._incident_alert(inc, AlertType.CRISIS_CLOSED, now, Level.DUTY,
                                      wording.closed(inc, recent, self.tz))]
 
@@ -523,7 +530,7 @@ class EscalationEngine:
                 self._at(post.created_at + self.sla.warn_at, Step.WARN, clock)
         out.extend(self._crisis_on_mention(mention, now))
         clock.incident_id = self.open_incident.get(mention.brand)
-        self.dirty_mentions.add(clock)
+        self.dirty_mentions[clock] = None
         if post.reposts_id:
             out.extend(self.on_reposts(post.reposts_id, 1, post.created_at, now))
         return out
@@ -554,7 +561,7 @@ class EscalationEngine:
             if inc.statement_at is None and post.created_at >= inc.opened_at:
                 inc.statement_at = post.created_at
                 inc.statement_post_id = post.id
-                self.dirty_incidents.add(inc_id)
+                self.dirty_incidents[inc_id] = None
         if argument_terms and targets:
             subject = replied[0] if replied else None
             out.append(self._argument_alert(post, brand, tuple(argument_terms), subject, now))
@@ -570,7 +577,7 @@ class EscalationEngine:
                      post_id=target, incident_id=self.open_incident.get(brand))
 
     def _mark_replied(self, clock: ReplyClock, at: float, by: str) -> None:
-        self.dirty_mentions.add(clock)
+        self.dirty_mentions[clock] = None
         if clock.replied_at is None:
             clock.replied_at = at
             clock.replied_by = by
@@ -598,7 +605,7 @@ class EscalationEngine:
             if found:
                 out.extend(self._open(brand, found, clock.post_id, now))
                 clock.incident_id = self.open_incident.get(brand)
-                self.dirty_mentions.add(clock)
+                self.dirty_mentions[clock] = None
         return out
 
     def _opened_one(self, clock: ReplyClock) -> bool:
@@ -652,7 +659,7 @@ class EscalationEngine:
                 inc.acked_by = inc.acked_by or action.by
             else:
                 inc.resolved_by = action.by
-            self.dirty_incidents.add(inc.id)
+            self.dirty_incidents[inc.id] = None
             return []
         named = self.clocks.get(subject)
         clocks = (named,) if named is not None else _each(self._posts.get(compact_id(subject)))
@@ -660,7 +667,7 @@ class EscalationEngine:
             self.stats.unknown_targets += 1
             return []
         for clock in clocks:
-            self.dirty_mentions.add(clock)
+            self.dirty_mentions[clock] = None
             if action.action is ActionKind.ACK:
                 clock.acked_by = clock.acked_by or action.by  # stops repeats, not the clock
             elif action.public:
@@ -682,7 +689,7 @@ class EscalationEngine:
             inc = self.incidents[inc_id]
             inc.mentions += 1
             inc.negatives += int(mention.score.negative)
-            self.dirty_incidents.add(inc_id)
+            self.dirty_incidents[inc_id] = None
         if not mention.score.negative:
             return []
         t = mention.post.created_at
@@ -719,7 +726,7 @@ class EscalationEngine:
             inc.mentions += 1
         self.incidents[inc_id] = inc
         self.open_incident[brand] = inc_id
-        self.dirty_incidents.add(inc_id)
+        self.dirty_incidents[inc_id] = None
         self.stats.incidents += 1
         for offset in cfg.checkpoints:
             self._at(now + offset, Step.CHECKPOINT, inc_id, offset)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 import time
@@ -142,6 +143,16 @@ def test_replay_is_byte_identical(sample_out: Path, tmp_path: Path) -> None:
     assert (tmp_path / "alerts.jsonl").read_bytes() == (sample_out / "alerts.jsonl").read_bytes()
     assert (tmp_path / "mentions.jsonl").read_bytes() == \
         (sample_out / "mentions.jsonl").read_bytes()
+    # The state database too, row for row in the order written (rowids included): each
+    # run is a new process, so an order taken from a set of objects or ids would differ.
+    for table in ("events", "alerts", "mentions", "incidents"):
+        assert table_rows(tmp_path / "state.db", table) == \
+            table_rows(sample_out / "state.db", table), table
+
+
+def table_rows(db: Path, table: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT rowid, * FROM {table} ORDER BY rowid").fetchall()
 
 
 def test_gzip_feed_gives_the_same_alerts(sample_out: Path, tmp_path: Path) -> None:

@@ -365,3 +365,19 @@ def test_same_input_same_alerts() -> None:
         return [a.to_json() for a in alerts]
 
     assert once() == once()
+
+
+def test_changed_mentions_come_out_in_the_order_they_changed() -> None:
+    """The store writes the projections in this order: it must not depend on where the
+    clocks sit in memory (nor on the hash seed), or ``state.db`` differs run to run."""
+    e = engine()
+    posts = [post(T0 + i, pid=str(5000 + i)) for i in range(6)]
+    for p in posts:
+        e.on_mention(mention(p), p.created_at)
+    assert [c.post_id for c in e.dirty_mentions] == [p.id for p in posts]
+    e.dirty_mentions.clear()
+    # Answered last to first: the order of the changes, not of the clocks' creation.
+    for p in reversed(posts):
+        r = official_comment(T0 + M, on=p.id)
+        e.on_official(r, BRAND, (), r.created_at)
+    assert [c.post_id for c in e.dirty_mentions] == [p.id for p in reversed(posts)]
