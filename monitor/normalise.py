@@ -113,9 +113,10 @@ def _to_simplified(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _zh_changes() -> tuple[frozenset[str], re.Pattern[str]]:
+def _zh_changes() -> tuple[frozenset[str], frozenset[str], dict[str, re.Pattern[str]]]:
     """What can make zhconv change a text: a traditional character, or one of its ~480
-    phrase rules written in simplified characters only (么九 -> 幺九)."""
+    phrase rules written in simplified characters only (么九 -> 幺九). The phrases are
+    grouped by their first character, one pattern each (that character, then the rests)."""
     import zhconv.zhconv as zc
 
     table = zc.getdict("zh-cn")
@@ -124,18 +125,26 @@ def _zh_changes() -> tuple[frozenset[str], re.Pattern[str]]:
     for k, v in table.items():
         if k != v and len(k) > 1 and trad.isdisjoint(k):
             by_first.setdefault(k[0], []).append(k[1:])
-    alternation = "|".join(
-        re.escape(c) + "(?:" + "|".join(map(re.escape, sorted(rest, key=len, reverse=True)))
-        + ")" for c, rest in sorted(by_first.items()))
-    return trad, re.compile(alternation)
+    phrases = {c: re.compile(re.escape(c) + "(?:" + "|".join(
+        map(re.escape, sorted(rest, key=len, reverse=True))) + ")")
+        for c, rest in by_first.items()}
+    return trad, frozenset(phrases), phrases
+
+
+def _phrase_rule_applies(text: str) -> bool:
+    """Does any of zhconv's phrase rules occur in ``text``? Only the patterns of the
+    phrases' first characters that ``text`` holds are searched: one pattern of all ~300
+    first characters made ``re`` try each of its branches at every candidate position
+    (0.56 s of a 100,000-post day; this way 0.37 s)."""
+    _trad, firsts, phrases = _zh_changes()
+    return any(phrases[c].search(text) is not None for c in firsts.intersection(text))
 
 
 def simplified(text: str) -> str:
     """``zhconv.convert(text, "zh-cn")``, exactly, but ~15x faster on the 99 % of posts it
     would leave alone: zhconv is pure Python (~100 µs a post) and runs only when a rule can
     apply (no rule can fire in a text holding none of the rules' keys)."""
-    trad, phrases = _zh_changes()
-    if trad.isdisjoint(text) and phrases.search(text) is None:
+    if _zh_changes()[0].isdisjoint(text) and not _phrase_rule_applies(text):
         return text
     return _to_simplified(text) if len(text) < 400 else zhconv.convert(text, "zh-cn")
 

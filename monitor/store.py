@@ -232,6 +232,13 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        if not durable:
+            # A bulk load of mostly blobs and text (~500 bytes a row): larger pages and a
+            # cache that holds a whole transaction's pages wrote the 100,000-post day's
+            # rows in 0.44 s instead of 0.52 s. ``page_size`` only takes on a new file,
+            # which a non-durable store is (the replay deletes it first).
+            self.db.execute("PRAGMA page_size=16384")
+            self.db.execute("PRAGMA cache_size=-65536")
         # Not durable (the replay's own database): no write-ahead log either, whose pages
         # are written twice (log, then checkpoint); the rollback journal is kept in memory.
         # Its commits took ~0.8 s instead of ~1.1 s for a 100,000-post day.
