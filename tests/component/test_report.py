@@ -107,6 +107,29 @@ def test_replay_writes_a_self_contained_report_and_plots(replayed: Path) -> None
     assert len(list(out.glob("incident_inc-*.png"))) == 1
 
 
+def test_the_replays_report_equals_one_rebuilt_from_its_files(replayed: Path,
+                                                               tmp_path: Path) -> None:
+    """The replay hands its report process only the mention fields the report reads
+    (``MENTION_FIELDS``): the page and plots it wrote are those the whole files give."""
+    import shutil
+
+    from monitor.report import write_report
+
+    out = replayed / "out"
+    again = tmp_path / "out"
+    shutil.copytree(out, again)
+    for made in [*again.glob("*.png"), again / "report.html"]:
+        made.unlink()
+    write_report(again, load_config(replayed / "a.toml"))
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == sorted(p.name for p in again.glob("*.png")) and len(pngs) == 4
+    for name in pngs:
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert (again / "report.html").read_text(encoding="utf-8") == page.replace(
+        str(out), str(again))
+
+
 def test_report_command_prints_the_summary(replayed: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(replayed / "out"), "--config", str(replayed / "a.toml")]) == 0
