@@ -67,6 +67,18 @@ def own_words(text: str) -> str:
     return text if cut < 0 else text[:cut].strip()
 
 
+class _JsonCache(dict[tuple[str, ...], str]):
+    """``json.dumps(t, ensure_ascii=False)`` of tuples, each worked out once; called."""
+
+    def __call__(self, t: tuple[str, ...]) -> str:
+        text = self.get(t)
+        if text is None:
+            if len(self) >= 10_000:  # the tuples are shared, so few; bounded all the same
+                return json.dumps(t, ensure_ascii=False)
+            text = self[t] = json.dumps(t, ensure_ascii=False)
+        return text
+
+
 class Pipeline:
     """Turns events into alerts, durably."""
 
@@ -85,6 +97,9 @@ class Pipeline:
         store.on_flush.append(self._flush_projections)
         # Brand matches and scores worked out ahead by ``prepare``, by post id.
         self._matched: dict[str, Assessment | None] = {}
+        # The JSON of each reasons tuple, for the mention rows: the engine shares one copy
+        # of each distinct tuple, and there are few of them.
+        self._reasons_json = _JsonCache()
         self.owns: Callable[[str], bool] = lambda _brand: True
         """Whether this instance records (and so sends) a brand's alerts: always, unless
         several instances share the work (``monitor.cluster``: the brand's lease holder)."""
@@ -286,10 +301,11 @@ class Pipeline:
     def _flush_projections(self) -> None:
         """The mention rows and incident records changed since the last write."""
         engine = self.engine
+        reasons_json = self._reasons_json
         rows = [(
             c.key, c.brand, c.post_id, c.created_at, c.seen_at, c.author_name or c.author_id,
             c.followers, c.text, c.sentiment, int(c.negative), c.severity,
-            json.dumps(c.reasons, ensure_ascii=False), int(c.needs_reply), c.replied_at,
+            reasons_json(c.reasons), int(c.needs_reply), c.replied_at,
             c.replied_by, c.acked_by, c.private_resolve_at, c.incident_id)
             for c in engine.dirty_mentions]
         self.store.save_mentions(rows)
