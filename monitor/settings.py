@@ -54,6 +54,12 @@ class SettingsError(Exception):
         where = f"{source}: " if source else ""
         super().__init__(where + "; ".join(problems))
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # Rebuilt from its own arguments when pickled (a forked worker hands it to the
+        # process that reports it): the default would pass the joined message back in
+        # as ``problems`` and iterate over its characters.
+        return type(self), (self.problems, self.source)
+
 
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):

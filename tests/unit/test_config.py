@@ -132,3 +132,15 @@ def test_paging_keys_are_typed_and_checked_with_their_key_paths() -> None:
         "paging.silences[0].severities: P1 always pages; list only P2, P3, P4"]
     assert problems(BRAND + slack_bot + '[[paging.rate_limits]]\nchannel = "nowhere"\n') == [
         'paging.rate_limits[0].channel: "nowhere" is not a [[channels]] name']
+
+
+def test_a_config_error_survives_pickling() -> None:
+    """A forked worker (the replay's feed reader) hands its errors over as pickles."""
+    import pickle
+
+    err = ConfigError(["scoring: /nowhere/model.gz does not exist", "sla.warn_at: bad"],
+                      "config.toml")
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is ConfigError
+    assert back.problems == err.problems and back.source == "config.toml"
+    assert str(back) == str(err)
