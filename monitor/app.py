@@ -61,10 +61,16 @@ def build_argument_lexicon(config: Config) -> Lexicon:
 
 
 def build_pipeline(config: Config, store: Store, channels: Sequence[str] = (),
-                   scorer: Scorer | None = None) -> Pipeline:
-    """The whole pipeline over ``store``; ``channels`` get a delivery row per alert."""
-    return Pipeline(config, store, scorer or build_scorer(config),
-                    build_argument_lexicon(config), build_router(config), channels)
+                   scorer: Scorer | None = None, lazy_scorer: bool = False) -> Pipeline:
+    """The whole pipeline over ``store``; ``channels`` get a delivery row per alert.
+
+    ``lazy_scorer``: load the models only if a post is ever scored in this process (the
+    replay's are matched and scored by its feed reader; ``monitor.feedstream``)."""
+    if scorer is None and not lazy_scorer:
+        scorer = build_scorer(config)
+    return Pipeline(config, store, scorer, build_argument_lexicon(config),
+                    build_router(config), channels,
+                    make_scorer=functools.partial(build_scorer, config))
 
 
 def build_router(config: Config) -> Router:

@@ -82,11 +82,18 @@ class _JsonCache(dict[tuple[str, ...], str]):
 class Pipeline:
     """Turns events into alerts, durably."""
 
-    def __init__(self, config: Config, store: Store, scorer: Scorer, argument: Lexicon,
-                 router: Router, channels: Sequence[str] = ()) -> None:
+    def __init__(self, config: Config, store: Store, scorer: Scorer | None, argument: Lexicon,
+                 router: Router, channels: Sequence[str] = (), *,
+                 make_scorer: Callable[[], Scorer] | None = None) -> None:
+        """``scorer`` None: built by ``make_scorer`` the first time a post needs scoring
+        here (the replay, whose feed reader matches and scores the posts in its own
+        process, so that the models are loaded once, there)."""
+        if scorer is None and make_scorer is None:
+            raise TypeError("Pipeline needs a scorer or make_scorer")
         self.config = config
         self.store = store
-        self.scorer = scorer
+        self._scorer = scorer
+        self._make_scorer = make_scorer
         self.argument = argument
         self.router = router
         self.channels = tuple(channels)
@@ -103,6 +110,18 @@ class Pipeline:
         self.owns: Callable[[str], bool] = lambda _brand: True
         """Whether this instance records (and so sends) a brand's alerts: always, unless
         several instances share the work (``monitor.cluster``: the brand's lease holder)."""
+
+    @property
+    def scorer(self) -> Scorer:
+        """The sentiment and crisis scorer (built on first use, see ``__init__``)."""
+        if self._scorer is None:
+            assert self._make_scorer is not None
+            self._scorer = self._make_scorer()
+        return self._scorer
+
+    @scorer.setter
+    def scorer(self, scorer: Scorer) -> None:  # a config reload swaps it
+        self._scorer = scorer
 
     def prepare(self, events: Sequence[StoredEvent],
                 assessed: Mapping[str, Assessment] | None = None) -> None:

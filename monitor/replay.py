@@ -97,8 +97,10 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         # (no lookup per new key or alert id), and nothing a crash could lose that a rerun
         # would not rebuild (no fsyncs, no write-ahead log).
         store = Store(state, exclusive=True, durable=False)
+        # The reader loads the models and scores every post: none are loaded here unless
+        # a post arrives unscored (no fork: the reader runs in this process).
         pipeline = (pipeline_factory(store) if pipeline_factory
-                    else build_pipeline(config, store))
+                    else build_pipeline(config, store, lazy_scorer=True))
         # No cycle collection while replaying: what the replay builds (clocks, alerts,
         # rows) lives to its end or is freed by reference counting, and the collector
         # only walked it again and again (a 100,000-post replay leaves 37 objects for it,

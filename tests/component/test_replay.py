@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -203,6 +204,44 @@ def test_without_fork_the_replay_writes_the_same_files(sample_out: Path, tmp_pat
     for name in ("alerts.jsonl", "mentions.jsonl", "incidents.jsonl"):
         assert (tmp_path / name).read_bytes() == (sample_out / name).read_bytes(), name
     assert (tmp_path / "report.html").exists()
+
+
+@pytest.mark.parametrize("fork", [True, False], ids=["forked-reader", "no-fork"])
+def test_the_models_are_loaded_once(config: Config, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch, fork: bool) -> None:
+    """With a forked reader the models load there only (it scores every post); without
+    one, once, here."""
+    import multiprocessing
+
+    from monitor import app
+    from monitor.replay import replay
+
+    built: list[int] = []
+    real = app.build_scorer
+
+    def counted(cfg: Config) -> object:
+        built.append(os.getpid())  # the forked reader appends to its own copy
+        return real(cfg)
+
+    monkeypatch.setattr(app, "build_scorer", counted)
+    if not fork:
+        monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    result = asyncio.run(replay(config, [SAMPLE], tmp_path))
+    assert result.alerts  # every post was matched and scored, by one process or the other
+    assert built == ([] if fork else [os.getpid()])
+
+
+def test_a_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
+    """The reader loads the models, and its error reaches the user as one: exit 2."""
+    text = (ROOT / "config.toml").read_text(encoding="utf-8").replace(
+        '[scoring]\n', '[scoring]\nmodel_path = "no-such-model.msgpack.gz"\n', 1)
+    assert "no-such-model" in text
+    (tmp_path / "config.toml").write_text(text, encoding="utf-8")
+    run = crisismon("replay", str(SAMPLE), "--config", str(tmp_path / "config.toml"),
+                    "--out", str(tmp_path / "out"), "--quiet")
+    assert run.returncode == 2, run.stderr
+    assert "scoring:" in run.stderr and "no-such-model.msgpack.gz does not exist" in run.stderr
+    assert "Traceback" not in run.stderr
 
 
 def test_missing_feed_is_a_usage_error(tmp_path: Path) -> None:
