@@ -194,6 +194,9 @@ async def test_webhook_down_ten_minutes_then_every_alert_once_and_others_unblock
                         await live.daemon.ingest(Batch("test", [post(f"{i}", T0)
                                                                 for i in range(5, 8)]))
                         await until(lambda: len(providers.webhook.received) == 8)
+                        # Received is not yet recorded: the outbox has the reply only next.
+                        await until(lambda: live.daemon.store.delivery_counts().get(
+                            ("ok", "delivered")) == 8, what="the ok channel's records")
                         mid = await live.metrics()
                     else:
                         receiver.mode = "up"
@@ -710,6 +713,11 @@ async def test_mqtt_broker_down_a_minute_then_everything_caught_up(
             delivery.advance_to(daemon.outbox.next_try("mq") or delivery.now())
             daemon.outbox.notify()
             await until(lambda: len(watcher.ids) >= 6, what="the alerts that waited")
+            # The watcher can hold a page before its PUBACK is back at the channel: the
+            # outbox records the window, and the channel as up, only then.
+            await until(lambda: store.delivery_counts().get(("mq", "delivered")) == 6
+                        and "mq" not in daemon.outbox.failing(),
+                        what="the outbox to record the pages that went out")
             up = await live.metrics()
             stored = [a.id for a in store.alerts()]
             await watcher.stop()
