@@ -145,6 +145,17 @@ def simplified(text: str) -> str:
     return _to_simplified(text) if len(text) < 400 else zhconv.convert(text, "zh-cn")
 
 
+def _tidy(text: str) -> str:
+    """One pass of markup, width, control-character and space clean-up."""
+    if "&" in text:
+        text = html.unescape(text)
+    if "<" in text:
+        text = _TAGS.sub("", text)  # the API sometimes wraps links and @names in <a>
+    text = text.translate(_FULLWIDTH)
+    text = _CONTROL.sub("", text)
+    return _SPACES.sub(" ", text).strip()[:MAX_TEXT]
+
+
 def normalise_text(raw: Any) -> str:
     """One canonical form of a post's text for matching, scoring and display."""
     if raw is None:
@@ -154,13 +165,11 @@ def normalise_text(raw: Any) -> str:
     text = raw[:MAX_TEXT * 2]
     if len(text) <= MAX_TEXT and _UNTIDY.search(text) is None:
         return simplified(text) if not text.isascii() else text
-    if "&" in text:
-        text = html.unescape(text)
-    if "<" in text:
-        text = _TAGS.sub("", text)  # the API sometimes wraps links and @names in <a>
-    text = text.translate(_FULLWIDTH)
-    text = _CONTROL.sub("", text)
-    text = _SPACES.sub(" ", text).strip()[:MAX_TEXT]
+    # Until a pass changes nothing, so that normalising is idempotent: one pass leaves
+    # "&amp;lt;" as "&lt;" and "<<>>" as "<>" (found by hypothesis). It ends: a pass that
+    # changes the text shortens it or folds width or tabs, which never come back.
+    while (tidy := _tidy(text)) != text:
+        text = tidy
     if not text.isascii():
         text = simplified(text)
     return text

@@ -77,6 +77,16 @@ def test_text_is_normalised_once_at_the_edge() -> None:
     assert len(normalise_text("差" * 1_000_000)) == 10_000
 
 
+@pytest.mark.parametrize(("raw", "once"), [
+    ("<<>>", ""),  # one pass of tag removal left "<>" (hypothesis found it)
+    ("美的&amp;amp;空调", "美的&空调"),  # one unescape left "&amp;"
+    ("美的" + "好 " * 5000, ("美的" + "好 " * 5000)[:9_999]),  # cut just after a space
+])
+def test_normalising_twice_changes_nothing(raw: str, once: str) -> None:
+    assert normalise_text(raw) == once
+    assert normalise_text(once) == once
+
+
 def write(path: Path, lines: list[str]) -> Path:
     data = ("\n".join(lines) + "\n").encode()
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
