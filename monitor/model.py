@@ -9,8 +9,9 @@ cheap and make the engine's arithmetic exact for whole seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import StrEnum
+
+import msgspec
 
 Instant = float
 """Seconds since the Unix epoch, UTC."""
@@ -30,8 +31,14 @@ class ActionKind(StrEnum):
     RESOLVE = "resolve"
 
 
-@dataclass(frozen=True, slots=True)
-class Author:
+# The records built per post are msgspec Structs, not dataclasses. A replay builds a Post
+# and an Author per feed line twice (parsed in the reader, decoded again in the replay's
+# process), and a frozen dataclass's __init__ (object.__setattr__ per field) costs ~3.5 µs
+# to a Struct's 0.4 µs; msgpack decodes them 2.4x faster. They encode to the same JSON
+# (field names and order), so stored events are byte-identical. gc=False: they hold only
+# strings, numbers, tuples of strings and each other, never a cycle, so the collector need
+# not track them.
+class Author(msgspec.Struct, frozen=True, gc=False):
     """The Weibo user who wrote a post. Ids are strings: Weibo ids overflow JS numbers."""
 
     id: str
@@ -41,8 +48,7 @@ class Author:
     verified_type: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Post:
+class Post(msgspec.Struct, frozen=True, gc=False):
     """A normalised status or comment, as every later stage sees it."""
 
     id: str
@@ -69,8 +75,7 @@ class Post:
         return tuple(i for i in ids if i)
 
 
-@dataclass(frozen=True, slots=True)
-class Action:
+class Action(msgspec.Struct, frozen=True, gc=False):
     """A responder's ack or resolve of an alert, a mention or an incident."""
 
     id: str
@@ -85,8 +90,7 @@ class Action:
 Event = Post | Action
 
 
-@dataclass(frozen=True, slots=True)
-class Score:
+class Score(msgspec.Struct, frozen=True, gc=False):
     """What the scoring stage concluded about one text."""
 
     sentiment: float
@@ -101,8 +105,7 @@ class Score:
     """Why this severity, in words a responder reads in the alert."""
 
 
-@dataclass(frozen=True, slots=True)
-class Mention:
+class Mention(msgspec.Struct, frozen=True, gc=False):
     """A post that is really about a brand, written by someone who is not the brand."""
 
     post: Post
@@ -110,7 +113,7 @@ class Mention:
     score: Score
     needs_reply: bool = True
     """False for a pure repost (empty or only 转发微博): volume, but nothing to answer."""
-    keywords: tuple[str, ...] = field(default=())
+    keywords: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:

@@ -133,7 +133,7 @@ class ExplodingSentiment:
 
 def test_an_event_that_breaks_a_stage_is_skipped_and_the_rest_go_on(
         config: Config, scorer: Scorer, events: list[Event], tmp_path: Path) -> None:
-    from dataclasses import replace as copy
+    from msgspec.structs import replace as copy
 
     from monitor.model import Post
 
