@@ -26,7 +26,9 @@ _MONTHS = {m: i for i, m in enumerate(
     ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff]")
 _SPACES = re.compile(r"[ \t\r\n\u3000]+")
-_TAGS = re.compile(r"<[^<>]{0,200}>")
+# Markup only (<a href=..>, </a>, <br/>, <img ..>): a tag's name starts with a letter. Text
+# such as "<@我是歌手 >" (typed by a person, escaped by the API as &lt;..&gt;) is kept.
+_TAGS = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
 # Full-width letters, digits and ASCII symbols fold to ASCII (ＫＵＡＩ -> KUAI, ＠ -> @), so
 # keywords match; Chinese punctuation (，。！？：；（）) is left as people wrote it.
 _KEEP = set("，。！？：；（）【】《》、～")
@@ -166,8 +168,8 @@ def normalise_text(raw: Any) -> str:
     if len(text) <= MAX_TEXT and _UNTIDY.search(text) is None:
         return simplified(text) if not text.isascii() else text
     # Until a pass changes nothing, so that normalising is idempotent: one pass leaves
-    # "&amp;lt;" as "&lt;" and "<<>>" as "<>" (found by hypothesis). It ends: a pass that
-    # changes the text shortens it or folds width or tabs, which never come back.
+    # "&amp;amp;" as "&amp;", and a cut at MAX_TEXT can end in a space. It ends: a pass
+    # that changes the text shortens it or folds width or tabs, which never come back.
     while (tidy := _tidy(text)) != text:
         text = tidy
     if not text.isascii():

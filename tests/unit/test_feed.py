@@ -78,7 +78,9 @@ def test_text_is_normalised_once_at_the_edge() -> None:
 
 
 @pytest.mark.parametrize(("raw", "once"), [
-    ("<<>>", ""),  # one pass of tag removal left "<>" (hypothesis found it)
+    ("<<>>", "<<>>"),  # not markup (hypothesis found it: one pass used to leave "<>")
+    ("我太喜欢看&lt;@我是歌手 &gt;了", "我太喜欢看<@我是歌手 >了"),  # a real post's words
+    ("&lt;a href='x'&gt;美的&lt;/a&gt;", "美的"),  # escaped markup is markup
     ("美的&amp;amp;空调", "美的&空调"),  # one unescape left "&amp;"
     ("美的" + "好 " * 5000, ("美的" + "好 " * 5000)[:9_999]),  # cut just after a space
 ])
