@@ -48,9 +48,18 @@ def auth_middleware(token: str) -> Callable[..., Awaitable[web.StreamResponse]]:
     async def check(request: web.Request,
                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
                     ) -> web.StreamResponse:
-        if request.path in OPEN_PATHS or token_ok(request, token):
+        if not (request.path in OPEN_PATHS or token_ok(request, token)):
+            return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        try:
             return await handler(request)
-        return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+        except web.HTTPException as exc:
+            # No route, or not this method: under /api/ that too is a JSON error, as
+            # every handler's own are (aiohttp's default is a text/plain page).
+            if exc.status < 400 or not request.path.startswith("/api/"):
+                raise
+            allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            return web.json_response({"error": f"{exc.status} {exc.reason}"},
+                                     status=exc.status, headers=allow)
 
     return check
 
