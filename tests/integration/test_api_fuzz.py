@@ -130,6 +130,20 @@ def fill(template: str, parts: list[str]) -> str:
     return re.sub(r"\{[^}]*\}", lambda _m: next(it, "x"), template)
 
 
+def with_token(query: dict[str, str], token: str | None,
+               in_query: bool) -> tuple[dict[str, str], dict[str, str]]:
+    """The query and headers of a request carrying ``token`` (None: no token at all) as
+    ``?token=`` or as a bearer header; a fuzzed ``token`` key of the query is dropped."""
+    q = {k: v for k, v in query.items() if k != "token"}
+    headers = {}
+    if token is not None:
+        if in_query:
+            q["token"] = token
+        else:
+            headers["Authorization"] = f"Bearer {token}"
+    return q, headers
+
+
 FUZZ = settings(max_examples=300, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
@@ -148,12 +162,7 @@ def test_any_authorised_request_gets_an_answer_not_a_500(
     path = fill(template, parts) + (f"/{extra}" if extra is not None else "")
     if method == "GET" and path == STREAMING:
         path = "/api/mentions"  # see STREAMING
-    q = {k: v for k, v in query.items() if k != "token"}
-    headers = {}
-    if token_in_query:
-        q["token"] = TOKEN
-    else:
-        headers["Authorization"] = f"Bearer {TOKEN}"
+    q, headers = with_token(query, TOKEN, token_in_query)
     status, text = daemon.call(_request(daemon, method, path, q, headers, body))
     assert status < 500, (status, method, path, q, text[:300])
     if 400 <= status < 500 and path.startswith("/api/"):
@@ -173,13 +182,7 @@ def test_without_the_token_only_the_health_routes_answer(
     method, template = data.draw(st.sampled_from(routes(daemon)), label="route")
     method = other_method or method
     path = fill(template, parts)
-    q = {k: v for k, v in query.items() if k != "token"}
-    headers = {}
-    if token is not None:
-        if token_in_query:
-            q["token"] = token
-        else:
-            headers["Authorization"] = f"Bearer {token}"
+    q, headers = with_token(query, token, token_in_query)
     status, text = daemon.call(_request(daemon, method, path, q, headers, body))
     assert status < 500, (status, method, path, q, text[:300])
     if path not in OPEN_PATHS:
