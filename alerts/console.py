@@ -6,6 +6,7 @@ from datetime import tzinfo
 from typing import TextIO
 
 from alerts.record import Alert, format_instant
+from monitor.textsafe import printable
 
 _COLOURS = {"P1": "\033[1;31m", "P2": "\033[31m", "P3": "\033[33m", "P4": "\033[36m"}
 _RESET = "\033[0m"
@@ -13,12 +14,14 @@ _RESET = "\033[0m"
 
 def alert_line(alert: Alert, tz: tzinfo, colour: bool = False) -> str:
     """``2026-05-01T09:03:00+08:00 P2 L1 reply.breach 快书包 title -> 客服总监``."""
-    sev = alert.severity
+    # Cleaned of control characters and bidi overrides: a title quotes the author and the
+    # post, and an escape code in either must not act on the terminal.
+    sev = printable(alert.severity)
     if colour:
         sev = f"{_COLOURS.get(sev, '')}{sev}{_RESET}"
-    who = ",".join(alert.recipients)
-    return (f"{format_instant(alert.at, tz)} {sev} L{alert.level} {alert.type} "
-            f"{alert.title}" + (f" -> {who}" if who else ""))
+    who = printable(",".join(alert.recipients))
+    return (f"{format_instant(alert.at, tz)} {sev} L{alert.level} {printable(alert.type)} "
+            f"{printable(alert.title)}" + (f" -> {who}" if who else ""))
 
 
 class TerminalPrinter:

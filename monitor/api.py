@@ -10,6 +10,10 @@ restart exactly like an action line of a feed. Bearer token required (``monitor.
 - ``POST /api/incidents/{id}/ack``, ``POST /api/incidents/{id}/resolve``
 - ``GET /api/audit?alert=ID&kind=delivery|ack|resolve&limit=100``
 
+Who acts: a caller signed in with their own ``[[http.users]]`` token (bearer or the
+dashboard's session) acts under that name, whatever ``by`` says; with the shared token,
+``by`` names them (``api`` when absent).
+
 Answers: 200 ``{"ok": true, "action": {...}}``; 404 unknown id; 400 bad JSON or fields.
 """
 
@@ -24,7 +28,7 @@ from aiohttp import web
 from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
 from alerts.record import format_instant
-from monitor.http import register
+from monitor.http import identity, register
 from monitor.model import Action, ActionKind
 from monitor.sources.base import Batch
 
@@ -88,7 +92,8 @@ def paging_routes(app: web.Application, daemon: Daemon) -> None:
             target = base_alert_id(target)  # a repeat's id acks the alert it repeats
         try:
             data = await _body(request)
-            by = _by(data)
+            ident = identity(request)
+            by = ident.name if ident is not None and ident.name else _by(data)
             public = _public(data) if verb == "resolve" and kind == "mentions" else \
                 data.get("public") if isinstance(data.get("public"), bool) else None
         except BadRequest as exc:

@@ -7,6 +7,7 @@ keys are refused, and every problem is reported with its key path.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import tomllib
 from collections.abc import Iterator
@@ -355,6 +356,40 @@ class AlertsConfig:
 
 
 @dataclass(frozen=True)
+class HttpUserConfig:
+    """One person's own dashboard/API token (``[[http.users]]``): acks are signed as them."""
+
+    name: str
+    """Shown on acks and resolves (``acked_by``), e.g. ``"小王"``."""
+    token: str
+    """A secret reference (``env:NAME``, ``file:PATH``, ``credential:NAME``) or, discouraged,
+    the literal token."""
+
+    def validate(self) -> Iterator[Problem]:
+        if not self.name.strip() or _UNPRINTABLE.search(self.name):
+            yield "name", "must be a non-empty name without control characters"
+        if not self.token.strip():
+            yield "token", 'must not be empty (e.g. "env:XIAOWANG_TOKEN")'
+        elif problem := check_reference(self.token):
+            yield "token", problem
+
+
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (127.0.0.0/8, ::1, ``localhost``)."""
+    host = host.strip("[]")
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+@dataclass(frozen=True)
 class HttpConfig:
     """The daemon's HTTP server: API, dashboard, health and metrics."""
 
@@ -364,11 +399,42 @@ class HttpConfig:
     token: str = "env:CRISISMON_TOKEN"
     """Bearer token for the API and dashboard: a secret ref (``env:NAME``, ``file:PATH``,
     ``credential:NAME``) or, discouraged, the literal token."""
+    users: tuple[HttpUserConfig, ...] = ()
+    """Per-person tokens (``[[http.users]]``): who signs in with one acts under its name."""
+    session_ttl: Duration = Duration(7 * 24 * H)
+    """How long a dashboard sign-in (its session cookie) lasts without a visit; each
+    visit renews it."""
+    tls_cert: str = ""
+    """PEM certificate (chain) file, relative to the config file: serve HTTPS."""
+    tls_key: str = ""
+    """PEM private key file for ``tls_cert``."""
+    allow_plain_public: bool = False
+    """Allow ``listen`` beyond loopback without TLS (tokens and cookies then cross the
+    network in clear text: only behind a TLS-terminating proxy on a trusted network)."""
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert and self.tls_key)
 
     def validate(self) -> Iterator[Problem]:
         host, sep, port = self.listen.rpartition(":")
         if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
             yield "listen", f'"{self.listen}" is not host:port (e.g. "127.0.0.1:8787")'
+        elif not is_loopback(host) and not self.tls and not self.allow_plain_public:
+            yield "listen", (f'"{self.listen}" is reachable beyond this machine over plain '
+                             "HTTP: set tls_cert and tls_key, or keep 127.0.0.1 behind a TLS "
+                             "proxy, or set http.allow_plain_public = true")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            yield ("tls_key" if self.tls_cert else "tls_cert"), \
+                "tls_cert and tls_key go together (a PEM certificate and its key)"
+        if self.token and (problem := check_reference(self.token)):
+            yield "token", problem
+        names = [u.name for u in self.users if u]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                yield f"users[{i}].name", f'"{name}" is used by another user'
+        if self.session_ttl <= 0:
+            yield "session_ttl", 'must be positive (e.g. "7d")'
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,27 @@
 """The PR team's dashboard: one page, its JSON views and a live event stream.
 
-Routes (all behind the bearer token of ``monitor.http``):
+Routes (``/api/`` behind the token or the session cookie of ``monitor.http``):
 
-- ``GET /dashboard``: the page (vanilla JS, no build step; see ``dashboard_page``).
-- ``GET /api/mentions?open=1``: mentions waiting for a public reply, soonest deadline first.
+- ``GET /dashboard``: the page (vanilla JS, no build step; see ``dashboard_page``). It
+  holds no data, so it is served to anyone: without a session it shows the sign-in form.
+  ``GET /dashboard?token=T`` (the link printed at start) signs in and redirects to
+  ``/dashboard``, taking the token out of the address bar and the history.
+- ``GET /api/mentions``: open mentions in the work queue's order (``urgency``), paginated
+  (``limit``, ``offset``), with counts per state.
 - ``GET /api/incidents``: incidents (open first) with their window and negatives per hour.
-- ``GET /api/events``: server-sent events; one ``change`` event whenever the daemon
-  ingests a batch or fires alerts, so the page refetches instead of polling.
+- ``GET /api/events``: server-sent events. ``snapshot`` (all open mentions and incidents)
+  on connect, then ``patch`` (only the mentions that changed, by key, and the removed
+  keys) after each change, and a ``tick`` every few seconds, so a page never refetches
+  and knows at once when its data stops being current.
 
-The views read the store's ``mentions``/``incidents`` projections (the same rows the
-reports use) and the daemon's clock: times are on that clock, which in a demo runs
-faster than the wall, so every response carries ``now`` and ``speed`` for the page's
-countdowns. Post text is sent as JSON data and only ever set with ``textContent``.
+One ``LiveView`` per server computes a change once for every open page: the rows are
+re-read (one indexed query), compared with the last ones, and the difference is encoded
+once and queued to every stream. A page too slow to take its queue is disconnected; it
+reconnects and resyncs from a fresh snapshot.
+
+Times are on the daemon's clock, which in a demo runs faster than the wall, so every
+message carries ``now`` and ``speed``. Every text from outside is cleaned of control
+characters and bidi overrides (``monitor.textsafe``) and only ever set with ``textContent``.
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import contextlib
 import json
 import math
 import secrets
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,22 +40,34 @@ from aiohttp import web
 
 from alerts.record import format_instant
 from monitor.dashboard_page import render_page
-from monitor.http import DAEMON, register
+from monitor.http import AUTH, DAEMON, Identity, identity, register, set_session
+from monitor.textsafe import printable
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
 
 log = structlog.get_logger(__name__)
 
-HEARTBEAT = 15.0
-"""Seconds between SSE comments, so proxies and phones keep the stream open."""
-MAX_MENTIONS = 500
+HEARTBEAT = 5.0
+"""Seconds between ``tick`` events: a page that hears nothing for three of them knows
+its data may be stale, says so and reconnects."""
+COALESCE = 0.25
+"""Real seconds a change waits for the next ones: a burst of batches is one patch."""
 MAX_INCIDENTS = 20
 QUEUE_SIZE = 64
-BYE = "bye"
-"""Put in a stream's queue at server shutdown: the stream ends instead of holding it up."""
-STREAMS: web.AppKey[set[asyncio.Queue[str]]] = web.AppKey("dashboard_streams", set)
+PAGE_LIMIT = 1000
+"""Default page size of ``GET /api/mentions`` (``limit`` goes up to ``MAX_LIMIT``)."""
+MAX_LIMIT = 10_000
+BYE = b""
+"""Put in a stream's queue to end it (server shutdown, or a page too slow to keep up)."""
+STREAMS: web.AppKey[set[asyncio.Queue[bytes]]] = web.AppKey("dashboard_streams", set)
+VIEW: web.AppKey[LiveView] = web.AppKey("dashboard_view", object)  # type: ignore[arg-type]
 MENTION_ALERTS = ("mention.new", "reply.warning", "reply.breach", "reply.escalated")
+SEVERITY_RANK = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
+_OPEN = "WHERE m.needs_reply = 1 AND m.replied_at IS NULL"
+_COLUMNS = ("m.key, m.brand, m.post_id, m.created_at, m.author, m.followers, m.text, "
+            "m.sentiment, m.negative, m.severity, m.reasons, m.needs_reply, m.replied_at, "
+            "m.replied_by, m.acked_by, m.private_resolve_at, m.incident_id")
 
 
 def weibo_url(post_id: str) -> str:
@@ -60,40 +83,81 @@ def clock_info(daemon: Daemon) -> dict[str, Any]:
             "speed": float(getattr(daemon.clock, "speed", 1.0))}
 
 
-def open_mentions(daemon: Daemon, only_open: bool = True) -> list[dict[str, Any]]:
-    """Mentions (by default only those still waiting for a public reply), deadline first."""
+def _clean(text: str | None) -> str | None:
+    return None if text is None else printable(text)
+
+
+def mention_row(daemon: Daemon, row: tuple[Any, ...], reposts: int) -> dict[str, Any]:
+    """One stored mention as the page and scripts see it (texts cleaned for display)."""
+    (key, brand, post_id, created, author, followers, text, sentiment, negative, severity,
+     reasons, needs_reply, replied_at, replied_by, acked_by, private_at, incident_id) = row
     sla = daemon.config.sla
-    where = "WHERE m.needs_reply = 1 AND m.replied_at IS NULL" if only_open else ""
-    marks = ", ".join("?" for _ in MENTION_ALERTS)
+    return {
+        "key": key, "brand": printable(brand), "post_id": post_id, "url": weibo_url(post_id),
+        "created_at": created, "warn_at": created + sla.warn_at,
+        "deadline": created + sla.reply_within, "escalate_at": created + sla.escalate_after,
+        "author": printable(author), "followers": followers, "reposts": reposts,
+        "text": printable(text), "sentiment": sentiment, "negative": bool(negative),
+        "severity": severity, "reasons": [printable(r) for r in json.loads(reasons)],
+        "needs_reply": bool(needs_reply), "replied_at": replied_at,
+        "replied_by": _clean(replied_by), "acked_by": _clean(acked_by),
+        "private_resolve_at": private_at, "incident_id": incident_id,
+    }
+
+
+def _reposts(daemon: Daemon, key: str) -> int:
+    clock = daemon.pipeline.engine.clocks.get(key)
+    return clock.last_reposts_count if clock is not None else 0
+
+
+def urgency(m: dict[str, Any], now: float) -> tuple[Any, ...]:
+    """Sort key of the work queue (the page sorts with the same rule, ``urgencyKey``).
+
+    P1 first; then what can still be answered in time, least time left first (severity
+    breaks ties); then what is past its deadline, worst severity first and the most
+    recently breached first, so a breach minutes old is not buried under hours-old ones.
+    """
+    sev = SEVERITY_RANK.get(m["severity"], 4)
+    left = m["deadline"] - now
+    if left >= 0:
+        return (sev != 0, 0, left, sev, m["key"])
+    return (sev != 0, 1, sev, -left, m["key"])
+
+
+def state_counts(mentions: Iterable[dict[str, Any]], now: float) -> dict[str, int]:
+    """Open mentions per state: in time, warned (past ``warn_at``), breached; acked; P1."""
+    counts = {"open": 0, "in_time": 0, "warning": 0, "breached": 0, "acked": 0, "p1": 0}
+    for m in mentions:
+        counts["open"] += 1
+        state = ("breached" if now >= m["deadline"] else
+                 "warning" if now >= m["warn_at"] else "in_time")
+        counts[state] += 1
+        counts["acked"] += bool(m["acked_by"])
+        counts["p1"] += m["severity"] == "P1"
+    return counts
+
+
+def open_mentions(daemon: Daemon, only_open: bool = True) -> list[dict[str, Any]]:
+    """Mentions (by default only those still waiting for a public reply), newest first."""
     rows = daemon.store.db.execute(
-        "SELECT m.key, m.brand, m.post_id, m.created_at, m.author, m.followers, m.text, "
-        "m.sentiment, m.negative, m.severity, m.reasons, m.needs_reply, m.replied_at, "
-        "m.replied_by, m.acked_by, m.private_resolve_at, m.incident_id, "
-        f"(SELECT a.id FROM alerts a WHERE a.post_id = m.post_id AND a.brand = m.brand "
-        f" AND a.type IN ({marks}) ORDER BY a.seq DESC LIMIT 1) "
-        f"FROM mentions m {where} ORDER BY m.created_at LIMIT ?",
-        (*MENTION_ALERTS, MAX_MENTIONS)).fetchall()
-    clocks = daemon.pipeline.engine.clocks
-    out = []
-    for (key, brand, post_id, created, author, followers, text, sentiment, negative,
-         severity, reasons, needs_reply, replied_at, replied_by, acked_by, private_at,
-         incident_id, alert_id) in rows:
-        clock = clocks.get(key)
-        out.append({
-            "key": key, "brand": brand, "post_id": post_id, "url": weibo_url(post_id),
-            "created_at": created, "warn_at": created + sla.warn_at,
-            "deadline": created + sla.reply_within,
-            "escalate_at": created + sla.escalate_after,
-            "author": author, "followers": followers,
-            "reposts": clock.last_reposts_count if clock is not None else 0,
-            "text": text, "sentiment": sentiment, "negative": bool(negative),
-            "severity": severity, "reasons": json.loads(reasons),
-            "needs_reply": bool(needs_reply), "replied_at": replied_at,
-            "replied_by": replied_by, "acked_by": acked_by,
-            "private_resolve_at": private_at, "incident_id": incident_id,
-            "alert_id": alert_id,
-        })
-    return out
+        f"SELECT {_COLUMNS} FROM mentions m {_OPEN if only_open else ''} "
+        "ORDER BY m.created_at DESC").fetchall()
+    return [mention_row(daemon, row, _reposts(daemon, row[0])) for row in rows]
+
+
+def latest_alerts(daemon: Daemon, mentions: list[dict[str, Any]]) -> None:
+    """Set each mention's ``alert_id``: its latest reply-clock page (what an ack names)."""
+    ids = [m["post_id"] for m in mentions]
+    latest: dict[tuple[str, str], str] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        rows = daemon.store.db.execute(
+            f"SELECT post_id, brand, id FROM alerts WHERE type IN "
+            f"({', '.join('?' for _ in MENTION_ALERTS)}) AND post_id IN "
+            f"({', '.join('?' for _ in chunk)}) ORDER BY seq", (*MENTION_ALERTS, *chunk))
+        latest.update({(p, b): a for p, b, a in rows})
+    for m in mentions:
+        m["alert_id"] = latest.get((m["post_id"], m["brand"]))
 
 
 def _epoch(iso: str | None) -> float | None:
@@ -123,6 +187,9 @@ def incidents(daemon: Daemon) -> list[dict[str, Any]]:
         window_end = _epoch(rec["window_end"]) or opened
         start = opened - 3600  # an hour of context before the opening
         end = min(max(now, opened + 3600), window_end)
+        for field in ("brand", "detail", "acked_by", "resolved_by"):
+            if isinstance(rec.get(field), str):
+                rec[field] = printable(rec[field])
         rec.update({
             "open": rec["closed_at"] is None,
             "t": {"opened": opened, "window_end": window_end,
@@ -139,26 +206,182 @@ def incidents(daemon: Daemon) -> list[dict[str, Any]]:
     return items[:MAX_INCIDENTS]
 
 
-async def page(request: web.Request) -> web.Response:
-    """The dashboard page, with a per-response nonce so only its own script runs."""
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def sse(event: str, data: Any) -> bytes:
+    """One server-sent event (JSON on one line: ``json.dumps`` never writes a newline)."""
+    return f"event: {event}\ndata: {_dumps(data)}\n\n".encode()
+
+
+class LiveView:
+    """The open mentions and incidents as the streams last saw them, and their changes."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.version = 0
+        self.rows: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] | None = None
+        """Key -> (stored row and reposts, the row as sent); None: not read yet."""
+        self.incidents: list[dict[str, Any]] = []
+        self._incidents_text = ""
+        self.dirty = True
+        self.streams: set[asyncio.Queue[bytes]] = set()
+
+    def _read(self) -> tuple[dict[str, tuple[tuple[Any, ...], dict[str, Any]]], list[str]]:
+        """The open mentions now, reusing the sent dict of every row that did not change."""
+        old = self.rows or {}
+        rows = {}
+        changed = []
+        for row in self.daemon.store.db.execute(f"SELECT {_COLUMNS} FROM mentions m {_OPEN}"):
+            key = row[0]
+            raw = (*row, _reposts(self.daemon, key))
+            before = old.get(key)
+            if before is not None and before[0] == raw:
+                rows[key] = before
+            else:
+                rows[key] = (raw, mention_row(self.daemon, row, raw[-1]))
+                changed.append(key)
+        return rows, changed
+
+    def refresh(self) -> bytes | None:
+        """Re-read the state; the ``patch`` event for the streams, None if nothing changed."""
+        self.dirty = False
+        first = self.rows is None
+        rows, changed = self._read()
+        removed = [k for k in (self.rows or {}) if k not in rows]
+        items = incidents(self.daemon)
+        text = _dumps(items)
+        incidents_changed = text != self._incidents_text
+        self.rows, self.incidents, self._incidents_text = rows, items, text
+        if first or not (changed or removed or incidents_changed):
+            return None
+        self.version += 1
+        patch: dict[str, Any] = {"v": self.version, **clock_info(self.daemon),
+                                 "upsert": [rows[k][1] for k in changed], "remove": removed}
+        if incidents_changed:
+            patch["incidents"] = items
+        return sse("patch", patch)
+
+    def snapshot(self) -> bytes:
+        """Everything a page needs to start (or resync after a reconnect)."""
+        return sse("snapshot", {"v": self.version, **clock_info(self.daemon),
+                                "mentions": [m for _, m in (self.rows or {}).values()],
+                                "incidents": self.incidents})
+
+    def sync(self) -> None:
+        """Bring the view up to date and queue the change to every stream; a stream whose
+        queue is full is ended (its page reconnects and resyncs)."""
+        if not self.streams:
+            self.dirty = True  # nobody is watching: read again when someone connects
+            self.rows = None
+            return
+        patch = self.refresh()
+        if patch is None:
+            return
+        for queue in list(self.streams):
+            try:
+                queue.put_nowait(patch)
+            except asyncio.QueueFull:
+                self.end(queue)
+
+    def end(self, queue: asyncio.Queue[bytes]) -> None:
+        """Make a stream finish: its queue is emptied and holds only ``BYE``."""
+        self.streams.discard(queue)
+        while not queue.empty():
+            queue.get_nowait()
+        queue.put_nowait(BYE)
+
+    def join(self) -> tuple[asyncio.Queue[bytes], bytes]:
+        """A new stream's queue and its snapshot, taken together: no change falls between."""
+        if (self.dirty or self.rows is None) and self.streams:
+            self.sync()  # the others get the change as a patch first
+        elif self.dirty or self.rows is None:
+            self.refresh()
+        queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_SIZE)
+        self.streams.add(queue)
+        return queue, self.snapshot()
+
+    async def run(self) -> None:
+        """Turn the daemon's change notices into patches, a burst at a time."""
+        notices: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self.daemon.listeners.append(notices)
+        try:
+            while True:
+                await notices.get()
+                await asyncio.sleep(COALESCE)
+                while not notices.empty():
+                    notices.get_nowait()
+                try:
+                    self.sync()
+                except Exception:  # a failed read must not end the live view for good
+                    log.exception("dashboard: could not read the state; retrying on the "
+                                  "next change")
+                    self.dirty = True
+        finally:
+            with contextlib.suppress(ValueError):
+                self.daemon.listeners.remove(notices)
+
+
+CSP = ("default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
+       "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'self'; "
+       "frame-ancestors 'none'")
+
+
+async def page(request: web.Request) -> web.StreamResponse:
+    """The dashboard page, with a per-response nonce so only its own script runs.
+
+    ``?token=T`` signs in: the session cookie is set and the browser is sent to the bare
+    ``/dashboard``, so the token leaves the address bar (and the history: it is a redirect).
+    """
+    token = request.query.get("token")
+    if token is not None:
+        auth = request.app[AUTH]
+        ident = auth.check_token(token.strip())
+        where = "/dashboard" if ident is not None else "/dashboard?signin=failed"
+        resp = web.Response(status=303, headers={"Location": where,
+                                                 "Referrer-Policy": "no-referrer"})
+        if ident is None:
+            return resp
+        set_session(resp, request, auth, Identity(ident.name, "cookie"))
+        return resp
     nonce = secrets.token_urlsafe(12)
     resp = web.Response(text=render_page(nonce), content_type="text/html", charset="utf-8")
-    resp.headers["Content-Security-Policy"] = (
-        f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; "
-        "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
-        "frame-ancestors 'none'")
-    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["Content-Security-Policy"] = CSP.format(nonce=nonce)
     resp.headers["Referrer-Policy"] = "no-referrer"
-    resp.headers["X-Content-Type-Options"] = "nosniff"
     return resp
 
 
+def _int(request: web.Request, name: str, default: int, top: int) -> int:
+    try:
+        return max(0, min(int(request.query.get(name, default)), top))
+    except ValueError:
+        raise web.HTTPBadRequest(reason=f"{name} must be a whole number") from None
+
+
 async def api_mentions(request: web.Request) -> web.Response:
+    """Open mentions in the work queue's order, a page at a time, with counts per state.
+
+    ``open=0`` lists replied mentions too, newest first."""
     daemon = request.app[DAEMON]
     only_open = request.query.get("open", "1") not in ("0", "false", "")
-    return web.json_response({**clock_info(daemon), "reply_within": daemon.config.sla
-                              .reply_within, "mentions": open_mentions(daemon, only_open)},
-                             dumps=_dumps)
+    try:
+        limit = _int(request, "limit", PAGE_LIMIT, MAX_LIMIT)
+        offset = _int(request, "offset", 0, 1 << 40)
+    except web.HTTPBadRequest as exc:
+        return web.json_response({"error": exc.reason}, status=400)
+    now = daemon.clock.now()
+    items = open_mentions(daemon, only_open)
+    if only_open:
+        items.sort(key=lambda m: urgency(m, now))
+    shown = items[offset:offset + limit]
+    latest_alerts(daemon, shown)
+    nxt = offset + limit if offset + limit < len(items) else None
+    return web.json_response(
+        {**clock_info(daemon), "reply_within": daemon.config.sla.reply_within,
+         "total": len(items), "offset": offset, "next_offset": nxt,
+         "counts": state_counts((m for m in items if m["replied_at"] is None), now),
+         "mentions": shown}, dumps=_dumps)
 
 
 async def api_incidents(request: web.Request) -> web.Response:
@@ -167,48 +390,55 @@ async def api_incidents(request: web.Request) -> web.Response:
                              dumps=_dumps)
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
 async def api_events(request: web.Request) -> web.StreamResponse:
-    """Server-sent events: ``change`` when state moved; a comment line as a heartbeat."""
+    """Server-sent events: ``hello`` and ``snapshot``, then ``patch`` and ``tick``."""
     daemon = request.app[DAEMON]
+    view = request.app[VIEW]
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                       "Cache-Control": "no-store",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
-    queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
-    daemon.listeners.append(queue)
+    ident = identity(request)
+    queue, snapshot = view.join()
     request.app[STREAMS].add(queue)
+    sla = daemon.config.sla
     try:
-        await resp.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
+        await resp.write(b"retry: 2000\n" + sse("hello", {
+            **clock_info(daemon), "user": ident.name if ident else None,
+            "heartbeat": HEARTBEAT, "sla": {"warn_at": sla.warn_at,
+                                            "reply_within": sla.reply_within}}) + snapshot)
         while True:
             try:
-                what = await asyncio.wait_for(queue.get(), HEARTBEAT)
+                data = await asyncio.wait_for(queue.get(), HEARTBEAT)
             except TimeoutError:
-                await resp.write(b": keep-alive\n\n")
-                continue
-            while not queue.empty():  # a burst of batches is one refetch
-                what = BYE if queue.get_nowait() == BYE else what
-            if what == BYE:
+                data = sse("tick", clock_info(daemon))
+            if data == BYE:
                 break
-            await resp.write(f"event: change\ndata: {json.dumps({'what': what})}\n\n".encode())
+            await resp.write(data)
     except (ConnectionResetError, ConnectionError):
         pass  # the page went away; nothing to tell anyone
     finally:
         request.app[STREAMS].discard(queue)
-        with contextlib.suppress(ValueError):
-            daemon.listeners.remove(queue)
+        view.streams.discard(queue)
     return resp
+
+
+async def _start_view(app: web.Application) -> None:
+    app[VIEW_TASK] = asyncio.create_task(app[VIEW].run(), name="dashboard-view")
 
 
 async def _end_streams(app: web.Application) -> None:
     """At shutdown, end open event streams so the server need not wait for them."""
     for queue in list(app[STREAMS]):
-        while queue.full():
-            queue.get_nowait()
-        queue.put_nowait(BYE)
+        app[VIEW].end(queue)
+    task = app.get(VIEW_TASK)
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+VIEW_TASK: web.AppKey[asyncio.Task[None]] = web.AppKey("dashboard_view_task",
+                                                       asyncio.Task)  # type: ignore[arg-type]
 
 
 @register
@@ -219,4 +449,6 @@ def routes(app: web.Application, daemon: Daemon) -> None:
     app.router.add_get("/api/incidents", api_incidents)
     app.router.add_get("/api/events", api_events)
     app[STREAMS] = set()
+    app[VIEW] = LiveView(daemon)
+    app.on_startup.append(_start_view)
     app.on_shutdown.append(_end_streams)

@@ -16,6 +16,7 @@ from typing import Any
 import zhconv
 
 from monitor.model import Action, ActionKind, Author, Event, Post, PostKind
+from monitor.textsafe import printable
 
 MAX_TEXT = 10_000
 """Characters kept of one post's text. Weibo's long posts stay under this; a giant
@@ -216,7 +217,8 @@ def _author(user: Any) -> Author:
     verified_type = user.get("verified_type")
     return Author(
         id=_id(user.get("id", user.get("idstr")), "user.id"),
-        screen_name=str(user.get("screen_name") or "")[:100],
+        # Cleaned like post text: a name is shown in terminals and on the dashboard.
+        screen_name=printable(str(user.get("screen_name") or ""))[:100],
         followers_count=_count(user.get("followers_count")),
         verified=bool(user.get("verified", False)),
         verified_type=verified_type if isinstance(verified_type, int) else None,

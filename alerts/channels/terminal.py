@@ -13,6 +13,7 @@ from typing import Literal, TextIO
 
 from alerts.channels.base import DeliveryError, Thread, level_label, type_label
 from alerts.record import DEFAULT_TZ, Alert
+from monitor.textsafe import printable
 
 _RESET = "\033[0m"
 _SEVERITY_STYLE = {"P1": "\033[1;97;41m", "P2": "\033[1;31m", "P3": "\033[33m", "P4": "\033[36m"}
@@ -39,19 +40,23 @@ def format_line(alert: Alert, tz: tzinfo = DEFAULT_TZ, colour: bool = False,
     when = datetime.fromtimestamp(alert.at, tz=UTC).astimezone(tz).strftime("%H:%M:%S")
     where = []
     if alert.post_id:
-        where.append(f"帖子 {alert.post_id}")
+        where.append(f"帖子 {printable(alert.post_id)}")
     if thread is not None and thread.update:
-        where.append(f"事件 {thread.incident_id} 更新{thread.update}")
+        where.append(printable(f"事件 {thread.incident_id} 更新{thread.update}"))
     elif alert.incident_id:
-        where.append(f"事件 {alert.incident_id}")
-    sev, title, dim, reset = alert.severity, alert.title, "", ""
+        where.append(f"事件 {printable(alert.incident_id)}")
+    # Every text from outside (a title quotes the author and the post) is cleaned of
+    # control characters and bidi overrides first: an author named "\x1b[2J" would
+    # otherwise clear the screen of whoever watches this terminal.
+    sev, title, dim, reset = printable(alert.severity), printable(alert.title), "", ""
     if colour:
         sev = f"{_SEVERITY_STYLE.get(sev, '')} {sev} {_RESET}"
         title, dim, reset = f"{_BOLD}{title}{_RESET}", _DIM, _RESET
-    parts = [f"{dim}{when}{reset}", sev, alert.brand, f"{alert.type} {type_label(alert)}",
-             level_label(alert.level), *where, f"— {title}", f"{dim}[{alert.id}]{reset}"]
-    # One alert, one line: a newline inside a title must not split it.
-    return " ".join(parts).replace("\n", " ")
+    parts = [f"{dim}{when}{reset}", sev, printable(alert.brand),
+             printable(f"{alert.type} {type_label(alert)}"),
+             level_label(alert.level), *where, f"— {title}",
+             f"{dim}[{printable(alert.id)}]{reset}"]
+    return " ".join(parts)  # one line: ``printable`` turned any line break into a space
 
 
 class TerminalChannel:
