@@ -209,8 +209,9 @@ class Daemon:
             return resolve_secret(self.config.http.token)
         except SecretError:
             token = secrets.token_urlsafe(18)
+            scheme = "https" if self.config.http.tls else "http"
             print(f"crisismon: no API token configured ({self.config.http.token}); for this "
-                  f"run: http://{self.config.http.listen}/dashboard?token={token}",
+                  f"run: {scheme}://{self.config.http.listen}/dashboard?token={token}",
                   file=sys.stderr, flush=True)
             return token
 

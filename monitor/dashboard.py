@@ -233,7 +233,8 @@ class LiveView:
         old = self.rows or {}
         rows = {}
         changed = []
-        for row in self.daemon.store.db.execute(f"SELECT {_COLUMNS} FROM mentions m {_OPEN}"):
+        for row in self.daemon.store.db.execute(
+                f"SELECT {_COLUMNS} FROM mentions m {_OPEN}").fetchall():
             key = row[0]
             raw = (*row, _reposts(self.daemon, key))
             before = old.get(key)

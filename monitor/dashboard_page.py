@@ -7,8 +7,8 @@ Kept apart from the routes so the page reads as one file. What the script keeps 
   the sign-in form; signing in there (or through ``/dashboard?token=``) sets the cookie.
 - **A stream that never dies silently.** ``/api/events`` is read with ``fetch`` (not
   ``EventSource``, which gives up for good on a 502 and cannot tell a 401 from a network
-  error). Any failure reconnects, forever, after 0.5, 1, 2, 4, 5, 5 ... seconds (with
-  jitter); a stream silent for three heartbeats is dropped and reconnected. When the data
+  error). Any failure reconnects, forever, after 0.5, 1, 2, 3, 3 ... seconds (with
+  jitter; every 10 s once down for a minute); a stream silent for three heartbeats is dropped and reconnected. When the data
   is more than a few seconds old a full-width banner says how old. Each connection
   starts with a snapshot, so a reconnect resyncs.
 - **Patched, not redrawn.** Mentions are kept by key; a ``patch`` updates the fields of
@@ -143,7 +143,7 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const PAGE = 50, BACKOFF_CAP = 5000, STALE_AFTER = 3;
+  const PAGE = 50, BACKOFF_CAP = 3000, STALE_AFTER = 3;
   function el(tag, cls, text) {
     const e = document.createElement(tag);
     if (cls) e.className = cls;
@@ -550,7 +550,7 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
   // ------------------------------------------------------------------ live stream
   let ctrl = null, attempt = 0, connected = false, retryTimer = null, retryAt = 0;
   let lastContact = performance.now(), lastByte = 0, version = -1, heartbeat = 5;
-  let signedOut = false;
+  let signedOut = false, downSince = 0;
   function setLive(text, cls) { setText($("live"), text); $("live").className = cls; }
   function stale() {
     const age = (performance.now() - lastContact) / 1000;
@@ -604,12 +604,16 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
     } catch (e) { /* a network error or our own abort: reconnect below */ }
     fail(c);
   }
-  // Retry after 0.5, 1, 2, 4, 5, 5 ... s (+-20 %): forever, whatever went wrong.
+  // Retry after 0.5, 1, 2, 3, 3 ... s (+-20 %), forever, whatever went wrong; after a
+  // minute down, every 10 s (a long outage need not drain a phone's battery).
   function fail(c, now) {
     if (c !== ctrl) return;
-    ctrl = null; connected = false;
+    ctrl = null;
+    if (connected || !downSince) downSince = performance.now();
+    connected = false;
     c.abort();
-    const delay = now ? 0 : Math.min(BACKOFF_CAP, 500 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
+    const cap = performance.now() - downSince < 60000 ? BACKOFF_CAP : 10000;
+    const delay = now ? 0 : Math.min(cap, 500 * 2 ** attempt) * (0.8 + Math.random() * 0.4);
     attempt++;
     retryAt = performance.now() + delay;
     setLive("重连中", "off");
@@ -634,7 +638,7 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
       for (const k of Array.from(mentions.keys())) if (!fresh.has(k)) drop(k);
       for (const m of d.mentions) upsert(m);
       incidents = d.incidents;
-      connected = true; attempt = 0;
+      connected = true; attempt = 0; downSince = 0;
       setLive("实时", "on");
       resort(); render(); renderIncidents(); banner();
       document.body.dataset.loaded = "1";

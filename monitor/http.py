@@ -215,14 +215,15 @@ def set_session(response: web.StreamResponse, request: web.Request, auth: Auth,
 async def sign_in(request: web.Request) -> web.Response:
     """``POST /dashboard/signin`` with ``{"token": ...}`` (JSON or a form): sets the cookie."""
     auth = request.app[AUTH]
-    if request.content_type == "application/json":
-        try:
+    try:
+        if request.content_type == "application/json":
             body = json.loads(await request.read() or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            body = None
-        token = body.get("token") if isinstance(body, dict) else None
-    else:
-        token = (await request.post()).get("token")
+            token = body.get("token") if isinstance(body, dict) else None
+        else:
+            token = (await request.post()).get("token")
+    except (ValueError, UnicodeDecodeError, AssertionError):  # not JSON, a broken form
+        return web.json_response({"error": 'send {"token": "..."} as JSON or a form'},
+                                 status=400)
     ident = auth.check_token(token.strip()) if isinstance(token, str) else None
     if ident is None:
         return web.json_response({"error": UNAUTHORISED}, status=401)

@@ -36,7 +36,7 @@ from monitor.config import (
     MqttSourceConfig,
     load_config,
 )
-from monitor.http import OPEN_PATHS
+from monitor.http import OPEN_PATHS, SIGN_IN_PATHS
 from monitor.sources.base import Batch, Source
 from monitor.sources.factory import build_sources
 from monitor.sources.mqtt import MqttSource
@@ -111,6 +111,12 @@ async def test_every_route_but_the_health_ones_needs_the_token(tmp_path: Path) -
                                              params=params) as r:
                     if path in OPEN_PATHS:
                         assert r.status in (200, 503), (method, path)
+                    elif path in SIGN_IN_PATHS and (method, path) != (
+                            "POST", "/dashboard/signin"):
+                        # The data-free page (its sign-in form) and sign-out: no data,
+                        # and no session cookie handed out.
+                        assert r.status == 200, (method, path)
+                        assert "crisismon_session=v1" not in r.headers.get("Set-Cookie", "")
                     else:
                         assert r.status == 401, (method, path, headers, params)
         async with live.http.get(live.base + "/api/mentions",
