@@ -8,9 +8,9 @@ Kept apart from the routes so the page reads as one file. What the script keeps 
 - **A stream that never dies silently.** ``/api/events`` is read with ``fetch`` (not
   ``EventSource``, which gives up for good on a 502 and cannot tell a 401 from a network
   error). Any failure reconnects, forever, after 0.5, 1, 2, 3, 3 ... seconds (with
-  jitter; every 10 s once down for a minute); a stream silent for three heartbeats is dropped and reconnected. When the data
-  is more than a few seconds old a full-width banner says how old. Each connection
-  starts with a snapshot, so a reconnect resyncs.
+  jitter; every 10 s once down for a minute); a stream silent for three heartbeats is
+  dropped and reconnected. When the data is more than a few seconds old a full-width
+  banner says how old. Each connection starts with a snapshot, so a reconnect resyncs.
 - **Patched, not redrawn.** Mentions are kept by key; a ``patch`` updates the fields of
   the cards it names (each card keeps its ``data-post-id``), adds and removes cards, and
   moves them only when the order changes, never moving or deleting a card whose action
