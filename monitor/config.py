@@ -265,6 +265,9 @@ class HttpSourceConfig:
             yield "url", f'"{self.url}" is not an http(s) URL'
         if self.token and (problem := check_reference(self.token)):
             yield "token", problem
+        if not self.token.strip() and not self.users:
+            yield "token", ('is empty and there are no [[http.users]]: nobody could sign in '
+                            '(e.g. token = "env:CRISISMON_TOKEN")')
         if not self.endpoints:
             yield "endpoints", 'needs at least one of "search", "mentions", "comments"'
         if len(set(self.endpoints)) != len(self.endpoints):
@@ -398,7 +401,8 @@ class HttpConfig:
     """``host:port``; 127.0.0.1 keeps it on this machine."""
     token: str = "env:CRISISMON_TOKEN"
     """Bearer token for the API and dashboard: a secret ref (``env:NAME``, ``file:PATH``,
-    ``credential:NAME``) or, discouraged, the literal token."""
+    ``credential:NAME``) or, discouraged, the literal token. ``""`` with ``users``: only
+    personal tokens are accepted."""
     users: tuple[HttpUserConfig, ...] = ()
     """Per-person tokens (``[[http.users]]``): who signs in with one acts under its name."""
     session_ttl: Duration = Duration(7 * 24 * H)
@@ -429,6 +433,9 @@ class HttpConfig:
                 "tls_cert and tls_key go together (a PEM certificate and its key)"
         if self.token and (problem := check_reference(self.token)):
             yield "token", problem
+        if not self.token.strip() and not self.users:
+            yield "token", ('is empty and there are no [[http.users]]: nobody could sign in '
+                            '(e.g. token = "env:CRISISMON_TOKEN")')
         names = [u.name for u in self.users if u]
         for i, name in enumerate(names):
             if name in names[:i]:

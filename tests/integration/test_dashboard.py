@@ -476,6 +476,7 @@ async def test_restart_behind_a_proxy_502_then_back_and_resynced(env: Env) -> No
         banner_after = time.monotonic() - lost
         text = await cdp.js("document.getElementById('banner-text').textContent")
         assert "数据已" in text and "未更新" in text, text
+        await cdp.screenshot("dashboard-stale-banner.png")
         await retries(proxy, "after a 502")
         proxy.down = False
         back = time.monotonic()
