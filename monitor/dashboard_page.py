@@ -39,8 +39,8 @@ PAGE = """<!doctype html>
 [hidden] { display:none !important; }
 body { margin:0; background:var(--bg); color:var(--ink);
   font: 15px/1.5 system-ui, "PingFang SC", "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }
-header { position:sticky; top:0; z-index:3; background:#111827; color:#fff;
-  padding:8px 12px; display:flex; flex-wrap:wrap; gap:6px 10px; align-items:center; }
+#top { position:sticky; top:0; z-index:4; }
+header { background:#111827; color:#fff; padding:8px 12px; display:flex; flex-wrap:wrap; gap:6px 10px; align-items:center; }
 header h1 { font-size:17px; margin:0; flex:1 1 auto; }
 #live { font-size:13px; padding:2px 8px; border-radius:10px; background:#374151; }
 #live.on { background:var(--ok); }
@@ -50,7 +50,7 @@ header h1 { font-size:17px; margin:0; flex:1 1 auto; }
 #me { font-size:13px; }
 header button { min-height:28px; padding:2px 10px; font-size:13px; background:#374151;
   color:#fff; border-color:#4b5563; }
-#banner { position:sticky; top:0; z-index:4; background:var(--bad); color:#fff;
+#banner { background:var(--bad); color:#fff;
   padding:10px 12px; font-weight:600; display:flex; flex-wrap:wrap; gap:8px;
   align-items:center; justify-content:space-between; }
 #banner button { background:#fff; color:var(--bad); border:0; font-weight:600; }
@@ -105,6 +105,7 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
 </style>
 </head>
 <body>
+<div id="top">
 <header>
   <h1>舆情值班台</h1>
   <span id="clock"></span>
@@ -115,6 +116,7 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
 </header>
 <div id="banner" role="alert" hidden><span id="banner-text"></span>
   <button id="retry" type="button">立即重连</button></div>
+</div>
 <section id="signin" hidden>
   <h2>登录舆情值班台</h2>
   <form id="signin-form">
@@ -542,7 +544,8 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
     for (const n of Array.from(openBox.children)) if (!n.dataset.incidentId) n.remove();
     if (!nOpen) openBox.append(el("div", "empty", stale()
       ? "连接中断，无法确认是否有危机事件" : "没有进行中的危机事件"));
-    setText($("icount"), "(" + nOpen + " 进行中)");
+    // Stale data must not read as "no crisis": the count says it is the last known one.
+    setText($("icount"), "(" + (stale() ? "最后已知 " : "") + nOpen + " 进行中)");
     $("closed").hidden = !nClosed;
     setText($("closed-sum"), "已关闭的事件 " + nClosed);
   }
@@ -666,7 +669,7 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
     incidents = []; resort(); render(); renderIncidents();
     $("app").hidden = true; $("banner").hidden = true; $("signout").hidden = true;
     $("signin").hidden = false;
-    setLive("未登录", "off");
+    setLive("未登录", "off"); setText($("clock"), "");
     setText($("signin-msg"), why || "");
     document.body.dataset.signin = "1";
     $("token").focus();
@@ -701,7 +704,9 @@ details.closed summary { cursor:pointer; color:var(--mute); margin-bottom:8px; }
     ticks++;
     if (!document.hidden && !signedOut) {
       const now = simNow();
-      setText($("clock"), "时钟 " + at(now, "full") + (speed !== 1 ? " ×" + speed : ""));
+      if (base !== null) {  // the daemon's clock, once it has told us
+        setText($("clock"), "时钟 " + at(now, "full") + (speed !== 1 ? " ×" + speed : ""));
+      }
       for (const c of onScreen) paint(c, now);
       if (now >= nextChange) { resort(); render(); }
       if (ticks % 60 === 0) renderIncidents(true);  // the "now" line and overdue marks

@@ -400,6 +400,7 @@ async def test_signed_in_by_link_then_reload_bookmark_and_sign_out(env: Env) -> 
     await cdp.until(SIGNIN, "the sign-in form after signing out")
     await cdp.send("Page.reload")
     await cdp.until(SIGNIN, "the sign-in form after a reload")
+    await cdp.screenshot("dashboard-signin.png")
     assert await cdp.js("document.querySelectorAll('.mention').length") == 0
     # Signing in by the form.
     await cdp.js(f"document.getElementById('token').value = {json.dumps(TOKEN)};"
