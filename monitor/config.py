@@ -265,9 +265,6 @@ class HttpSourceConfig:
             yield "url", f'"{self.url}" is not an http(s) URL'
         if self.token and (problem := check_reference(self.token)):
             yield "token", problem
-        if not self.token.strip() and not self.users:
-            yield "token", ('is empty and there are no [[http.users]]: nobody could sign in '
-                            '(e.g. token = "env:CRISISMON_TOKEN")')
         if not self.endpoints:
             yield "endpoints", 'needs at least one of "search", "mentions", "comments"'
         if len(set(self.endpoints)) != len(self.endpoints):

@@ -40,7 +40,8 @@ PAGE = """<!doctype html>
 body { margin:0; background:var(--bg); color:var(--ink);
   font: 15px/1.5 system-ui, "PingFang SC", "Noto Sans CJK SC", "Microsoft YaHei", sans-serif; }
 #top { position:sticky; top:0; z-index:4; }
-header { background:#111827; color:#fff; padding:8px 12px; display:flex; flex-wrap:wrap; gap:6px 10px; align-items:center; }
+header { background:#111827; color:#fff; padding:8px 12px; display:flex; flex-wrap:wrap;
+  gap:6px 10px; align-items:center; }
 header h1 { font-size:17px; margin:0; flex:1 1 auto; }
 #live { font-size:13px; padding:2px 8px; border-radius:10px; background:#374151; }
 #live.on { background:var(--ok); }

@@ -252,7 +252,6 @@ async def session(request: web.Request) -> web.Response:
 def load_auth(daemon: Daemon, token: str) -> Auth:
     """The shared token plus each ``[[http.users]]`` token, resolved now: a missing one
     stops the start with its key path rather than failing a person's first sign-in."""
-
     cfg = daemon.config.http
     users: dict[str, str] = {}
     for i, user in enumerate(cfg.users):
@@ -297,7 +296,6 @@ async def serve(app: web.Application, cfg: HttpConfig) -> web.AppRunner:
 
     Refuses plain HTTP beyond loopback unless ``http.allow_plain_public`` (the config
     check says so first; this guards configs built in code)."""
-
     host, _, port = cfg.listen.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
     if not (is_loopback(host) or cfg.tls or cfg.allow_plain_public):
