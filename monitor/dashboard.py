@@ -395,14 +395,14 @@ async def api_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``hello`` and ``snapshot``, then ``patch`` and ``tick``."""
     daemon = request.app[DAEMON]
     view = request.app[VIEW]
+    ident = identity(request)
+    queue, snapshot = view.join()  # before the headers: a failed read is a plain 500
+    request.app[STREAMS].add(queue)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                        "X-Accel-Buffering": "no"})
-    await resp.prepare(request)
-    ident = identity(request)
-    queue, snapshot = view.join()
-    request.app[STREAMS].add(queue)
     sla = daemon.config.sla
     try:
+        await resp.prepare(request)
         await resp.write(b"retry: 2000\n" + sse("hello", {
             **clock_info(daemon), "user": ident.name if ident else None,
             "heartbeat": HEARTBEAT, "sla": {"warn_at": sla.warn_at,
