@@ -61,6 +61,16 @@ main { display:grid; grid-template-columns:1fr; gap:12px; padding:12px;
 #incsec { grid-area:inc; min-width:0; } #mensec { grid-area:men; min-width:0; }
 @media (min-width: 960px) {
   main { grid-template-columns: 3fr 2fr; grid-template-areas: "men inc"; align-items:start; }
+  /* Denser cards on a desk: the buttons in a column on the right. */
+  .card.mention { display:grid; grid-template-columns:1fr auto; column-gap:14px;
+    grid-template-rows:auto auto auto auto 1fr; padding:8px 12px; margin-bottom:8px; }
+  .card.mention > * { grid-column:1; }
+  .card.mention > .actions { grid-column:2; grid-row:1 / span 5; margin-top:0;
+    flex-direction:column; align-items:stretch; justify-content:center; width:13em; }
+  .card.mention .resolver, .card.mention .ackslot { display:flex; flex-direction:column;
+    gap:6px; }
+  .card.mention .text { margin:4px 0; }
+  .countdown { font-size:20px; }
 }
 h2 { font-size:16px; margin:4px 0 8px; }
 .count { color:var(--mute); font-weight:normal; }

@@ -661,6 +661,8 @@ async def test_an_open_choice_survives_a_burst_and_its_card_is_patched(env: Env)
     assert await cdp.js("window.__nodes.filter(n => n.isConnected).every("
                         "n => document.querySelector("
                         "`[data-post-id=\"${n.dataset.postId}\"]`) === n)")
+    await cdp.js(f"{target}.scrollIntoView({{block: 'center'}})")
+    await cdp.screenshot("dashboard-choice-open.png")
     # The choice still works: resolve publicly; the mention leaves the queue.
     await cdp.js(f"{target}.querySelector('.resolve-public').click()")
     await cdp.until(f"!{target}", "the resolved card to leave")
