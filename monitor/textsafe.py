@@ -20,8 +20,12 @@ _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]+")
 
 
-def printable(text: str) -> str:
-    """``text`` without control characters or bidi overrides; line breaks become spaces."""
+def printable(text: str, keep_lines: bool = False) -> str:
+    """``text`` without control characters or bidi overrides; line breaks become spaces
+    (or, with ``keep_lines``, plain ``\n``: for a multi-line block such as a digest)."""
     if not text or text.isprintable():  # nearly every text: one C-level scan, no regex
         return text
+    if keep_lines:
+        return "\n".join(_UNSAFE.sub("", _BREAKS.sub(" ", line))
+                         for line in re.split("\r\n|[\n\r\u2028\u2029\x85]", text))
     return _UNSAFE.sub("", _BREAKS.sub(" ", text))

@@ -46,6 +46,11 @@ def test_printable_drops_controls_and_bidi_and_spaces_line_breaks() -> None:
     assert all(c.isprintable() for c in cleaned)
 
 
+def test_printable_can_keep_lines_for_a_block() -> None:
+    block = printable("第一行\x1b[2J\r\n第二\u202e行\n\t缩进", keep_lines=True)
+    assert block == "第一行[2J\n第二行\n 缩进"
+
+
 def _alert(title: str, brand: str = "快书包") -> Alert:
     return Alert(id="a-1", type=AlertType.MENTION_NEW, at=1_779_242_400.0, brand=brand,
                  level=0, severity="P3", title=title, text=title, post_id="9\x1b[2J",
