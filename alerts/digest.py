@@ -147,7 +147,8 @@ def facts(b: dict[str, Any], reply_within: float) -> list[tuple[str, str]]:
                                                  lambda x: f"{x:g} 条")),
         ("负面", f"{b['negative']} 条，占 {pct(share)}"
          + _versus(share, base.get("negative_share"), pct)),
-        (f"{dur(reply_within)}内回复",
+        (f"{reply_within / 60:g} 分钟内回复" if reply_within % 60 == 0
+         else f"{dur(reply_within)} 内回复",
          f"{b['replied_in_time']}/{b['needing_reply'] - b.get('pending', 0)}"
          f"（{'—' if rate is None else f'{rate}%'}）"
          + (f"，另 {b['pending']} 条未到期" if b.get("pending") else "")),

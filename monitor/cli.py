@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_paging_commands(sub)  # ack, resolve, audit (monitor/paging_cli.py)
 
+    from monitor import digest_cli
+
+    dg = sub.add_parser("digest", help="print a scheduled digest, or send one now")
+    digest_cli.add_arguments(dg, _until)
+
     tr = sub.add_parser("train-sentiment", help="retrain the Weibo sentiment model",
                         add_help=False)
     tr.add_argument("args", nargs=argparse.REMAINDER)
@@ -293,6 +298,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from monitor import digest_cli
+
+    try:
+        return digest_cli.run(_config(args.config), args)
+    except digest_cli.DigestUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_weibo_sim(args: argparse.Namespace) -> int:
     from monitor import weibo_sim
 
@@ -308,6 +322,7 @@ COMMANDS = {
     "report": cmd_report,
     "compare": cmd_compare,
     "weibo-sim": cmd_weibo_sim,
+    "digest": cmd_digest,
     **PAGING_COMMANDS,
 }
 

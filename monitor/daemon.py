@@ -35,6 +35,7 @@ from monitor.app import build_pipeline, open_store
 from monitor.clock import Clock, ScaledClock, WallClock
 from monitor.clockwatch import CHECK_EVERY, ClockWatch
 from monitor.config import Config, FeedSourceConfig
+from monitor.digests import run_digests
 from monitor.http import build_app, serve
 from monitor.locks import BUSY_TIMEOUT_MS, StoreLocks
 from monitor.metrics import Metrics
@@ -275,6 +276,8 @@ class Daemon:
             ops = [tg.create_task(self.metrics.probe_loop(), name="loop-lag"),
                    tg.create_task(self.outbox.run_repeats(), name="outbox:repeats"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
+            if self.config.digests:  # scheduled digests (monitor.digests), on self.clock
+                ops.append(tg.create_task(run_digests(self), name="digests"))
             if self.cluster is not None:
                 ops += [tg.create_task(self.cluster.run_leases(self), name="leases"),
                         tg.create_task(self.cluster.run_catch_up(self), name="catch-up")]

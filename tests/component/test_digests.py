@@ -81,6 +81,19 @@ def make_feed() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                       "followers": followers})
         # Sparse enough that no burst of negatives opens an incident: about one an hour.
         t += timedelta(seconds=rng.randint(25 * 60, 95 * 60))
+    # Two minutes before the first digest, answered three minutes later: at 09:00 it is
+    # neither late nor answered (pending), and its reply is not counted in either digest.
+    edge = DAY0 + timedelta(hours=23, minutes=58)
+    lines.append({"id": "5088888888", "created_at": iso(edge), "text": POSITIVE[0],
+                  "user": {"id": "3001", "screen_name": "用户edge", "followers_count": 5,
+                           "verified": False},
+                  "reposts_count": 0, "comments_count": 0, "attitudes_count": 0})
+    lines.append({"id": "4988888888", "created_at": iso(edge + timedelta(seconds=180)),
+                  "text": "您好，已私信您，感谢反馈", "user": OFFICIAL,
+                  "status": {"id": "5088888888"}, "reposts_count": 0, "comments_count": 0,
+                  "attitudes_count": 0})
+    truth.append({"id": "5088888888", "at": edge.timestamp(), "negative": False,
+                  "delay": 180, "followers": 5})
     # One story: an influencer's poisoning post opens an incident at once; the official
     # statement follows 40 minutes later.
     lines.append({"id": "5099999999", "created_at": iso(DANGER_AT),
@@ -94,7 +107,7 @@ def make_feed() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
                   "attitudes_count": 0})
     lines.append({"id": "5199999999",
                   "created_at": iso(DANGER_AT + timedelta(seconds=STATEMENT_AFTER)),
-                  "text": "关于网友反映食品问题的说明：我们已下架相关批次并联系顾客，结果将及时公布",
+                  "text": "关于网友反映食品问题的说明：我们已下架相关批次并联系顾客",
                   "user": OFFICIAL, "reposts_count": 0, "comments_count": 0,
                   "attitudes_count": 0})
     truth.append({"id": "5099999999", "at": DANGER_AT.timestamp(), "negative": True,
@@ -169,6 +182,7 @@ def test_two_days_two_digests_with_the_feeds_figures(
         got["top"] = [p["post_id"] for p in b["top_posts"]]
         assert got == want, k
         assert b["mentions"] > 15 and 0 < b["negative"] < b["mentions"]  # a real test
+    assert digests[0]["brands"][0]["pending"] == 1  # the 08:58 mention
     # Day 0 has no history before it; day 1's baseline is day 0.
     first, second = digests[0]["brands"][0], digests[1]["brands"][0]
     assert first["baseline"] is None
