@@ -343,7 +343,7 @@ def plain_text(digest: Digest) -> str:
 PLOT_TITLES = {"mentions_per_hour": "每小时提及数（按情感）", "reply_times": "回复用时分布",
                "sla_compliance": "按时回复率（各品牌、各小时）"}
 
-_CSS = ("body{font:14px/1.5 system-ui,'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',"
+_CSS = ("body{font:14px/1.5 'Noto Sans CJK SC','PingFang SC','Microsoft YaHei',system-ui,"
         "sans-serif;color:#1d2129;max-width:960px;margin:0 auto;padding:16px}"
         "h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:24px 0 6px;"
         "border-bottom:2px solid #2563eb;padding-bottom:2px}"
@@ -400,7 +400,8 @@ def html_page(digest: Digest, plots: dict[str, bytes] | None = None,
     if plots:
         parts.append("<h2>图表</h2>")
         for name in plots:
-            caption = PLOT_TITLES.get(name, name.replace("_", " "))
+            caption = PLOT_TITLES.get(name) or (f"危机事件 {name[9:]}" if name.startswith(
+                "incident_") else name.replace("_", " "))
             parts.append(f"<h3>{esc(caption)}</h3><img alt='{esc(caption)}' src='{src(name)}'>")
     parts.append("<p class='mute'>crisismon</p></body></html>\n")
     return "\n".join(parts)

@@ -96,6 +96,7 @@ class _MentionRow:
     author: str
     followers: int
     text: str
+    sentiment: float
     negative: bool
     needs_reply: bool
     replied_at: float | None
@@ -106,12 +107,12 @@ def _rows(store: Store, sql: str, params: Sequence[object]) -> list[tuple[Any, .
 
 
 def _mentions(store: Store, start: float, end: float) -> list[_MentionRow]:
-    rows = _rows(store, "SELECT brand, post_id, created_at, author, followers, text, negative, "
-                 "needs_reply, replied_at FROM mentions WHERE created_at >= ? AND "
+    rows = _rows(store, "SELECT brand, post_id, created_at, author, followers, text, sentiment, "
+                 "negative, needs_reply, replied_at FROM mentions WHERE created_at >= ? AND "
                  "created_at < ? ORDER BY created_at, post_id", (start, end))
-    return [_MentionRow(b, str(p), float(c), str(a), int(f), str(t), bool(n), bool(r),
+    return [_MentionRow(b, str(p), float(c), str(a), int(f), str(t), float(s), bool(n), bool(r),
                         None if rep is None else float(rep))
-            for b, p, c, a, f, t, n, r, rep in rows]
+            for b, p, c, a, f, t, s, n, r, rep in rows]
 
 
 def _baselines(store: Store, start: float, span: float,
@@ -281,7 +282,7 @@ def period_summary(store: Store, config: Config, digest: Digest) -> Any:
     names = {b["brand"] for b in digest.brands}
     tz = config.tz
     mentions = [{"id": m.post_id, "brand": m.brand, "created_at": format_instant(m.created_at, tz),
-                 "sentiment": 0.0 if m.negative else 1.0, "negative": m.negative,
+                 "sentiment": m.sentiment, "negative": m.negative,
                  "needs_reply": m.needs_reply,
                  "reply_seconds": None if m.replied_at is None or m.replied_at >= end
                  else m.replied_at - m.created_at}
@@ -291,10 +292,14 @@ def period_summary(store: Store, config: Config, digest: Digest) -> Any:
         rec = json.loads(body)
         if rec["brand"] in names and any(i["id"] == rec["id"] for b in digest.brands
                                          for i in b["incidents"]):
+            for key in ("closed_at", "statement_at"):  # as it stood when the period ended
+                if (_epoch(rec.get(key)) or -math.inf) >= end:
+                    rec[key] = None
             incidents.append(rec)
     alerts = [{"type": t, "at": format_instant(float(at), tz), "incident_id": inc}
               for t, at, inc in _rows(store, "SELECT type, at, incident_id FROM alerts WHERE "
-                                      "incident_id IS NOT NULL AND type LIKE 'crisis.%'", ())]
+                                      "incident_id IS NOT NULL AND type LIKE 'crisis.%' AND "
+                                      "at < ?", (end,))]
     return summarise(_Nowhere(), mentions, incidents, alerts, {}, config)
 
 
