@@ -221,7 +221,7 @@ class FeedSourceConfig:
             yield "speed", "must be positive"
 
 
-WeiboEndpoint = Literal["search", "mentions", "comments"]
+WeiboEndpoint = Literal["search", "mentions", "comments", "replies"]
 
 
 @dataclass(frozen=True)
@@ -236,9 +236,10 @@ class HttpSourceConfig:
     token: str = ""
     """Access token as a secret reference: ``"env:WEIBO_TOKEN"``, ``"file:/path"``,
     ``"credential:NAME"``; never the token itself in a shared config."""
-    endpoints: tuple[WeiboEndpoint, ...] = ("search", "mentions", "comments")
+    endpoints: tuple[WeiboEndpoint, ...] = ("search", "mentions", "comments", "replies")
     """``search``: keyword search; ``mentions``: @ of the official account;
-    ``comments``: comments on the official account's posts."""
+    ``comments``: comments on the official account's posts; ``replies``: the comments the
+    official account wrote (``comments/by_me``): its replies, which end reply clocks."""
     interval: Duration = Duration(60)
     """Time between polls of one endpoint when all is well."""
     count: int = 100
@@ -266,7 +267,8 @@ class HttpSourceConfig:
         if self.token and (problem := check_reference(self.token)):
             yield "token", problem
         if not self.endpoints:
-            yield "endpoints", 'needs at least one of "search", "mentions", "comments"'
+            yield "endpoints", ('needs at least one of "search", "mentions", "comments", '
+                                '"replies"')
         if len(set(self.endpoints)) != len(self.endpoints):
             yield "endpoints", "has a repeat"
         if self.interval <= 0 or self.timeout <= 0 or self.backoff_max <= 0:

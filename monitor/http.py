@@ -8,6 +8,7 @@ under ``/api/`` and ``/dashboard`` needs the bearer token; ``/healthz``, ``/read
 
 from __future__ import annotations
 
+import errno
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -79,6 +80,25 @@ async def serve(app: web.Application, cfg: HttpConfig) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host.strip("[]") or "127.0.0.1", int(port))
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(cfg.listen, exc) from None
     log.info("http listening", listen=cfg.listen)
     return runner
+
+
+class ListenError(OSError):
+    """The HTTP address cannot be bound; the message names the key to change."""
+
+    def __init__(self, listen: str, exc: OSError) -> None:
+        busy = exc.errno == errno.EADDRINUSE
+        why = "is already in use by another process (another crisismon?)" if busy else \
+            f"cannot be bound ({exc.strerror or exc})"
+        super().__init__(exc.errno, f"http.listen: {listen} {why}; set [http] listen to a "
+                         'free host:port (e.g. "127.0.0.1:8788") in the config, or stop what '
+                         "holds it")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
