@@ -186,3 +186,20 @@ from matplotlib import font_manager as fm
 print(sorted({f.name for f in fm.fontManager.ttflist if 'CJK' in f.name})[:1])
 """], capture_output=True, text=True, env={**os.environ, **env}, check=False, timeout=120)
     assert "CJK" in probe.stdout, probe.stdout + probe.stderr  # the cache was rewritten
+
+
+def test_operations_install_creates_every_credential_its_config_names() -> None:
+    """docs/operations.md's install steps make each ``credential:NAME`` its example config
+    uses (the API token included), and the unit loads each of them."""
+    import re
+
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    install = doc[doc.index("## Install with systemd"):doc.index("## The unit, explained")]
+    named = set(re.findall(r'"credential:([\w.-]+)"', install))
+    made = set(re.findall(r"tee /etc/crisismon/credentials/([\w.-]+)", install))
+    unit = (ROOT / "deploy" / "crisismon.service").read_text(encoding="utf-8")
+    loaded = set(re.findall(r"LoadCredential=-?([\w.-]+):", unit))
+    assert "api-token" in named
+    assert named <= made, f"no install step creates {named - made}"
+    assert named <= loaded, f"the unit does not load {named - loaded}"
+    assert "CREDENTIALS_DIRECTORY=/etc/crisismon/credentials" in install  # checked as run
