@@ -2,21 +2,21 @@
 
 Labels are Chinese when a CJK font is installed (Debian ``fonts-noto-cjk``), else
 English: a missing font must never make a replay fail or draw boxes for characters.
-Fonts are found through fontconfig (``fc-list :lang=zh``) when matplotlib's own font
-cache does not know them (it is written once, and predates a font installed later); the
-cache is then rewritten. No matplotlib warning reaches the terminal: they are counted
-and logged at debug level.
+Fonts are found through fontconfig (libfontconfig, as ``fc-list :lang=zh``) when
+matplotlib's own font cache does not know them (it is written once, and predates a font
+installed later); the cache is then rewritten. No matplotlib warning reaches the
+terminal: they are counted and logged at debug level.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import logging
 import math
 import os
-import shutil
-import subprocess
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -91,26 +91,79 @@ def _pick(names: set[str]) -> str | None:
 
 def fontconfig_cjk_files() -> list[str]:
     """Font files covering Chinese, as fontconfig lists them (``fc-list :lang=zh``),
-    its best match for Chinese sans-serif first. Empty without fontconfig."""
-    listed = _fc("fc-list", "-f", "%{file}\\n", ":lang=zh")
-    best = _fc("fc-match", "-f", "%{file}\\n", "sans-serif:lang=zh-cn")
-    # fc-match answers with its best font even when none covers Chinese (DejaVu): it
-    # only leads when fc-list names it for :lang=zh too.
-    first = [f for f in best if f in listed]
-    files = first + sorted(f for f in set(listed) if f not in first)
-    return [f for f in files if f.lower().endswith((".ttf", ".otf", ".ttc"))]
+    its best match for Chinese sans-serif (``fc-match sans-serif:lang=zh-cn``) first.
+
+    Asked through libfontconfig itself (ctypes), not by running ``fc-list``: no product
+    module starts a process. Empty without fontconfig."""
+    try:
+        return _fontconfig_files()
+    except (OSError, AttributeError, ValueError) as exc:  # an odd libfontconfig: no fonts
+        log.debug("fontconfig not usable", error=str(exc))
+        return []
 
 
-def _fc(tool: str, *args: str) -> list[str]:
-    path = shutil.which(tool)
-    if path is None:
+class _FcFontSet(ctypes.Structure):
+    _fields_ = [("nfont", ctypes.c_int), ("sfont", ctypes.c_int),
+                ("fonts", ctypes.POINTER(ctypes.c_void_p))]
+
+
+def _fontconfig_files() -> list[str]:
+    name = ctypes.util.find_library("fontconfig")
+    if name is None:
+        return []
+    fc = ctypes.CDLL(name)
+    vp, cp = ctypes.c_void_p, ctypes.c_char_p
+    for fn, res, args in (("FcInitLoadConfigAndFonts", vp, []), ("FcNameParse", vp, [cp]),
+                          ("FcObjectSetCreate", vp, []), ("FcObjectSetAdd", ctypes.c_int,
+                                                          [vp, cp]),
+                          ("FcFontList", ctypes.POINTER(_FcFontSet), [vp, vp, vp]),
+                          ("FcPatternGetString", ctypes.c_int,
+                           [vp, cp, ctypes.c_int, ctypes.POINTER(cp)]),
+                          ("FcConfigSubstitute", ctypes.c_int, [vp, vp, ctypes.c_int]),
+                          ("FcDefaultSubstitute", None, [vp]),
+                          ("FcFontMatch", vp, [vp, vp, ctypes.POINTER(ctypes.c_int)]),
+                          ("FcFontSetDestroy", None, [ctypes.POINTER(_FcFontSet)]),
+                          ("FcObjectSetDestroy", None, [vp]), ("FcPatternDestroy", None, [vp]),
+                          ("FcConfigDestroy", None, [vp])):
+        getattr(fc, fn).restype = res
+        getattr(fc, fn).argtypes = args
+
+    def file_of(pattern: int | None) -> str | None:
+        out = cp()
+        if pattern and fc.FcPatternGetString(pattern, b"file", 0, ctypes.byref(out)) == 0 \
+                and out.value:
+            return out.value.decode(errors="replace")
+        return None
+
+    config = fc.FcInitLoadConfigAndFonts()
+    if not config:
         return []
     try:
-        out = subprocess.run([path, *args], capture_output=True, text=True, timeout=20,
-                             check=False).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+        query, objects = fc.FcNameParse(b":lang=zh"), fc.FcObjectSetCreate()
+        fc.FcObjectSetAdd(objects, b"file")
+        found = fc.FcFontList(config, query, objects)
+        listed = [f for i in range(found.contents.nfont if found else 0)
+                  if (f := file_of(found.contents.fonts[i])) is not None]
+        if found:
+            fc.FcFontSetDestroy(found)
+        fc.FcObjectSetDestroy(objects)
+        fc.FcPatternDestroy(query)
+        wanted = fc.FcNameParse(b"sans-serif:lang=zh-cn")
+        fc.FcConfigSubstitute(config, wanted, 0)  # FcMatchPattern
+        fc.FcDefaultSubstitute(wanted)
+        result = ctypes.c_int()
+        match = fc.FcFontMatch(config, wanted, ctypes.byref(result))
+        best = file_of(match)
+        if match:
+            fc.FcPatternDestroy(match)
+        fc.FcPatternDestroy(wanted)
+    finally:
+        fc.FcConfigDestroy(config)
+    # fc-match answers with its best font even when none covers Chinese (DejaVu): it
+    # only leads when fontconfig lists it for :lang=zh too.
+    first = [best] if best in listed else []
+    files = first + sorted(f for f in set(listed) if f not in first)
+    return [f for f in files if f.lower().endswith((".ttf", ".otf", ".ttc"))]
 
 
 def _save_font_cache(manager: Any) -> None:
