@@ -46,6 +46,8 @@ META = "digest:"
 """Store meta key prefix: ``digest:<name>`` holds the last scheduled period end made."""
 REPLY_TYPES = {"reply.warning": 0, "reply.breach": 1, "reply.escalated": 2}
 """The reply-rule alerts counted as breaches, by their ladder level."""
+CRISIS_TYPES = tuple(str(t) for t in AlertType if str(t).startswith("crisis."))
+"""The incident alerts an incident's plot marks (no LIKE: PostgreSQL reads ``%``)."""
 CHECK_EVERY = 30.0
 """Real seconds the daemon's digest loop sleeps at most before reading the clock again
 (a clock jump, or a demo clock, must not make it sleep past a fire time)."""
@@ -298,8 +300,8 @@ def period_summary(store: Store, config: Config, digest: Digest) -> Any:
             incidents.append(rec)
     alerts = [{"type": t, "at": format_instant(float(at), tz), "incident_id": inc}
               for t, at, inc in _rows(store, "SELECT type, at, incident_id FROM alerts WHERE "
-                                      "incident_id IS NOT NULL AND type LIKE 'crisis.%' AND "
-                                      "at < ?", (end,))]
+                                      "incident_id IS NOT NULL AND type IN (?, ?, ?, ?) AND "
+                                      "at < ?", (*CRISIS_TYPES, end))]
     return summarise(_Nowhere(), mentions, incidents, alerts, {}, config)
 
 

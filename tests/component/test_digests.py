@@ -209,3 +209,58 @@ def test_replay_of_digests_is_byte_identical(tmp_path: Path,
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "digests.jsonl").read_bytes() == (out / "digests.jsonl").read_bytes()
     assert (tmp_path / "alerts.jsonl").read_bytes() == (out / "alerts.jsonl").read_bytes()
+
+
+def crisismon(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "monitor.cli", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=300, check=False)
+
+
+def test_crisismon_digest_prints_what_the_replay_made(
+        replayed: tuple[Path, list[dict[str, Any]]]) -> None:
+    """Computed again later from the store, a digest says what it said when it was made."""
+    out, _ = replayed
+    made = json.loads((out / "digests.jsonl").read_text(encoding="utf-8").splitlines()[1])
+    res = crisismon("digest", "daily", "--config", str(out.parent / "config.toml"), "--store",
+                    str(out / "state.db"), "--at", "2026-05-21T15:00:00+08:00", "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout) == made
+    res = crisismon("digest", "daily", "--config", str(out.parent / "config.toml"), "--store",
+                    str(out / "state.db"), "--at", "2026-05-21T15:00:00+08:00")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("舆情摘要 daily：05-20 09:00 – 05-21 09:00\n")
+    b = made["brands"][0]
+    assert f"提及：{b['mentions']} 条（基线 {b['baseline']['mentions']:g} 条" in res.stdout
+    res = crisismon("digest", "weekly", "--config", str(out.parent / "config.toml"))
+    assert res.returncode == 2
+    assert res.stderr.strip() == ("crisismon: error: weekly: no such digest in [[digests]] "
+                                  "(daily)")
+
+
+def test_crisismon_digest_now_sends_it_once_through_the_outbox(
+        tmp_path: Path, replayed: tuple[Path, list[dict[str, Any]]]) -> None:
+    out, _ = replayed
+    db = tmp_path / "state.db"
+    db.write_bytes((out / "state.db").read_bytes())
+    config = tmp_path / "config.toml"
+    config.write_text(CONFIG.replace('cron = "0 9 * * *"',
+                                     'cron = "0 9 * * *"\nchannels = ["terminal"]'),
+                      encoding="utf-8")
+    args = ("digest", "daily", "--config", str(config), "--store", str(db), "--at",
+            "2026-05-21T15:00:00+08:00", "--now", "--json")
+    first = crisismon(*args)
+    assert first.returncode == 0, first.stderr
+    sent = json.loads(first.stdout)
+    assert (sent["period_start"], sent["period_end"], sent["at"]) == (
+        "2026-05-21T09:00:00+08:00", "2026-05-21T15:00:00+08:00", "2026-05-21T15:00:00+08:00")
+    assert "舆情摘要 daily：05-21 09:00 – 05-21 15:00" in first.stderr  # the terminal channel
+    assert f"{sent['id']} -> terminal: sent" in first.stderr
+    again = crisismon(*args)
+    assert again.returncode == 0, again.stderr
+    assert "stored before" in again.stderr and "舆情摘要" not in again.stderr  # not twice
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT d.channel, d.state FROM alerts a JOIN deliveries d ON "
+                            "d.alert_id = a.id WHERE a.type = 'digest'").fetchall()
+    assert rows == [("terminal", "delivered")]
