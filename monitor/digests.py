@@ -431,7 +431,7 @@ def wants_plots(config: Config, cfg: DigestConfig) -> bool:
 
 
 def stored_digests(store: Store) -> list[Alert]:
-    """Every digest in the outbox, oldest first (tests, ``crisismon audit``)."""
+    """Every digest in the outbox, oldest first (``crisismon digest``, tests)."""
     if store.in_transaction:
         store.flush()
     rows = _rows(store, "SELECT body FROM alerts WHERE type = ? ORDER BY seq",
@@ -449,8 +449,13 @@ async def run_digests(daemon: Any) -> None:
         return
     clock = daemon.clock
     while True:
-        for due in await daemon.locks.retry("digests", lambda: _due(daemon, digests)):
-            await make_and_store(daemon, digests, due)
+        try:
+            for due in await daemon.locks.retry("digests", lambda: _due(daemon, digests)):
+                await make_and_store(daemon, digests, due)
+        except Exception:  # a digest must never take the daemon down: try again later
+            log.exception("digest not made; trying again", retry_in=CHECK_EVERY)
+            await asyncio.sleep(CHECK_EVERY)  # real time: the same failure, not a busy loop
+            continue
         nxt = digests.next_at()
         target = nxt if nxt is not None else clock.now() + CHECK_EVERY
         with contextlib.suppress(TimeoutError):
