@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import TextIO
 
+from alerts.digest import from_alert, is_digest, plain_text
 from alerts.record import Alert, format_instant
 from monitor.textsafe import printable
 
@@ -33,6 +34,10 @@ class TerminalPrinter:
         self.colour = stream.isatty()
 
     def print(self, alert: Alert) -> None:
+        if is_digest(alert):  # a scheduled summary: its text, not one line
+            self.stream.write(plain_text(from_alert(alert)[0]))
+            self.stream.flush()
+            return
         self.stream.write(alert_line(alert, self.tz, self.colour) + "\n")
         self.stream.flush()
 

@@ -40,7 +40,7 @@ from alerts.audit import AuditLog
 from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
-from alerts.record import Alert
+from alerts.record import Alert, AlertType
 from monitor.clock import Clock
 from monitor.locks import StoreLocks, is_locked, retry_delay
 from monitor.store import PendingDelivery, Store
@@ -220,7 +220,10 @@ class Outbox:
                 if item.rep and self.settled(item.alert):
                     self._cancel(item, now)
                     continue
-                verdict = self.stages.judge(Page(item.alert, name, item.rep), now)
+                # A digest is a report someone scheduled, not a page: no silence, quiet
+                # hours, grouping or rate limit applies to it.
+                verdict = None if item.alert.type is AlertType.DIGEST else \
+                    self.stages.judge(Page(item.alert, name, item.rep), now)
                 if verdict is not None:
                     self._apply(item, verdict, now)
                     continue

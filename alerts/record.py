@@ -30,6 +30,9 @@ class AlertType(StrEnum):
     CRISIS_CHECKPOINT = "crisis.checkpoint"
     CRISIS_ESCALATED = "crisis.escalated"
     CRISIS_CLOSED = "crisis.closed"
+    DIGEST = "digest"
+    """A scheduled summary (``[[digests]]``, ``monitor.digests``), not a page: it goes
+    only to its digest's channels, never to the alert log, and is never repeated."""
 
 
 class Level:

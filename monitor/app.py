@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from alerts.oncall import OnCall
 from alerts.router import Router
@@ -30,15 +31,26 @@ def brand_words(config: Config) -> list[str]:
 def build_scorer(config: Config) -> Scorer:
     """Sentiment model, crisis lexicon, severity policy and author tiers from config."""
     sc = config.scoring
-    try:
-        lexicon = Lexicon.load(config.resolve(sc.lexicon)) if sc.lexicon \
-            else default_crisis_lexicon()
-        tiers = load_tiers(config.resolve(sc.author_tiers)) if sc.author_tiers else {}
-        model_path = config.resolve(sc.model_path) if sc.model_path else None
-        if model_path is not None and not model_path.exists():
-            raise FileNotFoundError(f"{model_path} does not exist")
-    except (OSError, ValueError) as exc:
-        raise ConfigError([f"scoring: {exc}"]) from None
+    problems: list[str] = []  # every file's problem at once, each with its key
+
+    def load(key: str, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except FileNotFoundError as exc:
+            problems.append(f"scoring.{key}: {exc.filename or exc}: no such file")
+        except (OSError, ValueError) as exc:
+            problems.append(f"scoring.{key}: {exc}")
+        return None
+
+    lexicon = load("lexicon", lambda: Lexicon.load(config.resolve(sc.lexicon)) if sc.lexicon
+                   else default_crisis_lexicon())
+    tiers = load("author_tiers", lambda: load_tiers(config.resolve(sc.author_tiers))
+                 if sc.author_tiers else {})
+    model_path = config.resolve(sc.model_path) if sc.model_path else None
+    if model_path is not None and not model_path.exists():
+        problems.append(f"scoring.model_path: {model_path} does not exist")
+    if problems:
+        raise ConfigError(problems)
     words = brand_words(config) + list(lexicon.terms)
     sentiment = load_sentiment(sc.model, model_path, words)
     policy = SeverityPolicy(influential_followers=config.crisis.influential_followers)

@@ -19,6 +19,7 @@ from typing import NoReturn
 import msgspec
 
 from monitor.config import Config, ConfigError, load_config
+from monitor.feed import feed_problem
 from monitor.normalise import BadInput, normalise_text, parse_time
 from monitor.paging_cli import PAGING_COMMANDS, add_paging_commands
 
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_paging_commands(sub)  # ack, resolve, audit (monitor/paging_cli.py)
 
+    from monitor import digest_cli
+
+    dg = sub.add_parser("digest", help="print a scheduled digest, or send one now")
+    digest_cli.add_arguments(dg, _until)
+
     tr = sub.add_parser("train-sentiment", help="retrain the Weibo sentiment model",
                         add_help=False)
     tr.add_argument("args", nargs=argparse.REMAINDER)
@@ -117,11 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _config(args.config)
-    from monitor.app import build_argument_lexicon, build_scorer
+    from monitor.preflight import check
 
-    build_scorer(config)  # lexicon, tiers and model files must load too
-    build_argument_lexicon(config)
+    config = _config(args.config)
+    # What run would refuse too: secrets, feed files, models, writable folders; all at once.
+    for note in check(config, args.config):
+        print(f"note: {note}", file=sys.stderr)
     brands = ", ".join(b.name for b in config.brands)
     print(f"{args.config}: OK ({len(config.brands)} brands: {brands}; "
           f"{len(config.sources)} sources)")
@@ -135,8 +142,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     config = _config(args.config)
     configure_logging(config.log)
     for feed in args.feeds:
-        if not feed.is_file():
-            raise UsageError(f"{feed}: no such feed file")
+        if (problem := feed_problem(feed)) is not None:
+            raise UsageError(problem)
     printer = None
     if not args.quiet:
         from alerts.console import TerminalPrinter
@@ -213,9 +220,11 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon
+    from monitor.preflight import check
     from monitor.telemetry import configure_logging
 
     config = _config(args.config)
+    check(config, args.config, models=False)  # every start problem at once, as check-config
     configure_logging(config.log)
     return asyncio.run(run_daemon(config, config_path=args.config))
 
@@ -272,8 +281,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     config_a, config_b = _config(args.config_a), _config(args.config_b)
     configure_logging(config_a.log)
     for feed in args.feeds:
-        if not feed.is_file():
-            raise UsageError(f"{feed}: no such feed file")
+        if (problem := feed_problem(feed)) is not None:
+            raise UsageError(problem)
     with tempfile.TemporaryDirectory(prefix="crisismon-compare-") as tmp:
         out = args.out or Path(tmp)
 
@@ -293,6 +302,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from monitor import digest_cli
+
+    try:
+        return digest_cli.run(_config(args.config), args)
+    except digest_cli.DigestUsageError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def cmd_weibo_sim(args: argparse.Namespace) -> int:
     from monitor import weibo_sim
 
@@ -308,6 +326,7 @@ COMMANDS = {
     "report": cmd_report,
     "compare": cmd_compare,
     "weibo-sim": cmd_weibo_sim,
+    "digest": cmd_digest,
     **PAGING_COMMANDS,
 }
 

@@ -20,6 +20,7 @@ from alerts.channels.registry import ChannelConfig
 from alerts.noise import BUILT_IN, PagingConfig
 from alerts.oncall import OncallConfig
 from alerts.routing import RouteConfig, route_problems
+from monitor.digest_config import DigestConfig
 from monitor.secrets import check_reference
 from monitor.settings import Duration, SettingsError, load_table
 from monitor.sources.commands import CommandsConfig
@@ -221,7 +222,7 @@ class FeedSourceConfig:
             yield "speed", "must be positive"
 
 
-WeiboEndpoint = Literal["search", "mentions", "comments"]
+WeiboEndpoint = Literal["search", "mentions", "comments", "replies"]
 
 
 @dataclass(frozen=True)
@@ -236,9 +237,10 @@ class HttpSourceConfig:
     token: str = ""
     """Access token as a secret reference: ``"env:WEIBO_TOKEN"``, ``"file:/path"``,
     ``"credential:NAME"``; never the token itself in a shared config."""
-    endpoints: tuple[WeiboEndpoint, ...] = ("search", "mentions", "comments")
+    endpoints: tuple[WeiboEndpoint, ...] = ("search", "mentions", "comments", "replies")
     """``search``: keyword search; ``mentions``: @ of the official account;
-    ``comments``: comments on the official account's posts."""
+    ``comments``: comments on the official account's posts; ``replies``: the comments the
+    official account wrote (``comments/by_me``): its replies, which end reply clocks."""
     interval: Duration = Duration(60)
     """Time between polls of one endpoint when all is well."""
     count: int = 100
@@ -266,7 +268,8 @@ class HttpSourceConfig:
         if self.token and (problem := check_reference(self.token)):
             yield "token", problem
         if not self.endpoints:
-            yield "endpoints", 'needs at least one of "search", "mentions", "comments"'
+            yield "endpoints", ('needs at least one of "search", "mentions", "comments", '
+                                '"replies"')
         if len(set(self.endpoints)) != len(self.endpoints):
             yield "endpoints", "has a repeat"
         if self.interval <= 0 or self.timeout <= 0 or self.backoff_max <= 0:
@@ -479,6 +482,8 @@ class Config:
     """Repeats, grouping, silences, quiet hours, rate limits."""
     commands: CommandsConfig = field(default_factory=CommandsConfig)
     """Acks and resolves over an MQTT command topic."""
+    digests: tuple[DigestConfig, ...] = ()
+    """Scheduled summaries (``[[digests]]``, ``monitor.digests``)."""
     base_dir: str = field(default=".", init=False, compare=False)
     """The config file's folder; relative paths are taken from here."""
 
@@ -498,6 +503,25 @@ class Config:
         except (ZoneInfoNotFoundError, ValueError):
             yield "timezone", f'"{self.timezone}" is not a known time zone (e.g. "Asia/Shanghai")'
         yield from self._paging_problems()
+        yield from self._digest_problems(names)
+
+    def _digest_problems(self, brands: list[str]) -> Iterator[Problem]:
+        """Digest names unique; their brands and channels exist."""
+        channels = {c.name for c in self.channels if c} | {"terminal"}
+        seen: list[str] = []
+        for i, d in enumerate(self.digests):
+            if d is None:
+                continue
+            if d.name in seen:
+                yield f"digests[{i}].name", f'"{d.name}" is used by another digest'
+            seen.append(d.name)
+            for j, b in enumerate(d.brands):
+                if b not in brands:
+                    yield f"digests[{i}].brands[{j}]", f'"{b}" is not one of the [[brands]]'
+            for j, c in enumerate(d.channels):
+                if c not in channels:
+                    yield f"digests[{i}].channels[{j}]", (f'"{c}" is not a [[channels]] name '
+                                                          '(or "terminal")')
 
     def _paging_problems(self) -> Iterator[Problem]:
         """Channel names unique and not a built-in's; routes and limits name real channels."""
@@ -524,6 +548,10 @@ class Config:
 
     def brand(self, name: str) -> BrandConfig:
         return next(b for b in self.brands if b.name == name)
+
+    def digest(self, name: str) -> DigestConfig | None:
+        """The ``[[digests]]`` entry named ``name``, or None."""
+        return next((d for d in self.digests if d.name == name), None)
 
 
 class ConfigError(SettingsError):

@@ -19,7 +19,7 @@ import secrets
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from monitor.app import build_pipeline, open_store
 from monitor.clock import Clock, ScaledClock, WallClock
 from monitor.clockwatch import CHECK_EVERY, ClockWatch
 from monitor.config import Config, FeedSourceConfig
+from monitor.digests import run_digests
 from monitor.http import build_app, serve
 from monitor.locks import BUSY_TIMEOUT_MS, StoreLocks
 from monitor.metrics import Metrics
@@ -93,6 +94,8 @@ class Daemon:
         """Live views (the dashboard's event stream): told what changed, never blocked."""
         self.cluster: Cluster | None = None
         """Brand leases and catch-up with peers (PostgreSQL store; ``monitor.cluster``)."""
+        self.stop_reason: Callable[[], str] = lambda: "asked to stop"
+        """Why ``stop`` was set, for the log line (``run_daemon``: the signal)."""
 
     async def ingest(self, batch: Batch) -> None:
         """Store and process one batch; the cursor advances in the same transaction.
@@ -203,17 +206,13 @@ class Daemon:
                     "backward", alerts_fired=fired,
                     pending_deadlines=self.pipeline.engine.pending())
 
-    def http_token(self) -> str:
-        """The API/dashboard token; a random one (printed once) when none is configured."""
+    def http_token(self) -> tuple[str, bool]:
+        """The API/dashboard token, and whether it was made up for this run (none is
+        configured): then its address is printed once the server listens."""
         try:
-            return resolve_secret(self.config.http.token)
+            return resolve_secret(self.config.http.token), False
         except SecretError:
-            token = secrets.token_urlsafe(18)
-            scheme = "https" if self.config.http.tls else "http"
-            print(f"crisismon: no API token configured ({self.config.http.token}); for this "
-                  f"run: {scheme}://{self.config.http.listen}/dashboard?token={token}",
-                  file=sys.stderr, flush=True)
-            return token
+            return secrets.token_urlsafe(18), True
 
     def readiness(self) -> list[str]:
         """Why the daemon is not ready (``/readyz``); empty when it is."""
@@ -264,7 +263,13 @@ class Daemon:
             log.info("sending alerts left unsent before the restart", count=len(unsent))
         runner = None
         if self.config.http.enabled:
-            runner = await serve(build_app(self, self.http_token()), self.config.http)
+            token, made_up = self.http_token()
+            runner = await serve(build_app(self, token), self.config.http)
+            if made_up:  # only now: a port that could not be bound must not be advertised
+                scheme = "https" if self.config.http.tls else "http"
+                print(f"crisismon: no API token configured ({self.config.http.token}); for "
+                      f"this run: {scheme}://{self.config.http.listen}/dashboard?token={token}",
+                      file=sys.stderr, flush=True)
         async with asyncio.TaskGroup() as tg:
             source_tasks = [tg.create_task(s.run(self), name=f"source:{s.name}")
                             for s in sources]
@@ -276,13 +281,15 @@ class Daemon:
             ops = [tg.create_task(self.metrics.probe_loop(), name="loop-lag"),
                    tg.create_task(self.outbox.run_repeats(), name="outbox:repeats"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
+            if self.config.digests:  # scheduled digests (monitor.digests), on self.clock
+                ops.append(tg.create_task(run_digests(self), name="digests"))
             if self.cluster is not None:
                 ops += [tg.create_task(self.cluster.run_leases(self), name="leases"),
                         tg.create_task(self.cluster.run_catch_up(self), name="catch-up")]
             self.started = True
             self.notifier.notify(READY=1, STATUS=self.status_line())
             await stop.wait()
-            log.info("stopping: no more input")
+            log.info("stopping", reason=self.stop_reason())
             self.notifier.notify(STOPPING=1, STATUS="stopping: flushing the outbox")
             for task in ops:
                 task.cancel()
@@ -329,9 +336,15 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
     """``crisismon run``. Returns the exit code. SIGHUP re-reads ``config_path``."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    signals: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        signals.append(sig)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal, sig)
     running: list[Daemon] = []
     reloads: set[asyncio.Task[bool]] = set()
 
@@ -374,6 +387,8 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
             from monitor.cluster import build_cluster  # psycopg is an optional extra
 
             daemon.cluster = build_cluster(daemon)
+        daemon.stop_reason = lambda: f"{signals[0].name} received" if signals else \
+            "asked to stop"
         running.append(daemon)
         log.info("crisismon started", brands=[b.name for b in config.brands],
                  sources=[s.name for s in (*feeds, *live)], store=store.path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip
 import heapq
 import io
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,20 @@ class FeedStats:
     @property
     def skipped(self) -> int:
         return len(self.bad)
+
+
+def feed_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a feed file (one line, with the fix), or None."""
+    if path.is_dir():
+        return (f"{path}: is a directory, not a feed file (give the files in it, e.g. "
+                f"{path}/*.jsonl)")
+    if not path.exists():
+        return f"{path}: no such feed file"
+    if not path.is_file():
+        return f"{path}: not a regular file (a feed is a .jsonl or .jsonl.gz file)"
+    if not os.access(path, os.R_OK):
+        return f"{path}: not readable (check its permissions)"
+    return None
 
 
 def open_text(path: Path) -> IO[str]:

@@ -22,6 +22,7 @@ Every answer carries ``Cache-Control: no-store`` and ``X-Content-Type-Options: n
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import hmac
 import json
@@ -308,6 +309,25 @@ async def serve(app: web.Application, cfg: HttpConfig) -> web.AppRunner:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, int(port), ssl_context=ctx)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise ListenError(cfg.listen, exc) from None
     log.info("http listening", listen=cfg.listen, tls=ctx is not None)
     return runner
+
+
+class ListenError(OSError):
+    """The HTTP address cannot be bound; the message names the key to change."""
+
+    def __init__(self, listen: str, exc: OSError) -> None:
+        busy = exc.errno == errno.EADDRINUSE
+        why = "is already in use by another process (another crisismon?)" if busy else \
+            f"cannot be bound ({exc.strerror or exc})"
+        super().__init__(exc.errno, f"http.listen: {listen} {why}; set [http] listen to a "
+                         'free host:port (e.g. "127.0.0.1:8788") in the config, or stop what '
+                         "holds it")
+
+    def __str__(self) -> str:
+        return str(self.strerror)

@@ -218,12 +218,13 @@ class Pipeline:
             return []
         return self._record(self._process(event, now))
 
-    def tick(self, now: float) -> list[Alert]:
-        """Fire every deadline due up to and including ``now``."""
+    def tick(self, now: float, inclusive: bool = True) -> list[Alert]:
+        """Fire every deadline due up to and including ``now`` (``inclusive`` False:
+        strictly before it, as before a digest whose period ends at ``now``)."""
         if not self.store.in_transaction:
             with self.store.transaction():
-                return self.tick(now)
-        return self._record(self.engine.advance(now, inclusive=True))
+                return self.tick(now, inclusive)
+        return self._record(self.engine.advance(now, inclusive=inclusive))
 
     def rebuild(self) -> list[Alert]:
         """Rebuild engine state from the store after a restart.

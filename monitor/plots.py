@@ -2,15 +2,24 @@
 
 Labels are Chinese when a CJK font is installed (Debian ``fonts-noto-cjk``), else
 English: a missing font must never make a replay fail or draw boxes for characters.
+Fonts are found through fontconfig (libfontconfig, as ``fc-list :lang=zh``) when
+matplotlib's own font cache does not know them (it is written once, and predates a font
+installed later); the cache is then rewritten. No matplotlib warning reaches the
+terminal: they are counted and logged at debug level.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import functools
+import logging
 import math
 import os
+import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
@@ -50,14 +59,141 @@ LABELS = {
 
 @cache
 def cjk_font() -> str | None:
-    """A CJK font family matplotlib can use, or None (then labels are English)."""
+    """A CJK font family matplotlib can use, or None (then labels are English).
+
+    Matplotlib's font list is read from its cache, built the first time it ran: a font
+    installed since is unknown to it. Then fontconfig is asked for the fonts covering
+    Chinese, they are added, and the cache is rewritten for the next run."""
     from matplotlib import font_manager
 
-    names = {f.name for f in font_manager.fontManager.ttflist}
-    for family in CJK_FAMILIES:
-        if family in names:
-            return family
-    return None
+    manager = font_manager.fontManager
+    found = _pick({f.name for f in manager.ttflist})
+    if found is not None:
+        return found
+    added: list[str] = []
+    for path in fontconfig_cjk_files():
+        before = len(manager.ttflist)
+        with contextlib.suppress(Exception), quiet():  # an unreadable font file: skip it
+            manager.addfont(path)
+        added += [f.name for f in manager.ttflist[before:]]
+    if not added:
+        return None
+    _save_font_cache(manager)
+    found = _pick(set(added))
+    log.info("CJK font found through fontconfig; matplotlib's font cache rebuilt",
+             family=found or added[0])
+    return found or added[0]
+
+
+def _pick(names: set[str]) -> str | None:
+    return next((family for family in CJK_FAMILIES if family in names), None)
+
+
+def fontconfig_cjk_files() -> list[str]:
+    """Font files covering Chinese, as fontconfig lists them (``fc-list :lang=zh``),
+    its best match for Chinese sans-serif (``fc-match sans-serif:lang=zh-cn``) first.
+
+    Asked through libfontconfig itself (ctypes), not by running ``fc-list``: no product
+    module starts a process. Empty without fontconfig."""
+    try:
+        return _fontconfig_files()
+    except (OSError, AttributeError, ValueError) as exc:  # an odd libfontconfig: no fonts
+        log.debug("fontconfig not usable", error=str(exc))
+        return []
+
+
+class _FcFontSet(ctypes.Structure):
+    _fields_ = [("nfont", ctypes.c_int), ("sfont", ctypes.c_int),
+                ("fonts", ctypes.POINTER(ctypes.c_void_p))]
+
+
+def _fontconfig_files() -> list[str]:
+    name = ctypes.util.find_library("fontconfig")
+    if name is None:
+        return []
+    fc = ctypes.CDLL(name)
+    vp, cp = ctypes.c_void_p, ctypes.c_char_p
+    for fn, res, args in (("FcInitLoadConfigAndFonts", vp, []), ("FcNameParse", vp, [cp]),
+                          ("FcObjectSetCreate", vp, []), ("FcObjectSetAdd", ctypes.c_int,
+                                                          [vp, cp]),
+                          ("FcFontList", ctypes.POINTER(_FcFontSet), [vp, vp, vp]),
+                          ("FcPatternGetString", ctypes.c_int,
+                           [vp, cp, ctypes.c_int, ctypes.POINTER(cp)]),
+                          ("FcConfigSubstitute", ctypes.c_int, [vp, vp, ctypes.c_int]),
+                          ("FcDefaultSubstitute", None, [vp]),
+                          ("FcFontMatch", vp, [vp, vp, ctypes.POINTER(ctypes.c_int)]),
+                          ("FcFontSetDestroy", None, [ctypes.POINTER(_FcFontSet)]),
+                          ("FcObjectSetDestroy", None, [vp]), ("FcPatternDestroy", None, [vp]),
+                          ("FcConfigDestroy", None, [vp])):
+        getattr(fc, fn).restype = res
+        getattr(fc, fn).argtypes = args
+
+    def file_of(pattern: int | None) -> str | None:
+        out = cp()
+        if pattern and fc.FcPatternGetString(pattern, b"file", 0, ctypes.byref(out)) == 0 \
+                and out.value:
+            return out.value.decode(errors="replace")
+        return None
+
+    config = fc.FcInitLoadConfigAndFonts()
+    if not config:
+        return []
+    try:
+        query, objects = fc.FcNameParse(b":lang=zh"), fc.FcObjectSetCreate()
+        fc.FcObjectSetAdd(objects, b"file")
+        found = fc.FcFontList(config, query, objects)
+        listed = [f for i in range(found.contents.nfont if found else 0)
+                  if (f := file_of(found.contents.fonts[i])) is not None]
+        if found:
+            fc.FcFontSetDestroy(found)
+        fc.FcObjectSetDestroy(objects)
+        fc.FcPatternDestroy(query)
+        wanted = fc.FcNameParse(b"sans-serif:lang=zh-cn")
+        fc.FcConfigSubstitute(config, wanted, 0)  # FcMatchPattern
+        fc.FcDefaultSubstitute(wanted)
+        result = ctypes.c_int()
+        match = fc.FcFontMatch(config, wanted, ctypes.byref(result))
+        best = file_of(match)
+        if match:
+            fc.FcPatternDestroy(match)
+        fc.FcPatternDestroy(wanted)
+    finally:
+        fc.FcConfigDestroy(config)
+    # fc-match answers with its best font even when none covers Chinese (DejaVu): it
+    # only leads when fontconfig lists it for :lang=zh too.
+    first = [best] if best in listed else []
+    files = first + sorted(f for f in set(listed) if f not in first)
+    return [f for f in files if f.lower().endswith((".ttf", ".otf", ".ttc"))]
+
+
+def _save_font_cache(manager: Any) -> None:
+    """Rewrite matplotlib's font cache with the fonts just added (best effort)."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    try:
+        path = os.path.join(matplotlib.get_cachedir(),
+                            f"fontlist-v{font_manager.FontManager.__version__}.json")
+        font_manager.json_dump(manager, path)
+    except Exception as exc:  # a read-only cache folder: found again next run, no harm
+        log.debug("could not rewrite matplotlib's font cache", error=str(exc))
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Matplotlib's warnings (a glyph missing from a font, ``findfont`` misses) kept off
+    the terminal: counted and logged at debug level."""
+    mpl_log = logging.getLogger("matplotlib")
+    level = mpl_log.level
+    mpl_log.setLevel(logging.ERROR)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            mpl_log.setLevel(level)
+    if caught:
+        log.debug("matplotlib warnings", count=len(caught), first=str(caught[0].message))
 
 
 def label(key: str, **kw: Any) -> str:
@@ -68,8 +204,13 @@ def label(key: str, **kw: Any) -> str:
 def warm_up() -> None:
     """Import matplotlib and find the font now, so a later ``write_plots`` does not wait
     for them (the replay calls it in its report process while the feed is replayed)."""
-    _setup()
-    cjk_font()
+    setup()
+
+
+def setup() -> Any:
+    """``matplotlib.pyplot`` on the Agg backend, fonts set (CJK first when there is one)."""
+    with quiet():
+        return _setup()
 
 
 def _setup() -> Any:
@@ -258,7 +399,7 @@ def write_plots(summary: Summary, out_dir: Path, split: bool = False) -> list[Pa
     copy starts at once); each group takes about as long on a 100,000-post day with three
     incidents. If a copy cannot be made or fails, its group is drawn here after all.
     """
-    plt = _setup()
+    plt = setup()
     if cjk_font() is None:
         log.warning("no CJK font found; plot labels in English (apt-get install "
                     "fonts-noto-cjk for Chinese)")
@@ -286,8 +427,9 @@ def write_plots(summary: Summary, out_dir: Path, split: bool = False) -> list[Pa
 
 
 def _draw(group: list[Callable[[], None]]) -> None:
-    for draw in group:
-        draw()
+    with quiet():
+        for draw in group:
+            draw()
 
 
 def _fork(draw: Callable[[], None]) -> int | None:

@@ -33,6 +33,8 @@ from monitor import workers
 from monitor.app import build_pipeline, default_assessor
 from monitor.clock import SimClock
 from monitor.config import Config
+from monitor.digests import Digests
+from monitor.digests import compute as digest_compute
 from monitor.feed import FeedStats
 from monitor.feedstream import FeedReader
 from monitor.pipeline import Pipeline, incident_record
@@ -63,6 +65,8 @@ class ReplayResult:
     seconds: float = 0.0
     clock_start: float | None = None
     clock_end: float | None = None
+    digests: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    """The ``digests.jsonl`` records: each ``[[digests]]`` made on the simulated clock."""
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks. ``read``
     is the time the replay waited for the feed reader (and decoded its chunks); with a
@@ -144,6 +148,24 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
     i = 0
     stopped = False
     chunks = iter(reader)
+    # Digests fire on the simulated clock, before the first event at or after their time.
+    digests = Digests(config, store) if config.digests else None
+    next_digest = math.inf
+
+    def make_digests(upto: float) -> float:
+        """Make every digest due at or before ``upto``; the next fire time after."""
+        assert clock is not None and digests is not None
+        nxt = next_digest
+        while nxt <= upto:
+            clock.advance_to(nxt)
+            emit(pipeline.tick(nxt, inclusive=False))  # what fell due before belongs in
+            for due in digests.due(nxt):
+                result.digests.append(digest_compute(store, config, due.cfg, due.start,
+                                                     due.end).record())
+                digests.made(due)
+            nxt = digests.next_at() or math.inf
+        return nxt
+
     while True:
         t0 = time.perf_counter()
         read = next(chunks, None)
@@ -159,10 +181,15 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             clock = SimClock(chunk[0].created_at)
             wall0, sim0 = time.monotonic(), clock.now()
             result.clock_start = sim0
+            if digests is not None:
+                digests.due(sim0)  # starts each schedule: its first is the next fire time
+                next_digest = digests.next_at() or math.inf
         for j, event in enumerate(chunk):
             if until is not None and event.created_at > until:
                 stopped = True
                 break
+            if event.created_at >= next_digest:
+                next_digest = make_digests(event.created_at)
             if j % PREPARE_EVERY == 0:  # match and score the next events in one batch
                 pipeline.prepare(chunk[j:j + PREPARE_EVERY],
                                  None if assessed is None else assessed[j // PREPARE_EVERY])
@@ -185,10 +212,14 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
     if clock is not None:
         end = until if until is not None else math.inf
         while (due := pipeline.engine.next_due()) is not None and due <= end:
+            if due >= next_digest:
+                next_digest = make_digests(due)
             await pace(due)
             clock.advance_to(due)
             emit(pipeline.tick(due))
         if until is not None:
+            if until >= next_digest:
+                next_digest = make_digests(until)
             clock.advance_to(until)
         result.clock_end = clock.now()
     if progress is not None:
@@ -198,6 +229,7 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
     result.stage_seconds["read"] = waited
     result.stage_seconds["pipeline"] = result.seconds - waited
     write_outputs(config, pipeline, result, reporter)
+    write_digests(config, result)
     result.stage_seconds["outputs"] = (time.perf_counter() - started - result.seconds
                                        - result.stage_seconds.get("report", 0.0))
     store.close()
@@ -291,6 +323,17 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
         write_analyst_report(config, out, (mention_recs, incidents,
                                            report_alerts(slim, tz), report))
     result.stage_seconds["report"] = report_s + time.perf_counter() - t0
+
+
+def write_digests(config: Config, result: ReplayResult) -> None:
+    """``digests.jsonl``: one line per digest made, when any ``[[digests]]`` is set (a
+    stale file from an earlier replay into the folder is removed otherwise)."""
+    path = result.out_dir / "digests.jsonl"
+    if not config.digests:
+        path.unlink(missing_ok=True)
+        return
+    with path.open("w", encoding="utf-8") as fh:
+        fh.writelines(_to_json(rec) + "\n" for rec in result.digests)
 
 
 SlimAlert = tuple[str, float, str | None]

@@ -47,8 +47,25 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ReportError(f"{path}: missing (is {path.parent} a `crisismon replay --out` "
                           "folder?)")
+    out = []
     with path.open("rb") as fh:
-        return [_loads(line) for line in fh if line.strip()]
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = _loads(line)
+            except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+                raise ReportError(f"{path}:{lineno}: not a JSON line ({_why(exc)}); the file "
+                                  "is damaged: replay again into this folder") from None
+            if not isinstance(rec, dict):
+                raise ReportError(f"{path}:{lineno}: not a JSON object; the file is damaged: "
+                                  "replay again into this folder")
+            out.append(rec)
+    return out
+
+
+def _why(exc: Exception) -> str:
+    return str(exc).split("\n")[0][:120]
 
 
 def _loads(line: bytes) -> Any:
@@ -170,8 +187,16 @@ def load_summary(out_dir: Path, config: Config | None = None) -> Summary:
     alerts = read_jsonl(out_dir / "alerts.jsonl")
     incidents = read_jsonl(out_dir / "incidents.jsonl")
     run_path = out_dir / "report.json"
-    run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.is_file() else {}
-    return summarise(out_dir, mentions, incidents, alerts, run, config)
+    try:
+        run = json.loads(run_path.read_text(encoding="utf-8")) if run_path.is_file() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{run_path}: not valid JSON ({_why(exc)}); the file is damaged: "
+                          "replay again into this folder") from None
+    try:
+        return summarise(out_dir, mentions, incidents, alerts, run, config)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReportError(f"{out_dir}: a record lacks a field or has a wrong value ({exc!r}); "
+                          "was it written by `crisismon replay`?") from None
 
 
 def summarise(out_dir: Path, mentions: list[dict[str, Any]], incidents: list[dict[str, Any]],

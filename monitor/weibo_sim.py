@@ -6,13 +6,19 @@ For demos and for testing the pollers against something that behaves like the re
   normalisation the daemon applies, so 快書包 finds 快书包);
 - ``GET /2/statuses/mentions.json``: statuses that @ the token's account;
 - ``GET /2/comments/to_me.json``: comments on the token's account's statuses;
+- ``GET /2/comments/by_me.json``: comments the token's account wrote (its replies);
 
 each with Weibo's ``since_id`` / ``max_id`` / ``count`` / ``page`` paging, newest first,
 and ``access_token`` (query) or ``Authorization: OAuth2 <token>`` auth. Errors are
 Weibo-style JSON ``{"error": ..., "error_code": ..., "request": ...}``.
 
 Time: a post is served once its ``created_at`` is at or before the server's simulated
-now, which starts at the feed's first post and runs at ``speed`` (0 = frozen). Tests
+now, which starts at the feed's first post and runs at ``speed`` (0 = frozen). With
+``rebase_to`` (the command line's default: the wall-clock time it starts), every served
+``created_at`` is moved by the same offset, so the feed's first post is dated when the
+server started and the rest follow at their recorded intervals: a daemon on the wall
+clock sees a recorded day as happening now (at ``--speed 1``; faster, the dates run
+ahead of the wall clock by the speed-up). Tests
 move it with ``POST /admin/clock`` (``{"set": t}``, ``{"advance": s}``, ``{"speed": x}``),
 so they never sleep. A line repeating an earlier post's id is a later observation of
 that post (counts grown); it replaces the served version once the clock passes the
@@ -39,6 +45,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +53,8 @@ import msgspec
 import structlog
 from aiohttp import web
 
-from monitor.clock import ScaledClock, SimClock
-from monitor.feed import open_text
+from monitor.clock import ScaledClock, SimClock, WallClock
+from monitor.feed import feed_problem, open_text
 from monitor.normalise import BadInput, normalise_text, parse_time
 from monitor.settings import parse_duration
 
@@ -74,6 +81,33 @@ class Faults:
     """Wall seconds every API answer is delayed by."""
     truncate_next: int = 0
     """The next N answers are cut off half-way (the connection drops mid-body)."""
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_CN = timezone(timedelta(hours=8))
+
+
+def weibo_time(t: float) -> str:
+    """``"Wed May 20 08:23:01 +0800 2026"``: Weibo's own format, in China time."""
+    d = datetime.fromtimestamp(t, _CN)
+    return (f"{_DAYS[d.weekday()]} {_MONTHS[d.month - 1]} {d.day:02d} "
+            f"{d:%H:%M:%S} +0800 {d.year}")
+
+
+def rebased(obj: dict[str, Any], offset: float) -> dict[str, Any]:
+    """A copy of ``obj`` with its ``created_at`` (and that of the status, comment or
+    repost it embeds) moved by ``offset`` seconds."""
+    out = dict(obj)
+    try:
+        out["created_at"] = weibo_time(parse_time(obj.get("created_at")) + offset)
+    except BadInput:
+        return out
+    for key in ("status", "retweeted_status", "reply_comment"):
+        inner = obj.get(key)
+        if isinstance(inner, dict) and "created_at" in inner:
+            out[key] = rebased(inner, offset)
+    return out
 
 
 @dataclass(slots=True)
@@ -140,7 +174,7 @@ class WeiboSim:
 
     def __init__(self, posts: Iterable[dict[str, Any]] = (), *, speed: float = 1.0,
                  start: float | None = None, tokens: Mapping[str, str] | None = None,
-                 faults: Faults | None = None) -> None:
+                 faults: Faults | None = None, rebase_to: float | None = None) -> None:
         self.tokens: dict[str, str] = dict(tokens) if tokens is not None \
             else {DEFAULT_TOKEN: ""}
         """Accepted access tokens, each with the uid of the account it belongs to."""
@@ -159,6 +193,8 @@ class WeiboSim:
         self._speed = speed
         self._clock: ScaledClock | SimClock = SimClock(first)
         self.set_clock(first if start is None else start, speed)
+        self.offset = 0.0 if rebase_to is None else rebase_to - self.now()
+        """Seconds added to every served ``created_at`` (see the module docstring)."""
 
     # ------------------------------------------------------------------ clock
     def now(self) -> float:
@@ -224,6 +260,8 @@ class WeiboSim:
             q = normalise_text(arg)
             idx = [i for i, p in enumerate(self._order)
                    if q and not p.is_comment and q in p.text]
+        elif endpoint == "by_me":
+            idx = [i for i, p in enumerate(self._order) if p.is_comment and p.author == arg]
         elif endpoint == "mentions":
             names = self._screen_names(arg)
             idx = [i for i, p in enumerate(self._order) if not p.is_comment
@@ -262,7 +300,10 @@ class WeiboSim:
         window = idx[lo:hi] if lo < hi else []
         start = len(window) - (page - 1) * count
         chosen = window[max(0, start - count):max(0, start)]
-        return [self._order[i].current(now) for i in reversed(chosen)], len(window)
+        items = [self._order[i].current(now) for i in reversed(chosen)]
+        if self.offset:
+            items = [rebased(obj, self.offset) for obj in items]
+        return items, len(window)
 
     def _numeric_cut(self, idx: list[int], hi: int, ref: str, *, upper: bool) -> int:
         # An id the server never served: compare as numbers (Weibo ids grow with time).
@@ -283,6 +324,7 @@ class WeiboSim:
         app.router.add_get("/2/search/topics.json", self._search)
         app.router.add_get("/2/statuses/mentions.json", self._mentions)
         app.router.add_get("/2/comments/to_me.json", self._comments)
+        app.router.add_get("/2/comments/by_me.json", self._by_me)
         app.router.add_post("/admin/clock", self._admin_clock)
         app.router.add_post("/admin/faults", self._admin_faults)
         app.router.add_post("/admin/posts", self._admin_posts)
@@ -300,6 +342,9 @@ class WeiboSim:
 
     async def _comments(self, request: web.Request) -> web.StreamResponse:
         return await self._api(request, "comments", lambda uid: uid, "comments")
+
+    async def _by_me(self, request: web.Request) -> web.StreamResponse:
+        return await self._api(request, "by_me", lambda uid: uid, "comments")
 
     async def _api(self, request: web.Request, endpoint: str, arg: Any,
                    key: str) -> web.StreamResponse:
@@ -454,6 +499,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="simulated seconds per wall second (default 1; 0 = frozen)")
     parser.add_argument("--start", default=None,
                         help="simulated start time (ISO 8601); default the first post")
+    parser.add_argument("--recorded-times", action="store_true",
+                        help="serve created_at as recorded (default: moved so that the start "
+                        "is served as the time the server started, for a daemon on the wall "
+                        "clock)")
     parser.add_argument("--token", action="append", type=parse_token, default=[],
                         metavar="TOKEN[:UID]",
                         help=f"accepted access token and its account (default {DEFAULT_TOKEN})")
@@ -468,15 +517,19 @@ async def _run(args: argparse.Namespace) -> int:
     tokens = dict(args.token) or {DEFAULT_TOKEN: ""}
     start = parse_time(args.start) if args.start else None
     sim = WeiboSim(objs, speed=args.speed, start=start, tokens=tokens,
-                   faults=Faults(rate_limit=args.rate_limit, rate_window=args.rate_window))
+                   faults=Faults(rate_limit=args.rate_limit, rate_window=args.rate_window),
+                   rebase_to=None if args.recorded_times else WallClock().now())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     async with serve(sim, args.host, args.port) as url:
+        when = "as recorded" if args.recorded_times else \
+            f"moved by {sim.offset / 86400:+.2f} days (the start is served as now)"
         print(f"weibo-sim: {len(objs)} posts from {args.feed} ({bad} bad lines skipped) "
-              f"on {url}, tokens: {', '.join(tokens)}", file=sys.stderr, flush=True)
+              f"on {url}, tokens: {', '.join(tokens)}; times {when}", file=sys.stderr,
+              flush=True)
         await stop.wait()
     return 0
 
@@ -492,9 +545,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the server from parsed arguments (the CLI's ``weibo-sim`` subcommand)."""
-    if not args.feed.is_file():
-        print(f"crisismon weibo-sim: {args.feed}: no such feed file (pass --feed PATH)",
-              file=sys.stderr)
+    if (problem := feed_problem(args.feed)) is not None:
+        print(f"crisismon weibo-sim: --feed {problem}", file=sys.stderr)
         return 2
     try:
         start = parse_time(args.start) if args.start else None

@@ -130,6 +130,7 @@ TYPE_LABELS: dict[AlertType, str] = {
     AlertType.CRISIS_CHECKPOINT: "危机事件检查点",
     AlertType.CRISIS_ESCALATED: "危机升级（未发声明）",
     AlertType.CRISIS_CLOSED: "危机事件结束",
+    AlertType.DIGEST: "舆情摘要",
 }
 
 LEVEL_LABELS: dict[int, str] = {

@@ -25,6 +25,7 @@ from typing import Literal
 import structlog
 from yarl import URL
 
+from alerts import digest
 from alerts.channels._http import HttpPoster, check_code, validate_ref, validate_url
 from alerts.channels.base import Thread, render_fields, render_title, truncate_utf8
 from alerts.record import DEFAULT_TZ, Alert
@@ -125,6 +126,8 @@ class DingTalkChannel:
 
     def payload(self, alert: Alert, thread: Thread | None = None) -> dict[str, object]:
         """The JSON body for ``alert``."""
+        if digest.is_digest(alert):  # a scheduled summary: its own markdown, same limits
+            return digest.dingtalk_payload(digest.from_alert(alert)[0])
         return {
             "msgtype": "markdown",
             "markdown": {

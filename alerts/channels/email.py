@@ -23,6 +23,7 @@ from typing import Literal
 import aiosmtplib
 import structlog
 
+from alerts import digest
 from alerts.channels._http import validate_ref
 from alerts.channels.base import DeliveryError, Thread, render, type_label
 from alerts.record import DEFAULT_TZ, Alert
@@ -109,6 +110,8 @@ class EmailChannel:
     def message(self, alert: Alert, thread: Thread | None = None) -> EmailMessage:
         """The mail for ``alert``; a reply to the incident's first page when ``thread``
         says it is an update."""
+        if digest.is_digest(alert):
+            return self.digest_message(alert)
         _, body = render(alert, self._tz, thread)
         msg = EmailMessage()
         root = thread.root if thread is not None and thread.update > 0 else None
@@ -133,6 +136,28 @@ class EmailChannel:
             msg["X-Priority"] = "1"
             msg["Importance"] = "high"
         msg.set_content(body + "\n\n-- \ncrisismon\n", charset="utf-8")
+        return msg
+
+    def digest_message(self, alert: Alert) -> EmailMessage:
+        """A digest: HTML with its plots inline (``cid:``), and a plain-text part."""
+        summary, plots = digest.from_alert(alert)
+        msg = EmailMessage()
+        msg["Subject"] = digest.title(summary)
+        msg["From"] = self._sender
+        msg["To"] = ", ".join(self._to)
+        msg["Date"] = email.utils.formatdate(self._wall(), localtime=False)
+        msg["Message-ID"] = message_id(alert, self._sender)
+        msg["X-Crisismon-Alert-Id"] = alert.id
+        msg["X-Crisismon-Digest"] = summary.name
+        msg.set_content(digest.plain_text(summary) + "\n-- \ncrisismon\n", charset="utf-8")
+        domain = message_id(alert, self._sender)[1:-1].partition("@")[2]
+        cids = {name: f"{name}.{alert.id}@{domain}" for name in plots}
+        msg.add_alternative(digest.html_page(summary, plots, lambda n: f"cid:{cids[n]}"),
+                            subtype="html", charset="utf-8")
+        page = msg.get_payload()[1]
+        for name, png in plots.items():
+            page.add_related(png, "image", "png", cid=f"<{cids[name]}>",
+                             filename=f"{name}.png")
         return msg
 
     async def send(self, alert: Alert, thread: Thread | None = None) -> str | None:

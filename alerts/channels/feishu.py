@@ -23,6 +23,7 @@ from typing import Literal
 
 import structlog
 
+from alerts import digest
 from alerts.channels._http import HttpPoster, check_code, validate_ref, validate_url
 from alerts.channels.base import Thread, render, render_fields, render_title, truncate_utf8
 from alerts.record import DEFAULT_TZ, Alert
@@ -125,7 +126,14 @@ class FeishuChannel:
             timestamp = str(int(self._wall()))
             body["timestamp"] = timestamp
             body["sign"] = feishu_sign(self._secret.reveal(), timestamp)
-        if self._msg_type == "interactive":
+        if digest.is_digest(alert):  # a scheduled summary: its own card (or plain text)
+            summary = digest.from_alert(alert)[0]
+            if self._msg_type == "interactive":
+                body.update(digest.feishu_payload(summary))
+            else:
+                body.update(msg_type="text", content={"text": truncate_utf8(
+                    digest.plain_text(summary), MAX_TEXT_BYTES)})
+        elif self._msg_type == "interactive":
             body.update(msg_type="interactive", card=feishu_card(alert, self._tz, thread))
         else:
             title, text = render(alert, self._tz, thread)

@@ -31,6 +31,7 @@ from typing import Literal
 
 import structlog
 
+from alerts import digest
 from alerts.channels._http import HttpPoster, check_http, validate_ref, validate_url
 from alerts.channels.base import (
     DeliveryError,
@@ -122,6 +123,8 @@ def mrkdwn_escape(text: str) -> str:
 
 def slack_payload(alert: Alert, tz: tzinfo, thread: Thread | None = None) -> dict[str, object]:
     """``text`` for notifications and old clients, ``blocks`` for the readable card."""
+    if digest.is_digest(alert):  # a scheduled summary, in blocks of its own
+        return digest.slack_payload(digest.from_alert(alert)[0])
     title, body = render(alert, tz, thread)
     fields = [{"type": "mrkdwn", "text": f"*{label}*\n{mrkdwn_escape(value)}"[:2000]}
               for label, value in render_fields(alert, tz, thread)][:10]  # Slack allows 10

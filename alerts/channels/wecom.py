@@ -18,6 +18,7 @@ from typing import Literal
 
 import structlog
 
+from alerts import digest
 from alerts.channels._http import HttpPoster, check_code, validate_url
 from alerts.channels.base import Thread, render_fields, render_title, truncate_utf8
 from alerts.record import DEFAULT_TZ, Alert
@@ -98,6 +99,8 @@ class WeComChannel:
 
     def payload(self, alert: Alert, thread: Thread | None = None) -> dict[str, object]:
         """The JSON body for ``alert``."""
+        if digest.is_digest(alert):  # a scheduled summary, within the 4096 bytes
+            return digest.wecom_payload(digest.from_alert(alert)[0])
         return {"msgtype": "markdown",
                 "markdown": {"content": wecom_markdown(alert, self._tz, self._mention, thread)}}
 

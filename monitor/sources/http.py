@@ -45,6 +45,7 @@ ENDPOINTS: dict[str, tuple[str, str]] = {
     "search": ("/2/search/topics.json", "statuses"),
     "mentions": ("/2/statuses/mentions.json", "statuses"),
     "comments": ("/2/comments/to_me.json", "comments"),
+    "replies": ("/2/comments/by_me.json", "comments"),
 }
 """Endpoint -> (path, key of the list in the answer)."""
 RATE_LIMIT_CODES = frozenset({10022, 10023, 10024})

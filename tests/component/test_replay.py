@@ -240,7 +240,8 @@ def test_a_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
     run = crisismon("replay", str(SAMPLE), "--config", str(tmp_path / "config.toml"),
                     "--out", str(tmp_path / "out"), "--quiet")
     assert run.returncode == 2, run.stderr
-    assert "scoring:" in run.stderr and "no-such-model.msgpack.gz does not exist" in run.stderr
+    assert "scoring.model_path:" in run.stderr and "no-such-model.msgpack.gz does not exist" \
+        in run.stderr
     assert "Traceback" not in run.stderr
 
 

@@ -43,6 +43,27 @@ SLACK_BOT_TOKEN = "xoxb-0000-test-token"
 SLACK_CHANNEL = "C0CRISIS01"
 WEBHOOK_SECRET = "webhook-hmac-secret"
 MAX_SKEW_S = 3600  # both DingTalk and Feishu refuse timestamps more than an hour off
+DINGTALK_MAX_TEXT_BYTES = 20_000  # a robot message's markdown text
+FEISHU_MAX_REQUEST_BYTES = 20 * 1024  # a custom bot's request body
+SLACK_MAX_BLOCKS = 50  # per message
+SLACK_MAX_SECTION_CHARS = 3000  # a section's text
+SLACK_MAX_HEADER_CHARS = 150
+SLACK_MAX_TEXT_CHARS = 40_000  # the top-level text (Slack truncates, we refuse)
+
+
+def slack_blocks_ok(body: dict[str, Any]) -> bool:
+    """Slack's block limits: 50 blocks, header 150 characters, section text 3000."""
+    blocks = body.get("blocks", [])
+    if len(blocks) > SLACK_MAX_BLOCKS or len(body.get("text", "")) > SLACK_MAX_TEXT_CHARS:
+        return False
+    for block in blocks:
+        if block.get("type") == "header" and \
+                len(block["text"]["text"]) > SLACK_MAX_HEADER_CHARS:
+            return False
+        if block.get("type") == "section" and \
+                len((block.get("text") or {}).get("text", "")) > SLACK_MAX_SECTION_CHARS:
+            return False
+    return True
 
 
 @dataclass
@@ -176,6 +197,8 @@ def build_app(p: Providers) -> web.Application:
         if body.get("msgtype") != "markdown" or not isinstance(md, dict) or \
                 not md.get("title") or not md.get("text"):
             return web.json_response({"errcode": 40035, "errmsg": "缺少参数 json"})
+        if len(md["text"].encode()) > DINGTALK_MAX_TEXT_BYTES:
+            return web.json_response({"errcode": 460101, "errmsg": "message too long"})
         p.dingtalk.received.append(Received(body, raw, dict(request.headers), dict(q)))
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
@@ -206,6 +229,9 @@ def build_app(p: Providers) -> web.Application:
         raw, body = await _json(request)
         if not isinstance(body, dict):
             return web.json_response({"code": 9499, "msg": "Bad Request", "data": {}})
+        if len(raw) > FEISHU_MAX_REQUEST_BYTES:
+            return web.json_response({"code": 9499, "msg": "request body exceeds 20KB",
+                                      "data": {}})
         ts, sign = body.get("timestamp"), body.get("sign")
         if not isinstance(ts, str) or not ts.isdigit() or not isinstance(sign, str):
             return web.json_response({"code": 19021, "msg": "sign match fail or timestamp is "
@@ -233,9 +259,8 @@ def build_app(p: Providers) -> web.Application:
         if not isinstance(body, dict) or not isinstance(body.get("text"), str) or \
                 not isinstance(body.get("blocks", []), list):
             return web.Response(status=400, text="invalid_payload")
-        for block in body.get("blocks", []):
-            if block.get("type") == "header" and len(block["text"]["text"]) > 150:
-                return web.Response(status=400, text="invalid_blocks")
+        if not slack_blocks_ok(body):
+            return web.Response(status=400, text="invalid_blocks")
         p.slack.received.append(Received(body, raw, dict(request.headers), {}))
         return web.Response(text="ok")
 
@@ -257,6 +282,8 @@ def build_app(p: Providers) -> web.Application:
             return web.json_response({"ok": False, "error": "channel_not_found"})
         if not isinstance(body.get("text"), str) or not body["text"]:
             return web.json_response({"ok": False, "error": "no_text"})
+        if not slack_blocks_ok(body):
+            return web.json_response({"ok": False, "error": "invalid_blocks"})
         thread_ts = body.get("thread_ts")
         if thread_ts is not None:
             # Slack: "avoid using a reply's ts value; use its parent instead" - the fake

@@ -1,0 +1,110 @@
+"""What ``crisismon run`` would refuse at start, found without starting anything.
+
+``check-config`` and ``run`` share this list, so a config ``check-config`` passes is one
+``run`` starts with: every secret reference resolves (an unset environment variable, a
+missing file), every feed file is there, the model, lexicon and tier files load, and the
+folders the daemon writes to can be written. Every problem is reported at once, each
+with its key path, like the config loader's own problems.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from monitor.config import (
+    Config,
+    ConfigError,
+    FeedSourceConfig,
+    HttpSourceConfig,
+    MqttSourceConfig,
+)
+from monitor.feed import feed_problem
+from monitor.secrets import SecretError, is_reference, resolve_secret
+
+
+def _secret(key: str, ref: str, notes: list[str]) -> Iterator[str]:
+    if not ref or not is_reference(ref):
+        return
+    if ref.startswith("credential:") and not os.environ.get("CREDENTIALS_DIRECTORY"):
+        # Only systemd sets it, for the service: from a shell the file cannot be found.
+        notes.append(f"{key}: {ref} not checked ($CREDENTIALS_DIRECTORY is not set outside "
+                     "the service)")
+        return
+    try:
+        resolve_secret(ref)
+    except SecretError as exc:
+        yield f"{key}: {exc}"
+
+
+def _writable_dir(key: str, folder: Path) -> Iterator[str]:
+    """``folder`` exists and is writable, or can be created (its first existing parent is
+    a writable folder)."""
+    probe = folder
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        yield f"{key}: {probe} is not a folder (needed for {folder})"
+    elif not os.access(probe, os.W_OK | os.X_OK):
+        yield f"{key}: cannot write in {probe} (permission denied)"
+
+
+def start_problems(config: Config, notes: list[str] | None = None,
+                   models: bool = True) -> list[str]:
+    """Every reason ``run`` would refuse ``config``, one ``key.path: what`` line each.
+    ``notes`` collects what could not be checked here (credentials outside systemd);
+    ``models`` False leaves the scoring files to the caller, which loads them anyway."""
+    notes = [] if notes is None else notes
+    problems: list[str] = []
+    for i, ch in enumerate(config.channels):
+        for f in dataclasses.fields(ch):
+            value = getattr(ch, f.name)
+            if isinstance(value, str):
+                problems += _secret(f"channels[{i}].{f.name}", value, notes)
+    for i, sc in enumerate(config.sources):
+        where = f"sources[{i}]"
+        if isinstance(sc, FeedSourceConfig):
+            problem = feed_problem(config.resolve(sc.path))
+            if problem:
+                problems.append(f"{where}.path: {problem}")
+        elif isinstance(sc, HttpSourceConfig):
+            problems += _secret(f"{where}.token", sc.token, notes)
+        elif isinstance(sc, MqttSourceConfig):
+            problems += _secret(f"{where}.password", sc.password, notes)
+    if config.commands.enabled:
+        problems += _secret("commands.password", config.commands.password, notes)
+    if config.store.backend == "sqlite":
+        problems += _writable_dir("store.path", config.resolve(config.store.path).parent)
+    problems += _writable_dir("alerts.log", config.resolve(config.alerts.log).parent)
+    if config.record.enabled:
+        problems += _writable_dir("record.dir", config.resolve(config.record.dir))
+    if models:
+        problems += _model_problems(config)
+    return problems
+
+
+def _model_problems(config: Config) -> list[str]:
+    """The scoring files (model, lexicons, tiers), each loaded as ``run`` loads them."""
+    from monitor.app import build_argument_lexicon, build_scorer
+
+    problems = []
+    for build in (build_scorer, build_argument_lexicon):
+        try:
+            build(config)
+        except ConfigError as exc:
+            problems += exc.problems
+    return problems
+
+
+def check(config: Config, source: str, models: bool = True) -> list[str]:
+    """Raise ConfigError with every start problem of ``config`` (read from ``source``);
+    returns the notes on what could not be checked."""
+    notes: list[str] = []
+    problems = start_problems(config, notes, models)
+    if problems:
+        raise ConfigError(problems, source)
+    return notes
