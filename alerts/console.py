@@ -35,7 +35,7 @@ class TerminalPrinter:
 
     def print(self, alert: Alert) -> None:
         if is_digest(alert):  # a scheduled summary: its text, not one line
-            self.stream.write(plain_text(from_alert(alert)[0]))
+            self.stream.write(printable(plain_text(from_alert(alert)[0]), keep_lines=True))
             self.stream.flush()
             return
         self.stream.write(alert_line(alert, self.tz, self.colour) + "\n")
