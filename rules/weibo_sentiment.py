@@ -261,7 +261,9 @@ class WeiboSentiment:
         docs, buckets = featurise(texts, self.bits, self._segmenter)
         z = np.empty((n, self.classes))
         for k in range(self.classes):
-            z[:, k] = np.bincount(docs, weights=self._w[buckets, k], minlength=n)
+            # A contiguous column (Fortran order) and ``take``: ~2x the speed of
+            # ``w[buckets, k]`` fancy indexing.
+            z[:, k] = np.bincount(docs, weights=self._w[:, k].take(buckets), minlength=n)
         return z + self._bias
 
     def margins(self, texts: Sequence[str]) -> np.ndarray:

@@ -196,3 +196,71 @@ def test_fold_batch_is_idempotent_and_keeps_texts_apart() -> None:
     parts = folded.split(SEP)
     assert parts == ["abc123!", "a b c", "这个产品", "x y", "", ""]
     assert fold_batch(parts) == folded
+
+
+BAD_INPUT = {
+    "empty": "",
+    "10,000 characters": "这家店的外卖太慢了，" * 1_000,
+    "emoji only": "😡😡😡🤮",
+    "traditional": "這家店的服務太差了，再也不來了",
+    "English mixed in": "这个app太垃圾了, totally useless, 退款!!!",
+}
+
+
+@pytest.mark.parametrize("text", list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_polarity_of_bad_input_is_a_distribution(model: WeiboSentiment, text: str) -> None:
+    (p,) = model.polarity_many([text])
+    assert all(0.0 <= x <= 1.0 for x in p) and sum(p) == pytest.approx(1.0)
+    assert model.score(text) == pytest.approx(p.positive + 0.5 * p.neutral)
+
+
+def test_three_classes_read_like_a_person(model: WeiboSentiment) -> None:
+    complaint, news, praise = model.polarity_many([
+        "客服态度恶劣，等了两个小时还没送到，要求退款[怒]",
+        "据国家统计局数据，2019年全国粮食总产量为6.6亿吨，比上年增长0.9%。",
+        "新品太好喝了，店员也很热情，下次还来[哈哈]",
+    ])
+    assert max(complaint) == complaint.negative > 0.6
+    assert max(news) == news.neutral
+    assert news.sentiment >= 0.4  # a neutral report is not negative
+    assert max(praise) == praise.positive > 0.6
+    assert model.classes == 3 and model.meta["classes"] == ["negative", "neutral", "positive"]
+
+
+def test_traditional_and_simplified_get_the_same_polarity(model: WeiboSentiment) -> None:
+    trad, simp = model.polarity_many(["這家店的服務太差了", "这家店的服务太差了"])
+    assert trad == pytest.approx(simp)
+
+
+def test_a_two_class_model_file_still_loads(tmp_path: Path) -> None:
+    import numpy as np
+
+    path = tmp_path / "binary.msgpack.gz"
+    WeiboSentiment(np.zeros(1 << 10, dtype=np.float32), 0.5).save(path)
+    m = WeiboSentiment.load(path)
+    assert m.classes == 1
+    (p,) = m.polarity_many(["随便什么"])
+    assert p.neutral == 0.0 and p.positive == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert m.score("随便什么") == pytest.approx(p.positive)
+
+
+def test_scorer_polarity_agrees_with_negative() -> None:
+    from rules.lexicon import Lexicon
+    from rules.scoring import Scorer
+    from rules.sentiment import Polarity
+
+    scorer = Scorer(WeiboSentiment.load(), Lexicon({}), 0.4)
+    for pol, expected in [
+        (Polarity(0.7, 0.2, 0.1), "negative"),
+        (Polarity(0.3, 0.6, 0.1), "neutral"),   # P(neg) - P(pos) = 0.2: not below 0.4
+        (Polarity(0.4, 0.5, 0.1), "negative"),  # leans negative by more than 0.2
+        (Polarity(0.1, 0.3, 0.6), "positive"),
+    ]:
+        score = scorer.score_text("文本", pol)
+        assert score.polarity == expected, pol
+        assert score.negative is (expected == "negative")
+        assert score.p_negative == pytest.approx(pol.negative)
+        assert score.sentiment == pytest.approx(pol.sentiment)
+    # A bare P(positive), as a two-class model or an older caller gives it.
+    legacy = scorer.score_text("文本", 0.2)
+    assert legacy.negative and legacy.polarity == "negative" and legacy.p_negative == 0.8
