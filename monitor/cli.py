@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import msgspec
-
 from monitor.config import Config, ConfigError, load_config
 from monitor.normalise import BadInput, normalise_text, parse_time
 from monitor.paging_cli import PAGING_COMMANDS, add_paging_commands
@@ -84,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--config", default=DEFAULT_CONFIG)
     sc.add_argument("--jsonl", action="store_true",
                     help="read JSON lines with a text field on stdin")
+    sc.add_argument("--jobs", type=int, choices=(1, 2), default=2,
+                    help="processes scoring a large --jsonl input (default 2: both cores)")
     sc.add_argument("texts", nargs="*", metavar="TEXT")
 
     from monitor import weibo_sim
@@ -156,71 +156,21 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-class ScoreLine(msgspec.Struct, gc=False):
-    """One output line of ``crisismon score``."""
-
-    sentiment: float
-    negative: bool
-    polarity: str
-    p_negative: float
-    brands: list[str]
-    severity: str
-    terms: list[str]
-
-
 def cmd_score(args: argparse.Namespace) -> int:
     from monitor.app import build_scorer
+    from monitor.scorecmd import LineScorer, score_stream
     from rules.matching import BrandMatcher
 
     config = _config(args.config)
-    scorer = build_scorer(config)
-    matcher = BrandMatcher(config.brands)
+    lines = LineScorer(build_scorer(config), BrandMatcher(config.brands))
     out = sys.stdout.buffer
-    encode = msgspec.json.Encoder().encode
-    invalid = b'{"error":"invalid input line"}'
-    bad = 0
-
-    def result(text: str, p: object) -> bytes:
-        score = scorer.score_text(text, p)  # type: ignore[arg-type]
-        return encode(ScoreLine(score.sentiment, score.negative, score.polarity,
-                                score.p_negative, [m.brand for m in matcher.match(text)],
-                                score.severity, list(score.terms)))
-
-    def flush(texts: list[str | None]) -> None:
-        ok = [t for t in texts if t is not None]
-        scores = iter(scorer.score_many(ok))
-        lines = [invalid if t is None else result(t, next(scores)) for t in texts]
-        lines.append(b"")
-        out.write(b"\n".join(lines))
-        out.flush()
-
     if not args.jsonl:
         if not args.texts:
             raise UsageError("give TEXT arguments, or --jsonl with JSON lines on stdin")
-        flush([normalise_text(t) for t in args.texts])
+        out.write(lines.texts([normalise_text(t) for t in args.texts]))
+        out.flush()
         return EXIT_OK
-    batch: list[str | None] = []
-    decoder = msgspec.json.Decoder()
-    for lineno, line in enumerate(sys.stdin.buffer, 1):
-        if not line.strip():
-            # One output line per input line: a blank line is scored as an empty text.
-            batch.append("")
-        else:
-            try:
-                obj = decoder.decode(line)
-                text = obj.get("text") if isinstance(obj, dict) else None
-                if not isinstance(text, str):
-                    raise BadInput('needs a "text" string field')
-                batch.append(normalise_text(text))
-            except (msgspec.DecodeError, BadInput) as exc:
-                bad += 1
-                print(f"stdin:{lineno}: skipped: {exc}", file=sys.stderr)
-                batch.append(None)
-        if len(batch) >= 2000:
-            flush(batch)
-            batch = []
-    if batch:
-        flush(batch)
+    bad = score_stream(lines, sys.stdin.buffer, out, sys.stderr, fork=args.jobs > 1)
     return EXIT_USAGE if bad else EXIT_OK
 
 

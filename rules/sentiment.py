@@ -6,9 +6,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
-POLARITIES = ("negative", "neutral", "positive")
-"""The three classes, in the order of :class:`Polarity`'s fields."""
-
 
 class Polarity(NamedTuple):
     """Class probabilities of one text: negative, neutral, positive (they sum to 1)."""

@@ -61,3 +61,26 @@ def test_polarity_fields_on_arguments() -> None:
     assert [news["polarity"], praise["polarity"], complaint["polarity"]] == \
         ["neutral", "positive", "negative"]
     assert complaint["p_negative"] > 0.5 > praise["p_negative"]
+
+
+def test_large_input_on_two_processes_equals_one_process() -> None:
+    from monitor.scorecmd import CHUNK
+
+    texts = ["小满咖啡的拿铁太难喝了[怒]", "小满咖啡真好喝[哈哈]", "今天天气不错", "",
+             "快书包送货太慢了，要求退款"]
+    lines = [json.dumps({"text": texts[i % len(texts)] + str(i)}, ensure_ascii=False)
+             for i in range(2 * CHUNK + 500)]
+    lines[10] = "{broken"           # in the first chunk: the helper process scores it
+    lines[CHUNK + 7] = ""           # in the second: this process scores it
+    lines[2 * CHUNK + 3] = '{"txt": 1}'
+    stdin = "\n".join(lines) + "\n"
+    one = score_cli("--jsonl", "--jobs", "1", stdin=stdin)
+    two = score_cli("--jsonl", stdin=stdin)
+    assert one.returncode == two.returncode == 2
+    assert one.stdout == two.stdout and one.stderr == two.stderr
+    out = two.stdout.splitlines()
+    assert len(out) == len(lines)
+    assert out[10] == out[2 * CHUNK + 3] == '{"error":"invalid input line"}'
+    check_record(json.loads(out[CHUNK + 7]))
+    assert [line.split(":")[1] for line in two.stderr.splitlines()] == \
+        ["11", str(2 * CHUNK + 4)]
