@@ -51,13 +51,13 @@ def _child_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run(stdin: bytes, config: Path) -> tuple[float, float, bytes]:
+def run(stdin: bytes, config: Path, jobs: int = 2) -> tuple[float, float, bytes]:
     """Wall time, CPU time and stdout of one ``crisismon score --jsonl`` run."""
     c0 = _child_cpu()
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "monitor.cli", "score", "--config", str(config),
-                           "--jsonl"], input=stdin, capture_output=True, cwd=REPO_DIR,
-                          check=True)
+    cmd = [sys.executable, "-m", "monitor.cli", "score", "--config", str(config), "--jsonl",
+           "--jobs", str(jobs)]
+    done = subprocess.run(cmd, input=stdin, capture_output=True, cwd=REPO_DIR, check=True)
     return time.perf_counter() - t0, _child_cpu() - c0, done.stdout
 
 
@@ -68,14 +68,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", type=Path, default=REPO_DIR / "config.toml")
     ap.add_argument("--lines", type=int, default=50_000)
     ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--jobs", type=int, choices=(1, 2), default=2,
+                    help="crisismon score --jobs (2: both cores, the default)")
     args = ap.parse_args(argv)
 
     big = workload(args.data, args.lines)
     one = workload(args.data, 1)
     rates, cpu_rates = [], []
     for _ in range(args.passes):
-        t1, c1, _out = run(one, args.config)
-        tn, cn, out = run(big, args.config)
+        t1, c1, _out = run(one, args.config, args.jobs)
+        tn, cn, out = run(big, args.config, args.jobs)
         n_out = out.count(b"\n")
         if n_out != args.lines:
             print(f"expected {args.lines} output lines, got {n_out}", file=sys.stderr)
@@ -87,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{cpu_rates[-1]:,.0f} texts per CPU second", flush=True)
     best = max(rates)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"crisismon score --jsonl, {args.lines:,} JSON lines in and out, start-up excluded: "
-          f"{best:,.0f} texts/s (best of {len(rates)}: "
+    print(f"crisismon score --jsonl --jobs {args.jobs}, {args.lines:,} JSON lines in and out, "
+          f"start-up excluded: {best:,.0f} texts/s (best of {len(rates)}: "
           f"{', '.join(f'{r:,.0f}' for r in rates)}; load average {load})")
     print(f"  per CPU second (user + system, start-up excluded): {max(cpu_rates):,.0f} texts")
     print(f"  {'PASS' if best >= TARGET else 'MISS'} {best:,.0f} >= {TARGET:,} texts/s (wall)")
