@@ -74,10 +74,10 @@ def three_class_report(model: WeiboSentiment, path: Path) -> float:
 
     texts, labels = read_set(path)
     scorer = Scorer(model, Lexicon({}), NEGATIVE_BELOW)
-    served = [("negative", "neutral", "positive").index(scorer.polarity(p)[2])
-              for p in model.polarity_many(texts)]
-    argmax = [max(range(3), key=p.__getitem__) for p in model.polarity_many(texts)]
     names = ("negative", "neutral", "positive")
+    pols = model.polarity_many(texts)
+    served = [names.index(scorer.polarity(p)[2]) for p in pols]
+    argmax = [max(range(3), key=p.__getitem__) for p in pols]
 
     def f1s(pred: Sequence[int]) -> list[float]:
         out = []

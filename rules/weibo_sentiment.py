@@ -1,5 +1,6 @@
-"""Weibo sentiment model: a logistic regression over hashed features of jieba tokens, Weibo
-emoticons, emoji, negation-marked tokens, token bigrams and character bigrams.
+"""Weibo sentiment model, three classes (negative, neutral, positive): a multinomial logistic
+regression over hashed features of jieba tokens, Weibo emoticons, emoji, negation-marked
+tokens, token bigrams and character bigrams.
 
 Why not SnowNLP's stock model: it was trained on product reviews and segments with its own slow
 segmenter (58 % accuracy on Weibo, ~140 posts/s).
@@ -9,13 +10,13 @@ weight table costs ~0.2-0.8 µs, and a post yields ~100-150 features, which alon
 dict-based scorer near 8,000 posts/s. Instead, segmented tokens of a whole batch are joined into
 one code-point array and every feature is hashed with a polynomial rolling hash computed by
 numpy (prefix sums in wrapping uint64 arithmetic), so the per-feature work runs in C. The weight
-table is a dense float16 array of 2**bits buckets; collisions are rare and harmless for a linear
-model. The model is produced by :mod:`rules.train_sentiment`; the table it writes is a logistic
-regression plus a small multiple of a Naive Bayes model over the same features (both linear in
-the features, so they fold into this one table and scoring does not know or care).
+table is a dense float16 array of 2**bits buckets by 3 classes; collisions are rare and
+harmless for a linear model. The model is produced by :mod:`rules.train_sentiment`.
 
-File format (``seeds/models/weibo_sentiment.msgpack.gz``): gzip'd msgpack map with ``format``,
-``bits``, ``weights`` (little-endian float16 bytes), ``bias`` and ``meta``.
+File format (``seeds/models/weibo_sentiment.msgpack.gz``): gzip'd msgpack map with ``format``
+(``crisismon-weibo-sentiment/3``), ``bits``, ``weights`` (little-endian float16 bytes, row-major
+bucket by class), ``bias`` (one per class), ``meta`` and ``classes``. The two-class format
+``/2`` of earlier releases (one weight per bucket, one bias) still loads.
 """
 
 from __future__ import annotations
@@ -265,12 +266,6 @@ class WeiboSentiment:
             # ``w[buckets, k]`` fancy indexing.
             z[:, k] = np.bincount(docs, weights=self._w[:, k].take(buckets), minlength=n)
         return z + self._bias
-
-    def margins(self, texts: Sequence[str]) -> np.ndarray:
-        """Log-odds of ``score`` (the served P(positive)) for each text."""
-        p = np.clip(self._probs(texts), 1e-12, 1.0)
-        s = p[:, 2] + 0.5 * p[:, 1]
-        return np.log(s) - np.log1p(-np.minimum(s, 1 - 1e-12))
 
     def _probs(self, texts: Sequence[str]) -> np.ndarray:
         """(n, 3) class probabilities: negative, neutral, positive."""
