@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-import msgspec
-
 from monitor.config import Config, ConfigError, load_config
 from monitor.feed import feed_problem
 from monitor.normalise import BadInput, normalise_text, parse_time
@@ -85,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--config", default=DEFAULT_CONFIG)
     sc.add_argument("--jsonl", action="store_true",
                     help="read JSON lines with a text field on stdin")
+    sc.add_argument("--jobs", type=int, choices=(1, 2), default=2,
+                    help="processes scoring a large --jsonl input (default 2: both cores)")
     sc.add_argument("texts", nargs="*", metavar="TEXT")
 
     from monitor import weibo_sim
@@ -165,56 +165,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def cmd_score(args: argparse.Namespace) -> int:
     from monitor.app import build_scorer
+    from monitor.scorecmd import LineScorer, score_stream
     from rules.matching import BrandMatcher
 
     config = _config(args.config)
-    scorer = build_scorer(config)
-    matcher = BrandMatcher(config.brands)
-    out = sys.stdout
-    bad = 0
-
-    def result(text: str, p: float) -> dict[str, object]:
-        score = scorer.score_text(text, p)
-        return {"sentiment": score.sentiment, "negative": score.negative,
-                "brands": [m.brand for m in matcher.match(text)],
-                "severity": score.severity, "terms": list(score.terms)}
-
-    def flush(texts: list[str | None]) -> None:
-        ok = [t for t in texts if t is not None]
-        scores = iter(scorer.score_many(ok))
-        lines = []
-        for t in texts:
-            if t is None:
-                lines.append('{"error":"invalid input line"}')
-            else:
-                lines.append(json.dumps(result(t, next(scores)), ensure_ascii=False))
-        out.write("\n".join(lines) + "\n")
-
+    lines = LineScorer(build_scorer(config), BrandMatcher(config.brands))
+    out = sys.stdout.buffer
     if not args.jsonl:
         if not args.texts:
             raise UsageError("give TEXT arguments, or --jsonl with JSON lines on stdin")
-        flush([normalise_text(t) for t in args.texts])
+        out.write(lines.texts([normalise_text(t) for t in args.texts]))
+        out.flush()
         return EXIT_OK
-    batch: list[str | None] = []
-    decoder = msgspec.json.Decoder()
-    for lineno, line in enumerate(sys.stdin.buffer, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = decoder.decode(line)
-            text = obj.get("text") if isinstance(obj, dict) else None
-            if not isinstance(text, str):
-                raise BadInput('needs a "text" string field')
-            batch.append(normalise_text(text))
-        except (msgspec.DecodeError, BadInput) as exc:
-            bad += 1
-            print(f"stdin:{lineno}: skipped: {exc}", file=sys.stderr)
-            batch.append(None)
-        if len(batch) >= 2000:
-            flush(batch)
-            batch = []
-    if batch:
-        flush(batch)
+    bad = score_stream(lines, sys.stdin.buffer, out, sys.stderr, fork=args.jobs > 1)
     return EXIT_USAGE if bad else EXIT_OK
 
 

@@ -306,3 +306,13 @@ def test_a_feed_ack_naming_an_alert_or_its_repeat_acks_the_mention(config: Confi
     asyncio.run(replay(config, [feed], tmp_path / "out"))
     acked = {m["id"]: m["acked_by"] for m in read_jsonl(tmp_path / "out" / "mentions.jsonl")}
     assert acked == {"9001": "值班客服", "9002": None}
+
+
+def test_mentions_carry_the_three_class_reading(sample_out: Path) -> None:
+    mentions = read_jsonl(sample_out / "mentions.jsonl")
+    assert mentions
+    for m in mentions:
+        assert m["polarity"] in ("negative", "neutral", "positive")
+        assert 0.0 <= m["p_negative"] <= 1.0
+        assert m["negative"] is (m["polarity"] == "negative")
+    assert {m["polarity"] for m in mentions} == {"negative", "neutral", "positive"}

