@@ -43,7 +43,6 @@ from alerts.record import AlertType  # noqa: E402
 from monitor.app import build_pipeline, build_scorer  # noqa: E402
 from monitor.config import Config, parse_config  # noqa: E402
 from monitor.feed import FeedStats, read_feeds  # noqa: E402
-from monitor.model import Post  # noqa: E402
 from monitor.store import Store  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "brand_cascades"

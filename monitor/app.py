@@ -49,7 +49,9 @@ def default_assessor(config: Config) -> Callable[[Sequence[Post]], dict[str, Ass
     """The pipeline's matching and scoring as ``build_pipeline`` wires them, on their own
     (for the replay's feed reader, which does that work in its own process)."""
     matcher, scorer = BrandMatcher(config.brands), build_scorer(config)
-    return functools.partial(assess_posts, matcher=matcher, scorer=scorer)
+    # The story roots seen so far, kept across batches: reposts of a mention are scored
+    # here too (rules.scoring.assess_posts), in feed order, as the pipeline would.
+    return functools.partial(assess_posts, matcher=matcher, scorer=scorer, stories=set())
 
 
 def build_argument_lexicon(config: Config) -> Lexicon:

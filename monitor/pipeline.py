@@ -19,15 +19,22 @@ from alerts.audit import AuditLog
 from alerts.record import Alert, format_instant
 from alerts.router import Router
 from monitor.config import Config
-from monitor.model import Action, Event, Mention, Post
+from monitor.model import Action, Event, Mention, Post, Score
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
 from rules.crisis import Incident
-from rules.engine import EscalationEngine
+from rules.engine import EscalationEngine, compact_id
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatcher
-from rules.scoring import Assessment, Scorer, assess_posts
+from rules.scoring import (
+    Assessment,
+    Scorer,
+    assess_posts,
+    has_own_words,
+    own_words,
+    replace_text,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -61,10 +68,7 @@ def cutoff(event: StoredEvent, now: float) -> float:
     return now if created is None else min(now, created)
 
 
-def own_words(text: str) -> str:
-    """The reposter's own words: what comes before the quoted ``//@user:`` chain."""
-    cut = text.find("//@")
-    return text if cut < 0 else text[:cut].strip()
+__all__ = ["Pipeline", "PipelineStats", "cutoff", "incident_record", "own_words"]
 
 
 class _JsonCache(dict[tuple[str, ...], str]):
@@ -77,6 +81,19 @@ class _JsonCache(dict[tuple[str, ...], str]):
                 return json.dumps(t, ensure_ascii=False)
             text = self[t] = json.dumps(t, ensure_ascii=False)
         return text
+
+
+class _KnownStories:
+    """The engine's story roots, as ``assess_posts`` asks about them (str ids)."""
+
+    def __init__(self, stories: Mapping[str | int, object]) -> None:
+        self._stories = stories
+
+    def __contains__(self, post_id: object) -> bool:
+        return isinstance(post_id, str) and compact_id(post_id) in self._stories
+
+    def add(self, post_id: str) -> None:
+        """The engine learns of a story when it handles the post, not ahead of it."""
 
 
 class Pipeline:
@@ -138,7 +155,8 @@ class Pipeline:
         self.store.expect(events)  # one dedupe query for the lot, not one per event
         posts = [e for e in events if isinstance(e, Post)]
         if assessed is None:
-            assessed = assess_posts(posts, self.matcher, self.scorer)
+            assessed = assess_posts(posts, self.matcher, self.scorer,
+                                    _KnownStories(self.engine.stories))
         self._matched = {post.id: assessed.get(post.id) for post in posts}
 
     # ------------------------------------------------------------------ entry points
@@ -296,10 +314,22 @@ class Pipeline:
                 mention = Mention(post=post, brand=match.brand, score=score,
                                   needs_reply=not pure, keywords=match.keywords)
                 out.extend(self.engine.on_mention(mention, now))
-        elif post.reposts_id and self.engine.tracks(post.reposts_id):
-            self.stats.reposts_of_mentions += 1
-            out.extend(self.engine.on_reposts(post.reposts_id, 1, post.created_at, now))
+        else:
+            root = self.engine.story_root(post)
+            if root is not None:  # a repost or comment of a story: it counts in the story
+                self.stats.reposts_of_mentions += 1
+                out.extend(self.engine.on_story_post(root, post, self._story_score(post, ready),
+                                                     now))
         return out
+
+    def _story_score(self, post: Post, ready: Any) -> Score | None:
+        """The score of a story post's own words (None when it has none: a pure repost is
+        volume only), as worked out ahead by ``prepare`` where it was."""
+        if not has_own_words(post):
+            return None
+        if ready is not None and ready is not _UNPREPARED:
+            return ready[1]
+        return self.scorer.score(replace_text(post, own_words(post.text)))
 
     def _record(self, raw: list[Alert]) -> list[Alert]:
         """Address the alerts and keep the new ones in the outbox.
