@@ -91,9 +91,10 @@ class CrisisConfig:
     story_min_scored: int = 8
     """A story's posts with words of their own (pure reposts are volume only) before its
     negative share is tested: fewer say nothing about the public's reaction."""
-    prior_negative_share: float = 0.3
+    prior_negative_share: float = 0.25
     """A brand with no history is taken to draw this share of negative posts (a Beta prior
-    worth ``prior_weight`` posts; the brand's own stories update it)."""
+    worth ``prior_weight`` posts; the brand's own stories update it). Chosen on the
+    development set of brand stories, 5-fold cross-validated (``bench/detection.py --cv``)."""
     prior_weight: float = 20.0
     """How many posts the prior share is worth against the brand's own history."""
     prior_posts_per_hour: float = 5.0
