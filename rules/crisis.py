@@ -202,6 +202,8 @@ class Story:
     role: Role
     """What the brand is in the root's words (``rules.aboutness``)."""
     author: str
+    """Who posted the root (screen name, for the page)."""
+    author_id: str
     followers: int
     influential: bool
     root_negative: bool
@@ -310,11 +312,12 @@ def detect_wordless_spread(story: Story, activity: BrandActivity, now: float,
             story.n_scored >= cfg.story_min_scored:
         return None
     moving, normal, p_speed = speed_surprise(story, activity, now, cfg)
+    reposts = moving - (1 if story.started > now - cfg.spread_window else 0)  # not the root
     needed = cfg.spread_min_reposts if story.influential else cfg.viral_min_reposts
-    if moving < needed or p_speed >= cfg.story_alpha:
+    if reposts < needed or p_speed >= cfg.story_alpha:
         return None
     detail = (f"「{_claim(story)}」{_who(story)}的负面微博 {_span(cfg.spread_window)}内"
-              f"被转发 {moving} 次（平时该品牌约 {normal:.1f} 条）")
+              f"被转发 {reposts} 次（该品牌平时 {_span(cfg.spread_window)}约 {normal:.1f} 条）")
     return Detection(Trigger.SPREAD, "P1" if story.influential else "P2", detail)
 
 
@@ -326,7 +329,7 @@ def detect_danger(story: Story, activity: BrandActivity, now: float,
         return None
     since = now - cfg.burst_window
     others = sorted({a for t, a, root in activity.harm
-                     if t > since and root != story.root_id})
+                     if t > since and root != story.root_id and a != story.author_id})
     moving = story.posts.count(now - cfg.spread_window, now)
     terms = "、".join(story.harm_terms) or "伤害"
     if story.influential:
@@ -352,6 +355,6 @@ def detect_burst(activity: BrandActivity, now: float, cfg: CrisisConfig) -> Dete
     if p >= cfg.story_alpha:
         return None
     severity = "P1" if p < cfg.story_alpha ** 2 and n >= 2 * cfg.burst_min_negatives else "P2"
-    detail = (f"{_span(cfg.burst_window)}内 {n} 位用户各自发负面微博"
+    detail = (f"{_span(cfg.burst_window)}内 {n} 条各自独立的负面微博（不是同一条的转发）"
               f"（该品牌平时约 {normal:.1f} 条，偶然概率 {p:.0e}）")
     return Detection(Trigger.BURST, severity, detail)

@@ -701,7 +701,7 @@ class EscalationEngine:
             self.crisis.influential_followers
         story = Story(root_id=root, brand=mention.brand, started=post.created_at,
                       role=brand_role(post.text, mention.keywords),
-                      author=author.screen_name or author.id,
+                      author=author.screen_name or author.id, author_id=author.id,
                       followers=author.followers_count, influential=influential,
                       root_negative=is_negative(mention.score), text=post.text)
         self.stories.setdefault(key, []).append(story)
