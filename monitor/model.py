@@ -103,6 +103,11 @@ class Score(msgspec.Struct, frozen=True, gc=False):
     """True when a danger term (爆炸, 中毒, 死亡 ...) is among ``terms``."""
     reasons: tuple[str, ...] = ()
     """Why this severity, in words a responder reads in the alert."""
+    polarity: str = ""
+    """``negative``, ``neutral`` or ``positive`` (the three-class model's reading; always
+    ``negative`` when ``negative`` is true). Empty only for a hand-built score."""
+    p_negative: float = 0.0
+    """Probability the text is negative, 0..1 (three-class model)."""
 
 
 class Mention(msgspec.Struct, frozen=True, gc=False):
