@@ -59,7 +59,7 @@ NEGATION_GAP = 4
 
 HYPOTHETICAL = ("免得", "以免", "防止", "预防", "避免", "谨防", "以防", "防范", "会不会", "是否",
                 "担心", "怕", "万一", "小心", "如果", "要是", "假如", "能不能", "可不可以",
-                "测试")
+                "测试", "想")
 """Anywhere earlier in the clause: the cue is a worry, a precaution or a test, not an event."""
 
 DRILL = ("演练", "演习")
@@ -81,7 +81,9 @@ NOT_NEGATION = ("不小心", "不慎", "不幸", "不停", "不断", "不止", "
 DEGREE = ("到", "得")
 """好吃到爆炸, 火得爆炸: a degree complement makes a fire word an intensifier."""
 FIGURATIVE_BEFORE = ("人气", "信息", "流量", "热度", "销量", "心态", "评论区", "朋友圈", "演技",
-                     "颜值", "口碑", "好评", "订单")
+                     "颜值", "口碑", "好评", "订单", "简直", "脑袋", "脑子")
+IDIOM_BEFORE = ("让人", "令人", "灵魂", "心灵", "心都")
+"""让人窒息, 令人窒息, 心灵受伤: before any cue, a feeling, not an event."""
 FIGURATIVE_AFTER = ("好看", "好吃", "好喝", "好听", "可爱", "漂亮", "过瘾", "性", "头", "款",
                     "级", "式", "好评")
 FIGURATIVE_KINDS = frozenset({"fire"})
@@ -169,7 +171,7 @@ class CueTable:
             elif any(d in norm for d in DRILL):
                 debunked = "演练"
         for start, end, entry in spans:
-            if end <= covered:  # inside a longer cue (中毒 in 食物中毒)
+            if start < covered:  # inside or across a longer cue (中毒 in 食物中毒, 爆炸了)
                 continue
             covered = max(covered, end)
             why = debunked or self._why_not(norm, start, end, entry.category)
@@ -188,9 +190,11 @@ class CueTable:
             return ""  # a complaint's question is rhetorical (能不能退款): it still counts
         if any(h in _blank(before, NOT_HYPOTHETICAL) for h in HYPOTHETICAL):
             return "假设"
+        if any(before.endswith(w) for w in IDIOM_BEFORE):
+            return "比喻"
         if category in FIGURATIVE_KINDS:
             after = norm[end:end + 2]
-            if (before.endswith(DEGREE) or any(before.endswith(f) for f in FIGURATIVE_BEFORE)
+            if (before.endswith(DEGREE) or any(f in before[-len(f) - 2:] for f in FIGURATIVE_BEFORE)
                     or after.startswith(FIGURATIVE_AFTER)):
                 return "比喻"
         return ""

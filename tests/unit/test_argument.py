@@ -101,3 +101,15 @@ def test_issue_example_raises_reply_argument_end_to_end(tmp_path: Path) -> None:
     assert a.post_id == "5001" and a.level == 1 and a.severity == "P2"
     assert "问题用语：系统显示你、还怪我们、乱说" in a.text
     store.close()
+
+
+def test_held_out_accuracy_and_no_false_trigger_on_polite_replies() -> None:
+    rows = [json.loads(line) for line in
+            (ROOT / "tests/data/official_replies.jsonl").read_text("utf-8").splitlines()]
+    held = [r for r in rows if r["split"] == "heldout"]
+    right = sum(GUARD.read(r["text"]).argues == r["argues"] for r in held)
+    assert right >= 0.9 * len(held)
+    polite = [r["text"] for r in rows
+              if not r["argues"] and ("不" in r["text"] or "没" in r["text"])]
+    assert len(polite) >= 50
+    assert sum(GUARD.read(t).argues for t in polite) <= 0.03 * len(polite)

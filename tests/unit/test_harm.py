@@ -39,7 +39,10 @@ def test_reports_harm(text: str, terms: tuple[str, ...]) -> None:
     ("这家的芝士蛋糕好吃到爆炸", (("爆炸", "比喻"),)),
     ("新店人气爆炸，排队排到门外", (("爆炸", "比喻"),)),
     ("爆炸头也太可爱了", (("爆炸", "比喻"),)),
+    ("考了一天试，脑袋都要爆炸了", (("爆炸", "比喻"),)),
+    ("这剧情让人窒息", (("窒息", "比喻"),)),
     # a worry or a precaution is not an event
+    ("等了一小时车还不来，气得想打人", (("打人", "假设"),)),
     ("手机晚上别放枕头边，免得被辐射了", (("辐射", "假设"),)),
     ("宝宝吃这个会不会过敏啊", (("过敏", "假设"),)),
     ("商场今天组织消防演练，模拟起火疏散", (("起火", "演练"),)),
@@ -138,3 +141,23 @@ def test_custom_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
     p.write_text("term\tweight\tcategory\n漏水\t2\tfailure\n", encoding="utf-8")
     table = CueTable(Lexicon.load(p), figurative=True)
     assert table.read("楼上漏水了").harm and not table.read("没有漏水").harm
+
+
+def test_the_labelled_posts_are_read_as_the_labels_say() -> None:
+    """The harm reading alone (no sentiment model) on tests/data/severity_posts.jsonl:
+    nearly every harm post is a harm report and no benign post is (figures of speech,
+    negations, questions and a debunk among them). bench/severity.py prints the rest."""
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "data" / "severity_posts.jsonl"
+    rows = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
+    assert len(rows) >= 100
+    harm = [r for r in rows if r["label"] == "harm"]
+    other = [r for r in rows if r["label"] != "harm"]
+    assert sum(HARM.read(r["text"]).harm for r in harm) >= 0.9 * len(harm)
+    assert [r["text"] for r in other if HARM.read(r["text"]).harm] == []
+    for example in ("吃了他们家的外卖，我和同事三个人都食物中毒了，已经送医",
+                    "网传某乳企奶粉检出致癌物黄曲霉毒素", "买的婴儿床护栏断裂，孩子差点摔下来",
+                    "花火爆炸好看", "市场监管局公布抽检结果，该品牌所有批次均合格"):
+        assert example in {r["text"] for r in rows}
