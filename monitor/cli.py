@@ -118,10 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args.config)
-    from monitor.app import build_argument_lexicon, build_scorer
+    from monitor.app import build_argument_guard, build_scorer
 
     build_scorer(config)  # lexicon, tiers and model files must load too
-    build_argument_lexicon(config)
+    build_argument_guard(config)
     brands = ", ".join(b.name for b in config.brands)
     print(f"{args.config}: OK ({len(config.brands)} brands: {brands}; "
           f"{len(config.sources)} sources)")

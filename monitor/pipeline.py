@@ -23,9 +23,9 @@ from monitor.model import Action, Event, Mention, Post, Score
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
+from rules.argument import ArgumentGuard
 from rules.crisis import Incident
 from rules.engine import EscalationEngine, compact_id
-from rules.lexicon import Lexicon
 from rules.matching import BrandMatcher
 from rules.scoring import (
     Assessment,
@@ -99,7 +99,8 @@ class _KnownStories:
 class Pipeline:
     """Turns events into alerts, durably."""
 
-    def __init__(self, config: Config, store: Store, scorer: Scorer | None, argument: Lexicon,
+    def __init__(self, config: Config, store: Store, scorer: Scorer | None,
+                 argument: ArgumentGuard,
                  router: Router, channels: Sequence[str] = (), *,
                  make_scorer: Callable[[], Scorer] | None = None) -> None:
         """``scorer`` None: built by ``make_scorer`` the first time a post needs scoring
@@ -296,7 +297,7 @@ class Pipeline:
         out: list[Alert] = []
         for brand in self.matcher.official_brands(post.author.id):
             self.stats.official += 1
-            terms = tuple(t.term for t in self.argument.find(post.text)) if post.targets else ()
+            terms = self.argument.check(post.text) if post.targets else ()
             out.extend(self.engine.on_official(post, brand, terms, now))
         ready = self._matched.pop(post.id, _UNPREPARED)
         if ready is _UNPREPARED:  # as ``assess_posts`` would, one post

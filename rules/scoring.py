@@ -10,10 +10,12 @@ from typing import Protocol
 import msgspec
 
 from monitor.model import Author, Post, Score
+from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatch, BrandMatcher
 from rules.sentiment import Polarity, SentimentModel, polarities
 from rules.severity import SeverityPolicy, Tier, assess
+from rules.textnorm import normalise_for_scoring
 
 DANGER = "danger"
 
@@ -23,12 +25,15 @@ class Scorer:
 
     def __init__(self, sentiment: SentimentModel, lexicon: Lexicon, negative_below: float,
                  policy: SeverityPolicy | None = None,
-                 tiers: dict[str, Tier] | None = None) -> None:
+                 tiers: dict[str, Tier] | None = None, harm: CueTable | None = None,
+                 grievance: CueTable | None = None) -> None:
         self.sentiment = sentiment
         self.lexicon = lexicon
         self.negative_below = negative_below
         self.policy = policy or SeverityPolicy()
         self.tiers = tiers or {}
+        self.harm = harm or default_harm_table()
+        self.grievance = grievance or default_grievance_table()
 
     def score_text(self, text: str, p: Polarity | float | None = None) -> Score:
         """Score a bare text (``crisismon score``): no author, no reach."""
@@ -59,24 +64,28 @@ class Scorer:
             p = Polarity.from_binary(p)
         pol = p
         p, negative, polarity = self.polarity(pol)
-        found = self.lexicon.find(text)
-        danger = tuple(t.term for t in found if t.category == DANGER)
+        norm = normalise_for_scoring(text).lower() if text else ""
+        found = self.lexicon.find_normalised(norm) if norm else []
         complaint = tuple(t.term for t in found if t.category != DANGER)
         weight = sum(t.weight for t in found if t.category != DANGER)
-        # A danger word in a cheerful post (花火爆炸好看) is not a crisis; only in a negative one.
-        danger_hit = negative and bool(danger)
+        # Harm and grievances are read from what the post says happened, not from the
+        # model's tone: it reads 我们三个人都食物中毒了，已经送医 as neutral (rules.harm).
+        harm = self.harm.read_normalised(norm)
+        grievance = self.grievance.read_normalised(norm)
         if post is not None:
             author = post.author
             reach = post.reposts_count + post.comments_count
             tier = self.tiers.get(author.id)
         else:
             author, reach, tier = Author(id=""), 0, None
-        verdict = assess(p, negative, danger if danger_hit else (), weight, complaint, author,
-                         reach, tier, self.policy)
+        verdict = assess(p, negative, harm.terms, weight, complaint, author, reach, tier,
+                         self.policy, harm, grievance)
+        terms = tuple(t.term for t in found)
+        if verdict.danger:
+            terms += tuple(t for t in harm.terms if t not in terms)
         return Score(sentiment=round(p, 4), negative=negative, severity=verdict.severity,
-                     terms=tuple(t.term for t in found), danger=danger_hit,
-                     reasons=verdict.reasons, polarity=polarity,
-                     p_negative=round(pol.negative, 4))
+                     terms=terms, danger=verdict.danger, reasons=verdict.reasons,
+                     polarity=polarity, p_negative=round(pol.negative, 4))
 
 
 Assessment = tuple[list[BrandMatch], Score]
