@@ -12,8 +12,9 @@ story's 100th post); then the totals against the issue's targets (recall >= 0.90
 false-alarm rate <= 0.10, >= 80% of crises opened before their 100th post) and the
 median time from root post to detection.
 
-Two settings were chosen on this set: the negative share a brand with no history is
-assumed to have (``prior_negative_share``) and the tests' level (``story_alpha``).
+Three settings were chosen on this set: the negative share a brand with no history is
+assumed to have (``prior_negative_share``), the tests' level (``story_alpha``) and the
+effect size (``story_share_factor``).
 ``--cv`` re-chooses them on four folds from a small grid (``CV_GRID``) and judges the
 fifth, so every event is scored with settings chosen without it: those are the figures
 to expect on unseen stories, not the in-sample ones.
@@ -223,11 +224,13 @@ def cross_validate(labels: list[dict[str, Any]], sections: dict[str, Any], score
 
 
 CV_GRID: dict[str, list[Any]] = {
-    "crisis.prior_negative_share": [0.2, 0.25, 0.3, 0.35],
-    "crisis.story_alpha": [1e-2, 1e-3, 1e-4],
+    "crisis.prior_negative_share": [0.15, 0.2, 0.25],
+    "crisis.story_alpha": [1e-2, 1e-3],
+    "crisis.story_share_factor": [1.0, 1.5, 2.0],
 }
-"""What the bench's CV may choose: the two settings a brand with no history depends on
-(the prior negative share it is taken to have, and the test's level)."""
+"""What the bench's CV may choose: the settings that were tried on this set (the prior
+negative share a brand with no history is taken to have, the test's level, and the
+effect size a story's share must reach)."""
 
 
 def main(argv: list[str] | None = None) -> int:

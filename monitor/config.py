@@ -82,16 +82,20 @@ class CrisisConfig:
     """Authors with at least this many followers (or verified) are influential."""
     danger_min_posts: int = 1
     """Negative mentions with a danger term (爆炸, 中毒 ...) in the burst window to open one."""
-    story_alpha: float = 1e-3
+    story_alpha: float = 1e-2
     """A story's negative share must be this improbable under the brand's normal share
     (one-sided binomial tail) to open an incident; also the level of the volume tests."""
     influential_alpha: float = 1e-2
     """The same test's level for a story whose root is a negative post by an influential
     author: it reaches many people at once, so less evidence is needed, earlier."""
+    story_share_factor: float = 1.5
+    """... and its negative share must be at least this many times the brand's normal one
+    (an effect size: in a story of 500 posts a rise from 20% to 26% is significant, and
+    no crisis)."""
     story_min_scored: int = 8
     """A story's posts with words of their own (pure reposts are volume only) before its
     negative share is tested: fewer say nothing about the public's reaction."""
-    prior_negative_share: float = 0.25
+    prior_negative_share: float = 0.2
     """A brand with no history is taken to draw this share of negative posts (a Beta prior
     worth ``prior_weight`` posts; the brand's own stories update it). Chosen on the
     development set of brand stories, 5-fold cross-validated (``bench/detection.py --cv``)."""
@@ -128,6 +132,8 @@ class CrisisConfig:
         for key in ("story_alpha", "influential_alpha", "prior_negative_share"):
             if not 0 < getattr(self, key) < 1:
                 yield key, "must be between 0 and 1"
+        if self.story_share_factor < 1:
+            yield "story_share_factor", "must be at least 1"
         for key in ("prior_weight", "prior_posts_per_hour", "prior_hours"):
             if getattr(self, key) <= 0:
                 yield key, "must be positive"

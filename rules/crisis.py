@@ -34,7 +34,7 @@ from enum import StrEnum
 
 from monitor.config import CrisisConfig
 from monitor.model import Score
-from rules.aboutness import Role
+from rules.aboutness import Role, brand_role
 from rules.stats import binom_sf, poisson_sf
 
 HOUR = 3600.0
@@ -83,8 +83,22 @@ class Times:
 
     at: list[float] = field(default_factory=list)
     cumulative: list[int] = field(default_factory=list)
+    resolution: float = 0.0
+    """0: every time kept exactly. Else times are rounded down to multiples of it, and
+    events of one bucket share an entry: memory bounded by the time covered, not by the
+    number of events (a brand's history of every post, a million mentions a day)."""
 
     def add(self, t: float, n: int = 1) -> None:
+        if self.resolution:
+            t = t - t % self.resolution
+            if self.at and self.at[-1] == t:
+                self.cumulative[-1] += n
+                return
+            i = bisect.bisect_left(self.at, t)
+            if i < len(self.at) and self.at[i] == t:  # a late arrival into a known bucket
+                for j in range(i, len(self.cumulative)):
+                    self.cumulative[j] += n
+                return
         if not self.at or t >= self.at[-1]:
             self.at.append(t)
             self.cumulative.append((self.cumulative[-1] if self.cumulative else 0) + n)
@@ -113,14 +127,22 @@ class Times:
             del self.cumulative[:i]
 
 
+MINUTE = 60.0
+
+
+def _coarse() -> Times:
+    return Times(resolution=MINUTE)
+
+
 def p_negative(score: Score) -> float:
-    """How likely the post is negative. The one place the detector reads polarity: until
-    three-class sentiment lands (``Score.p_negative``), it is 1 - P(positive)."""
-    return 1.0 - score.sentiment
+    """How likely the post is negative (three-class sentiment; 1 - P(positive) for a
+    hand-built score without it)."""
+    return score.p_negative if score.polarity else 1.0 - score.sentiment
 
 
 def is_negative(score: Score) -> bool:
-    """Negative polarity, as the scoring stage decided it."""
+    """Negative polarity, as the scoring stage decided it (``polarity`` is ``negative``
+    exactly when ``negative`` is set)."""
     return score.negative
 
 
@@ -130,10 +152,10 @@ class BrandActivity:
 
     negatives: Times = field(default_factory=Times)
     """Negative posts with words of their own, in any story."""
-    scored: Times = field(default_factory=Times)
-    """Posts with words of their own (what a negative share is a share of)."""
-    posts: Times = field(default_factory=Times)
-    """Every post of the brand's stories (volume)."""
+    scored: Times = field(default_factory=_coarse)
+    """Posts with words of their own (what a negative share is a share of), per minute."""
+    posts: Times = field(default_factory=_coarse)
+    """Every post of the brand's stories (volume), per minute."""
     originals: Times = field(default_factory=Times)
     """Negative posts that start a story of their own (a burst counts these)."""
     danger: Times = field(default_factory=Times)
@@ -199,8 +221,8 @@ class Story:
     root_id: str
     brand: str
     started: float
-    role: Role
-    """What the brand is in the root's words (``rules.aboutness``)."""
+    keywords: tuple[str, ...]
+    """The brand's names found in the root (what ``rules.aboutness`` looks for)."""
     author: str
     """Who posted the root (screen name, for the page)."""
     author_id: str
@@ -210,8 +232,8 @@ class Story:
     text: str
     """The root's words (the claim), for the page."""
     posts: Times = field(default_factory=Times)
-    scored: Times = field(default_factory=Times)
-    negatives: Times = field(default_factory=Times)
+    scored: Times = field(default_factory=_coarse)
+    negatives: Times = field(default_factory=_coarse)
     n_posts: int = 0
     n_scored: int = 0
     n_negative: int = 0
@@ -223,6 +245,15 @@ class Story:
     """Followers of everyone who posted in it (an upper bound on who saw it)."""
     last_at: float = 0.0
     incident_id: str | None = None
+    role_: Role | None = None
+    """``role``, once worked out (only a story that could open an incident needs it)."""
+
+    @property
+    def role(self) -> Role:
+        """What the brand is in the root's words (``rules.aboutness``)."""
+        if self.role_ is None:
+            self.role_ = brand_role(self.text, self.keywords)
+        return self.role_
 
     @property
     def about_brand(self) -> bool:
@@ -287,6 +318,8 @@ def detect_story(story: Story, activity: BrandActivity, now: float,
         return None
     share0 = activity.normal_share(now, cfg, story)
     k, n = story.n_negative, story.n_scored
+    if k < cfg.story_share_factor * share0 * n:
+        return None  # a real but small rise: a big story makes any rise "significant"
     p = binom_sf(k, n, share0)
     early = story.influential and story.root_negative
     alpha = cfg.influential_alpha if early else cfg.story_alpha

@@ -26,7 +26,6 @@ from monitor.config import BrandConfig, CrisisConfig, SlaConfig
 from monitor.model import Action, ActionKind, Author, Mention, Post, PostKind, Score
 from monitor.settings import format_duration
 from rules import wording
-from rules.aboutness import brand_role
 from rules.crisis import (
     BrandActivity,
     Detection,
@@ -63,6 +62,9 @@ _REPLY_STEPS = {
 
 
 _NEEDS_REPLY, _TRACKS_REPOSTS, _NEGATIVE, _VERIFIED, _COMMENT = 1, 2, 4, 8, 16
+_DANGER, _OPENED = 32, 64
+"""A mention that reports harm; one whose own story opened an incident (for the story
+made from its clock when it is first reposted)."""
 _SHARED_MAX = 100_000
 _INCIDENT_ALERTS = frozenset({AlertType.CRISIS_OPENED, AlertType.CRISIS_CHECKPOINT,
                               AlertType.CRISIS_ESCALATED, AlertType.CRISIS_CLOSED})
@@ -533,7 +535,7 @@ class EscalationEngine:
                                            wording.new_mention(clock, self.sla, self.tz)))
             if clock.replied_at is None:
                 self._at(post.created_at + self.sla.warn_at, Step.WARN, clock)
-        out.extend(self._crisis_on_mention(mention, now))
+        out.extend(self._crisis_on_mention(mention, clock, now))
         clock.incident_id = self.open_incident.get(mention.brand)
         self.dirty_mentions[clock] = None
         if post.reposts_id:
@@ -617,7 +619,7 @@ class EscalationEngine:
                 continue
             clock.last_reposts_count = reposts_count
             out.extend(self.on_reposts(post_id, growth, now, now))
-            for story in self.stories.get(compact_id(post_id), ()):
+            for story in self._stories_of(post_id):
                 if story.brand == clock.brand:
                     story.posts.add(now, growth)
                     story.n_posts += growth
@@ -675,10 +677,13 @@ class EscalationEngine:
 
     # ----------------------------------------------------------------- crisis
     def story_root(self, post: Post) -> str | None:
-        """The root id of the known story ``post`` reposts or comments on, or None."""
+        """The root id of the known story ``post`` reposts or comments on (a story seen
+        reposted already, or a mention), or None."""
         for target in (post.reposts_id, post.on_status_id, post.reply_to_id):
-            if target and compact_id(target) in self.stories:
-                return target
+            if target:
+                key = compact_id(target)
+                if key in self.stories or key in self._posts:
+                    return target
         return None
 
     def on_story_post(self, root: str, post: Post, score: Score | None,
@@ -688,57 +693,114 @@ class EscalationEngine:
         of every story of ``root``."""
         out = list(self.on_reposts(post.reposts_id, 1, post.created_at, now)
                    if post.reposts_id else ())
-        for story in self.stories.get(compact_id(root), ()):
+        for story in self._stories_of(root):
             out.extend(self._story_post(story, post, score, now))
         return out
 
-    def _story_for(self, mention: Mention) -> Story:
-        """The story a mention belongs to: the one of the post it reposts or comments on,
-        else a new one rooted at its root (itself, for an original post)."""
-        post = mention.post
-        root = post.reposts_id or post.on_status_id or post.id
+    def _stories_of(self, root: str) -> list[Story]:
+        """The stories of ``root``, made from its mentions' clocks the first time it is
+        reposted or commented on. Most mentions never are, and a story per mention would
+        cost ~1 KB each (a million open mentions: ``bench/memory.py``)."""
         key = compact_id(root)
-        for story in self.stories.get(key, ()):
-            if story.brand == mention.brand:
-                return story
-        author = post.author
-        influential = author.verified or author.followers_count >= \
-            self.crisis.influential_followers
-        story = Story(root_id=root, brand=mention.brand, started=post.created_at,
-                      role=brand_role(post.text, mention.keywords),
-                      author=author.screen_name or author.id, author_id=author.id,
-                      followers=author.followers_count, influential=influential,
-                      root_negative=is_negative(mention.score), text=post.text)
-        self.stories.setdefault(key, []).append(story)
+        stories = self.stories.get(key)
+        if stories is None:
+            stories = []
+            for clock in _each(self._posts.get(key)):
+                stories.append(self._story_from_clock(clock))
+            if stories:
+                self.stories[key] = stories
+        return stories
+
+    def _story_from_clock(self, clock: ReplyClock) -> Story:
+        """A one-post story of a mention, as its arrival counted it (``_root_post``)."""
+        story = self._new_story(clock.post_id, clock.brand, clock.created_at, clock.keywords,
+                                clock.author_name or clock.author_id, clock.author_id,
+                                clock.followers, clock.verified, clock.negative, clock.text)
+        story.add(clock.created_at, clock.followers, clock.needs_reply, clock.negative)
+        if clock.flags & _DANGER:
+            story.harm = 1
+            story.harm_terms = clock.terms[:3]
+        story.incident_id = clock.incident_id if clock.flags & _OPENED else None
         return story
 
-    def _crisis_on_mention(self, mention: Mention, now: float) -> list[Alert]:
-        story = self._story_for(mention)
+    def _new_story(self, root: str, brand: str, at: float, keywords: tuple[str, ...],
+                   author: str, author_id: str, followers: int, verified: bool,
+                   negative: bool, text: str) -> Story:
+        influential = verified or followers >= self.crisis.influential_followers
+        return Story(root_id=root, brand=brand, started=at, keywords=keywords, author=author,
+                     author_id=author_id, followers=followers, influential=influential,
+                     root_negative=negative, text=text)
+
+    def _crisis_on_mention(self, mention: Mention, clock: ReplyClock,
+                           now: float) -> list[Alert]:
+        post = mention.post
         # A pure repost's words are the post it quotes: volume, not a second opinion.
         score = mention.score if mention.needs_reply else None
-        return self._story_post(story, mention.post, score, now)
+        root = post.reposts_id or post.on_status_id
+        if root is None:  # an original post: a story of one, kept only once reposted
+            return self._root_post(mention, clock, score, now)
+        for story in self._stories_of(root):
+            if story.brand == mention.brand:
+                return self._story_post(story, post, score, now)
+        # A repost or comment naming the brand, of a post that did not (or was not seen):
+        # the story is rooted there all the same, so its other reposts join it.
+        author = post.author
+        story = self._new_story(root, mention.brand, post.created_at, clock.keywords,
+                                author.screen_name or author.id, author.id,
+                                author.followers_count, author.verified,
+                                is_negative(mention.score), post.text)
+        self.stories.setdefault(compact_id(root), []).append(story)
+        return self._story_post(story, post, score, now)
+
+    def _root_post(self, mention: Mention, clock: ReplyClock, score: Score | None,
+                   now: float) -> list[Alert]:
+        """A post that starts a story: only harm and a burst of such posts can open an
+        incident at once (a story test needs reposts). The story object is made for the
+        test and dropped unless it opens an incident (the clock keeps what it needs)."""
+        if score is None or not (is_negative(score) or score.danger):
+            self._count(mention.brand, mention.post, score, True, mention.post.id)
+            return []
+        post = mention.post
+        author = post.author
+        story = self._new_story(post.id, mention.brand, post.created_at, clock.keywords,
+                                author.screen_name or author.id, author.id,
+                                author.followers_count, author.verified,
+                                is_negative(score), post.text)
+        if score.danger:
+            clock.flags |= _DANGER
+        out = self._story_post(story, post, score, now)
+        if story.incident_id is not None:
+            clock.flags |= _OPENED
+            self.stories.setdefault(compact_id(post.id), []).append(story)
+        return out
 
     def _story_post(self, story: Story, post: Post, score: Score | None,
                     now: float) -> list[Alert]:
-        brand = story.brand
+        negative = score is not None and is_negative(score)
+        story.add(post.created_at, post.author.followers_count, score is not None, negative)
+        if score is not None and score.danger and story.n_posts == 1:
+            story.harm += 1
+            story.harm_terms = score.terms[:3]
+        self._count(story.brand, post, score, story.n_posts == 1, story.root_id)
+        return self._check_story(story, now)
+
+    def _count(self, brand: str, post: Post, score: Score | None, first: bool,
+               root: str) -> None:
+        """A post of one of ``brand``'s stories: its history, and an open incident's."""
         activity = self.activity[brand]
         t = post.created_at
         activity.seen(t)
         negative = score is not None and is_negative(score)
-        story.add(t, post.author.followers_count, score is not None, negative)
         activity.posts.add(t)
         if score is not None:
             activity.scored.add(t)
         if negative:
             activity.negatives.add(t)
-            if story.n_posts == 1:  # a negative post that starts a story of its own
+            if first:  # a negative post that starts a story of its own
                 activity.originals.add(t)
-        if score is not None and score.danger and story.n_posts == 1:
-            story.harm += 1
-            if not story.harm_terms:
-                story.harm_terms = tuple(x for x in score.terms)[:3]
+        if score is not None and score.danger and first:
             activity.danger.add(t)
-            activity.harm.append((t, post.author.id, story.root_id))
+            activity.harm.append((t, post.author.id, root))
             if len(activity.harm) > 256:
                 del activity.harm[:128]
         inc_id = self.open_incident.get(brand)
@@ -749,8 +811,7 @@ class EscalationEngine:
             self.dirty_incidents[inc_id] = None
         self.stats.story_posts += 1
         if self.stats.story_posts % 4096 == 0:
-            self._forget(now)
-        return self._check_story(story, now)
+            self._forget(now=t)
 
     def _check_story(self, story: Story, now: float) -> list[Alert]:
         """Does ``story`` (or the brand's separate posts) now make a crisis?"""

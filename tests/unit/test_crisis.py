@@ -87,8 +87,8 @@ def story(n_scored: int, n_negative: int, posts_in_last_hour: int, *, influentia
           root_negative: bool = True, role: Role = Role.UNKNOWN) -> Story:
     """A story started two hours ago whose last ``posts_in_last_hour`` posts came in the
     last hour (a minute apart), ``n_scored`` of them with words, ``n_negative`` negative."""
-    s = Story(root_id="1", brand="b", started=T0 - 2 * H, role=role, author="a", author_id="a",
-              followers=500_000 if influential else 100, influential=influential,
+    s = Story(root_id="1", brand="b", started=T0 - 2 * H, keywords=(), role_=role, author="a",
+              author_id="a", followers=500_000 if influential else 100, influential=influential,
               root_negative=root_negative, text="root")
     total = max(n_scored, posts_in_last_hour)
     for i in range(total):
@@ -98,18 +98,19 @@ def story(n_scored: int, n_negative: int, posts_in_last_hour: int, *, influentia
 
 
 @pytest.mark.parametrize(("scored", "negative", "moving", "kw", "expected"), [
-    # a brand with no history: prior share 25%, prior volume 5 posts an hour
-    (40, 25, 40, {}, ("spread", "P1")),  # 62% negative, p = 5.9e-7 < alpha² (1e-6): P1
-    (40, 20, 40, {}, ("spread", "P2")),  # 50%, p = 5.7e-4 < alpha (1e-3): P2
-    (40, 17, 40, {}, None),  # 42%, p = 0.012: could be chance
-    (40, 12, 40, {}, None),  # 30%: about normal, however busy the story
-    (400, 110, 400, {}, None),  # a giant benign cascade: a few grumble, share normal
+    # a brand with no history: prior share 20%, prior volume 5 posts an hour; alpha 0.01;
+    # the share must also reach 1.5 x 20% = 30%
+    (40, 25, 40, {}, ("spread", "P1")),  # 62% negative, p = 5.5e-9 < alpha² (1e-4): P1
+    (40, 17, 40, {}, ("spread", "P2")),  # 42%, p = 9.9e-4 < alpha: P2
+    (40, 14, 40, {}, None),  # 35%, p = 0.019: could be chance
+    (40, 12, 40, {}, None),  # 30%, p = 0.088
+    (400, 110, 400, {}, None),  # 27.5% of a giant cascade: p = 1.9e-4, but under 30%
     (7, 7, 40, {}, None),  # under story_min_scored posts with words: too few to judge
     (40, 25, 5, {}, None),  # negative but not moving: 5 in the hour is the brand's normal
-    (20, 11, 20, {}, None),  # 55% of 20, p = 3.9e-3: not enough for an ordinary root ...
-    (20, 11, 20, {"influential": True}, ("spread", "P1")),  # ... enough for an influential one
-    (20, 10, 20, {"influential": True}, None),  # p = 0.014: not even for it
-    (20, 11, 20, {"influential": True, "root_negative": False}, None),  # root not negative
+    (20, 9, 20, {}, ("spread", "P2")),  # 45% of 20, p = 0.00998
+    (20, 8, 20, {}, None),  # 40% of 20, p = 0.032
+    (20, 9, 20, {"influential": True}, ("spread", "P1")),  # an influential negative root: P1
+    (20, 9, 20, {"influential": True, "root_negative": False}, ("spread", "P2")),
     (40, 30, 40, {"role": Role.PASSING}, None),  # grim, but the brand is a landmark
     (40, 30, 40, {"role": Role.PROMOTION}, None),  # a giveaway's grumbling reposts
     (40, 25, 40, {"role": Role.ABOUT}, ("spread", "P1")),
@@ -134,8 +135,8 @@ def test_a_brand_with_a_grumpy_history_needs_more() -> None:
             act.scored.add(t)
             if neg:
                 act.negatives.add(t)
-    assert calm.normal_share(T0, CFG) == pytest.approx((0.25 * 20 + 40) / 220)
-    assert grumpy.normal_share(T0, CFG) == pytest.approx((0.25 * 20 + 100) / 220)
+    assert calm.normal_share(T0, CFG) == pytest.approx((0.2 * 20 + 40) / 220)
+    assert grumpy.normal_share(T0, CFG) == pytest.approx((0.2 * 20 + 100) / 220)
     assert detect_story(s, calm, T0, CFG) is not None
     assert detect_story(s, grumpy, T0, CFG) is None
 
@@ -167,9 +168,9 @@ def test_reposts_that_do_not_name_the_brand_count_in_its_story() -> None:
     stories = e.stories[int(root.id)]
     assert [(s.n_posts, s.n_scored, s.n_negative) for s in stories] == [(41, 21, 21)]
     # 8 posts with words (the root + 7 negative reposts at minutes 1..13) is the minimum
-    # to judge; 8 of 8 negative against a 25% norm: p = 0.25^8 = 1.5e-5 < alpha (1e-3),
-    # not < alpha² (1e-6), and the root's author is not influential: P2 at minute 13.
-    assert opened(alerts) == [(13 * M, "P2", "spread")]
+    # to judge; 8 of 8 negative against a 20% norm: p = 0.2^8 = 2.6e-6 < alpha² (1e-4):
+    # P1 at minute 13.
+    assert opened(alerts) == [(13 * M, "P1", "spread")]
 
 
 def test_a_positive_story_opens_nothing_however_busy() -> None:
@@ -231,12 +232,13 @@ def test_harm_opens_an_incident_only_when_corroborated(
 # ----------------------------------------------------------------------------- burst
 @pytest.mark.parametrize(("history_per_hour", "n", "expected"), [
     (0, 5, None),  # under burst_min_negatives
-    (0, 6, "P2"),  # 6 separate complaints in 30 min against a prior of 1 an hour
+    (0, 6, "P2"),  # 6 separate complaints in 30 min, none in the day before (p ~ 1e-9);
+    # P1 needs twice burst_min_negatives
     (0, 12, "P1"),
     (8, 8, None),  # a brand that gets 8 an hour: ~3.2 expected in 30 min (prior mixed in)
     (8, 10, None),  # p = 0.002, but under burst_factor (4) x 3.2
-    (8, 14, "P2"),  # p = 8e-6
-    (8, 20, "P1"),  # p = 4.2e-10 < alpha², and twice burst_min_negatives
+    (8, 14, "P1"),  # p = 7.5e-6 < alpha² (1e-4), and twice burst_min_negatives
+    (8, 20, "P1"),
 ])
 def test_burst_of_separate_negative_posts(history_per_hour: int, n: int,
                                           expected: str | None) -> None:
