@@ -150,13 +150,14 @@ def is_negative(score: Score) -> bool:
 class BrandActivity:
     """A brand's recent posts: its normal volume and negative share, and bursts."""
 
-    negatives: Times = field(default_factory=Times)
-    """Negative posts with words of their own, in any story."""
+    negatives: Times = field(default_factory=_coarse)
+    """Negative posts with words of their own, in any story, per minute (as all of a
+    brand's history: its windows are half an hour and more)."""
     scored: Times = field(default_factory=_coarse)
     """Posts with words of their own (what a negative share is a share of), per minute."""
     posts: Times = field(default_factory=_coarse)
     """Every post of the brand's stories (volume), per minute."""
-    originals: Times = field(default_factory=Times)
+    originals: Times = field(default_factory=_coarse)
     """Negative posts that start a story of their own (a burst counts these)."""
     danger: Times = field(default_factory=Times)
     harm: list[tuple[float, str, str]] = field(default_factory=list)

@@ -737,20 +737,15 @@ class EscalationEngine:
         # A pure repost's words are the post it quotes: volume, not a second opinion.
         score = mention.score if mention.needs_reply else None
         root = post.reposts_id or post.on_status_id
-        if root is None:  # an original post: a story of one, kept only once reposted
-            return self._root_post(mention, clock, score, now)
-        for story in self._stories_of(root):
-            if story.brand == mention.brand:
-                return self._story_post(story, post, score, now)
-        # A repost or comment naming the brand, of a post that did not (or was not seen):
-        # the story is rooted there all the same, so its other reposts join it.
-        author = post.author
-        story = self._new_story(root, mention.brand, post.created_at, clock.keywords,
-                                author.screen_name or author.id, author.id,
-                                author.followers_count, author.verified,
-                                is_negative(mention.score), post.text)
-        self.stories.setdefault(compact_id(root), []).append(story)
-        return self._story_post(story, post, score, now)
+        if root is not None and (compact_id(root) in self.stories
+                                 or compact_id(root) in self._posts):
+            for story in self._stories_of(root):
+                if story.brand == mention.brand:
+                    return self._story_post(story, post, score, now)
+        # An original post, or a repost/comment naming the brand of a post that does not
+        # (a reposter's aside in someone else's story): a story of its own. The other
+        # reposts of that post react to it, not to this aside.
+        return self._root_post(mention, clock, score, now)
 
     def _root_post(self, mention: Mention, clock: ReplyClock, score: Score | None,
                    now: float) -> list[Alert]:

@@ -125,8 +125,8 @@ _STORY_IDS_MAX = 500_000
 def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
                  stories: StoryIds | None = None) -> dict[str, Assessment]:
     """The posts among ``posts`` that mention a brand, assessed, by post id (the first
-    post of an id counts); with ``stories``, also the reposts and comments of a story
-    (a mention earlier in ``posts`` or in ``stories``) that have words of their own,
+    post of an id counts); with ``stories``, also the reposts and comments of a mention
+    (earlier in ``posts``, or in ``stories``) that have words of their own,
     scored on those words. Pure given ``stories``: the same posts in the same order give
     the same answer in any process. A story post left out (``stories`` forgot its root)
     is scored by the pipeline itself, to the same result.
@@ -145,7 +145,7 @@ def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
             if stories is not None:
                 if isinstance(stories, set) and len(stories) >= _STORY_IDS_MAX:
                     stories.clear()  # bounded; what it forgets the pipeline scores itself
-                stories.add(post.reposts_id or post.on_status_id or post.id)
+                stories.add(post.id)  # its reposts and comments are its story
         elif stories is not None and has_own_words(post) and any(
                 t in stories for t in (post.reposts_id, post.on_status_id, post.reply_to_id)
                 if t):

@@ -294,3 +294,19 @@ def test_story_state_is_plain_data_that_pickles() -> None:
 
 
 
+
+
+def test_a_reposters_aside_does_not_make_someone_elses_story_the_brands() -> None:
+    """A repost of a post that does not name the brand, whose own words do: a story of
+    its own. The root's other reposts react to the root, not to the aside."""
+    e = engine()
+    other = post(T0, "今天路上堵死了，气人")  # names no brand, not a mention
+    aside = mention(post(T0 + M, "快书包的车也堵在这", reposts=other.id))
+    out = e.on_mention(aside, T0 + M)
+    for i in range(2, 80):
+        t = T0 + i * M
+        if e.story_root(repost(other, t)) is not None:
+            out += e.on_story_post(other.id, repost(other, t, "气死了"), NEG, t)
+    assert opened(out) == []
+    assert e.story_root(repost(other, T0 + 90 * M)) is None
+    assert e.story_root(post(T0 + 90 * M, "说得对", reposts=aside.post.id)) == aside.post.id
