@@ -329,7 +329,8 @@ def detect_story(story: Story, activity: BrandActivity, now: float,
     moving, normal, p_speed = speed_surprise(story, activity, now, cfg)
     if p_speed >= alpha:
         return None
-    severity = "P1" if early or p < alpha * alpha else "P2"
+    # P1: an influential author's story (it reaches many at once) or one far beyond chance.
+    severity = "P1" if story.influential or p < alpha * alpha else "P2"
     detail = (f"「{_claim(story)}」{_who(story)}：{_span(now - story.started)}内"
               f"共 {story.n_posts} 条转发/评论，其中有自己话语的 {n} 条里 {k} 条负面"
               f"（{_pct(k / n)}，该品牌平时约 {_pct(share0)}，偶然概率 {p:.0e}）；"

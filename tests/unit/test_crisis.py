@@ -109,8 +109,8 @@ def story(n_scored: int, n_negative: int, posts_in_last_hour: int, *, influentia
     (40, 25, 5, {}, None),  # negative but not moving: 5 in the hour is the brand's normal
     (20, 9, 20, {}, ("spread", "P2")),  # 45% of 20, p = 0.00998
     (20, 8, 20, {}, None),  # 40% of 20, p = 0.032
-    (20, 9, 20, {"influential": True}, ("spread", "P1")),  # an influential negative root: P1
-    (20, 9, 20, {"influential": True, "root_negative": False}, ("spread", "P2")),
+    (20, 9, 20, {"influential": True}, ("spread", "P1")),  # an influential author: P1
+    (20, 9, 20, {"influential": True, "root_negative": False}, ("spread", "P1")),
     (40, 30, 40, {"role": Role.PASSING}, None),  # grim, but the brand is a landmark
     (40, 30, 40, {"role": Role.PROMOTION}, None),  # a giveaway's grumbling reposts
     (40, 25, 40, {"role": Role.ABOUT}, ("spread", "P1")),
