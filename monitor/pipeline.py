@@ -25,7 +25,7 @@ from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
 from rules.argument import ArgumentGuard
 from rules.crisis import Incident
-from rules.engine import EscalationEngine, compact_id
+from rules.engine import EscalationEngine
 from rules.matching import BrandMatcher
 from rules.scoring import (
     Assessment,
@@ -84,13 +84,14 @@ class _JsonCache(dict[tuple[str, ...], str]):
 
 
 class _KnownStories:
-    """The engine's story roots, as ``assess_posts`` asks about them (str ids)."""
+    """The engine's story roots (its stories and its mentions), as ``assess_posts`` asks
+    about them; the mentions found in the batch itself ``assess_posts`` adds on its own."""
 
-    def __init__(self, stories: Mapping[str | int, object]) -> None:
-        self._stories = stories
+    def __init__(self, engine: EscalationEngine) -> None:
+        self._engine = engine
 
     def __contains__(self, post_id: object) -> bool:
-        return isinstance(post_id, str) and compact_id(post_id) in self._stories
+        return isinstance(post_id, str) and self._engine.knows_story(post_id)
 
     def add(self, post_id: str) -> None:
         """The engine learns of a story when it handles the post, not ahead of it."""
@@ -157,7 +158,7 @@ class Pipeline:
         posts = [e for e in events if isinstance(e, Post)]
         if assessed is None:
             assessed = assess_posts(posts, self.matcher, self.scorer,
-                                    _KnownStories(self.engine.stories))
+                                    _KnownStories(self.engine))
         self._matched = {post.id: assessed.get(post.id) for post in posts}
 
     # ------------------------------------------------------------------ entry points

@@ -676,14 +676,17 @@ class EscalationEngine:
         return []
 
     # ----------------------------------------------------------------- crisis
+    def knows_story(self, post_id: str) -> bool:
+        """Is ``post_id`` the root of a story (a mention, or a story already reposted)?"""
+        key = compact_id(post_id)
+        return key in self.stories or key in self._posts
+
     def story_root(self, post: Post) -> str | None:
         """The root id of the known story ``post`` reposts or comments on (a story seen
         reposted already, or a mention), or None."""
         for target in (post.reposts_id, post.on_status_id, post.reply_to_id):
-            if target:
-                key = compact_id(target)
-                if key in self.stories or key in self._posts:
-                    return target
+            if target and self.knows_story(target):
+                return target
         return None
 
     def on_story_post(self, root: str, post: Post, score: Score | None,

@@ -135,6 +135,7 @@ def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
     """
     found: dict[str, tuple[Post, list[BrandMatch]]] = {}
     seen: set[str] = set()
+    roots: set[str] = set()  # this batch's mentions
     for post in posts:
         if post.id in seen:
             continue
@@ -142,13 +143,14 @@ def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
         matches = matcher.match(post.text, post.author.id)
         if matches:
             found[post.id] = (post, matches)
+            roots.add(post.id)
             if stories is not None:
                 if isinstance(stories, set) and len(stories) >= _STORY_IDS_MAX:
                     stories.clear()  # bounded; what it forgets the pipeline scores itself
                 stories.add(post.id)  # its reposts and comments are its story
         elif stories is not None and has_own_words(post) and any(
-                t in stories for t in (post.reposts_id, post.on_status_id, post.reply_to_id)
-                if t):
+                t in roots or t in stories
+                for t in (post.reposts_id, post.on_status_id, post.reply_to_id) if t):
             found[post.id] = (replace_text(post, own_words(post.text)), [])
     if not found:
         return {}
