@@ -156,6 +156,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class ScoreLine(msgspec.Struct, gc=False):
+    """One output line of ``crisismon score``."""
+
+    sentiment: float
+    negative: bool
+    polarity: str
+    p_negative: float
+    brands: list[str]
+    severity: str
+    terms: list[str]
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from monitor.app import build_scorer
     from rules.matching import BrandMatcher
@@ -163,25 +175,24 @@ def cmd_score(args: argparse.Namespace) -> int:
     config = _config(args.config)
     scorer = build_scorer(config)
     matcher = BrandMatcher(config.brands)
-    out = sys.stdout
+    out = sys.stdout.buffer
+    encode = msgspec.json.Encoder().encode
+    invalid = b'{"error":"invalid input line"}'
     bad = 0
 
-    def result(text: str, p: float) -> dict[str, object]:
-        score = scorer.score_text(text, p)
-        return {"sentiment": score.sentiment, "negative": score.negative,
-                "brands": [m.brand for m in matcher.match(text)],
-                "severity": score.severity, "terms": list(score.terms)}
+    def result(text: str, p: object) -> bytes:
+        score = scorer.score_text(text, p)  # type: ignore[arg-type]
+        return encode(ScoreLine(score.sentiment, score.negative, score.polarity,
+                                score.p_negative, [m.brand for m in matcher.match(text)],
+                                score.severity, list(score.terms)))
 
     def flush(texts: list[str | None]) -> None:
         ok = [t for t in texts if t is not None]
         scores = iter(scorer.score_many(ok))
-        lines = []
-        for t in texts:
-            if t is None:
-                lines.append('{"error":"invalid input line"}')
-            else:
-                lines.append(json.dumps(result(t, next(scores)), ensure_ascii=False))
-        out.write("\n".join(lines) + "\n")
+        lines = [invalid if t is None else result(t, next(scores)) for t in texts]
+        lines.append(b"")
+        out.write(b"\n".join(lines))
+        out.flush()
 
     if not args.jsonl:
         if not args.texts:
@@ -192,17 +203,19 @@ def cmd_score(args: argparse.Namespace) -> int:
     decoder = msgspec.json.Decoder()
     for lineno, line in enumerate(sys.stdin.buffer, 1):
         if not line.strip():
-            continue
-        try:
-            obj = decoder.decode(line)
-            text = obj.get("text") if isinstance(obj, dict) else None
-            if not isinstance(text, str):
-                raise BadInput('needs a "text" string field')
-            batch.append(normalise_text(text))
-        except (msgspec.DecodeError, BadInput) as exc:
-            bad += 1
-            print(f"stdin:{lineno}: skipped: {exc}", file=sys.stderr)
-            batch.append(None)
+            # One output line per input line: a blank line is scored as an empty text.
+            batch.append("")
+        else:
+            try:
+                obj = decoder.decode(line)
+                text = obj.get("text") if isinstance(obj, dict) else None
+                if not isinstance(text, str):
+                    raise BadInput('needs a "text" string field')
+                batch.append(normalise_text(text))
+            except (msgspec.DecodeError, BadInput) as exc:
+                bad += 1
+                print(f"stdin:{lineno}: skipped: {exc}", file=sys.stderr)
+                batch.append(None)
         if len(batch) >= 2000:
             flush(batch)
             batch = []

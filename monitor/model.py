@@ -108,6 +108,11 @@ class Score(msgspec.Struct, frozen=True, gc=False):
     the model calls it neutral. See docs/severity.md."""
     reasons: tuple[str, ...] = ()
     """Why this severity, in words a responder reads in the alert."""
+    polarity: str = ""
+    """``negative``, ``neutral`` or ``positive`` (the three-class model's reading; always
+    ``negative`` when ``negative`` is true). Empty only for a hand-built score."""
+    p_negative: float = 0.0
+    """Probability the text is negative, 0..1 (three-class model)."""
 
 
 class Mention(msgspec.Struct, frozen=True, gc=False):

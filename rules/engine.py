@@ -107,6 +107,8 @@ class ReplyClock:
         "keywords",
         "last_public_reply_at",
         "last_reposts_count",
+        "p_negative",
+        "polarity",
         "reasons",
         "replied_at",
         "replied_by",
@@ -132,6 +134,8 @@ class ReplyClock:
         self.reposts_count = post.reposts_count
         self.comments_count = post.comments_count
         self.sentiment = score.sentiment
+        self.polarity = score.polarity
+        self.p_negative = score.p_negative
         self.severity = score.severity
         self.terms = share(score.terms)
         self.reasons = share(score.reasons)
@@ -235,7 +239,8 @@ class ReplyClock:
         return Mention(post=self.post, brand=self.brand,
                        score=Score(sentiment=self.sentiment, negative=self.negative,
                                    severity=self.severity, terms=self.terms,
-                                   reasons=self.reasons),
+                                   reasons=self.reasons, polarity=self.polarity,
+                                   p_negative=self.p_negative),
                        needs_reply=self.needs_reply, keywords=self.keywords)
 
 

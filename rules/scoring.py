@@ -10,7 +10,7 @@ from monitor.model import Author, Post, Score
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatch, BrandMatcher
-from rules.sentiment import SentimentModel
+from rules.sentiment import Polarity, SentimentModel, polarities
 from rules.severity import SeverityPolicy, Tier, assess
 from rules.textnorm import normalise_for_scoring
 
@@ -32,21 +32,35 @@ class Scorer:
         self.harm = harm or default_harm_table()
         self.grievance = grievance or default_grievance_table()
 
-    def score_text(self, text: str, p: float | None = None) -> Score:
+    def score_text(self, text: str, p: Polarity | float | None = None) -> Score:
         """Score a bare text (``crisismon score``): no author, no reach."""
         return self._score(text, p, None)
 
-    def score(self, post: Post, p: float | None = None) -> Score:
-        """Score a post: sentiment (or the given ``p``), lexicon terms, severity."""
+    def score(self, post: Post, p: Polarity | float | None = None) -> Score:
+        """Score a post: sentiment (or the given ``p`` from ``score_many``, or a bare
+        P(positive)), lexicon terms, severity."""
         return self._score(post.text, p, post)
 
-    def score_many(self, texts: Sequence[str]) -> list[float]:
-        return self.sentiment.score_many(texts)
+    def score_many(self, texts: Sequence[str]) -> list[Polarity]:
+        """Class probabilities of each text, batched; pass each to ``score``."""
+        return polarities(self.sentiment, texts)
 
-    def _score(self, text: str, p: float | None, post: Post | None) -> Score:
-        if p is None:
-            p = self.sentiment.score(text)
+    def polarity(self, pol: Polarity) -> tuple[float, bool, str]:
+        """``sentiment`` (P(positive), neutral counting half), ``negative`` (below
+        ``negative_below``, as ever) and the polarity label, consistent with ``negative``."""
+        p = pol.sentiment
         negative = p < self.negative_below
+        if negative:
+            return p, True, "negative"
+        return p, False, "positive" if pol.positive >= pol.neutral else "neutral"
+
+    def _score(self, text: str, p: Polarity | float | None, post: Post | None) -> Score:
+        if p is None:
+            p = polarities(self.sentiment, [text])[0]
+        elif not isinstance(p, Polarity):
+            p = Polarity.from_binary(p)
+        pol = p
+        p, negative, polarity = self.polarity(pol)
         norm = normalise_for_scoring(text).lower() if text else ""
         found = self.lexicon.find_normalised(norm) if norm else []
         complaint = tuple(t.term for t in found if t.category != DANGER)
@@ -67,7 +81,8 @@ class Scorer:
         if verdict.danger:
             terms += tuple(t for t in harm.terms if t not in terms)
         return Score(sentiment=round(p, 4), negative=negative, severity=verdict.severity,
-                     terms=terms, danger=verdict.danger, reasons=verdict.reasons)
+                     terms=terms, danger=verdict.danger, reasons=verdict.reasons,
+                     polarity=polarity, p_negative=round(pol.negative, 4))
 
 
 Assessment = tuple[list[BrandMatch], Score]

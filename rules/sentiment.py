@@ -4,11 +4,36 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+POLARITIES = ("negative", "neutral", "positive")
+"""The three classes, in the order of :class:`Polarity`'s fields."""
+
+
+class Polarity(NamedTuple):
+    """Class probabilities of one text: negative, neutral, positive (they sum to 1)."""
+
+    negative: float
+    neutral: float
+    positive: float
+
+    @property
+    def sentiment(self) -> float:
+        """The binary "probability positive" served as ``sentiment``: a neutral text counts
+        half, so a clearly neutral post sits at 0.5 (not negative) and
+        ``sentiment < 0.4`` means P(negative) exceeds P(positive) by more than 0.2."""
+        return self.positive + 0.5 * self.neutral
+
+    @classmethod
+    def from_binary(cls, p: float) -> Polarity:
+        """A two-class model's P(positive) as a polarity with no neutral mass."""
+        return cls(1.0 - p, 0.0, p)
 
 
 class SentimentModel(Protocol):
-    """Probability that a text is positive, 0..1."""
+    """Probability that a text is positive, 0..1 (``Polarity.sentiment`` for a three-class
+    model). A model may also offer ``polarity_many(texts) -> list[Polarity]``; see
+    :func:`polarities`."""
 
     name: str
 
@@ -38,6 +63,15 @@ class SnowNLPSentiment:
 
     def score_many(self, texts: Sequence[str]) -> list[float]:
         return [self.score(t) for t in texts]
+
+
+def polarities(model: SentimentModel, texts: Sequence[str]) -> list[Polarity]:
+    """Class probabilities of each text: the model's own when it has three classes, else its
+    binary P(positive) with no neutral mass."""
+    many = getattr(model, "polarity_many", None)
+    if many is not None:
+        return many(texts)
+    return [Polarity.from_binary(p) for p in model.score_many(texts)]
 
 
 def load_sentiment(kind: str = "weibo", path: str | Path | None = None,

