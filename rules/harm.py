@@ -50,8 +50,8 @@ KIND_WORDS = {
     "contamination": "有害物质", "money": "金钱", "service": "服务", "fraud": "欺诈",
 }
 
-# Clause boundaries after NFKC (，！？；： become ASCII; 。 and 、 stay).
-_CLAUSE_END = re.compile(r"[,.!?;:。…\n~～]")
+CLAUSE_ENDS = ",.!?;:。…\n~～"
+"""Clause boundaries after NFKC (，！？；： become ASCII; 。 stays)."""
 
 NEGATORS = ("没有", "没", "未", "无", "不", "非", "别", "均未", "并无", "从未", "杜绝", "零")
 """A negator at most ``NEGATION_GAP`` characters before a cue negates it."""
@@ -161,6 +161,9 @@ class CueTable:
         spans: list[tuple[int, int, object]] = []
         for end, (length, entry) in self._automaton.iter(norm):
             spans.append((end - length + 1, end + 1, entry))
+        if not spans or (self.figurative
+                         and all(entry.category == VICTIM for _, _, entry in spans)):
+            return []  # nothing, or only victims: they never count alone (the common case)
         spans.sort(key=lambda s: (s[0], -s[1]))
         out: list[Cue] = []
         covered = -1
@@ -179,16 +182,15 @@ class CueTable:
         return out
 
     def _why_not(self, norm: str, start: int, end: int, category: str) -> str:
-        clause_start = 0
-        for m in _CLAUSE_END.finditer(norm, 0, start):
-            clause_start = m.end()
+        clause_start = max(norm.rfind(c, 0, start) for c in CLAUSE_ENDS) + 1
         before = norm[clause_start:start]
-        near = _blank(before[-(NEGATION_GAP + 6):], NOT_NEGATION)
-        if any(n in near[-(NEGATION_GAP + len(n)):] for n in NEGATORS):
+        near = _NOT_NEGATION_RE.sub(_mask, before[-(NEGATION_GAP + 6):])
+        if _NEGATOR_RE.search(near[-(NEGATION_GAP + 2):]) and any(
+                n in near[-(NEGATION_GAP + len(n)):] for n in NEGATORS):
             return "否定"
         if not self.figurative:
             return ""  # a complaint's question is rhetorical (能不能退款): it still counts
-        if any(h in _blank(before, NOT_HYPOTHETICAL) for h in HYPOTHETICAL):
+        if _HYPOTHETICAL_RE.search(_NOT_HYPOTHETICAL_RE.sub(_mask, before)):
             return "假设"
         if any(before.endswith(w) for w in IDIOM_BEFORE):
             return "比喻"
@@ -237,12 +239,20 @@ class CueTable:
                        no_one_hurt, strongest)
 
 
-def _blank(text: str, words: tuple[str, ...]) -> str:
-    """``text`` with each of ``words`` masked (same length, so offsets hold)."""
-    for word in words:
-        if word in text:
-            text = text.replace(word, "\x00" * len(word))
-    return text
+def _alternation(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One pattern for ``words``, longest first (so 没有 wins over 没)."""
+    return re.compile("|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)))
+
+
+def _mask(m: re.Match[str]) -> str:
+    """A match masked, same length, so offsets hold."""
+    return "\x00" * (m.end() - m.start())
+
+
+_NOT_NEGATION_RE = _alternation(NOT_NEGATION)
+_NOT_HYPOTHETICAL_RE = _alternation(NOT_HYPOTHETICAL)
+_NEGATOR_RE = _alternation(NEGATORS)
+_HYPOTHETICAL_RE = _alternation(HYPOTHETICAL)
 
 
 def default_harm_table() -> CueTable:
