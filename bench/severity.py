@@ -8,7 +8,8 @@ Two labelled sets written for crisismon and kept in the tests:
   harm). Each is scored as ``crisismon score`` does (no author, no reach) with the
   configured sentiment model. Printed: harm posts at P1, complaints at P1/P2, benign posts
   the model calls negative (that figure is the sentiment model's alone), benign posts at
-  P1/P2 and benign posts read as harm.
+  P1/P2 and benign posts read as harm; overall and by part (``dev``: the posts the cue
+  tables were written against; ``heldout``: written afterwards, scored once).
 - ``tests/data/official_replies.jsonl``: official replies labelled arguing or not, split
   70/30 before the guard's rules were written. Printed: accuracy on each part (the held-out
   one is the figure that counts), false triggers on civil replies that contain 不 or 没,
@@ -99,6 +100,17 @@ def main(argv: list[str] | None = None) -> int:
           "(the sentiment model's figure)")
     print(f"benign posts at P1/P2:          {share(ben_p12, len(benign))}")
     print(f"benign posts read as harm:      {share(ben_harm, len(benign))}")
+    print("by part (dev, dev2: read while the harm and grievance cues were written;")
+    print("heldout: written afterwards and scored once, the cues left as they were):")
+    for part in dict.fromkeys(r.get("split", "dev") for r in posts):
+        sub = [(r, s) for r, s in scored if r.get("split", "dev") == part]
+        h = [s for r, s in sub if r["label"] == "harm"]
+        c = [s for r, s in sub if r["label"] == "complaint"]
+        b = [s for r, s in sub if r["label"] == "benign"]
+        print(f"  {part:<8} harm P1 {share(sum(s.severity == 'P1' for s in h), len(h))}; "
+              f"complaints P1/P2 {share(sum(s.severity in ('P1', 'P2') for s in c), len(c))}; "
+              f"benign negative {share(sum(s.negative for s in b), len(b))}, "
+              f"as harm {sum(s.danger for s in b)}")
     if not args.quiet:
         print("misses:")
         for row, s in scored:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import ahocorasick
 
-from rules.lexicon import Lexicon
+from rules.lexicon import Lexicon, LexTerm
 from rules.textnorm import normalise_for_scoring
 
 HARM_AT = 2.0
@@ -77,6 +77,15 @@ NOT_NEGATION = ("不小心", "不慎", "不幸", "不停", "不断", "不止", "
                 "可怕", "害怕", "恐怕", "哪怕", "怕是", "非常", "无法", "不料", "没几天", "不一会",
                 *A_OR_NOT)
 """Words that contain a negator or a worry but do not negate what follows (不小心烫伤了)."""
+
+GRIEVANCE_NEGATORS = ("没有", "没", "未", "无", "从不", "不存在", "并非", "绝不")
+"""A complaint is full of 不 that does not negate it (不买就不给装, 这不是坑人吗)."""
+
+GUARDED = ("防", "抗", "耐", "阻")
+"""防漏电, 抗摔, 耐高温: a protection the product has, not a harm it did."""
+
+LAUGHING = ("笑得", "笑到", "乐得", "笑死", "笑出")
+"""笑得我肚子疼: laughter, not an injury."""
 
 DEGREE = ("到", "得")
 """好吃到爆炸, 火得爆炸: a degree complement makes a fire word an intensifier."""
@@ -136,13 +145,63 @@ class Reading:
 NOTHING = Reading()
 
 
-class CueTable:
-    """A term table (``term  weight  category`` TSV) matched with its clause context."""
+_BODY = ("(?:脚趾头?|脚踝|脚|腿|膝盖|胳膊|手臂|手指|手腕|手掌|手背|脸|额头|后脑勺|脑袋|头"
+         "|脖子|胸口|肋骨|背|腰|眼睛|嘴唇|嘴巴|嘴|舌头|喉咙|牙齿?|鼻子|耳朵|皮肤|肚子|胃|肝|肾)")
+_HURT = ("(?:血肉模糊|流血|出血|是血|划破|划了|口子|肿了|肿得|麻了|没知觉|烂了|破了|裂了|错位"
+         "|起了个(?:大)?包|脱皮|疼得|痛得|疼了|痛了|红肿|淤青|骨折|烫了|烫起|起泡|受损|灼伤)")
+_INTAKE = "(?:吃|喝|用|涂|抹|睡|游|坐|戴|穿|洗)(?:完|了|过)"
+_SYMPTOM = ("(?:高烧|发烧|跑厕所|喘不上气|呼吸困难|没知觉|头晕|恶心|抽搐|昏迷|吐了|呕吐|腹痛"
+            "|胃疼|肚子疼|起疹子|疹子|痒得|过敏|红肿|拉肚子|腹泻|麻了)")
+HARM_PATTERNS: tuple[tuple[str, float, str], ...] = (
+    # a part of the body, then what happened to it (脚趾头血肉模糊, 后脑勺…起了个大包)
+    (rf"{_BODY}[^,.!?;。]{{0,8}}?(?P<at>{_HURT})", 2.0, "injury"),
+    # something eaten, drunk or used, then a symptom (吃完一家人半夜轮流跑厕所)
+    (rf"{_INTAKE}[^。!?]{{0,20}}?(?P<at>{_SYMPTOM})", 2.0, "poisoning"),
+    (_SYMPTOM, 1.0, "poisoning"),
+    # a foreign object found in food (喝出了一颗螺丝钉)
+    (r"(?:吃|喝|咬)(?:出|到)了?(?:一|半|两|几)?(?:颗|根|块|只|个|片|条|粒|截)", 1.5,
+     "contamination"),
+    # an accident: falling, crushing, being thrown or caught
+    (r"摔(?:下来|下去|倒|伤|了|得|出去)|砸(?:在|到|中|伤)|卷(?:进|入)|夹(?:到|伤|住)"
+     r"|甩(?:出去|了出去)|撞(?:到|上|伤|倒)|磕(?:在|到|破)|掉下来|坠|出事了|出人命", 1.0,
+     "failure"),
+    # a part giving way (椅腿直接折了, 挂钩突然松了, 停不下来)
+    (r"(?:折|断|松|掉|裂|塌)了|脱落|裂开|刹不住|突然加速|失控", 1.0, "failure"),
+    # fire and blasts described, not named (浓烟冲天, 嘭的一声, 消防车)
+    (r"浓烟|黑烟|冒烟|焦糊|烧焦|火光|消防车|嘭的一声|砰的一声|炸开|冲开|爆开", 1.0, "fire"),
+)
+"""Harm told in the reporter's own words: a small grammar beside the term table."""
 
-    def __init__(self, lexicon: Lexicon, figurative: bool) -> None:
+_MONEY = (r"(?:\d+(?:多)?(?:块|元|毛)?"
+          r"|[一两二三四五六七八九几]?[十百千万][一二三四五六七八九十百千万]*(?:多)?(?:块|元|毛)?"
+          r"|[一两二三四五六七八九几]+(?:多)?(?:块|元|毛))")
+GRIEVANCE_PATTERNS: tuple[tuple[str, float, str], ...] = (
+    # money taken or kept, with an amount (多收五百, 加收两百, 扣10块钱)
+    (rf"(?:多收|加收|另收|收了|扣了?|加价|多花|只退|只赔|只给){_MONEY}", 1.0, "money"),
+    (r"违约金|临时加价|一分钱[^,.!?。]{0,6}(?:都|也)?没|钱照扣|照样扣|倒闭|打不通|没下文"
+     r"|一律不退|不给(?:装|修|换|退|办|处理)|就不(?:给|装|搬|修|送|退)", 1.0, "money"),
+    # a promise broken or a thing misrepresented (说好的…呢, 说是全飞秒…后来是半飞秒)
+    (r"说好的|说是[^。!?]{1,16}(?:结果|后来|实际|其实)|宣传的|一口咬定|货不对|只有[^,.!?。]{0,4}"
+     r"(?:斤|两|克|个)|缩水|推销", 1.0, "fraud"),
+    # waiting (一周了还在待发货, 等了四十分钟)
+    (r"(?:\d+|[一两二三四五六七八九十几半]+)(?:个)?(?:天|周|星期|个月|月|小时|分钟)了(?:还|都|也)"
+     r"(?:没|在|是|不)|等了(?:\d+|[一两二三四五六七八九十几半]+)|超时|缺货|已催促|催了", 1.0,
+     "service"),
+)
+"""Grievances told in the customer's own words: a small grammar beside the term table."""
+
+
+class CueTable:
+    """A term table (``term  weight  category`` TSV) matched with its clause context,
+    plus a small grammar of patterns (regular expressions, each with a weight and a
+    category) for what a term list cannot enumerate."""
+
+    def __init__(self, lexicon: Lexicon, figurative: bool,
+                 patterns: tuple[tuple[str, float, str], ...] = ()) -> None:
         self.lexicon = lexicon
         self.figurative = figurative
         """Harm reading: worries, figures of speech and debunks are looked for too."""
+        self.patterns = tuple((re.compile(p), w, c) for p, w, c in patterns)
         self._automaton = ahocorasick.Automaton()
         for key, entry in lexicon.terms.items():
             self._automaton.add_word(key, (len(key), entry))
@@ -150,19 +209,28 @@ class CueTable:
             self._automaton.make_automaton()
 
     @classmethod
-    def load(cls, path: Path | str, figurative: bool = True) -> CueTable:
-        return cls(Lexicon.load(path), figurative)
+    def load(cls, path: Path | str, figurative: bool = True,
+             patterns: tuple[tuple[str, float, str], ...] = ()) -> CueTable:
+        return cls(Lexicon.load(path), figurative, patterns)
 
     def cues(self, norm: str) -> list[Cue]:
         """Every cue in ``norm`` (text as ``normalise_for_scoring(...).lower()`` gives it),
         the longest at each place, each with why it does not count (if it does not)."""
-        if not self.lexicon.terms or not norm:
+        if not norm:
             return []
-        spans: list[tuple[int, int, object]] = []
-        for end, (length, entry) in self._automaton.iter(norm):
-            spans.append((end - length + 1, end + 1, entry))
+        # (start, end, entry, where the context is read from)
+        spans: list[tuple[int, int, LexTerm, int]] = []
+        if self.lexicon.terms:
+            for end, (length, entry) in self._automaton.iter(norm):
+                spans.append((end - length + 1, end + 1, entry, end - length + 1))
+        for pattern, weight, category in self.patterns:
+            for m in pattern.finditer(norm):
+                # A pattern may mark where its cue is (``at``: the symptom after 吃完…,
+                # the hurt after the body part): negation is read just before it.
+                at = m.start("at") if "at" in pattern.groupindex else m.start()
+                spans.append((m.start(), m.end(), LexTerm(m.group(), weight, category), at))
         if not spans or (self.figurative
-                         and all(entry.category == VICTIM for _, _, entry in spans)):
+                         and all(entry.category == VICTIM for _, _, entry, _ in spans)):
             return []  # nothing, or only victims: they never count alone (the common case)
         spans.sort(key=lambda s: (s[0], -s[1]))
         out: list[Cue] = []
@@ -173,11 +241,11 @@ class CueTable:
                 debunked = "辟谣"
             elif any(d in norm for d in DRILL):
                 debunked = "演练"
-        for start, end, entry in spans:
+        for start, end, entry, at in spans:
             if start < covered:  # inside or across a longer cue (中毒 in 食物中毒, 爆炸了)
                 continue
             covered = max(covered, end)
-            why = debunked or self._why_not(norm, start, end, entry.category)
+            why = debunked or self._why_not(norm, at, end, entry.category)
             out.append(Cue(entry.term, entry.weight, entry.category, start, why))
         return out
 
@@ -185,11 +253,16 @@ class CueTable:
         clause_start = max(norm.rfind(c, 0, start) for c in CLAUSE_ENDS) + 1
         before = norm[clause_start:start]
         near = _NOT_NEGATION_RE.sub(_mask, before[-(NEGATION_GAP + 6):])
+        negators = NEGATORS if self.figurative else GRIEVANCE_NEGATORS
         if _NEGATOR_RE.search(near[-(NEGATION_GAP + 2):]) and any(
-                n in near[-(NEGATION_GAP + len(n)):] for n in NEGATORS):
+                n in near[-(NEGATION_GAP + len(n)):] for n in negators):
             return "否定"
         if not self.figurative:
             return ""  # a complaint's question is rhetorical (能不能退款): it still counts
+        if before.endswith(GUARDED):
+            return "否定"
+        if any(w in before for w in LAUGHING):
+            return "比喻"
         if _HYPOTHETICAL_RE.search(_NOT_HYPOTHETICAL_RE.sub(_mask, before)):
             return "假设"
         if any(before.endswith(w) for w in IDIOM_BEFORE):
@@ -259,11 +332,13 @@ def default_harm_table() -> CueTable:
     """The shipped harm cues (``seeds/lexicon/harm_terms.tsv``)."""
     from seeds import SEEDS_DIR
 
-    return CueTable.load(SEEDS_DIR / "lexicon" / "harm_terms.tsv", figurative=True)
+    return CueTable.load(SEEDS_DIR / "lexicon" / "harm_terms.tsv", figurative=True,
+                         patterns=HARM_PATTERNS)
 
 
 def default_grievance_table() -> CueTable:
     """The shipped grievance cues (``seeds/lexicon/grievance_terms.tsv``)."""
     from seeds import SEEDS_DIR
 
-    return CueTable.load(SEEDS_DIR / "lexicon" / "grievance_terms.tsv", figurative=False)
+    return CueTable.load(SEEDS_DIR / "lexicon" / "grievance_terms.tsv", figurative=False,
+                         patterns=GRIEVANCE_PATTERNS)
