@@ -41,13 +41,16 @@ HARM_AT = 2.0
 """Summed cue weight at which a post reports harm."""
 
 VICTIM = "victim"
+SETTING = "setting"
+"""Where harm is treated (医院, 医生): however many, they count once, like victims."""
 OUTCOME = frozenset({"injury", "death", "medical"})
 """Categories whose negation (没有受伤, 无人员伤亡) says nobody was hurt."""
 
 KIND_WORDS = {
     "poisoning": "中毒不适", "medical": "就医", "injury": "受伤", "death": "死亡",
     "violence": "暴力", "fire": "火灾爆炸", "electric": "漏电泄漏", "failure": "产品故障",
-    "contamination": "有害物质", "money": "金钱", "service": "服务", "fraud": "欺诈",
+    "contamination": "有害物质", "setting": "就医", "money": "金钱", "service": "服务",
+    "fraud": "欺诈",
 }
 
 CLAUSE_ENDS = ",.!?;:。…\n~～"
@@ -97,7 +100,7 @@ FIGURATIVE_AFTER = ("好看", "好吃", "好喝", "好听", "可爱", "漂亮", 
                     "级", "式", "好评")
 FIGURATIVE_KINDS = frozenset({"fire"})
 
-DEBUNK = ("谣言", "辟谣", "不实", "假消息", "造谣", "谣传", "系误传", "传言不实")
+DEBUNK = ("谣言", "辟谣", "不实", "不属实", "假消息", "造谣", "谣传", "系误传", "摆拍", "系他人")
 """Anywhere in the post: it says the harm did not happen (关于网传…系不实信息)."""
 
 
@@ -147,14 +150,17 @@ NOTHING = Reading()
 
 _BODY = ("(?:脚趾头?|脚踝|脚|腿|膝盖|胳膊|手臂|手指|手腕|手掌|手背|脸|额头|后脑勺|脑袋|头"
          "|脖子|胸口|肋骨|背|腰|眼睛|嘴唇|嘴巴|嘴|舌头|喉咙|牙齿?|鼻子|耳朵|皮肤|肚子|胃|肝|肾)")
-_HURT = ("(?:血肉模糊|流血|出血|是血|划破|划了|口子|肿了|肿得|麻了|没知觉|烂了|破了|裂了|错位"
-         "|起了个(?:大)?包|脱皮|疼得|痛得|疼了|痛了|红肿|淤青|骨折|烫了|烫起|起泡|受损|灼伤)")
+_HURT = ("(?:血肉模糊|流血|出血|是血|划破|划了|口子|没知觉|烂了|破了|错位|变形|起了个(?:大)?包"
+         "|脱皮|皮都|淤青|骨折|断|烫|起泡|水泡|受损|灼伤|发黑|坏死|夹住|夹伤)")
+_ACHE = "(?:疼|痛|肿|麻|晕|包|撞|裂)"
+"""Aches are weak alone (头疼的事, 气得胃疼): a body part that aches needs a second cue."""
 _INTAKE = "(?:吃|喝|用|涂|抹|睡|游|坐|戴|穿|洗)(?:完|了|过)"
 _SYMPTOM = ("(?:高烧|发烧|跑厕所|喘不上气|呼吸困难|没知觉|头晕|恶心|抽搐|昏迷|吐了|呕吐|腹痛"
-            "|胃疼|肚子疼|起疹子|疹子|痒得|过敏|红肿|拉肚子|腹泻|麻了)")
+            "|胃疼|肚子疼|起疹子|疹子|痒得|过敏|红肿|拉肚子|腹泻|发麻|麻了|心慌|心悸|晕)")
 HARM_PATTERNS: tuple[tuple[str, float, str], ...] = (
     # a part of the body, then what happened to it (脚趾头血肉模糊, 后脑勺…起了个大包)
     (rf"{_BODY}[^,.!?;。]{{0,8}}?(?P<at>{_HURT})", 2.0, "injury"),
+    (rf"{_BODY}[^,.!?;。]{{0,4}}?(?P<at>{_ACHE})", 1.0, "injury"),
     # something eaten, drunk or used, then a symptom (吃完一家人半夜轮流跑厕所)
     (rf"{_INTAKE}[^。!?]{{0,20}}?(?P<at>{_SYMPTOM})", 2.0, "poisoning"),
     (_SYMPTOM, 1.0, "poisoning"),
@@ -168,7 +174,14 @@ HARM_PATTERNS: tuple[tuple[str, float, str], ...] = (
     # a part giving way (椅腿直接折了, 挂钩突然松了, 停不下来)
     (r"(?:折|断|松|掉|裂|塌)了|脱落|裂开|刹不住|突然加速|失控", 1.0, "failure"),
     # fire and blasts described, not named (浓烟冲天, 嘭的一声, 消防车)
-    (r"浓烟|黑烟|冒烟|焦糊|烧焦|火光|消防车|嘭的一声|砰的一声|炸开|冲开|爆开", 1.0, "fire"),
+    (r"浓烟|黑烟|冒烟|焦糊|烧焦|火光|消防车|嘭的一声|砰的一声|炸开|冲开|爆开|巨响|明火|烧着"
+     r"|着了火|发烫", 1.0, "fire"),
+    # single morphemes of harm, each a weak cue (两个, or one and a victim, make a report):
+    # 伤 and 血 (not 伤心, 心血, 血拼), a doctor or a hospital, a rescue, a crash
+    (r"(?<![悲忧感心哀])伤(?![心感])|(?<![心热])血(?![拼赚亏型压糖])|急救"
+     r"|救(?:出|上|回)|没救|车祸|事故|活虫|虫子?|回收油", 1.0, "injury"),
+    # a doctor or a hospital: together they count once (a setting, not an event)
+    (r"医院|医生|就医|就诊|拍了?片|诊所", 1.0, SETTING),
 )
 """Harm told in the reporter's own words: a small grammar beside the term table."""
 
@@ -183,6 +196,14 @@ GRIEVANCE_PATTERNS: tuple[tuple[str, float, str], ...] = (
     # a promise broken or a thing misrepresented (说好的…呢, 说是全飞秒…后来是半飞秒)
     (r"说好的|说是[^。!?]{1,16}(?:结果|后来|实际|其实)|宣传的|一口咬定|货不对|只有[^,.!?。]{0,4}"
      r"(?:斤|两|克|个)|缩水|推销", 1.0, "fraud"),
+    # fees and money taken, however named (高空作业费, 要自费, 钱却被扣了, 只到账五十)
+    (r"(?<![免])(?:付|收|自|交|扣|另外|额外)?费(?!用自理)|费用自理|被扣|扣了|只到账|到账\S{0,3}只"
+     r"|钱(?:却|也|还|都)", 1.0, "money"),
+    # what was written or shown is not what came (标签上写的…, 跟图片上完全两个东西)
+    (r"写(?:着|的)|标(?:着|的)|图片|原价|库存|两个东西|货不对板", 1.0, "fraud"),
+    # nobody acts, or the customer is sent elsewhere (谁都不来修, 让我去找平台)
+    (r"没有一个人|谁都不|都不来|互相推|让我(?:自己)?去|找不到人|联系不上|约不上|不负责|忘了"
+     r"|凭什么|根本没收到|啥都没有|什么都没有", 1.0, "service"),
     # waiting (一周了还在待发货, 等了四十分钟)
     (r"(?:\d+|[一两二三四五六七八九十几半]+)(?:个)?(?:天|周|星期|个月|月|小时|分钟)了(?:还|都|也)"
      r"(?:没|在|是|不)|等了(?:\d+|[一两二三四五六七八九十几半]+)|超时|缺货|已催促|催了", 1.0,
@@ -288,7 +309,7 @@ class CueTable:
         victims: list[str] = []
         dropped: list[tuple[str, str]] = []
         weight = strongest = 0.0
-        no_one_hurt = False
+        no_one_hurt = setting = False
         for c in cues:
             if c.dropped:
                 if c.category != VICTIM:
@@ -302,6 +323,10 @@ class CueTable:
             if c.category == VICTIM:
                 victims.append(c.term)
                 continue
+            if c.category == SETTING:
+                if setting:
+                    continue
+                setting = True
             weight += c.weight
             strongest = max(strongest, c.weight)
             if c.category not in kinds:
