@@ -176,13 +176,23 @@ def main(argv: list[str] | None = None) -> int:
 
     guard_held = results["heldout"]
     polite_rate = len(fp) / len(polite) if polite else 0.0
-    print("targets:")
-    lines = [
-        (harm_p1 >= 0.9 * len(harm), f"harm posts P1 {harm_p1}/{len(harm)} >= 90%"),
-        (comp_p12 >= 0.8 * len(complaints),
-         f"complaints P1/P2 {comp_p12}/{len(complaints)} >= 80%"),
-        (ben_neg <= 0.1 * len(benign),
-         f"benign negative {ben_neg}/{len(benign)} <= 10% (sentiment model)"),
+    print("targets (all posts, then the held-out part alone):")
+    lines = []
+    for part, sub in (("all", scored), ("heldout", [(r, s) for r, s in scored
+                                                     if r.get("split") == "heldout"])):
+        h = [s for r, s in sub if r["label"] == "harm"]
+        c = [s for r, s in sub if r["label"] == "complaint"]
+        b = [s for r, s in sub if r["label"] == "benign"]
+        hp1 = sum(s.severity == "P1" for s in h)
+        cp12 = sum(s.severity in ("P1", "P2") for s in c)
+        bneg = sum(s.negative for s in b)
+        lines += [
+            (hp1 >= 0.9 * len(h), f"{part}: harm posts P1 {hp1}/{len(h)} >= 90%"),
+            (cp12 >= 0.8 * len(c), f"{part}: complaints P1/P2 {cp12}/{len(c)} >= 80%"),
+            (bneg <= 0.1 * len(b),
+             f"{part}: benign negative {bneg}/{len(b)} <= 10% (sentiment model)"),
+        ]
+    lines += [
         (guard_held >= 0.9, f"guard held-out accuracy {guard_held:.3f} >= 0.90"),
         (polite_rate <= 0.03,
          f"false triggers on polite replies with 不/没 {polite_rate:.1%} <= 3%"),
