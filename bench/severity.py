@@ -130,33 +130,44 @@ def main(argv: list[str] | None = None) -> int:
           f"({sum(r['argues'] for r in replies)} arguing), split "
           + ", ".join(f"{k} {v}" for k, v in sorted(Counter(r['split'] for r in replies)
                                                      .items())))
+    from rules.sentiment import polarities
+
+    def tone(text: str) -> float:  # as the pipeline asks it (Pipeline._tone)
+        return polarities(scorer.sentiment, [text])[0].negative
+
+    print("parts: train (the rules were written on it), heldout (split off before any rule),")
+    print("fresh (written after the grammar; the tone rule was added after seeing it once)")
     results: dict[str, float] = {}
-    for part in ("train", "heldout"):
+    for part in ("train", "heldout", "fresh"):
         rows = [r for r in replies if r["split"] == part]
-        right = sum(guard.read(r["text"]).argues == r["argues"] for r in rows)
+        if not rows:
+            continue
+        alone = sum(guard.read(r["text"]).argues == r["argues"] for r in rows)
+        right = sum(guard.read(r["text"], tone).argues == r["argues"] for r in rows)
         results[part] = right / len(rows)
-        print(f"guard accuracy, {part:<8} {share(right, len(rows))}")
+        print(f"guard accuracy, {part:<8} {share(right, len(rows))}   "
+              f"(grammar alone {share(alone, len(rows))})")
     held = [r for r in replies if r["split"] == "heldout"]
     old_right = sum(bool(old.find(r["text"])) == r["argues"] for r in held)
     print(f"old phrase list, heldout  {share(old_right, len(held))}   (before this guard)")
     polite = [r for r in replies if not r["argues"] and ("不" in r["text"] or "没" in r["text"])]
     polite_held = [r for r in polite if r["split"] == "heldout"]
-    fp = [r for r in polite if guard.read(r["text"]).argues]
-    fp_held = [r for r in polite_held if guard.read(r["text"]).argues]
+    fp = [r for r in polite if guard.read(r["text"], tone).argues]
+    fp_held = [r for r in polite_held if guard.read(r["text"], tone).argues]
     civil_held = [r for r in held if not r["argues"]]
-    fp_civil = [r for r in civil_held if guard.read(r["text"]).argues]
+    fp_civil = [r for r in civil_held if guard.read(r["text"], tone).argues]
     print("false triggers, civil replies with 不/没, heldout  "
           f"{share(len(fp_held), len(polite_held))}")
     print(f"false triggers, civil replies with 不/没, all      {share(len(fp), len(polite))}")
     print(f"false triggers, all civil replies, heldout         "
           f"{share(len(fp_civil), len(civil_held))}")
     if not args.quiet:
-        print("misses (held-out):")
-        for r in held:
-            v = guard.read(r["text"])
+        print("misses (heldout, fresh):")
+        for r in held + [r for r in replies if r["split"] == "fresh"]:
+            v = guard.read(r["text"], tone)
             if v.argues != r["argues"]:
                 what = f"triggered on {v.phrases}" if v.argues else "not caught"
-                print(f"  [{r['kind']}] {r['text'][:40]} | {what}")
+                print(f"  [{r['split']}/{r['kind']}] {r['text'][:40]} | {what}")
 
     if HUMAN_TEST.exists():  # what reading harm and grievances adds to scoring one text
         texts = [json.loads(x)["text"] for x in HUMAN_TEST.read_text("utf-8").splitlines()]
