@@ -157,57 +157,81 @@ _ACHE = "(?:疼|痛|肿|麻|晕|包|撞|裂)"
 _INTAKE = "(?:吃|喝|用|涂|抹|睡|游|坐|戴|穿|洗)(?:完|了|过)"
 _SYMPTOM = ("(?:高烧|发烧|跑厕所|喘不上气|呼吸困难|没知觉|头晕|恶心|抽搐|昏迷|吐了|呕吐|腹痛"
             "|胃疼|肚子疼|起疹子|疹子|痒得|过敏|红肿|拉肚子|腹泻|发麻|麻了|心慌|心悸|晕)")
-HARM_PATTERNS: tuple[tuple[str, float, str], ...] = (
+_HURT_ANCHORS = ("血", "划", "口子", "没知觉", "烂了", "破了", "错位", "变形", "包", "脱皮", "皮都",
+                 "淤青", "骨折", "断", "烫", "泡", "受损", "灼伤", "发黑", "坏死", "夹")
+_SYMPTOM_ANCHORS = ("烧", "厕所", "喘不上气", "呼吸困难", "没知觉", "晕", "恶心", "抽搐", "昏迷",
+                    "吐", "腹痛", "疼", "疹", "痒", "过敏", "红肿", "拉肚子", "腹泻", "麻", "心慌",
+                    "心悸")
+Pattern = tuple[str, float, str, tuple[str, ...]]
+"""(regular expression, weight, category, anchors): a match always contains one of the
+anchors (literal words), so a post with none of them skips the pattern."""
+
+HARM_PATTERNS: tuple[Pattern, ...] = (
     # a part of the body, then what happened to it (脚趾头血肉模糊, 后脑勺…起了个大包)
-    (rf"{_BODY}[^,.!?;。]{{0,8}}?(?P<at>{_HURT})", 2.0, "injury"),
-    (rf"{_BODY}[^,.!?;。]{{0,4}}?(?P<at>{_ACHE})", 1.0, "injury"),
+    (rf"{_BODY}[^,.!?;。]{{0,8}}?(?P<at>{_HURT})", 2.0, "injury", _HURT_ANCHORS),
+    (rf"{_BODY}[^,.!?;。]{{0,4}}?(?P<at>{_ACHE})", 1.0, "injury",
+     ("疼", "痛", "肿", "麻", "晕", "包", "撞", "裂")),
     # something eaten, drunk or used, then a symptom (吃完一家人半夜轮流跑厕所)
-    (rf"{_INTAKE}[^。!?]{{0,20}}?(?P<at>{_SYMPTOM})", 2.0, "poisoning"),
-    (_SYMPTOM, 1.0, "poisoning"),
+    (rf"{_INTAKE}[^。!?]{{0,20}}?(?P<at>{_SYMPTOM})", 2.0, "poisoning", _SYMPTOM_ANCHORS),
+    (_SYMPTOM, 1.0, "poisoning", _SYMPTOM_ANCHORS),
     # a foreign object found in food (喝出了一颗螺丝钉)
     (r"(?:吃|喝|咬)(?:出|到)了?(?:一|半|两|几)?(?:颗|根|块|只|个|片|条|粒|截)", 1.5,
-     "contamination"),
+     "contamination", ("吃出", "喝出", "咬出", "吃到", "喝到", "咬到")),
     # an accident: falling, crushing, being thrown or caught
     (r"摔(?:下来|下去|倒|伤|了|得|出去)|砸(?:在|到|中|伤)|卷(?:进|入)|夹(?:到|伤|住)"
      r"|甩(?:出去|了出去)|撞(?:到|上|伤|倒)|磕(?:在|到|破)|掉下来|坠|出事了|出人命", 1.0,
-     "failure"),
+     "failure", ("摔", "砸", "卷", "夹", "甩", "撞", "磕", "掉下来", "坠", "出事了", "出人命")),
     # a part giving way (椅腿直接折了, 挂钩突然松了, 停不下来)
-    (r"(?:折|断|松|掉|裂|塌)了|脱落|裂开|刹不住|突然加速|失控", 1.0, "failure"),
+    (r"(?:折|断|松|掉|裂|塌)了|脱落|裂开|刹不住|突然加速|失控", 1.0, "failure",
+     ("折了", "断了", "松了", "掉了", "裂了", "塌了", "脱落", "裂开", "刹不住", "突然加速",
+      "失控")),
     # fire and blasts described, not named (浓烟冲天, 嘭的一声, 消防车)
     (r"浓烟|黑烟|冒烟|焦糊|烧焦|火光|消防车|嘭的一声|砰的一声|炸开|冲开|爆开|巨响|明火|烧着"
-     r"|着了火|发烫", 1.0, "fire"),
+     r"|着了火|发烫", 1.0, "fire",
+     ("浓烟", "黑烟", "冒烟", "焦糊", "烧焦", "火光", "消防车", "一声", "炸开", "冲开", "爆开",
+      "巨响", "明火", "烧着", "着了火", "发烫")),
     # single morphemes of harm, each a weak cue (两个, or one and a victim, make a report):
     # 伤 and 血 (not 伤心, 心血, 血拼), a doctor or a hospital, a rescue, a crash
     (r"(?<![悲忧感心哀])伤(?![心感])|(?<![心热])血(?![拼赚亏型压糖])|急救"
-     r"|救(?:出|上|回)|没救|车祸|事故|活虫|虫子?|回收油", 1.0, "injury"),
+     r"|救(?:出|上|回)|没救|车祸|事故|活虫|虫子?|回收油", 1.0, "injury",
+     ("伤", "血", "救", "车祸", "事故", "虫", "回收油")),
     # a doctor or a hospital: together they count once (a setting, not an event)
-    (r"医院|医生|就医|就诊|拍了?片|诊所", 1.0, SETTING),
+    (r"医院|医生|就医|就诊|拍了?片|诊所", 1.0, SETTING,
+     ("医院", "医生", "就医", "就诊", "拍", "诊所")),
 )
 """Harm told in the reporter's own words: a small grammar beside the term table."""
 
 _MONEY = (r"(?:\d+(?:多)?(?:块|元|毛)?"
           r"|[一两二三四五六七八九几]?[十百千万][一二三四五六七八九十百千万]*(?:多)?(?:块|元|毛)?"
           r"|[一两二三四五六七八九几]+(?:多)?(?:块|元|毛))")
-GRIEVANCE_PATTERNS: tuple[tuple[str, float, str], ...] = (
+GRIEVANCE_PATTERNS: tuple[Pattern, ...] = (
     # money taken or kept, with an amount (多收五百, 加收两百, 扣10块钱)
-    (rf"(?:多收|加收|另收|收了|扣了?|加价|多花|只退|只赔|只给){_MONEY}", 1.0, "money"),
+    (rf"(?:多收|加收|另收|收了|扣了?|加价|多花|只退|只赔|只给){_MONEY}", 1.0, "money",
+     ("多收", "加收", "另收", "收了", "扣", "加价", "多花", "只退", "只赔", "只给")),
     (r"违约金|临时加价|一分钱[^,.!?。]{0,6}(?:都|也)?没|钱照扣|照样扣|倒闭|打不通|没下文"
-     r"|一律不退|不给(?:装|修|换|退|办|处理)|就不(?:给|装|搬|修|送|退)", 1.0, "money"),
+     r"|一律不退|不给(?:装|修|换|退|办|处理)|就不(?:给|装|搬|修|送|退)", 1.0, "money",
+     ("违约金", "临时加价", "一分钱", "钱照扣", "照样扣", "倒闭", "打不通", "没下文", "一律不退",
+      "不给", "就不")),
     # a promise broken or a thing misrepresented (说好的…呢, 说是全飞秒…后来是半飞秒)
     (r"说好的|说是[^。!?]{1,16}(?:结果|后来|实际|其实)|宣传的|一口咬定|货不对|只有[^,.!?。]{0,4}"
-     r"(?:斤|两|克|个)|缩水|推销", 1.0, "fraud"),
+     r"(?:斤|两|克|个)|缩水|推销", 1.0, "fraud",
+     ("说好的", "说是", "宣传的", "一口咬定", "货不对", "只有", "缩水", "推销")),
     # fees and money taken, however named (高空作业费, 要自费, 钱却被扣了, 只到账五十)
     (r"(?<![免])(?:付|收|自|交|扣|另外|额外)?费(?!用自理)|费用自理|被扣|扣了|只到账|到账\S{0,3}只"
-     r"|钱(?:却|也|还|都)", 1.0, "money"),
+     r"|钱(?:却|也|还|都)", 1.0, "money", ("费", "被扣", "扣了", "只到账", "到账", "钱")),
     # what was written or shown is not what came (标签上写的…, 跟图片上完全两个东西)
-    (r"写(?:着|的)|标(?:着|的)|图片|原价|库存|两个东西|货不对板", 1.0, "fraud"),
+    (r"写(?:着|的)|标(?:着|的)|图片|原价|库存|两个东西|货不对板", 1.0, "fraud",
+     ("写着", "写的", "标着", "标的", "图片", "原价", "库存", "两个东西", "货不对板")),
     # nobody acts, or the customer is sent elsewhere (谁都不来修, 让我去找平台)
     (r"没有一个人|谁都不|都不来|互相推|让我(?:自己)?去|找不到人|联系不上|约不上|不负责|忘了"
-     r"|凭什么|根本没收到|啥都没有|什么都没有", 1.0, "service"),
+     r"|凭什么|根本没收到|啥都没有|什么都没有", 1.0, "service",
+     ("没有一个人", "谁都不", "都不来", "互相推", "让我", "找不到人", "联系不上", "约不上",
+      "不负责", "忘了", "凭什么", "根本没收到", "啥都没有", "什么都没有")),
     # waiting (一周了还在待发货, 等了四十分钟)
     (r"(?:\d+|[一两二三四五六七八九十几半]+)(?:个)?(?:天|周|星期|个月|月|小时|分钟)了(?:还|都|也)"
      r"(?:没|在|是|不)|等了(?:\d+|[一两二三四五六七八九十几半]+)|超时|缺货|已催促|催了", 1.0,
-     "service"),
+     "service", ("天了", "周了", "星期了", "月了", "小时了", "分钟了", "等了", "超时", "缺货",
+                 "已催促", "催了")),
 )
 """Grievances told in the customer's own words: a small grammar beside the term table."""
 
@@ -218,11 +242,22 @@ class CueTable:
     category) for what a term list cannot enumerate."""
 
     def __init__(self, lexicon: Lexicon, figurative: bool,
-                 patterns: tuple[tuple[str, float, str], ...] = ()) -> None:
+                 patterns: tuple[Pattern, ...] = ()) -> None:
         self.lexicon = lexicon
         self.figurative = figurative
         """Harm reading: worries, figures of speech and debunks are looked for too."""
-        self.patterns = tuple((re.compile(p), w, c) for p, w, c in patterns)
+        self.patterns = tuple((re.compile(p), w, c) for p, w, c, _ in patterns)
+        # One Aho-Corasick pass over the post finds the anchors present: only the patterns
+        # one of whose anchors is there are run (most posts run none).
+        self._anchors = ahocorasick.Automaton()
+        by_anchor: dict[str, list[int]] = {}
+        for i, (_, _, _, anchors) in enumerate(patterns):
+            for a in anchors:
+                by_anchor.setdefault(a, []).append(i)
+        for a, ids in by_anchor.items():
+            self._anchors.add_word(a, tuple(ids))
+        if by_anchor:
+            self._anchors.make_automaton()
         self._automaton = ahocorasick.Automaton()
         for key, entry in lexicon.terms.items():
             self._automaton.add_word(key, (len(key), entry))
@@ -231,7 +266,7 @@ class CueTable:
 
     @classmethod
     def load(cls, path: Path | str, figurative: bool = True,
-             patterns: tuple[tuple[str, float, str], ...] = ()) -> CueTable:
+             patterns: tuple[Pattern, ...] = ()) -> CueTable:
         return cls(Lexicon.load(path), figurative, patterns)
 
     def cues(self, norm: str) -> list[Cue]:
@@ -244,7 +279,12 @@ class CueTable:
         if self.lexicon.terms:
             for end, (length, entry) in self._automaton.iter(norm):
                 spans.append((end - length + 1, end + 1, entry, end - length + 1))
-        for pattern, weight, category in self.patterns:
+        wanted: set[int] = set()
+        if self.patterns:
+            for _end, ids in self._anchors.iter(norm):
+                wanted.update(ids)
+        for i in sorted(wanted):
+            pattern, weight, category = self.patterns[i]
             for m in pattern.finditer(norm):
                 # A pattern may mark where its cue is (``at``: the symptom after 吃完…,
                 # the hurt after the body part): negation is read just before it.

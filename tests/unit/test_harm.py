@@ -176,3 +176,28 @@ def test_a_confidently_negative_post_is_a_strong_complaint(p_negative: float, se
                GRIEVANCE.read("今天很糟糕"), p_negative)
     assert a.severity == severity
     assert (reason in a.reasons) if reason else not any("强烈" in r for r in a.reasons)
+
+
+def test_pattern_anchors_never_skip_a_match() -> None:
+    """A pattern runs only when one of its anchors is in the post: every match, on every
+    labelled post and reply, must contain one, or the shortcut would change verdicts."""
+    import json
+    import re
+    from pathlib import Path
+
+    from rules.harm import GRIEVANCE_PATTERNS, HARM_PATTERNS
+    from rules.textnorm import normalise_for_scoring
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    texts = [json.loads(line)["text"] for name in ("severity_posts.jsonl",
+                                                   "official_replies.jsonl")
+             for line in (data / name).read_text("utf-8").splitlines()]
+    texts += ["椅腿直接折了", "多收五百", "一周了还在待发货", "喝出了一颗螺丝钉", "脚趾头血肉模糊"]
+    matched = 0
+    for pattern, _, _, anchors in HARM_PATTERNS + GRIEVANCE_PATTERNS:
+        rx = re.compile(pattern)
+        for text in texts:
+            for m in rx.finditer(normalise_for_scoring(text).lower()):
+                matched += 1
+                assert any(a in m.group() for a in anchors), (pattern, m.group())
+    assert matched > 200
