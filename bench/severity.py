@@ -8,12 +8,14 @@ Two labelled sets written for crisismon and kept in the tests:
   harm). Each is scored as ``crisismon score`` does (no author, no reach) with the
   configured sentiment model. Printed: harm posts at P1, complaints at P1/P2, benign posts
   the model calls negative (that figure is the sentiment model's alone), benign posts at
-  P1/P2 and benign posts read as harm; overall and by part (``dev``: the posts the cue
-  tables were written against; ``heldout``: written afterwards, scored once).
+  P1/P2 and benign posts read as harm; overall and by part (``dev``, ``dev2``, ``dev3``:
+  the posts the cues were written against, each written after the previous round of
+  rules and then used for the next; ``heldout``: written last, scored once).
 - ``tests/data/official_replies.jsonl``: official replies labelled arguing or not, split
-  70/30 before the guard's rules were written. Printed: accuracy on each part (the held-out
-  one is the figure that counts), false triggers on civil replies that contain 不 or 没,
-  and the old fixed phrase list on the same held-out part for comparison.
+  70/30 before the guard's rules were written, plus a ``fresh`` part written after the
+  grammar. Printed: accuracy on each part, with and without the tone rule (the held-out
+  and fresh parts are the figures that count), false triggers on civil replies that
+  contain 不 or 没, and the old fixed phrase list on the same held-out part.
 
 Every miss is listed (``--quiet`` to hide them). Targets: harm P1 >= 90 %, complaints P1/P2
 >= 80 %, benign negative <= 10 %, guard held-out accuracy >= 90 %, false triggers on polite
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
           "(the sentiment model's figure)")
     print(f"benign posts at P1/P2:          {share(ben_p12, len(benign))}")
     print(f"benign posts read as harm:      {share(ben_harm, len(benign))}")
-    print("by part (dev, dev2: read while the harm and grievance cues were written;")
+    print("by part (dev, dev2, dev3: read while the harm and grievance cues were written;")
     print("heldout: written afterwards and scored once, the cues left as they were):")
     for part in dict.fromkeys(r.get("split", "dev") for r in posts):
         sub = [(r, s) for r, s in scored if r.get("split", "dev") == part]

@@ -7,7 +7,13 @@ term tables a PR lead can edit:
 - ``seeds/lexicon/harm_terms.tsv``: harm to a person (受伤, 送医, 身亡), a hazard (爆炸, 漏电,
   致癌物), a product failure (断裂, 刹车失灵, 差点), and who was harmed (孩子, 老人);
 - ``seeds/lexicon/grievance_terms.tsv``: what went wrong in a complaint about money
-  (退款, 多扣), service (踢皮球, 已读不回) or fraud (假货, 跑路).
+  (退款, 多扣), service (踢皮球, 已读不回) or fraud (假货, 跑路);
+
+and from a small grammar beside each (``HARM_PATTERNS``, ``GRIEVANCE_PATTERNS``) for what a
+word list cannot enumerate: a body part then what happened to it (脚趾头血肉模糊), something
+eaten then a symptom (吃完…跑厕所), single morphemes (伤, 血), an amount taken (多收五百),
+a broken promise (说好的…). Lists and patterns cover what they were written against far
+better than new wordings (docs/severity.md has the held-out figures).
 
 Each cue is weighed in its clause (the text since the last ``，。！？；``):
 
@@ -142,7 +148,7 @@ class Reading:
         return self.weight >= HARM_AT
 
     def kind_words(self) -> str:
-        return "、".join(KIND_WORDS.get(k, k) for k in self.kinds)
+        return "、".join(dict.fromkeys(KIND_WORDS.get(k, k) for k in self.kinds))
 
 
 NOTHING = Reading()

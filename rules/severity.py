@@ -118,7 +118,7 @@ def assess(sentiment: float, negative: bool, danger_terms: tuple[str, ...],
     elif harm.harm:
         reasons.append("危险词但明显正面：" + "、".join(harm.terms))
     elif harm.dropped:
-        reasons.append("危险词不计：" + "、".join(f"{t}（{why}）" for t, why in harm.dropped))
+        reasons.append("危险词不计：" + "、".join(f"{term}（{why}）" for term, why in harm.dropped))
     if complaint:
         reasons.append(f"投诉（{grievance.kind_words()}）：" + "、".join(grievance.terms))
     if complaint_terms:
