@@ -8,11 +8,14 @@ Two labelled sets written for crisismon and kept in the tests:
   harm). Each is scored as ``crisismon score`` does (no author, no reach) with the
   configured sentiment model. Printed: harm posts at P1, complaints at P1/P2, benign posts
   the model calls negative (that figure is the sentiment model's alone), benign posts at
-  P1/P2 and benign posts read as harm.
+  P1/P2 and benign posts read as harm; overall and by part (``dev``, ``dev2``, ``dev3``:
+  the posts the cues were written against, each written after the previous round of
+  rules and then used for the next; ``heldout``: written last, scored once).
 - ``tests/data/official_replies.jsonl``: official replies labelled arguing or not, split
-  70/30 before the guard's rules were written. Printed: accuracy on each part (the held-out
-  one is the figure that counts), false triggers on civil replies that contain 不 or 没,
-  and the old fixed phrase list on the same held-out part for comparison.
+  70/30 before the guard's rules were written, plus a ``fresh`` part written after the
+  grammar. Printed: accuracy on each part, with and without the tone rule (the held-out
+  and fresh parts are the figures that count), false triggers on civil replies that
+  contain 不 or 没, and the old fixed phrase list on the same held-out part.
 
 Every miss is listed (``--quiet`` to hide them). Targets: harm P1 >= 90 %, complaints P1/P2
 >= 80 %, benign negative <= 10 %, guard held-out accuracy >= 90 %, false triggers on polite
@@ -99,6 +102,17 @@ def main(argv: list[str] | None = None) -> int:
           "(the sentiment model's figure)")
     print(f"benign posts at P1/P2:          {share(ben_p12, len(benign))}")
     print(f"benign posts read as harm:      {share(ben_harm, len(benign))}")
+    print("by part (dev, dev2, dev3: read while the harm and grievance cues were written;")
+    print("heldout: written afterwards and scored once, the cues left as they were):")
+    for part in dict.fromkeys(r.get("split", "dev") for r in posts):
+        sub = [(r, s) for r, s in scored if r.get("split", "dev") == part]
+        h = [s for r, s in sub if r["label"] == "harm"]
+        c = [s for r, s in sub if r["label"] == "complaint"]
+        b = [s for r, s in sub if r["label"] == "benign"]
+        print(f"  {part:<8} harm P1 {share(sum(s.severity == 'P1' for s in h), len(h))}; "
+              f"complaints P1/P2 {share(sum(s.severity in ('P1', 'P2') for s in c), len(c))}; "
+              f"benign negative {share(sum(s.negative for s in b), len(b))}, "
+              f"as harm {sum(s.danger for s in b)}")
     if not args.quiet:
         print("misses:")
         for row, s in scored:
@@ -118,33 +132,44 @@ def main(argv: list[str] | None = None) -> int:
           f"({sum(r['argues'] for r in replies)} arguing), split "
           + ", ".join(f"{k} {v}" for k, v in sorted(Counter(r['split'] for r in replies)
                                                      .items())))
+    from rules.sentiment import polarities
+
+    def tone(text: str) -> float:  # as the pipeline asks it (Pipeline._tone)
+        return polarities(scorer.sentiment, [text])[0].negative
+
+    print("parts: train (the rules were written on it), heldout (split off before any rule),")
+    print("fresh (written after the grammar; the tone rule was added after seeing it once)")
     results: dict[str, float] = {}
-    for part in ("train", "heldout"):
+    for part in ("train", "heldout", "fresh"):
         rows = [r for r in replies if r["split"] == part]
-        right = sum(guard.read(r["text"]).argues == r["argues"] for r in rows)
+        if not rows:
+            continue
+        alone = sum(guard.read(r["text"]).argues == r["argues"] for r in rows)
+        right = sum(guard.read(r["text"], tone).argues == r["argues"] for r in rows)
         results[part] = right / len(rows)
-        print(f"guard accuracy, {part:<8} {share(right, len(rows))}")
+        print(f"guard accuracy, {part:<8} {share(right, len(rows))}   "
+              f"(grammar alone {share(alone, len(rows))})")
     held = [r for r in replies if r["split"] == "heldout"]
     old_right = sum(bool(old.find(r["text"])) == r["argues"] for r in held)
     print(f"old phrase list, heldout  {share(old_right, len(held))}   (before this guard)")
     polite = [r for r in replies if not r["argues"] and ("不" in r["text"] or "没" in r["text"])]
     polite_held = [r for r in polite if r["split"] == "heldout"]
-    fp = [r for r in polite if guard.read(r["text"]).argues]
-    fp_held = [r for r in polite_held if guard.read(r["text"]).argues]
+    fp = [r for r in polite if guard.read(r["text"], tone).argues]
+    fp_held = [r for r in polite_held if guard.read(r["text"], tone).argues]
     civil_held = [r for r in held if not r["argues"]]
-    fp_civil = [r for r in civil_held if guard.read(r["text"]).argues]
+    fp_civil = [r for r in civil_held if guard.read(r["text"], tone).argues]
     print("false triggers, civil replies with 不/没, heldout  "
           f"{share(len(fp_held), len(polite_held))}")
     print(f"false triggers, civil replies with 不/没, all      {share(len(fp), len(polite))}")
     print(f"false triggers, all civil replies, heldout         "
           f"{share(len(fp_civil), len(civil_held))}")
     if not args.quiet:
-        print("misses (held-out):")
-        for r in held:
-            v = guard.read(r["text"])
+        print("misses (heldout, fresh):")
+        for r in held + [r for r in replies if r["split"] == "fresh"]:
+            v = guard.read(r["text"], tone)
             if v.argues != r["argues"]:
                 what = f"triggered on {v.phrases}" if v.argues else "not caught"
-                print(f"  [{r['kind']}] {r['text'][:40]} | {what}")
+                print(f"  [{r['split']}/{r['kind']}] {r['text'][:40]} | {what}")
 
     if HUMAN_TEST.exists():  # what reading harm and grievances adds to scoring one text
         texts = [json.loads(x)["text"] for x in HUMAN_TEST.read_text("utf-8").splitlines()]
@@ -157,21 +182,30 @@ def main(argv: list[str] | None = None) -> int:
                 scorer.harm.read_normalised(n)
                 scorer.grievance.read_normalised(n)
             best = min(best, time.perf_counter() - t)
-        harm_n = sum(scorer.harm.read_normalised(n).harm for n in norms)
         print(f"\nharm + grievance reading: {best / len(norms) * 1e6:.1f} µs a text "
-              f"(best of 3 over human_test.jsonl, {len(norms)} texts; {harm_n} read as harm)")
+              f"(best of 3 over the {len(norms)} texts of human_test.jsonl)")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average {load}")
 
     guard_held = results["heldout"]
     polite_rate = len(fp) / len(polite) if polite else 0.0
-    print("targets:")
-    lines = [
-        (harm_p1 >= 0.9 * len(harm), f"harm posts P1 {harm_p1}/{len(harm)} >= 90%"),
-        (comp_p12 >= 0.8 * len(complaints),
-         f"complaints P1/P2 {comp_p12}/{len(complaints)} >= 80%"),
-        (ben_neg <= 0.1 * len(benign),
-         f"benign negative {ben_neg}/{len(benign)} <= 10% (sentiment model)"),
+    print("targets (all posts, then the held-out part alone):")
+    lines = []
+    for part, sub in (("all", scored), ("heldout", [(r, s) for r, s in scored
+                                                     if r.get("split") == "heldout"])):
+        h = [s for r, s in sub if r["label"] == "harm"]
+        c = [s for r, s in sub if r["label"] == "complaint"]
+        b = [s for r, s in sub if r["label"] == "benign"]
+        hp1 = sum(s.severity == "P1" for s in h)
+        cp12 = sum(s.severity in ("P1", "P2") for s in c)
+        bneg = sum(s.negative for s in b)
+        lines += [
+            (hp1 >= 0.9 * len(h), f"{part}: harm posts P1 {hp1}/{len(h)} >= 90%"),
+            (cp12 >= 0.8 * len(c), f"{part}: complaints P1/P2 {cp12}/{len(c)} >= 80%"),
+            (bneg <= 0.1 * len(b),
+             f"{part}: benign negative {bneg}/{len(b)} <= 10% (sentiment model)"),
+        ]
+    lines += [
         (guard_held >= 0.9, f"guard held-out accuracy {guard_held:.3f} >= 0.90"),
         (polite_rate <= 0.03,
          f"false triggers on polite replies with 不/没 {polite_rate:.1%} <= 3%"),

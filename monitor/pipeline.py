@@ -35,6 +35,7 @@ from rules.scoring import (
     own_words,
     replace_text,
 )
+from rules.sentiment import polarities
 
 log = structlog.get_logger(__name__)
 
@@ -285,6 +286,11 @@ class Pipeline:
             return self.engine.on_counts(event.post_id, event.reposts_count, now)
         return self._post(event, now)
 
+    def _tone(self, text: str) -> float:
+        """P(negative) of an official reply, for the argument guard (a few a day: one
+        text at a time is cheap enough)."""
+        return polarities(self.scorer.sentiment, [text])[0].negative
+
     def _subject(self, target: str) -> str | None:
         """What an action naming an alert (``a-…``, or a repeat's ``a-…-rN``) is about;
         None for any other target (a post id, a mention key, an incident id)."""
@@ -298,7 +304,7 @@ class Pipeline:
         out: list[Alert] = []
         for brand in self.matcher.official_brands(post.author.id):
             self.stats.official += 1
-            terms = self.argument.check(post.text) if post.targets else ()
+            terms = self.argument.check(post.text, self._tone) if post.targets else ()
             out.extend(self.engine.on_official(post, brand, terms, now))
         ready = self._matched.pop(post.id, _UNPREPARED)
         if ready is _UNPREPARED:  # as ``assess_posts`` would, one post

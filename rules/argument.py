@@ -25,6 +25,7 @@ is scored by ``bench/severity.py`` (see docs/severity.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rules.lexicon import Lexicon
@@ -94,6 +95,16 @@ OFFER = re.compile(r"为您|帮您|欢迎|随时|联系我们|私信")
 情况，您可以对比订单明细，有疑问我们随时为您核对). Halves the weight of denials."""
 SOFTENED = frozenset({"否认顾客", "禁用语"})
 
+SERVICE = re.compile(r"抱歉|歉意|对不起|不好意思|为您|帮您|给您|请您|麻烦您|谢谢|感谢|您好|欢迎"
+                     r"|我们会|马上|已经|私信|放心|祝|理解|安排|核实|联系")
+"""What a civil reply nearly always has: an apology, thanks, an offer, a step taken."""
+ADDRESSED = re.compile(r"你|您|\?|别|不要|少")
+"""Aimed at someone: second person, a question, an imperative."""
+TONE_AT = 0.6
+"""P(negative) of a reply, by the sentiment model, at or above which a reply that is aimed at
+the customer and offers nothing argues by its tone alone. Chosen on the train part only
+(there: 2 of 119 civil replies, 1 of 66 polite ones with 不/没, would trigger by tone)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -114,8 +125,13 @@ class ArgumentGuard:
         self.argues_at = argues_at
         self._moves = tuple((re.compile(p), w, m) for p, w, m in MOVES)
 
-    def read(self, text: str) -> Verdict:
-        """Does ``text`` argue? With the phrases that say so."""
+    def read(self, text: str, tone: Callable[[str], float] | None = None) -> Verdict:
+        """Does ``text`` argue? With the phrases that say so.
+
+        ``tone`` (P(negative) of a text, the sentiment model's) catches what the grammar
+        does not know: a reply with no apology, thanks or offer (``SERVICE``), aimed at the
+        customer (``ADDRESSED``), whose tone is negative (>= ``TONE_AT``), argues. It is
+        asked only when the grammar alone does not decide."""
         norm = normalise_for_scoring(text).lower()
         if not norm.strip():
             return Verdict(False, 0.0, (), ())
@@ -140,12 +156,19 @@ class ArgumentGuard:
                      for s in spans)
         phrases = tuple(dict.fromkeys(norm[a:b] for a, b in spans))
         moves = tuple(dict.fromkeys(found[s][1] for s in spans))
+        if (weight < self.argues_at and tone is not None and SERVICE.search(norm) is None
+                and ADDRESSED.search(norm) is not None):
+            p_negative = tone(text)
+            if p_negative >= TONE_AT:
+                weight += self.argues_at
+                phrases += (f"整体语气（负面概率 {p_negative:.2f}）",)
+                moves += ("语气对立",)
         argues = weight >= self.argues_at
         return Verdict(argues, weight, phrases if argues else (), moves if argues else ())
 
-    def check(self, text: str) -> tuple[str, ...]:
+    def check(self, text: str, tone: Callable[[str], float] | None = None) -> tuple[str, ...]:
         """The arguing phrases of ``text``; empty when it does not argue."""
-        return self.read(text).phrases
+        return self.read(text, tone).phrases
 
 
 def _outermost(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:

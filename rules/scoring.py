@@ -79,7 +79,7 @@ class Scorer:
         else:
             author, reach, tier = Author(id=""), 0, None
         verdict = assess(p, negative, harm.terms, weight, complaint, author, reach, tier,
-                         self.policy, harm, grievance)
+                         self.policy, harm, grievance, pol.negative)
         terms = tuple(t.term for t in found)
         if verdict.danger:
             terms += tuple(t for t in harm.terms if t not in terms)

@@ -9,8 +9,9 @@ post's reach. The rule is a short list a PR lead can read and argue with:
   or a complaint (negative, or with grievance cues) with complaint terms from a super author,
   or from a strong author with big reach;
 - P2: a complaint (money, service, fraud) whose strength reaches ``grievance_p2`` (grievance
-  cue weight, +1 when the model calls it negative), or one that is influential (strong
-  tier) or has big reach, or negative with strong complaint terms (曝光, 315, 维权 ...);
+  cue weight, +1 when the model calls it negative, +1 more when it is confidently negative:
+  P(negative) >= ``confident_negative``), or one that is influential (strong tier) or has
+  big reach, or negative with strong complaint terms (曝光, 315, 维权 ...);
 - P3: negative, or a weak complaint (one cue, the model not negative);
 - P4: the rest (praise and questions still get the 5-minute reply).
 
@@ -52,7 +53,13 @@ class SeverityPolicy:
     """P(positive) at or above which a post is clearly positive: its harm words are not a
     report (这款灭火器太好用了，厨房着火一下就扑灭了) and its grievance words not a complaint."""
     grievance_p2: float = 2.0
-    """Complaint strength (grievance cue weight, +1 when negative) that ranks P2."""
+    """Complaint strength (grievance cue weight, +1 when negative, +1 when confidently
+    negative) that ranks P2."""
+    confident_negative: float = 0.8
+    """P(negative) at or above which a negative post is confidently negative: the model's
+    confidence counts as strength, since cue lists miss much of how people complain.
+    Chosen on the dev parts of tests/data/severity_posts.jsonl as the lowest value that
+    ranks at most 5 % of benign posts P2 (4 of 84 there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +89,8 @@ def influence_tier(author: Author, tier: Tier | None, policy: SeverityPolicy) ->
 def assess(sentiment: float, negative: bool, danger_terms: tuple[str, ...],
            complaint_weight: float, complaint_terms: tuple[str, ...], author: Author,
            reach: int, tier: Tier | None, policy: SeverityPolicy,
-           harm: Reading | None = None, grievance: Reading = NOTHING) -> Assessment:
+           harm: Reading | None = None, grievance: Reading = NOTHING,
+           p_negative: float = 0.0) -> Assessment:
     """Severity and reasons for one mention.
 
     ``harm`` is the post's harm reading; without one, ``danger_terms`` stand for a harm
@@ -110,12 +118,15 @@ def assess(sentiment: float, negative: bool, danger_terms: tuple[str, ...],
     elif harm.harm:
         reasons.append("危险词但明显正面：" + "、".join(harm.terms))
     elif harm.dropped:
-        reasons.append("危险词不计：" + "、".join(f"{t}（{why}）" for t, why in harm.dropped))
+        reasons.append("危险词不计：" + "、".join(f"{term}（{why}）" for term, why in harm.dropped))
     if complaint:
         reasons.append(f"投诉（{grievance.kind_words()}）：" + "、".join(grievance.terms))
     if complaint_terms:
         reasons.append("投诉词：" + "、".join(complaint_terms))
-    strength = grievance.weight * complaint + negative
+    confident = negative and p_negative >= policy.confident_negative
+    if confident:
+        reasons.append(f"强烈负面（负面概率 {p_negative:.2f}）")
+    strength = grievance.weight * complaint + negative + confident
     strong_complaint = complaint_weight >= policy.complaint_weight
     big = reach >= policy.big_reach
     grieves = negative or complaint

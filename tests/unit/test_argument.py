@@ -58,6 +58,25 @@ def test_civil_replies(text: str) -> None:
     assert GUARD.check(text) == ()
 
 
+@pytest.mark.parametrize(("text", "p_negative", "phrases"), [
+    # no apology, thanks or offer, aimed at the customer, a negative tone: arguing
+    ("你要这么想我们也没办法", 0.9, ("没办法", "整体语气（负面概率 0.90）")),
+    ("你要这么想我们也没办法", 0.5, ()),             # the tone is not negative enough
+    ("我们也没办法", 0.9, ()),                       # not aimed at anyone
+    ("非常抱歉，你要这么想我们也理解", 0.9, ()),      # an apology: the tone is not asked
+])
+def test_tone_of_a_reply_with_nothing_to_offer(text: str, p_negative: float,
+                                               phrases: tuple[str, ...]) -> None:
+    asked: list[str] = []
+
+    def tone(t: str) -> float:
+        asked.append(t)
+        return p_negative
+
+    assert GUARD.check(text, tone) == phrases
+    assert asked == ([] if "抱歉" in text or "你" not in text else [text])
+
+
 def test_the_teams_lexicon_counts_too(tmp_path: Path) -> None:
     p = tmp_path / "arg.tsv"
     p.write_text("term\tweight\tcategory\n下次注意点\t5\tblame\n", encoding="utf-8")
@@ -69,7 +88,7 @@ def test_labelled_replies_are_many_varied_and_split_before_rules() -> None:
     rows = [json.loads(line) for line in
             (ROOT / "tests/data/official_replies.jsonl").read_text("utf-8").splitlines()]
     assert len(rows) >= 300 and len({r["text"] for r in rows}) == len(rows)
-    assert {r["split"] for r in rows} == {"train", "heldout"}
+    assert {r["split"] for r in rows} == {"train", "heldout", "fresh"}
     assert {r["kind"] for r in rows if not r["argues"]} == {"polite", "apology", "info", "firm"}
     assert {r["kind"] for r in rows if r["argues"]} == {
         "blame", "deny", "condescend", "dismiss", "sarcasm", "rhetorical"}

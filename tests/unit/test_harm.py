@@ -144,20 +144,60 @@ def test_custom_table(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_labelled_posts_are_read_as_the_labels_say() -> None:
-    """The harm reading alone (no sentiment model) on tests/data/severity_posts.jsonl:
-    nearly every harm post is a harm report and no benign post is (figures of speech,
-    negations, questions and a debunk among them). bench/severity.py prints the rest."""
+    """The harm reading alone (no sentiment model) on the dev parts of
+    tests/data/severity_posts.jsonl (the held-out part is the benchmark's, not a target
+    to fit): nearly every harm post is a harm report and no benign post is (figures of
+    speech, negations, questions and a debunk among them). bench/severity.py prints the
+    rest, the held-out part included."""
     import json
     from pathlib import Path
 
     path = Path(__file__).resolve().parents[1] / "data" / "severity_posts.jsonl"
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
-    assert len(rows) >= 100
-    harm = [r for r in rows if r["label"] == "harm"]
-    other = [r for r in rows if r["label"] != "harm"]
+    assert len(rows) >= 100 and sum(r["split"] == "heldout" for r in rows) >= 50
+    dev = [r for r in rows if r["split"] != "heldout"]
+    harm = [r for r in dev if r["label"] == "harm"]
+    other = [r for r in dev if r["label"] != "harm"]
     assert sum(HARM.read(r["text"]).harm for r in harm) >= 0.9 * len(harm)
     assert [r["text"] for r in other if HARM.read(r["text"]).harm] == []
     for example in ("吃了他们家的外卖，我和同事三个人都食物中毒了，已经送医",
                     "网传某乳企奶粉检出致癌物黄曲霉毒素", "买的婴儿床护栏断裂，孩子差点摔下来",
                     "花火爆炸好看", "市场监管局公布抽检结果，该品牌所有批次均合格"):
         assert example in {r["text"] for r in rows}
+
+
+@pytest.mark.parametrize(("p_negative", "severity", "reason"), [
+    (0.95, "P2", "强烈负面（负面概率 0.95）"),  # the model is sure: strength 2
+    (0.79, "P3", None),                          # below SeverityPolicy.confident_negative
+])
+def test_a_confidently_negative_post_is_a_strong_complaint(p_negative: float, severity: str,
+                                                           reason: str | None) -> None:
+    a = assess(0.1, True, (), 0.0, (), NOBODY, 0, None, POLICY, HARM.read("今天很糟糕"),
+               GRIEVANCE.read("今天很糟糕"), p_negative)
+    assert a.severity == severity
+    assert (reason in a.reasons) if reason else not any("强烈" in r for r in a.reasons)
+
+
+def test_pattern_anchors_never_skip_a_match() -> None:
+    """A pattern runs only when one of its anchors is in the post: every match, on every
+    labelled post and reply, must contain one, or the shortcut would change verdicts."""
+    import json
+    import re
+    from pathlib import Path
+
+    from rules.harm import GRIEVANCE_PATTERNS, HARM_PATTERNS
+    from rules.textnorm import normalise_for_scoring
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    texts = [json.loads(line)["text"] for name in ("severity_posts.jsonl",
+                                                   "official_replies.jsonl")
+             for line in (data / name).read_text("utf-8").splitlines()]
+    texts += ["椅腿直接折了", "多收五百", "一周了还在待发货", "喝出了一颗螺丝钉", "脚趾头血肉模糊"]
+    matched = 0
+    for pattern, _, _, anchors in HARM_PATTERNS + GRIEVANCE_PATTERNS:
+        rx = re.compile(pattern)
+        for text in texts:
+            for m in rx.finditer(normalise_for_scoring(text).lower()):
+                matched += 1
+                assert any(a in m.group() for a in anchors), (pattern, m.group())
+    assert matched > 200
