@@ -215,6 +215,15 @@ class BrandActivity:
         self.harm = [h for h in self.harm if h[0] > horizon]
 
 
+def harm_words(terms: tuple[str, ...], reasons: tuple[str, ...]) -> str:
+    """The harm a post reports, in the scoring stage's words: its ``伤害报告…`` reason
+    (what kind of harm, and the words that say it), else its first terms."""
+    for reason in reasons:
+        if reason.startswith("伤害报告"):
+            return reason[len("伤害报告"):].lstrip("：: ")
+    return "、".join(terms[:3])
+
+
 @dataclass(slots=True)
 class Story:
     """A post naming the brand and all its reposts and comments."""
@@ -241,7 +250,8 @@ class Story:
     harm: int = 0
     """Harm reports in the story's own claim: its root (or, for a story whose root was
     never seen, its first post). A reposter's 太可怕了 is a reaction, counted as negative."""
-    harm_terms: tuple[str, ...] = ()
+    harm_terms: str = ""
+    """What the harm report says, for the page (``harm_words``)."""
     reach: int = 0
     """Followers of everyone who posted in it (an upper bound on who saw it)."""
     last_at: float = 0.0
@@ -332,8 +342,8 @@ def detect_story(story: Story, activity: BrandActivity, now: float,
     # P1: an influential author's story (it reaches many at once) or one far beyond chance.
     severity = "P1" if story.influential or p < alpha * alpha else "P2"
     detail = (f"「{_claim(story)}」{_who(story)}：{_span(now - story.started)}内"
-              f"共 {story.n_posts} 条转发/评论，其中有自己话语的 {n} 条里 {k} 条负面"
-              f"（{_pct(k / n)}，该品牌平时约 {_pct(share0)}，偶然概率 {p:.0e}）；"
+              f"共 {story.n_posts} 条（原帖及转发、评论），其中有自己话语的 {n} 条里 {k} 条负面"
+              f"（{_pct(k / n)}，该品牌平时约 {_pct(share0)}，纯属偶然的概率 {p:.0e}）；"
               f"近 {_span(cfg.spread_window)} {moving} 条（平时约 {normal:.1f} 条），"
               f"覆盖粉丝约 {story.reach:,}")
     return Detection(Trigger.SPREAD, severity, detail)
@@ -366,9 +376,11 @@ def detect_danger(story: Story, activity: BrandActivity, now: float,
     others = sorted({a for t, a, root in activity.harm
                      if t > since and root != story.root_id and a != story.author_id})
     moving = story.posts.count(now - cfg.spread_window, now)
-    terms = "、".join(story.harm_terms) or "伤害"
+    terms = story.harm_terms or "伤害"
+    if not terms.startswith("（"):
+        terms = "：" + terms
     if story.influential:
-        why = f"作者有影响力（粉丝 {story.followers:,}）"
+        why = "作者影响力大，一发出就被大量看到"
     elif moving >= cfg.danger_spread_posts:
         why = f"{_span(cfg.spread_window)}内已被转发/评论 {moving} 条"
     elif others:
@@ -376,7 +388,7 @@ def detect_danger(story: Story, activity: BrandActivity, now: float,
     else:
         return None
     return Detection(Trigger.DANGER, "P1",
-                     f"「{_claim(story)}」{_who(story)}报告伤害（{terms}），{why}")
+                     f"「{_claim(story)}」{_who(story)}报告伤害{terms}；{why}")
 
 
 def detect_burst(activity: BrandActivity, now: float, cfg: CrisisConfig) -> Detection | None:
@@ -391,5 +403,5 @@ def detect_burst(activity: BrandActivity, now: float, cfg: CrisisConfig) -> Dete
         return None
     severity = "P1" if p < cfg.story_alpha ** 2 and n >= 2 * cfg.burst_min_negatives else "P2"
     detail = (f"{_span(cfg.burst_window)}内 {n} 条各自独立的负面微博（不是同一条的转发）"
-              f"（该品牌平时约 {normal:.1f} 条，偶然概率 {p:.0e}）")
+              f"（该品牌平时约 {normal:.1f} 条，纯属偶然的概率 {p:.0e}）")
     return Detection(Trigger.BURST, severity, detail)

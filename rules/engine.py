@@ -36,6 +36,7 @@ from rules.crisis import (
     detect_danger,
     detect_story,
     detect_wordless_spread,
+    harm_words,
     is_negative,
 )
 
@@ -722,7 +723,7 @@ class EscalationEngine:
         story.add(clock.created_at, clock.followers, clock.needs_reply, clock.negative)
         if clock.flags & _DANGER:
             story.harm = 1
-            story.harm_terms = clock.terms[:3]
+            story.harm_terms = harm_words(clock.terms, clock.reasons)
         story.incident_id = clock.incident_id if clock.flags & _OPENED else None
         return story
 
@@ -778,7 +779,7 @@ class EscalationEngine:
         story.add(post.created_at, post.author.followers_count, score is not None, negative)
         if score is not None and score.danger and story.n_posts == 1:
             story.harm += 1
-            story.harm_terms = score.terms[:3]
+            story.harm_terms = harm_words(score.terms, score.reasons)
         self._count(story.brand, post, score, story.n_posts == 1, story.root_id)
         return self._check_story(story, now)
 

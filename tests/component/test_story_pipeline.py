@@ -58,6 +58,6 @@ def test_a_storys_reposts_count_and_batched_equals_one_by_one(tmp_path: Path) ->
     assert story.n_negative >= 8
     opened = [a for a in one.alerts() if a.type == "crisis.opened"]
     assert len(opened) == 1 and opened[0].post_id == "900"
-    assert "转发/评论" in opened[0].text and "快书包把我买的书弄丢了" in opened[0].text
+    assert "原帖及转发、评论" in opened[0].text and "快书包把我买的书弄丢了" in opened[0].text
     assert [(a.id, a.at, a.text) for a in one.alerts()] == \
         [(a.id, a.at, a.text) for a in batch.alerts()]

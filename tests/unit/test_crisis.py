@@ -123,6 +123,17 @@ def test_story_opens_on_its_negative_share_against_the_brands_normal(
     assert (None if found is None else (str(found.trigger), found.severity)) == expected
 
 
+def test_the_page_says_which_story_how_many_in_how_long_against_what_normal() -> None:
+    s = story(40, 25, 40, influential=True)
+    s.text = "快书包把我买的书弄丢了，客服也不理人，太差了"
+    found = detect_story(s, BrandActivity(), T0, CFG)
+    assert found is not None and found.detail == (
+        "「快书包把我买的书弄丢了，客服也不理人，太差了」@a（粉丝 500,000，有影响力）："
+        "2.0 小时内共 40 条（原帖及转发、评论），其中有自己话语的 40 条里 25 条负面"
+        "（62%，该品牌平时约 20%，纯属偶然的概率 6e-09）；近 60 分钟 40 条（平时约 5.0 条），"
+        "覆盖粉丝约 4,000")
+
+
 def test_a_brand_with_a_grumpy_history_needs_more() -> None:
     """Relative to the brand: 50% negative is a crisis for a brand whose posts are 20%
     negative, not for one whose posts are 50% negative all the time."""
