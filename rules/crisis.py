@@ -134,15 +134,10 @@ def _coarse() -> Times:
     return Times(resolution=MINUTE)
 
 
-def p_negative(score: Score) -> float:
-    """How likely the post is negative (three-class sentiment; 1 - P(positive) for a
-    hand-built score without it)."""
-    return score.p_negative if score.polarity else 1.0 - score.sentiment
-
-
 def is_negative(score: Score) -> bool:
-    """Negative polarity, as the scoring stage decided it (``polarity`` is ``negative``
-    exactly when ``negative`` is set)."""
+    """Negative polarity, as the scoring stage decided it (three-class sentiment:
+    ``polarity`` is ``negative`` exactly when ``negative`` is set). The one place the
+    detector reads a post's polarity."""
     return score.negative
 
 
@@ -248,8 +243,8 @@ class Story:
     n_scored: int = 0
     n_negative: int = 0
     harm: int = 0
-    """Harm reports in the story's own claim: its root (or, for a story whose root was
-    never seen, its first post). A reposter's 太可怕了 is a reaction, counted as negative."""
+    """Harm reports in the story's own claim, its root post. A reposter's 太可怕了 is a
+    reaction, counted as negative, not a report."""
     harm_terms: str = ""
     """What the harm report says, for the page (``harm_words``)."""
     reach: int = 0
