@@ -322,6 +322,13 @@ class Pipeline:
                 mention = Mention(post=post, brand=match.brand, score=score,
                                   needs_reply=not pure, keywords=match.keywords)
                 out.extend(self.engine.on_mention(mention, now))
+            root = self.engine.story_root(post)
+            named = frozenset(m.brand for m in matches)
+            if root is not None and self.engine.story_brands(root) - named:
+                # It also reposts another brand's story: it counts there too, with the
+                # same score as in its own brands' stories.
+                out.extend(self.engine.on_story_post(root, post, None if pure else score,
+                                                     now, named=named))
         else:
             root = self.engine.story_root(post)
             if root is not None:  # a repost or comment of a story: it counts in the story

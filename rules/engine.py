@@ -690,16 +690,21 @@ class EscalationEngine:
                 return target
         return None
 
-    def on_story_post(self, root: str, post: Post, score: Score | None,
-                      now: float) -> list[Alert]:
-        """A repost or comment of a known story that does not name the brand itself:
-        volume, reach and (``score``: its own words, None for a pure repost) negativity
-        of every story of ``root``."""
+    def on_story_post(self, root: str, post: Post, score: Score | None, now: float,
+                      named: frozenset[str] = frozenset()) -> list[Alert]:
+        """A repost or comment of a known story: volume, reach and (``score``: its own
+        words, None for a pure repost) negativity of every story of ``root``, except those
+        of the ``named`` brands (the post names them itself: ``on_mention`` counted it)."""
         out = list(self.on_reposts(post.reposts_id, 1, post.created_at, now)
-                   if post.reposts_id else ())
+                   if post.reposts_id and not named else ())
         for story in self._stories_of(root):
-            out.extend(self._story_post(story, post, score, now))
+            if story.brand not in named:
+                out.extend(self._story_post(story, post, score, now))
         return out
+
+    def story_brands(self, root: str) -> set[str]:
+        """The brands ``root`` is a story of."""
+        return {story.brand for story in self._stories_of(root)}
 
     def _stories_of(self, root: str) -> list[Story]:
         """The stories of ``root``, made from its mentions' clocks the first time it is

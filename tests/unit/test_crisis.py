@@ -321,3 +321,25 @@ def test_a_reposters_aside_does_not_make_someone_elses_story_the_brands() -> Non
     assert opened(out) == []
     assert e.story_root(repost(other, T0 + 90 * M)) is None
     assert e.story_root(post(T0 + 90 * M, "说得对", reposts=aside.post.id)) == aside.post.id
+
+
+def test_a_repost_naming_another_brand_still_counts_in_the_story_it_reposts() -> None:
+    from monitor.config import BrandConfig, Config
+
+    cfg = Config(brands=(BrandConfig(name="快书包", keywords=("快书包",)),
+                         BrandConfig(name="快递侠", keywords=("快递侠",))))
+    e = EscalationEngine(cfg.brands, cfg.sla, cfg.crisis, cfg.tz)
+    root = post(T0, "快书包把我的书弄丢了")
+    e.on_mention(mention(root), T0)
+    other = replace_brand(mention(post(T0 + M, "别家也一样，快递侠更差", reposts=root.id)),
+                          "快递侠")
+    e.on_mention(other, T0 + M)
+    assert e.story_brands(root.id) == {"快书包"}
+    e.on_story_post(root.id, other.post, NEG, T0 + M, named=frozenset({"快递侠"}))
+    e.on_story_post(root.id, other.post, NEG, T0 + M, named=frozenset({"快书包"}))  # no-op
+    [story] = e.stories[int(root.id)]
+    assert (story.brand, story.n_posts, story.n_negative) == ("快书包", 2, 2)
+
+
+def replace_brand(m: Mention, brand: str) -> Mention:
+    return msgspec.structs.replace(m, brand=brand)
