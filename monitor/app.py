@@ -13,6 +13,7 @@ from monitor.config import Config, ConfigError
 from monitor.model import Post
 from monitor.pipeline import Pipeline
 from monitor.store import Store
+from rules.argument import ArgumentGuard
 from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
 from rules.matching import BrandMatcher
 from rules.scoring import Assessment, Scorer, assess_posts, load_tiers
@@ -61,15 +62,20 @@ def default_assessor(config: Config) -> Callable[[Sequence[Post]], dict[str, Ass
     """The pipeline's matching and scoring as ``build_pipeline`` wires them, on their own
     (for the replay's feed reader, which does that work in its own process)."""
     matcher, scorer = BrandMatcher(config.brands), build_scorer(config)
-    return functools.partial(assess_posts, matcher=matcher, scorer=scorer)
+    # The story roots seen so far, kept across batches: reposts of a mention are scored
+    # here too (rules.scoring.assess_posts), in feed order, as the pipeline would.
+    return functools.partial(assess_posts, matcher=matcher, scorer=scorer, stories=set())
 
 
-def build_argument_lexicon(config: Config) -> Lexicon:
+def build_argument_guard(config: Config) -> ArgumentGuard:
+    """The guard on official replies: its grammar of arguing moves plus the team's
+    forbidden-reply lexicon (``scoring.argument_lexicon``; empty = the shipped list)."""
     path = config.scoring.argument_lexicon
     try:
-        return Lexicon.load(config.resolve(path)) if path else default_argument_lexicon()
+        lexicon = Lexicon.load(config.resolve(path)) if path else default_argument_lexicon()
     except (OSError, ValueError) as exc:
         raise ConfigError([f"scoring.argument_lexicon: {exc}"]) from None
+    return ArgumentGuard(lexicon)
 
 
 def build_pipeline(config: Config, store: Store, channels: Sequence[str] = (),
@@ -80,7 +86,7 @@ def build_pipeline(config: Config, store: Store, channels: Sequence[str] = (),
     replay's are matched and scored by its feed reader; ``monitor.feedstream``)."""
     if scorer is None and not lazy_scorer:
         scorer = build_scorer(config)
-    return Pipeline(config, store, scorer, build_argument_lexicon(config),
+    return Pipeline(config, store, scorer, build_argument_guard(config),
                     build_router(config), channels,
                     make_scorer=functools.partial(build_scorer, config))
 

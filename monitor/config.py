@@ -84,6 +84,33 @@ class CrisisConfig:
     """Authors with at least this many followers (or verified) are influential."""
     danger_min_posts: int = 1
     """Negative mentions with a danger term (爆炸, 中毒 ...) in the burst window to open one."""
+    story_alpha: float = 1e-2
+    """A story's negative share must be this improbable under the brand's normal share
+    (one-sided binomial tail) to open an incident; also the level of the volume tests."""
+    influential_alpha: float = 1e-2
+    """The same test's level for a story whose root is a negative post by an influential
+    author: it reaches many people at once, so less evidence is needed, earlier."""
+    story_share_factor: float = 1.5
+    """... and its negative share must be at least this many times the brand's normal one
+    (an effect size: in a story of 500 posts a rise from 20% to 26% is significant, and
+    no crisis)."""
+    story_min_scored: int = 8
+    """A story's posts with words of their own (pure reposts are volume only) before its
+    negative share is tested: fewer say nothing about the public's reaction."""
+    prior_negative_share: float = 0.2
+    """A brand with no history is taken to draw this share of negative posts (a Beta prior
+    worth ``prior_weight`` posts; the brand's own stories update it). Chosen on the
+    development set of brand stories, 5-fold cross-validated (``bench/detection.py --cv``)."""
+    prior_weight: float = 20.0
+    """How many posts the prior share is worth against the brand's own history."""
+    prior_posts_per_hour: float = 5.0
+    """A brand with no history is taken to get this many posts an hour (a Gamma prior worth
+    ``prior_hours``): what a story's speed and a burst are measured against."""
+    prior_hours: float = 6.0
+    """How many hours of history the volume prior is worth."""
+    danger_spread_posts: int = 10
+    """A harm report corroborated by spread: its story has this many posts in
+    ``spread_window`` (other corroboration: an influential author, a second reporter)."""
     close_factor: float = 1.5
     """Closed once negatives in the last hour are at most this times the baseline."""
     close_check_every: Duration = Duration(H)
@@ -102,6 +129,17 @@ class CrisisConfig:
                 yield key, "must be positive"
         for key in ("burst_min_negatives", "spread_min_reposts", "viral_min_reposts",
                     "danger_min_posts"):
+            if getattr(self, key) < 1:
+                yield key, "must be at least 1"
+        for key in ("story_alpha", "influential_alpha", "prior_negative_share"):
+            if not 0 < getattr(self, key) < 1:
+                yield key, "must be between 0 and 1"
+        if self.story_share_factor < 1:
+            yield "story_share_factor", "must be at least 1"
+        for key in ("prior_weight", "prior_posts_per_hour", "prior_hours"):
+            if getattr(self, key) <= 0:
+                yield key, "must be positive"
+        for key in ("story_min_scored", "danger_spread_posts"):
             if getattr(self, key) < 1:
                 yield key, "must be at least 1"
         if self.burst_factor <= 1 or self.close_factor < 1:

@@ -98,9 +98,14 @@ class Score(msgspec.Struct, frozen=True, gc=False):
     negative: bool
     severity: str = "P4"
     terms: tuple[str, ...] = ()
-    """Crisis-lexicon terms found in the text."""
+    """Crisis-lexicon terms found in the text, then (when ``danger``) the harm cues that
+    made it a harm report and are not lexicon terms (送医, 上吐下泻, 孩子)."""
     danger: bool = False
-    """True when a danger term (爆炸, 中毒, 死亡 ...) is among ``terms``."""
+    """True when the text reports real harm (poisoning, fire, explosion, injury, death, a
+    child in danger, a product failure that could hurt): not negated (没有受伤), not a
+    worry (免得被辐射), not a figure of speech (好吃到爆炸), not clearly positive. Read by
+    ``rules.harm`` without the sentiment model: a factual report of harm counts even when
+    the model calls it neutral. See docs/severity.md."""
     reasons: tuple[str, ...] = ()
     """Why this severity, in words a responder reads in the alert."""
     polarity: str = ""

@@ -19,15 +19,23 @@ from alerts.audit import AuditLog
 from alerts.record import Alert, format_instant
 from alerts.router import Router
 from monitor.config import Config
-from monitor.model import Action, Event, Mention, Post
+from monitor.model import Action, Event, Mention, Post, Score
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
+from rules.argument import ArgumentGuard
 from rules.crisis import Incident
 from rules.engine import EscalationEngine
-from rules.lexicon import Lexicon
 from rules.matching import BrandMatcher
-from rules.scoring import Assessment, Scorer, assess_posts
+from rules.scoring import (
+    Assessment,
+    Scorer,
+    assess_posts,
+    has_own_words,
+    own_words,
+    replace_text,
+)
+from rules.sentiment import polarities
 
 log = structlog.get_logger(__name__)
 
@@ -61,10 +69,7 @@ def cutoff(event: StoredEvent, now: float) -> float:
     return now if created is None else min(now, created)
 
 
-def own_words(text: str) -> str:
-    """The reposter's own words: what comes before the quoted ``//@user:`` chain."""
-    cut = text.find("//@")
-    return text if cut < 0 else text[:cut].strip()
+__all__ = ["Pipeline", "PipelineStats", "cutoff", "incident_record", "own_words"]
 
 
 class _JsonCache(dict[tuple[str, ...], str]):
@@ -79,10 +84,25 @@ class _JsonCache(dict[tuple[str, ...], str]):
         return text
 
 
+class _KnownStories:
+    """The engine's story roots (its stories and its mentions), as ``assess_posts`` asks
+    about them; the mentions found in the batch itself ``assess_posts`` adds on its own."""
+
+    def __init__(self, engine: EscalationEngine) -> None:
+        self._engine = engine
+
+    def __contains__(self, post_id: object) -> bool:
+        return isinstance(post_id, str) and self._engine.knows_story(post_id)
+
+    def add(self, post_id: str) -> None:
+        """The engine learns of a story when it handles the post, not ahead of it."""
+
+
 class Pipeline:
     """Turns events into alerts, durably."""
 
-    def __init__(self, config: Config, store: Store, scorer: Scorer | None, argument: Lexicon,
+    def __init__(self, config: Config, store: Store, scorer: Scorer | None,
+                 argument: ArgumentGuard,
                  router: Router, channels: Sequence[str] = (), *,
                  make_scorer: Callable[[], Scorer] | None = None) -> None:
         """``scorer`` None: built by ``make_scorer`` the first time a post needs scoring
@@ -138,7 +158,8 @@ class Pipeline:
         self.store.expect(events)  # one dedupe query for the lot, not one per event
         posts = [e for e in events if isinstance(e, Post)]
         if assessed is None:
-            assessed = assess_posts(posts, self.matcher, self.scorer)
+            assessed = assess_posts(posts, self.matcher, self.scorer,
+                                    _KnownStories(self.engine))
         self._matched = {post.id: assessed.get(post.id) for post in posts}
 
     # ------------------------------------------------------------------ entry points
@@ -266,6 +287,11 @@ class Pipeline:
             return self.engine.on_counts(event.post_id, event.reposts_count, now)
         return self._post(event, now)
 
+    def _tone(self, text: str) -> float:
+        """P(negative) of an official reply, for the argument guard (a few a day: one
+        text at a time is cheap enough)."""
+        return polarities(self.scorer.sentiment, [text])[0].negative
+
     def _subject(self, target: str) -> str | None:
         """What an action naming an alert (``a-…``, or a repeat's ``a-…-rN``) is about;
         None for any other target (a post id, a mention key, an incident id)."""
@@ -279,7 +305,7 @@ class Pipeline:
         out: list[Alert] = []
         for brand in self.matcher.official_brands(post.author.id):
             self.stats.official += 1
-            terms = tuple(t.term for t in self.argument.find(post.text)) if post.targets else ()
+            terms = self.argument.check(post.text, self._tone) if post.targets else ()
             out.extend(self.engine.on_official(post, brand, terms, now))
         ready = self._matched.pop(post.id, _UNPREPARED)
         if ready is _UNPREPARED:  # as ``assess_posts`` would, one post
@@ -297,10 +323,29 @@ class Pipeline:
                 mention = Mention(post=post, brand=match.brand, score=score,
                                   needs_reply=not pure, keywords=match.keywords)
                 out.extend(self.engine.on_mention(mention, now))
-        elif post.reposts_id and self.engine.tracks(post.reposts_id):
-            self.stats.reposts_of_mentions += 1
-            out.extend(self.engine.on_reposts(post.reposts_id, 1, post.created_at, now))
+            root = self.engine.story_root(post)
+            named = frozenset(m.brand for m in matches)
+            if root is not None and self.engine.story_brands(root) - named:
+                # It also reposts another brand's story: it counts there too, with the
+                # same score as in its own brands' stories.
+                out.extend(self.engine.on_story_post(root, post, None if pure else score,
+                                                     now, named=named))
+        else:
+            root = self.engine.story_root(post)
+            if root is not None:  # a repost or comment of a story: it counts in the story
+                self.stats.reposts_of_mentions += 1
+                out.extend(self.engine.on_story_post(root, post, self._story_score(post, ready),
+                                                     now))
         return out
+
+    def _story_score(self, post: Post, ready: Any) -> Score | None:
+        """The score of a story post's own words (None when it has none: a pure repost is
+        volume only), as worked out ahead by ``prepare`` where it was."""
+        if not has_own_words(post):
+            return None
+        if ready is not None and ready is not _UNPREPARED:
+            return ready[1]
+        return self.scorer.score(replace_text(post, own_words(post.text)))
 
     def _record(self, raw: list[Alert]) -> list[Alert]:
         """Address the alerts and keep the new ones in the outbox.

@@ -89,10 +89,10 @@ def start_problems(config: Config, notes: list[str] | None = None,
 
 def _model_problems(config: Config) -> list[str]:
     """The scoring files (model, lexicons, tiers), each loaded as ``run`` loads them."""
-    from monitor.app import build_argument_lexicon, build_scorer
+    from monitor.app import build_argument_guard, build_scorer
 
     problems = []
-    for build in (build_scorer, build_argument_lexicon):
+    for build in (build_scorer, build_argument_guard):
         try:
             build(config)
         except ConfigError as exc:

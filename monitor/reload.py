@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from monitor.app import brand_words, build_argument_lexicon, build_router, build_scorer
+from monitor.app import brand_words, build_argument_guard, build_router, build_scorer
 from monitor.config import Config, ConfigError, load_config
 from rules.crisis import BrandActivity
 from rules.matching import BrandMatcher
@@ -53,7 +53,7 @@ async def reload_config(daemon: Daemon, new: Config) -> bool:
     pipeline = daemon.pipeline
     try:
         scorer = await prepare(old, new, pipeline.scorer)
-        argument = build_argument_lexicon(new)
+        argument = build_argument_guard(new)
         matcher = BrandMatcher(new.brands)
     except ConfigError as exc:
         refuse(exc)

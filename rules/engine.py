@@ -30,11 +30,14 @@ from rules.crisis import (
     BrandActivity,
     Detection,
     Incident,
+    Story,
     Times,
-    Trigger,
     detect_burst,
     detect_danger,
-    detect_spread,
+    detect_story,
+    detect_wordless_spread,
+    harm_words,
+    is_negative,
 )
 
 HOUR = 3600.0
@@ -60,6 +63,9 @@ _REPLY_STEPS = {
 
 
 _NEEDS_REPLY, _TRACKS_REPOSTS, _NEGATIVE, _VERIFIED, _COMMENT = 1, 2, 4, 8, 16
+_DANGER, _OPENED = 32, 64
+"""A mention that reports harm; one whose own story opened an incident (for the story
+made from its clock when it is first reposted)."""
 _SHARED_MAX = 100_000
 _INCIDENT_ALERTS = frozenset({AlertType.CRISIS_OPENED, AlertType.CRISIS_CHECKPOINT,
                               AlertType.CRISIS_ESCALATED, AlertType.CRISIS_CLOSED})
@@ -342,6 +348,7 @@ class EngineStats:
     replies: int = 0
     unknown_targets: int = 0
     incidents: int = 0
+    story_posts: int = 0
 
 
 class EscalationEngine:
@@ -362,6 +369,8 @@ class EscalationEngine:
         self.incidents: dict[str, Incident] = {}
         self.open_incident: dict[str, str] = {}
         self.activity: dict[str, BrandActivity] = {name: BrandActivity() for name in self.brands}
+        self.stories: dict[str | int, list[Story]] = {}
+        """Root post id (``compact_id``) -> the stories of it, one per brand it names."""
         self.early_replies: dict[tuple[str, str], float] = {}
         self.stats = EngineStats()
         self.dirty_mentions: dict[ReplyClock, None] = {}
@@ -454,20 +463,15 @@ class EscalationEngine:
                                      wording.closed(inc, recent, self.tz))]
 
     def _still_spreading(self, inc: Incident, now: float) -> bool:
-        """Is the post that opened a ``spread`` incident still spreading as fast as when
-        it opened it? Then the story is not over, whatever the negative rate says: closing
-        would only reopen a second incident for the same post at its next repost."""
-        if inc.trigger is not Trigger.SPREAD or inc.trigger_post_id is None:
+        """Is the story that opened the incident still spreading as fast as a story that
+        opens one? Then it is not over, whatever the negative rate says: closing would
+        only reopen a second incident for the same story at its next repost."""
+        if inc.story_id is None:
             return False
-        for key in self.by_post.get(inc.trigger_post_id, ()):
-            clock = self.clocks[key]
-            if clock.brand != inc.brand or clock.reposts is None:
-                continue
-            author = clock.post.author
-            influential = author.verified or author.followers_count >= \
-                self.crisis.influential_followers
-            if detect_spread(clock.reposts, now, self.crisis, influential,
-                             author.followers_count):
+        for story in self.stories.get(compact_id(inc.story_id), ()):
+            if story.brand == inc.brand and \
+                    story.posts.count(now - self.crisis.spread_window, now) >= \
+                    self.crisis.spread_min_reposts:
                 return True
         return False
 
@@ -532,7 +536,7 @@ class EscalationEngine:
                                            wording.new_mention(clock, self.sla, self.tz)))
             if clock.replied_at is None:
                 self._at(post.created_at + self.sla.warn_at, Step.WARN, clock)
-        out.extend(self._crisis_on_mention(mention, now))
+        out.extend(self._crisis_on_mention(mention, clock, now))
         clock.incident_id = self.open_incident.get(mention.brand)
         self.dirty_mentions[clock] = None
         if post.reposts_id:
@@ -589,8 +593,9 @@ class EscalationEngine:
             clock.last_public_reply_at = at
 
     def on_reposts(self, target: str, n: int, at: float, now: float) -> list[Alert]:
-        """``n`` reposts of ``target`` at ``at`` (a repost seen, or a counter's growth)."""
-        out: list[Alert] = []
+        """``n`` reposts of ``target`` at ``at`` (a repost seen, or a counter's growth):
+        counted on the mention's clock. Whether they make a crisis is the story's
+        business (``on_story_post``, ``on_counts``)."""
         for clock in _each(self._posts.get(compact_id(target))):
             if not clock.flags & _TRACKS_REPOSTS:
                 continue
@@ -598,25 +603,7 @@ class EscalationEngine:
             if reposts is None:
                 reposts = clock.reposts = Times()
             reposts.add(at, n)
-            if not clock.flags & _NEGATIVE:
-                continue
-            brand = clock.brand
-            if brand in self.open_incident or self._opened_one(clock):
-                continue
-            influential = clock.verified or clock.followers >= \
-                self.crisis.influential_followers
-            found = detect_spread(reposts, now, self.crisis, influential, clock.followers)
-            if found:
-                out.extend(self._open(brand, found, clock.post_id, now))
-                clock.incident_id = self.open_incident.get(brand)
-                self.dirty_mentions[clock] = None
-        return out
-
-    def _opened_one(self, clock: ReplyClock) -> bool:
-        """Did this post already open an incident? One story, one incident: its later
-        waves are that story's, not a new crisis (new negative posts can still burst)."""
-        inc = self.incidents.get(clock.incident_id) if clock.incident_id else None
-        return inc is not None and inc.trigger_post_id == clock.post.id
+        return []
 
     def known_reposts(self, post_id: str) -> int:
         """The highest repost counter seen for a tracked status (-1 if not tracked)."""
@@ -633,6 +620,12 @@ class EscalationEngine:
                 continue
             clock.last_reposts_count = reposts_count
             out.extend(self.on_reposts(post_id, growth, now, now))
+            for story in self._stories_of(post_id):
+                if story.brand == clock.brand:
+                    story.posts.add(now, growth)
+                    story.n_posts += growth
+                    self.activity[story.brand].posts.add(now, growth)
+                    out.extend(self._check_story(story, now))
             break
         return out
 
@@ -684,35 +677,184 @@ class EscalationEngine:
         return []
 
     # ----------------------------------------------------------------- crisis
-    def _crisis_on_mention(self, mention: Mention, now: float) -> list[Alert]:
-        brand = mention.brand
+    def knows_story(self, post_id: str) -> bool:
+        """Is ``post_id`` the root of a story (a mention, or a story already reposted)?"""
+        key = compact_id(post_id)
+        return key in self.stories or key in self._posts
+
+    def story_root(self, post: Post) -> str | None:
+        """The root id of the known story ``post`` reposts or comments on (a story seen
+        reposted already, or a mention), or None."""
+        for target in (post.reposts_id, post.on_status_id, post.reply_to_id):
+            if target and self.knows_story(target):
+                return target
+        return None
+
+    def on_story_post(self, root: str, post: Post, score: Score | None, now: float,
+                      named: frozenset[str] = frozenset()) -> list[Alert]:
+        """A repost or comment of a known story: volume, reach and (``score``: its own
+        words, None for a pure repost) negativity of every story of ``root``, except those
+        of the ``named`` brands (the post names them itself: ``on_mention`` counted it)."""
+        out = list(self.on_reposts(post.reposts_id, 1, post.created_at, now)
+                   if post.reposts_id and not named else ())
+        for story in self._stories_of(root):
+            if story.brand not in named:
+                out.extend(self._story_post(story, post, score, now))
+        return out
+
+    def story_brands(self, root: str) -> set[str]:
+        """The brands ``root`` is a story of."""
+        return {story.brand for story in self._stories_of(root)}
+
+    def _stories_of(self, root: str) -> list[Story]:
+        """The stories of ``root``, made from its mentions' clocks the first time it is
+        reposted or commented on. Most mentions never are, and a story per mention would
+        cost ~1 KB each (a million open mentions: ``bench/memory.py``)."""
+        key = compact_id(root)
+        stories = self.stories.get(key)
+        if stories is None:
+            stories = []
+            for clock in _each(self._posts.get(key)):
+                stories.append(self._story_from_clock(clock))
+            if stories:
+                self.stories[key] = stories
+        return stories
+
+    def _story_from_clock(self, clock: ReplyClock) -> Story:
+        """A one-post story of a mention, as its arrival counted it (``_root_post``)."""
+        story = self._new_story(clock.post_id, clock.brand, clock.created_at, clock.keywords,
+                                clock.author_name or clock.author_id, clock.author_id,
+                                clock.followers, clock.verified, clock.negative, clock.text)
+        story.add(clock.created_at, clock.followers, clock.needs_reply, clock.negative)
+        if clock.flags & _DANGER:
+            story.harm = 1
+            story.harm_terms = harm_words(clock.terms, clock.reasons)
+        story.incident_id = clock.incident_id if clock.flags & _OPENED else None
+        return story
+
+    def _new_story(self, root: str, brand: str, at: float, keywords: tuple[str, ...],
+                   author: str, author_id: str, followers: int, verified: bool,
+                   negative: bool, text: str) -> Story:
+        influential = verified or followers >= self.crisis.influential_followers
+        return Story(root_id=root, brand=brand, started=at, keywords=keywords, author=author,
+                     author_id=author_id, followers=followers, influential=influential,
+                     root_negative=negative, text=text)
+
+    def _crisis_on_mention(self, mention: Mention, clock: ReplyClock,
+                           now: float) -> list[Alert]:
+        post = mention.post
+        # A pure repost's words are the post it quotes: volume, not a second opinion.
+        score = mention.score if mention.needs_reply else None
+        root = post.reposts_id or post.on_status_id
+        if root is not None and (compact_id(root) in self.stories
+                                 or compact_id(root) in self._posts):
+            for story in self._stories_of(root):
+                if story.brand == mention.brand:
+                    return self._story_post(story, post, score, now)
+        # An original post, or a repost/comment naming the brand of a post that does not
+        # (a reposter's aside in someone else's story): a story of its own. The other
+        # reposts of that post react to it, not to this aside.
+        return self._root_post(mention, clock, score, now)
+
+    def _root_post(self, mention: Mention, clock: ReplyClock, score: Score | None,
+                   now: float) -> list[Alert]:
+        """A post that starts a story: only harm and a burst of such posts can open an
+        incident at once (a story test needs reposts). The story object is made for the
+        test and dropped unless it opens an incident (the clock keeps what it needs)."""
+        if score is None or not (is_negative(score) or score.danger):
+            self._count(mention.brand, mention.post, score, True, mention.post.id)
+            return []
+        post = mention.post
+        author = post.author
+        story = self._new_story(post.id, mention.brand, post.created_at, clock.keywords,
+                                author.screen_name or author.id, author.id,
+                                author.followers_count, author.verified,
+                                is_negative(score), post.text)
+        if score.danger:
+            clock.flags |= _DANGER
+        out = self._story_post(story, post, score, now)
+        if story.incident_id is not None:
+            clock.flags |= _OPENED
+            self.stories.setdefault(compact_id(post.id), []).append(story)
+        return out
+
+    def _story_post(self, story: Story, post: Post, score: Score | None,
+                    now: float) -> list[Alert]:
+        negative = score is not None and is_negative(score)
+        story.add(post.created_at, post.author.followers_count, score is not None, negative)
+        if score is not None and score.danger and story.n_posts == 1:
+            story.harm += 1
+            story.harm_terms = harm_words(score.terms, score.reasons)
+        self._count(story.brand, post, score, story.n_posts == 1, story.root_id)
+        return self._check_story(story, now)
+
+    def _count(self, brand: str, post: Post, score: Score | None, first: bool,
+               root: str) -> None:
+        """A post of one of ``brand``'s stories: its history, and an open incident's."""
         activity = self.activity[brand]
-        activity.seen(mention.post.created_at)
+        t = post.created_at
+        activity.seen(t)
+        negative = score is not None and is_negative(score)
+        activity.posts.add(t)
+        if score is not None:
+            activity.scored.add(t)
+        if negative:
+            activity.negatives.add(t)
+            if first:  # a negative post that starts a story of its own
+                activity.originals.add(t)
+        if score is not None and score.danger and first:
+            activity.danger.add(t)
+            activity.harm.append((t, post.author.id, root))
+            if len(activity.harm) > 256:
+                del activity.harm[:128]
         inc_id = self.open_incident.get(brand)
         if inc_id is not None:
             inc = self.incidents[inc_id]
             inc.mentions += 1
-            inc.negatives += int(mention.score.negative)
+            inc.negatives += int(negative)
             self.dirty_incidents[inc_id] = None
-        if not mention.score.negative:
+        self.stats.story_posts += 1
+        if self.stats.story_posts % 4096 == 0:
+            self._forget(now=t)
+
+    def _check_story(self, story: Story, now: float) -> list[Alert]:
+        """Does ``story`` (or the brand's separate posts) now make a crisis?"""
+        brand = story.brand
+        if brand in self.open_incident or story.incident_id is not None:
             return []
-        t = mention.post.created_at
-        activity.negatives.add(t)
-        if mention.score.danger:
-            activity.danger.add(t)
-        if self.stats.mentions % 4096 == 0:
-            activity.forget(now, self.crisis)
-        if inc_id is not None:
-            return []
-        found = detect_burst(activity, now, self.crisis)
-        if found is None and mention.score.danger:
-            found = detect_danger(activity, now, self.crisis, mention.score.terms)
+        activity = self.activity[brand]
+        cfg = self.crisis
+        found = None
+        if story.harm:
+            found = detect_danger(story, activity, now, cfg)
+        if found is None:
+            found = detect_story(story, activity, now, cfg)
+        if found is None:
+            found = detect_wordless_spread(story, activity, now, cfg)
+        if found is None and story.n_posts == 1:
+            found = detect_burst(activity, now, cfg)
+            if found is not None:
+                return self._open(brand, found, story.root_id, now, None)
         if found is None:
             return []
-        return self._open(brand, found, mention.post.id, now)
+        out = self._open(brand, found, story.root_id, now, story)
+        story.incident_id = self.open_incident.get(brand)
+        return out
+
+    def _forget(self, now: float) -> None:
+        """Bounded memory on a long-running daemon: old times and quiet stories go."""
+        cfg = self.crisis
+        for activity in self.activity.values():
+            activity.forget(now, cfg)
+        horizon = now - cfg.baseline_span - cfg.window[1]
+        open_ids = set(self.open_incident.values())
+        for key in [k for k, stories in self.stories.items()
+                    if all(s.last_at < horizon and s.incident_id not in open_ids
+                           for s in stories)]:
+            del self.stories[key]
 
     def _open(self, brand: str, found: Detection, post_id: str | None,
-              now: float) -> list[Alert]:
+              now: float, story: Story | None) -> list[Alert]:
         cfg = self.crisis
         activity = self.activity[brand]
         # From facts, not from the time of detection, so live and replay give the same id.
@@ -723,11 +865,13 @@ class EscalationEngine:
         inc = Incident(id=inc_id, brand=brand, opened_at=now, trigger=found.trigger,
                        trigger_post_id=post_id, severity=found.severity, level=level,
                        baseline_per_hour=activity.baseline_per_hour(now, cfg),
-                       detail=found.detail)
-        inc.negatives = activity.negatives.count(now - cfg.burst_window, now)
-        inc.mentions = inc.negatives
-        if found.trigger is Trigger.SPREAD:
-            inc.mentions += 1
+                       detail=found.detail,
+                       story_id=story.root_id if story is not None else None)
+        if story is not None:  # the story's posts so far are the incident's
+            inc.mentions, inc.negatives = story.n_posts, story.n_negative
+        else:
+            inc.negatives = activity.originals.count(now - cfg.burst_window, now)
+            inc.mentions = inc.negatives
         self.incidents[inc_id] = inc
         self.open_incident[brand] = inc_id
         self.dirty_incidents[inc_id] = None

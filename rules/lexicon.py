@@ -69,7 +69,13 @@ class Lexicon:
         """Terms occurring in ``text`` (each once, in order of first occurrence)."""
         if not self.terms or not text:
             return []
-        norm = normalise_for_scoring(text).lower()
+        return self.find_normalised(normalise_for_scoring(text).lower())
+
+    def find_normalised(self, norm: str) -> list[LexTerm]:
+        """``find`` on text already normalised (``normalise_for_scoring(text).lower()``):
+        the scorer normalises once for the lexicon and the harm and grievance readings."""
+        if not self.terms or not norm:
+            return []
         seen: set[str] = set()
         out: list[LexTerm] = []
         for _end, entry in self._automaton.iter(norm):

@@ -37,15 +37,18 @@ def t(minute: int, second: int = 0) -> str:
     return f"2026-05-20T10:{minute:02d}:{second:02d}+08:00"
 
 
-def status(pid: str, at: str, text: str, uid: str = "42", **extra: object) -> dict[str, object]:
+def status(pid: str, at: str, text: str, uid: str = "42", followers: int = 100,
+           **extra: object) -> dict[str, object]:
     return {"id": pid, "created_at": at, "text": text, "reposts_count": 0,
             "comments_count": 0, "attitudes_count": 0,
-            "user": {"id": uid, "screen_name": f"u{uid}", "followers_count": 100}, **extra}
+            "user": {"id": uid, "screen_name": f"u{uid}", "followers_count": followers},
+            **extra}
 
 
 def feed_lines() -> list[dict[str, object]]:
-    """Three mentions: answered at +2m, at +7m, never; a danger post opens an incident and
-    an official statement follows 30 minutes later."""
+    """Three mentions: answered at +2m, at +7m, never; a danger post by an influential
+    author opens an incident (issue 17: one harm report opens one only when corroborated,
+    here by the author's reach) and an official statement follows 30 minutes later."""
     official = {"id": OFFICIAL, "screen_name": "快书包官方", "followers_count": 50000}
     return [
         status("1", t(0), "快书包送货太慢了，差评"),
@@ -53,7 +56,7 @@ def feed_lines() -> list[dict[str, object]]:
         status("3", t(2), "快书包客服态度太差了"),
         {**status("11", t(2), "您好，已为您催单"), "user": official, "status": {"id": "1"}},
         {**status("12", t(8), "抱歉，已补发"), "user": official, "status": {"id": "2"}},
-        status("4", t(10), "吃了快书包送的蛋糕食物中毒了，太可怕"),
+        status("4", t(10), "吃了快书包送的蛋糕食物中毒了，太可怕", uid="43", followers=500_000),
         {**status("13", t(40), "关于食品安全问题的声明：我们已下架相关产品"), "user": official},
     ]
 

@@ -295,10 +295,17 @@ def test_burst_threshold_follows_the_brands_own_baseline() -> None:
     assert [x[0] for x in crisis_only(alerts)] == ["crisis.opened"]
 
 
-def test_one_danger_post_opens_a_p1_incident_at_once() -> None:
+def test_one_harm_post_pages_as_a_mention_and_opens_only_when_corroborated() -> None:
+    """Issue 17: one harm report is a mention (its page carries its severity); an
+    incident needs corroboration: here an influential author (more in test_crisis.py)."""
     e = engine()
-    alerts = e.on_mention(mention(post(T0, "喝了快书包的饮料中毒了"), danger=True), T0)
-    assert crisis_only(alerts) == [("crisis.opened", 0, 2)]
+    alone = e.on_mention(mention(post(T0, "喝了快书包的饮料中毒了"), danger=True,
+                                 severity="P1"), T0)
+    assert [(str(a.type), a.severity) for a in alone] == [("mention.new", "P1")]
+    big = author("9", followers=500_000, verified=True)
+    alerts = e.on_mention(mention(post(T0 + 60, "喝了快书包的饮料中毒了", who=big),
+                                  danger=True), T0 + 60)
+    assert crisis_only(alerts) == [("crisis.opened", 60, 2)]
     assert alerts[-1].severity == "P1"
 
 
@@ -309,7 +316,7 @@ def test_influential_negative_post_spreading_fast_opens_an_incident() -> None:
     for i in range(40):
         t = T0 + (i + 1) * 60
         alerts += e.advance(t, inclusive=False)
-        alerts += e.on_reposts(root.id, 1, t, t)
+        alerts += e.on_story_post(root.id, post(t, "转发微博", reposts=root.id), None, t)
     opened = crisis_only(alerts)
     assert opened == [("crisis.opened", 30 * 60, 2)]  # the 30th repost within the hour
 
@@ -323,7 +330,7 @@ def test_spread_incident_stays_open_while_its_post_still_spreads() -> None:
     for i in range(1, 1550):  # a repost a minute until 25h49m, then silence
         t = T0 + i * M
         alerts += e.advance(t, inclusive=False)
-        alerts += e.on_reposts(root.id, 1, t, t)
+        alerts += e.on_story_post(root.id, post(t, "转发微博", reposts=root.id), None, t)
     alerts += e.advance(T0 + 72 * H)
     crisis = [(kind, at) for kind, at, _level in crisis_only(alerts)
               if kind in ("crisis.opened", "crisis.closed")]
@@ -336,7 +343,7 @@ def test_spread_incident_stays_open_while_its_post_still_spreads() -> None:
     for i in range(60):
         t = T0 + 72 * H + i * M
         wave += e.advance(t, inclusive=False)
-        wave += e.on_reposts(root.id, 1, t, t)
+        wave += e.on_story_post(root.id, post(t, "转发微博", reposts=root.id), None, t)
     assert crisis_only(wave) == []
     assert "crisis" not in str([a.type for a in e.advance(T0 + 100 * H)])
 
@@ -347,7 +354,8 @@ def test_ordinary_author_needs_a_viral_spread() -> None:
     root = post(T0, who=author("9", followers=300))
     alerts = e.on_mention(mention(root), T0)
     for i in range(99):
-        alerts += e.on_reposts(root.id, 1, T0 + i, T0 + i)
+        alerts += e.on_story_post(root.id, post(T0 + i, "转发微博", reposts=root.id), None,
+                                  T0 + i)
     assert crisis_only(alerts) == []
     alerts += e.on_counts(root.id, 5, T0 + 200)  # counter growth counts as spread too
     assert crisis_only(alerts) == [("crisis.opened", 200, 1)]

@@ -88,13 +88,14 @@ def test_the_forked_reader_assesses_each_batch_as_the_pipeline_would() -> None:
                         assessor=functools.partial(default_assessor, config))
     matcher, scorer = BrandMatcher(config.brands), build_scorer(config)
     mentions = 0
+    stories: set[str] = set()  # the reader's assessor remembers story roots across batches
     try:
         for read in reader:  # every chunk, the first included: the models load first
             chunk, assessed = read.events, read.assessed
             assert assessed is not None and len(assessed) == -(-len(chunk) // 8)
             for j, got in enumerate(assessed):
                 batch = [e for e in chunk[j * 8:(j + 1) * 8] if isinstance(e, Post)]
-                assert got == assess_posts(batch, matcher, scorer)
+                assert got == assess_posts(batch, matcher, scorer, stories)
                 mentions += len(got)
     finally:
         reader.close()

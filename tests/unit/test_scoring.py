@@ -46,7 +46,7 @@ def test_reasons_explain_the_severity() -> None:
                                                               verified=True), 120, None, POLICY)
     assert a.severity == "P1"
     text = "；".join(a.reasons)
-    for part in ("负面", "强影响力作者", "300,000", "传播量大", "危险词：中毒", "投诉词：投诉"):
+    for part in ("负面", "强影响力作者", "300,000", "传播量大", "伤害报告：中毒", "投诉词：投诉"):
         assert part in text
 
 

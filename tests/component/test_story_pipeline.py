@@ -1,0 +1,63 @@
+"""Stories through the whole pipeline (issue 17): reposts that never name the brand are
+scored on their own words and counted in the story of the mention they repost; batched
+(``prepare``) and one-by-one handling give the same alerts. Real models, SimClock-free."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from monitor.app import build_pipeline, build_scorer
+from monitor.config import BrandConfig, Config, HttpConfig
+from monitor.store import Store
+from tests.factories import T0, author, post
+
+CONFIG = Config(brands=(BrandConfig(name="快书包", keywords=("快书包",),
+                                    official_accounts=("1650000001",)),),
+                http=HttpConfig(enabled=False))
+ANGRY = ["太过分了，垃圾公司", "气死了，再也不买了", "恶心，退钱", "骗子公司，必须曝光",
+         "太差劲了，投诉无门"]
+
+
+def story_feed() -> list:
+    root = post(T0, "快书包把我买的书弄丢了，客服也不理人，太差了", pid="900",
+                who=author("7", followers=800))
+    out = [root]
+    for i in range(1, 41):  # reposts a minute apart; none names the brand
+        text = "转发微博" if i % 3 == 0 else ANGRY[i % len(ANGRY)]
+        out.append(post(T0 + i * 60, text, pid=f"9{i:03d}", who=author(str(100 + i)),
+                        reposts="900"))
+    return out
+
+
+def test_a_storys_reposts_count_and_batched_equals_one_by_one(tmp_path: Path) -> None:
+    scorer = build_scorer(CONFIG)
+    posts = story_feed()
+    one = Store(tmp_path / "one.db")
+    alone = build_pipeline(CONFIG, one, scorer=scorer)
+    with one.transaction():
+        for p in posts:
+            alone.handle(p, p.created_at)
+    batch = Store(tmp_path / "batch.db")
+    batched = build_pipeline(CONFIG, batch, scorer=scorer)
+    calls: list[int] = []
+    score_many = scorer.score_many
+
+    def counting(texts: list[str]) -> list:
+        calls.append(len(texts))
+        return score_many(texts)
+
+    scorer.score_many = counting  # type: ignore[method-assign]
+    with batch.transaction():
+        batched.prepare(posts)  # the live path: one scoring batch, reposts included
+        assert calls == [1 + 27]  # the mention and the 27 reposts with words of their own
+        for p in posts:
+            batched.handle(p, p.created_at)
+    assert alone.stats.mentions == 1 and alone.stats.reposts_of_mentions == 40
+    story = alone.engine.stories[900][0]
+    assert (story.n_posts, story.n_scored) == (41, 1 + 40 - 13)  # 13 pure reposts: volume
+    assert story.n_negative >= 8
+    opened = [a for a in one.alerts() if a.type == "crisis.opened"]
+    assert len(opened) == 1 and opened[0].post_id == "900"
+    assert "原帖及转发、评论" in opened[0].text and "快书包把我买的书弄丢了" in opened[0].text
+    assert [(a.id, a.at, a.text) for a in one.alerts()] == \
+        [(a.id, a.at, a.text) for a in batch.alerts()]
