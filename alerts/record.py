@@ -89,6 +89,13 @@ def _iso_minute(minute: int, tz: tzinfo) -> tuple[str, str] | None:
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 
 
+DECODED_MAX = 4096
+"""Alerts :meth:`Alert.from_json` keeps decoded, by their stored line: each channel's
+outbox worker reads the same pages, and decoding was the largest cost of a pass after
+the send. Alerts are immutable, and a line decodes to one alert only."""
+_DECODED: dict[str, Alert] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One page. ``at`` is when it was due, on whatever clock drove the engine."""
@@ -141,6 +148,19 @@ class Alert:
         line = record_json(self.to_record(tz))
         object.__setattr__(self, "_json", (tz, line))
         return line
+
+    @classmethod
+    def from_json(cls, line: str) -> Alert:
+        """The alert stored as ``line`` (its :meth:`to_json` in ``DEFAULT_TZ``, as the
+        store keeps it); ``to_json`` in that zone then gives ``line`` back for free."""
+        alert = _DECODED.get(line)
+        if alert is None:
+            if len(_DECODED) >= DECODED_MAX:
+                _DECODED.clear()
+            alert = cls.from_record(msgspec.json.decode(line))
+            object.__setattr__(alert, "_json", (DEFAULT_TZ, line))
+            _DECODED[line] = alert
+        return alert
 
     @classmethod
     def from_record(cls, rec: dict[str, object]) -> Alert:
