@@ -4,11 +4,13 @@ An in-process daemon (real store, pipeline, outbox, HTTP) on a ``StepClock`` tha
 the engine and the outbox read, so "due" and "delivered" are on one clock the test moves.
 One channel delivers in batches, one is down for two minutes, then recovers. The body is
 checked with ``promtool check metrics`` when promtool is installed, and always with
-prometheus_client's parser.
+prometheus_client's parser; the alerting rules in docs/operations.md with ``promtool check
+rules``, and every metric they name must be one the daemon serves.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +24,8 @@ from tests.factories import T0, official_comment, post
 from tests.fixtures.clocks import StepClock
 from tests.fixtures.live import metric, parse_metrics, running_daemon, until
 from tests.integration.test_faults import base_config
+
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
 
 class Batching:
@@ -119,3 +123,37 @@ async def test_delivery_latency_oldest_pending_and_reply_time(tmp_path: Path) ->
     assert metric(after, "crisismon_reply_time_seconds_bucket", brand="快书包",
                   le="120.0") == 0
     assert metric(rebuilt, "crisismon_reply_time_seconds_count", brand="快书包") == 1
+
+
+def documented_rules() -> str:
+    """The YAML block under "Alerting rules" in docs/operations.md."""
+    text = OPERATIONS.read_text(encoding="utf-8").split("### Alerting rules", 1)[1]
+    return text.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+async def test_the_documented_alerting_rules_pass_promtool_and_name_served_metrics(
+        tmp_path: Path) -> None:
+    rules = documented_rules()
+    named = set(re.findall(r"crisismon_[a-z_]+", rules))
+    assert {"crisismon_delivery_oldest_pending_seconds", "crisismon_reply_time_seconds_bucket",
+            "crisismon_delivery_latency_seconds_bucket"} <= named
+    clock = StepClock(T0)
+    async with running_daemon(base_config(tmp_path), tmp_path / "s.db", clock,
+                              delivery_clock=clock, channels=[Batching()]) as live:
+        await live.daemon.ingest(Batch("test", [post(T0, pid="1")]))
+        await live.daemon.ingest(Batch("test", [official_comment(T0 + 60, on="1")]))
+        body = await live.metrics()
+    served = {name for name, _labels in parse_metrics(body)}
+    assert named <= served, named - served
+    promtool_rules(rules, tmp_path / "rules.yml")
+
+
+def promtool_rules(rules: str, path: Path) -> None:
+    """``promtool check rules`` passes on ``rules``, when promtool is installed."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        return
+    path.write_text(rules, encoding="utf-8")
+    run = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
+                         text=True, timeout=30)
+    assert run.returncode == 0, run.stdout + run.stderr
