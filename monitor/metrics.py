@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -38,6 +39,8 @@ from monitor.sources.base import Batch
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
     from monitor.sources.recorder import Recorder
+
+log = structlog.get_logger(__name__)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
@@ -95,6 +98,7 @@ class Metrics:
             "crisismon_reply_time_seconds", "Mention posted -> first public official reply, "
             "per brand (replies seen live; a rebuild does not count them again).", ["brand"],
             registry=r, buckets=REPLY_BUCKETS)
+        self._reply_errors = 0
         self.now: Callable[[], float] = time.time
         """The daemon's clock (the engine's: alerts' ``at`` is on it); set by ``watch``."""
 
@@ -146,6 +150,14 @@ class Metrics:
         """Observe the reply time of each mention answered since the last write: a mention
         the engine marks replied whose stored row is not yet (so a rebuild, a restart or
         a peer's catch-up, whose rows say replied already, counts nothing twice)."""
+        try:
+            self._observe_replies(daemon)
+        except Exception:  # runs inside the store's commit: a metric must never fail it
+            if not self._reply_errors:
+                log.exception("reply-time metric failed; ingest goes on")
+            self._reply_errors += 1
+
+    def _observe_replies(self, daemon: Daemon) -> None:
         replied = {c.key: c for c in daemon.pipeline.engine.dirty_mentions
                    if c.replied_at is not None}
         if not replied:
