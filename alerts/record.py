@@ -89,6 +89,24 @@ def _iso_minute(minute: int, tz: tzinfo) -> tuple[str, str] | None:
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 
 
+class _Record(msgspec.Struct):
+    """The stored record, typed, so msgspec decodes it in one step (``Alert.from_json``)."""
+
+    id: str
+    type: AlertType
+    at: datetime
+    brand: str
+    level: int
+    severity: str
+    title: str
+    text: str
+    post_id: str | None = None
+    incident_id: str | None = None
+    recipients: tuple[str, ...] = ()
+
+
+_record_decoder = msgspec.json.Decoder(_Record)
+
 DECODED_MAX = 4096
 """Alerts :meth:`Alert.from_json` keeps decoded, by their stored line: each channel's
 outbox worker reads the same pages, and decoding was the largest cost of a pass after
@@ -157,7 +175,12 @@ class Alert:
         if alert is None:
             if len(_DECODED) >= DECODED_MAX:
                 _DECODED.clear()
-            alert = cls.from_record(msgspec.json.decode(line))
+            try:
+                r = _record_decoder.decode(line)
+                alert = cls(r.id, r.type, r.at.timestamp(), r.brand, r.level, r.severity,
+                            r.title, r.text, r.post_id, r.incident_id, r.recipients)
+            except msgspec.ValidationError:  # not the shape to_json writes: the slow way
+                alert = cls.from_record(msgspec.json.decode(line))
             object.__setattr__(alert, "_json", (DEFAULT_TZ, line))
             _DECODED[line] = alert
         return alert

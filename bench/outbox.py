@@ -8,8 +8,9 @@
    on MQTT (QoS 1 to a real mosquitto: its own unless ``--broker``), as the daemon
    routes them. Each channel's worker alone, then both together as in the daemon: alerts/s
    from the first pass to the last delivery recorded in the store (after the fsync / the
-   broker's PUBACK). A ``mosquitto_sub`` and the log file check that each alert arrived
-   exactly once.
+   broker's PUBACK), and the CPU this process spent per delivery (all its threads: the
+   figure that does not depend on how busy the machine is). A ``mosquitto_sub`` and the
+   log file check that each alert arrived exactly once.
 1. Burst: ``--burst`` alerts are stored at once (one transaction, one pending delivery
    each, as the pipeline does); one outbox worker sends them to a webhook receiver that
    verifies the HMAC signature. Prints alerts/s from the first send to the last receipt.
@@ -162,11 +163,11 @@ async def batch_channels(n: int, host: str, port: int, tmp: Path) -> list[str]:
         with store.transaction():
             store.add_alerts([mention_alert(i, now) for i in range(n)], names)
         outbox = Outbox(store, {"log": log_ch, "mqtt": mqtt}, WallClock())
-        start = time.perf_counter()
+        start, cpu0 = time.perf_counter(), time.process_time()
         workers = [asyncio.create_task(outbox.run(name)) for name in names]
         outbox.notify()
         await _until_sent(outbox, names, n)
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu0
         for w in workers:
             w.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -184,8 +185,9 @@ async def batch_channels(n: int, host: str, port: int, tmp: Path) -> list[str]:
         what = " + ".join(names)
         lines.append(f"batch channels, {n:,} mention.new alerts stored at once, {what}"
                      f"{' together' if len(names) > 1 else ' alone'}: {n / elapsed:,.0f} "
-                     f"alerts/s per channel ({elapsed:.2f} s; {'; '.join(checks)}; "
-                     f"load {' '.join(load)})")
+                     f"alerts/s per channel ({elapsed:.2f} s; CPU {cpu:.2f} s, "
+                     f"{cpu / (n * len(names)) * 1e6:.0f} us a delivery; "
+                     f"{'; '.join(checks)}; load {' '.join(load)})")
         print(lines[-1], flush=True)
         await mqtt.aclose()
         log_ch.close()
