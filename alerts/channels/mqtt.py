@@ -25,8 +25,8 @@ Publishing goes to paho directly, not through aiomqtt's ``publish``: per publish
 a task, a timeout and an ``asyncio.Event``, and a scan of every pending call (so a batch
 of n cost n squared), and paho's own in-flight window scanned its whole queue on every
 PUBACK. Here a batch keeps up to ``INFLIGHT`` publishes in flight itself (paho's window is
-off) and each PUBACK is matched to its alert by message id: ~13,000 alerts/s to a local
-broker where the aiomqtt path did ~2,500 (bench/outbox.py).
+off) and each PUBACK is matched to its alert by message id: 64 µs of CPU an alert where
+the aiomqtt path took 261 µs (bench/outbox.py, 50,000 alerts to a local mosquitto).
 """
 
 from __future__ import annotations
