@@ -64,6 +64,15 @@ class AuditLog:
                         "VALUES (?, 'delivery', ?, ?, ?, ?, ?)",
                         (at, alert_id, channel, rep, outcome, detail[:500] or None))
 
+    def deliveries(self, at: float, channel: str, rows: list[tuple[str, int, str]],
+                   outcome: str) -> None:
+        """Many pages of one channel with one outcome: ``(delivery id, rep, detail)`` each
+        (a window of a batching channel)."""
+        self.db.executemany("INSERT INTO audit (at, kind, alert_id, channel, rep, outcome, "
+                            "detail) VALUES (?, 'delivery', ?, ?, ?, ?, ?)",
+                            [(at, did, channel, rep, outcome, detail[:500] or None)
+                             for did, rep, detail in rows])
+
     def action(self, action: Action, at: float, outcome: str = "recorded") -> None:
         """An ack or resolve, once per action id (via: its source, e.g. api, mqtt, a feed)."""
         detail = None if action.public is None else f"public={str(action.public).lower()}"

@@ -92,6 +92,31 @@ def _iso_minute(minute: int, tz: tzinfo) -> tuple[str, str] | None:
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")
 
 
+class _Record(msgspec.Struct):
+    """The stored record, typed, so msgspec decodes it in one step (``Alert.from_json``)."""
+
+    id: str
+    type: AlertType
+    at: datetime
+    brand: str
+    level: int
+    severity: str
+    title: str
+    text: str
+    post_id: str | None = None
+    incident_id: str | None = None
+    recipients: tuple[str, ...] = ()
+
+
+_record_decoder = msgspec.json.Decoder(_Record)
+
+DECODED_MAX = 4096
+"""Alerts :meth:`Alert.from_json` keeps decoded, by their stored line: each channel's
+outbox worker reads the same pages, and decoding was the largest cost of a pass after
+the send. Alerts are immutable, and a line decodes to one alert only."""
+_DECODED: dict[str, Alert] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One page. ``at`` is when it was due, on whatever clock drove the engine."""
@@ -144,6 +169,24 @@ class Alert:
         line = record_json(self.to_record(tz))
         object.__setattr__(self, "_json", (tz, line))
         return line
+
+    @classmethod
+    def from_json(cls, line: str) -> Alert:
+        """The alert stored as ``line`` (its :meth:`to_json` in ``DEFAULT_TZ``, as the
+        store keeps it); ``to_json`` in that zone then gives ``line`` back for free."""
+        alert = _DECODED.get(line)
+        if alert is None:
+            if len(_DECODED) >= DECODED_MAX:
+                _DECODED.clear()
+            try:
+                r = _record_decoder.decode(line)
+                alert = cls(r.id, r.type, r.at.timestamp(), r.brand, r.level, r.severity,
+                            r.title, r.text, r.post_id, r.incident_id, r.recipients)
+            except msgspec.ValidationError:  # not the shape to_json writes: the slow way
+                alert = cls.from_record(msgspec.json.decode(line))
+            object.__setattr__(alert, "_json", (DEFAULT_TZ, line))
+            _DECODED[line] = alert
+        return alert
 
     @classmethod
     def from_record(cls, rec: dict[str, object]) -> Alert:

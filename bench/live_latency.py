@@ -19,7 +19,10 @@ One command, wall clock, real processes:
 - then a crisis burst: ``--burst`` negative posts about one brand within
   ``--burst-seconds`` on top of the steady traffic, and ``--after`` seconds more of steady
   traffic: p99 per 10 s window, and whether the lag after the burst is back to the level
-  before it; the daemon's RSS (``/proc/PID/status``) sampled every 2 s.
+  before it; the daemon's RSS (``/proc/PID/status``) sampled every 2 s;
+- at the end, from the daemon's store, where each mention's time went: publish ->
+  ``mention.new`` raised (broker queue and ingest) and raised -> delivered per channel
+  (the outbox), so a miss names its stage.
 
 Without ``--broker`` it starts its own ``mosquitto`` configured as production should be
 (``max_queued_messages 0``, see README "MQTT input"): the stock limit of 1000 queued
@@ -272,6 +275,42 @@ def store_progress(db: Path) -> tuple[int, int]:
     return int(stored), int(pending)
 
 
+def mention_stages(db: Path, sent: dict[int, float], mentions: set[int]
+                   ) -> dict[str, list[float]]:
+    """Where a mention's time went, from the daemon's store: publish -> ``mention.new``
+    raised (its ``at``: the ingest of its batch; broker queueing and storing included),
+    and raised -> delivered per channel (the outbox; ``delivered_at``)."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = con.execute(
+            "SELECT a.post_id, a.at, d.channel, d.delivered_at FROM alerts a JOIN deliveries d "
+            "ON d.alert_id = a.id WHERE a.type = 'mention.new' AND d.rep = 0").fetchall()
+    finally:
+        con.close()
+    out: dict[str, list[float]] = {"ingest": []}
+    raised: set[int] = set()
+    for post_id, at, channel, delivered_at in rows:
+        pid = int(post_id)
+        if pid not in mentions or pid not in sent:
+            continue
+        if pid not in raised:
+            raised.add(pid)
+            out["ingest"].append(at - sent[pid])
+        if delivered_at is not None:
+            out.setdefault(channel, []).append(delivered_at - at)
+    return out
+
+
+def print_stages(stages: dict[str, list[float]]) -> None:
+    print("where the time went (daemon's store; mention.new, first page):")
+    for name, values in stages.items():
+        what = ("publish -> raised (broker queue, ingest, store)" if name == "ingest"
+                else f"raised -> delivered on {name} (outbox)")
+        print(f"  {what}: n={len(values):,} p50 {ms(pct(values, 50)).strip()} ms  "
+              f"p99 {ms(pct(values, 99)).strip()} ms  max "
+              f"{ms(max(values, default=math.nan)).strip()} ms")
+
+
 def rss_kib(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
@@ -352,11 +391,29 @@ async def warm_up(host: str, port: int, receiver: Receiver, timeout: float = 90.
     return time.time() - start
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU of process ``pid`` so far (``/proc/PID/stat``)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CPU: dict[str, float] = {}
+"""The daemon's CPU seconds at the first publish and at the last sample."""
+
+
 async def sample_rss(pid: int, out: list[tuple[float, int]], stop: asyncio.Event) -> None:
     while not stop.is_set():
         kib = rss_kib(pid)
         if kib is not None:
             out.append((time.time(), kib))
+        cpu = cpu_seconds(pid)
+        if cpu is not None:
+            CPU.setdefault("first", cpu)
+            CPU["last"] = cpu
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(RSS_EVERY):
                 await stop.wait()
@@ -383,6 +440,7 @@ async def bench(args: argparse.Namespace, host: str, port: int, tmp: Path) -> No
         took = await warm_up(host, port, receiver)
         print(f"daemon pid {proc.pid} up: first probe paged {took:.1f}s after launch", flush=True)
         receiver.arrived.clear()
+        CPU["start"] = cpu_seconds(proc.pid) or 0.0
         start_at = time.time() + 1.0
         parent, child = mp.Pipe(duplex=False)
         pub = mp.get_context("spawn").Process(
@@ -425,7 +483,18 @@ async def bench(args: argparse.Namespace, host: str, port: int, tmp: Path) -> No
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await recv_task
         errlog.close()
+    stages = await asyncio.to_thread(mention_stages, tmp / "var" / "crisismon.db", sent,
+                                     plan.mentions)
+    stored, _pending = await asyncio.to_thread(store_progress, tmp / "var" / "crisismon.db")
     report(args, plan, sent, receiver, rss, start_at, proc.returncode)
+    print_stages(stages)
+    if "last" in CPU:
+        used = CPU["last"] - CPU.get("start", 0.0)
+        raised = len(stages["ingest"])
+        print(f"daemon CPU from the first publish to the end: {used:.1f} s for "
+              f"{stored:,} posts stored and {raised:,} mentions paged on two channels "
+              f"({used / max(stored, 1) * 1e6:.0f} us a post, all included): the figure "
+              f"that does not move with the machine's load")
 
 
 def report(args: argparse.Namespace, plan: Plan, sent: dict[int, float], receiver: Receiver,

@@ -1,7 +1,16 @@
-"""Outbox throughput and latency to a signed JSON webhook on loopback.
+"""Outbox throughput: the batch channels (alert log, MQTT) and a signed JSON webhook.
 
-    python bench/outbox.py [--burst 3000] [--rate 100] [--seconds 20] [--incident]
+    python bench/outbox.py [--batch 50000] [--burst 3000] [--rate 100] [--seconds 20]
+                           [--incident] [--broker HOST:PORT]
 
+0. Batch channels: ``--batch`` alerts (``mention.new``, as a firehose raises them) are
+   stored at once with a pending delivery on the alert log (``alerts.jsonl``, fsync) and
+   on MQTT (QoS 1 to a real mosquitto: its own unless ``--broker``), as the daemon
+   routes them. Each channel's worker alone, then both together as in the daemon: alerts/s
+   from the first pass to the last delivery recorded in the store (after the fsync / the
+   broker's PUBACK), and the CPU this process spent per delivery (all its threads: the
+   figure that does not depend on how busy the machine is). A ``mosquitto_sub`` and the
+   log file check that each alert arrived exactly once.
 1. Burst: ``--burst`` alerts are stored at once (one transaction, one pending delivery
    each, as the pipeline does); one outbox worker sends them to a webhook receiver that
    verifies the HMAC signature. Prints alerts/s from the first send to the last receipt.
@@ -23,10 +32,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import logging
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,9 +51,12 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alerts.alertlog import AlertLogChannel
+from alerts.channels.mqtt import MqttChannel
 from alerts.channels.webhook import WebhookChannel
 from alerts.outbox import Outbox
-from alerts.record import Alert, AlertType
+from alerts.record import DEFAULT_TZ, Alert, AlertType
+from bench.ingest import own_mosquitto
 from monitor.clock import WallClock
 from monitor.secrets import Secret
 from monitor.store import Store
@@ -107,6 +123,78 @@ def make_alert(i: int, at: float, tag: str) -> Alert:
                  incident_id=INCIDENT, recipients=("客服总监",))
 
 
+def mention_alert(i: int, at: float) -> Alert:
+    return Alert(id=f"a-m{i:08x}", type=AlertType.MENTION_NEW, at=at, brand="快书包",
+                 level=0, severity="P3", title=f"@顾客{i} 提到了快书包",
+                 text="帖子内容：快书包今天的配送还挺快的，点赞" * 2, post_id=str(i),
+                 recipients=("值班客服",))
+
+
+BATCH_PREFIX = "crisismon-bench/outbox"
+
+
+async def _until_sent(outbox: Outbox, names: list[str], n: int, timeout: float = 600) -> None:
+    async with asyncio.timeout(timeout):
+        while any(outbox.sent[name] < n for name in names):  # noqa: ASYNC110
+            await asyncio.sleep(0.002)
+
+
+async def batch_channels(n: int, host: str, port: int, tmp: Path) -> list[str]:
+    """Alerts/s of the batch channels, each alone and both together (see the docstring)."""
+    lines = []
+    cases = [["log"], ["mqtt"], ["log", "mqtt"]]
+    for k, names in enumerate(cases):
+        folder = tmp / f"batch{k}"
+        store = Store(folder / "bench.db")
+        log_file = folder / "alerts.jsonl"
+        log_ch = AlertLogChannel(log_file, DEFAULT_TZ)
+        mqtt = MqttChannel("mqtt", host=host, port=port, prefix=f"{BATCH_PREFIX}/{k}")
+        await mqtt.start()
+        async with asyncio.timeout(10):
+            await mqtt.wait_connected()
+        sub = None
+        if "mqtt" in names and shutil.which("mosquitto_sub"):
+            sub = subprocess.Popen(  # noqa: ASYNC220 - started once, before the clock runs
+                ["mosquitto_sub", "-h", host, "-p", str(port), "-q", "1", "-V", "5",
+                 "-t", f"{BATCH_PREFIX}/{k}/#", "-C", str(n), "-W", "600"],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            await asyncio.sleep(0.5)  # subscribed before the first publish
+        now = time.time()
+        with store.transaction():
+            store.add_alerts([mention_alert(i, now) for i in range(n)], names)
+        outbox = Outbox(store, {"log": log_ch, "mqtt": mqtt}, WallClock())
+        start, cpu0 = time.perf_counter(), time.process_time()
+        workers = [asyncio.create_task(outbox.run(name)) for name in names]
+        outbox.notify()
+        await _until_sent(outbox, names, n)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu0
+        for w in workers:
+            w.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*workers)
+        checks = []
+        if "log" in names:
+            ids = [line.split('"id":"', 1)[1].split('"', 1)[0]
+                   for line in log_file.read_text(encoding="utf-8").splitlines()]
+            checks.append(f"log {len(set(ids)):,} lines, {len(ids) - len(set(ids))} twice")
+        if sub is not None:
+            out, _ = await asyncio.to_thread(sub.communicate)
+            ids = [line.split('"id":"', 1)[1].split('"', 1)[0] for line in out.splitlines()]
+            checks.append(f"mqtt {len(set(ids)):,} received, {len(ids) - len(set(ids))} twice")
+        load = [f"{x:.2f}" for x in os.getloadavg()]
+        what = " + ".join(names)
+        lines.append(f"batch channels, {n:,} mention.new alerts stored at once, {what}"
+                     f"{' together' if len(names) > 1 else ' alone'}: {n / elapsed:,.0f} "
+                     f"alerts/s per channel ({elapsed:.2f} s; CPU {cpu:.2f} s, "
+                     f"{cpu / (n * len(names)) * 1e6:.0f} us a delivery; "
+                     f"{'; '.join(checks)}; load {' '.join(load)})")
+        print(lines[-1], flush=True)
+        await mqtt.aclose()
+        log_ch.close()
+        store.close()
+    return lines
+
+
 async def burst(store: Store, outbox: Outbox, rx: Receiver, n: int) -> float:
     now = time.time()
     with store.transaction():
@@ -154,6 +242,9 @@ def pct(xs: list[float], p: float) -> float:
 
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=50_000,
+                    help="alerts for the batch channels (0: skip)")
+    ap.add_argument("--broker", default="", help="HOST:PORT (default: start mosquitto)")
     ap.add_argument("--burst", type=int, default=3000)
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=20.0)
@@ -163,6 +254,15 @@ async def main() -> int:
     global INCIDENT
     INCIDENT = "inc-bench" if args.incident else None
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    logging.getLogger("mqtt").setLevel(logging.ERROR)
+    if args.batch:
+        with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+            if args.broker:
+                host, _, port_text = args.broker.rpartition(":")
+                port = int(port_text)
+            else:
+                host, port = stack.enter_context(own_mosquitto(Path(tmp)))
+            await batch_channels(args.batch, host, port, Path(tmp))
     rx = Receiver()
     rx.start()
     url = f"http://127.0.0.1:{rx.port}/hook"

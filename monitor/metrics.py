@@ -5,6 +5,11 @@ count only its own work. Counters are bumped from a few small hooks (a batch ing
 alerts raised, a channel's send); gauges that mirror state (open incidents, pending
 deadlines, the outbox backlog) are read when Prometheus scrapes, so they cannot drift.
 
+Whether pages go out in time: ``crisismon_delivery_latency_seconds`` (due -> delivered,
+per channel, first sends), ``crisismon_delivery_oldest_pending_seconds`` (per channel, read
+at scrape) and ``crisismon_reply_time_seconds`` (mention -> first official reply, per
+brand). docs/operations.md has alerting rules built on them.
+
 Faults each have a gauge saying "broken now" and a counter of how often (see
 docs/operations.md, "What happens when things break"): ``crisismon_source_up`` and
 ``crisismon_source_failures_total``; ``crisismon_channel_up``, ``..._connected`` and
@@ -21,11 +26,12 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from alerts.channels.base import Thread
+from alerts.channels.base import Thread, is_repeat
 from alerts.outbox import Sender
 from alerts.record import Alert
 from monitor.sources.base import Batch
@@ -34,7 +40,14 @@ if TYPE_CHECKING:
     from monitor.daemon import Daemon
     from monitor.sources.recorder import Recorder
 
+log = structlog.get_logger(__name__)
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+DELIVERY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+"""Due -> delivered: sub-second when all is well; minutes when a channel is down, a
+provider rate-limits, or noise control holds a page (grouping, quiet hours)."""
+REPLY_BUCKETS = (30, 60, 120, 180, 240, 300, 450, 600, 900, 1800, 3600, 7200)
+"""Mention -> official reply, around the 5-minute rule (and its 3-minute warning)."""
 LOOP_PROBE_EVERY = 0.5
 BREACH_TYPES = frozenset({"reply.breach", "reply.escalated"})
 
@@ -77,6 +90,17 @@ class Metrics:
                                    "direction.", ["direction"], registry=r)
         self.last_jump = Gauge("crisismon_clock_last_jump_seconds", "Size of the last clock "
                                "jump (negative: backwards).", registry=r)
+        self.delivery_latency = Histogram(
+            "crisismon_delivery_latency_seconds", "Alert due -> delivered, per channel (first "
+            "sends; repeats not), noise-control holds included.", ["channel"], registry=r,
+            buckets=DELIVERY_BUCKETS)
+        self.reply_time = Histogram(
+            "crisismon_reply_time_seconds", "Mention posted -> first public official reply, "
+            "per brand (replies seen live; a rebuild does not count them again).", ["brand"],
+            registry=r, buckets=REPLY_BUCKETS)
+        self._reply_errors = 0
+        self.now: Callable[[], float] = time.time
+        """The daemon's clock (the engine's: alerts' ``at`` is on it); set by ``watch``."""
 
     # ------------------------------------------------------------------ hooks
     def on_batch(self, batch: Batch, now: float) -> None:
@@ -106,9 +130,49 @@ class Metrics:
         self.clock_jumps.labels("forward" if seconds > 0 else "backward").inc()
         self.last_jump.set(seconds)
 
+    def on_delivered(self, channel: str, alerts: Iterable[Alert]) -> None:
+        """``alerts`` went out on ``channel`` now: how long after they fell due."""
+        now = self.now()
+        hist = self.delivery_latency.labels(channel)
+        for alert in alerts:
+            if not is_repeat(alert):
+                hist.observe(max(0.0, now - alert.at))
+
     def watch(self, daemon: Daemon) -> None:
-        """Gauges read from the daemon's state at scrape time."""
+        """Gauges read from the daemon's state at scrape time; reply times as the store
+        learns of replies."""
+        self.now = lambda: daemon.clock.now()
         self.registry.register(_StateCollector(daemon))
+        # Before the pipeline's own hook, which writes the mention rows and forgets them.
+        daemon.store.on_flush.insert(0, lambda: self._replies(daemon))
+
+    def _replies(self, daemon: Daemon) -> None:
+        """Observe the reply time of each mention answered since the last write: a mention
+        the engine marks replied whose stored row is not yet (so a rebuild, a restart or
+        a peer's catch-up, whose rows say replied already, counts nothing twice)."""
+        try:
+            self._observe_replies(daemon)
+        except Exception:  # runs inside the store's commit: a metric must never fail it
+            if not self._reply_errors:
+                log.exception("reply-time metric failed; ingest goes on")
+            self._reply_errors += 1
+
+    def _observe_replies(self, daemon: Daemon) -> None:
+        replied = {c.key: c for c in daemon.pipeline.engine.dirty_mentions
+                   if c.replied_at is not None}
+        if not replied:
+            return
+        keys = list(replied)
+        known: set[str] = set()
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            rows = daemon.store.db.execute(
+                "SELECT key FROM mentions WHERE replied_at IS NOT NULL AND key IN "
+                f"({', '.join('?' * len(part))})", part)
+            known.update(r[0] for r in rows)
+        for key, c in replied.items():
+            if key not in known:
+                self.reply_time.labels(c.brand).observe(max(0.0, c.replied_at - c.created_at))
 
     def metered(self, channels: Sequence[Sender]) -> list[Sender]:
         """Channels wrapped so each send is counted (the outbox stays unaware)."""
@@ -150,6 +214,7 @@ class MeteredSender:
             self.metrics.delivery_failures.labels(self.name).inc()
             raise
         self.metrics.deliveries.labels(self.name, str(alert.type)).inc()
+        self.metrics.on_delivered(self.name, (alert,))
         return ref
 
     async def _send_batch(self, items: list[tuple[Alert, Thread | None]]
@@ -157,11 +222,14 @@ class MeteredSender:
         """The inner channel's ``send_batch``, each outcome counted like ``send``'s."""
         results: list[str | Exception | None] = await self.inner.send_batch(  # type: ignore[attr-defined]
             items)
+        went = []
         for (alert, _thread), res in zip(items, results, strict=True):
             if isinstance(res, Exception):
                 self.metrics.delivery_failures.labels(self.name).inc()
             else:
                 self.metrics.deliveries.labels(self.name, str(alert.type)).inc()
+                went.append(alert)
+        self.metrics.on_delivered(self.name, went)
         return results
 
 
@@ -187,6 +255,7 @@ class _StateCollector(Collector):
         for (channel, state), n in sorted(d.store.delivery_counts().items()):
             backlog.add_metric([channel, state], n)
         yield backlog
+        yield _oldest_pending(d)
         yield GaugeMetricFamily("crisismon_ready", "1 when /readyz would answer 200.",
                                 value=1.0 if d.is_ready() else 0.0)
         yield from _sources(d)
@@ -194,6 +263,28 @@ class _StateCollector(Collector):
         yield from _store_locks(d)
         if d.recorder is not None:
             yield from _recording(d.recorder)
+
+
+def _oldest_pending(d: Daemon) -> Metric:
+    """Per channel: how long ago the oldest page still to go out fell due (0: none).
+
+    First sends that are due now, or that failed at least once (a channel that is down
+    shows its whole outage, also between retries); not those noise control put off on
+    purpose (quiet hours, a group's flush time) until that time comes, so the gauge
+    alarms on a stuck or slow channel, not on policy."""
+    now = d.clock.now()
+    rows = d.store.db.execute(
+        "SELECT d.channel, MIN(a.at) FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+        "WHERE d.state IN ('pending', 'held') AND d.rep = 0 AND (d.next_try <= ? OR "
+        "d.attempts > 0) GROUP BY d.channel", (now,))
+    oldest = {channel: at for channel, at in rows}
+    gauge = GaugeMetricFamily("crisismon_delivery_oldest_pending_seconds", "Age (since it "
+                              "fell due) of the oldest alert not yet delivered, per channel; "
+                              "0 when none is waiting.", labels=["channel"])
+    for name in d.outbox.channels:
+        at = oldest.get(name)
+        gauge.add_metric([name], 0.0 if at is None else max(0.0, now - at))
+    return gauge
 
 
 def _sources(d: Daemon) -> Iterator[Metric]:

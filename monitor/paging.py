@@ -51,10 +51,13 @@ def _secret_key(cfg: object, message: str) -> str:
 
 def outbox_options(config: Config, pipeline: Pipeline) -> dict[str, Any]:
     """Noise stages and repeat settings for the daemon's Outbox."""
-    engine = pipeline.engine
 
     def settled(alert: Alert) -> bool:
-        return is_settled(engine, alert)
+        # The engine in use now, never one captured here: a lease takeover
+        # (``Cluster.take_over``) and a rebuild swap ``pipeline.engine``, and the old one
+        # no longer hears of replies or acks (an answered breach would repeat) nor of new
+        # mentions (a new breach would count as settled and never repeat).
+        return is_settled(pipeline.engine, alert)
 
     return {"stages": Stages.from_config(config.paging, config.tz),
             "repeat_every": float(config.paging.repeat_every),

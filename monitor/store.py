@@ -539,8 +539,8 @@ class Store:
             "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
             "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'pending' "
             "AND d.next_try <= ? ORDER BY a.seq, d.rep LIMIT ?", (channel, now, limit))
-        return [PendingDelivery(Alert.from_record(msgspec.json.decode(body)), channel,
-                                attempts, rep) for body, attempts, rep in rows]
+        return [PendingDelivery(Alert.from_json(body), channel, attempts, rep)
+                for body, attempts, rep in rows]
 
     def next_retry(self, channel: str) -> float | None:
         """When ``channel`` next has work: a retry, a deferred page or a held group's flush."""
@@ -555,6 +555,15 @@ class Store:
                         "attempts = attempts + 1, last_error = NULL "
                         "WHERE alert_id = ? AND channel = ? AND rep = ?",
                         (now, alert_id, channel, rep))
+
+    def mark_delivered_many(self, channel: str, deliveries: Sequence[tuple[str, int]],
+                            now: float) -> None:
+        """``mark_delivered`` for many ``(alert id, rep)`` of one channel, one statement."""
+        self._write_buffered()
+        self.db.executemany("UPDATE deliveries SET state = 'delivered', delivered_at = ?, "
+                            "attempts = attempts + 1, last_error = NULL "
+                            "WHERE alert_id = ? AND channel = ? AND rep = ?",
+                            [(now, aid, channel, rep) for aid, rep in deliveries])
 
     def mark_failed(self, alert_id: str, channel: str, error: str, next_try: float | None,
                     rep: int = 0) -> None:

@@ -33,7 +33,6 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-import msgspec
 import psycopg
 
 from alerts.record import Alert
@@ -241,7 +240,7 @@ class PgStore(Store):
 
 
 def _alert(body: str) -> Alert:
-    return Alert.from_record(msgspec.json.decode(body))
+    return Alert.from_json(body)
 
 
 def drop_schema(dsn: str, schema: str) -> None:

@@ -628,6 +628,27 @@ async def test_mqtt_send_batch_publishes_every_alert_in_order_with_incident_upda
     assert updates == [a.id for a in batch if a.incident_id]
 
 
+async def test_mqtt_send_batch_larger_than_its_window_sends_the_rest_as_pubacks_come(
+        mqtt_broker: tuple[str, int], mqtt_protocol: str, topic_prefix: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("alerts.channels.mqtt.INFLIGHT", 7)  # 250 alerts: ~36 windows
+    batch = [make_alert(AlertType.MENTION_NEW, id=f"a-{i:016x}", post_id=str(i))
+             for i in range(250)]
+    async with _mqtt_client(mqtt_broker, mqtt_protocol) as sub, \
+            _mqtt_channel(mqtt_broker, mqtt_protocol, topic_prefix) as channel:
+        await sub.subscribe(f"{topic_prefix}/#", qos=1)
+        results = await channel.send_batch([(a, None) for a in batch])
+        assert results == [None] * 250
+        assert channel._acks == {}  # every PUBACK matched, nothing left waiting
+        got: list[str] = []
+        async with asyncio.timeout(10):
+            async for msg in sub.messages:
+                got.append(json.loads(msg.payload)["id"])  # type: ignore[arg-type]
+                if len(got) == 250:
+                    break
+    assert got == [a.id for a in batch]
+
+
 async def test_mqtt_send_batch_reports_each_failure_in_place() -> None:
     channel = MqttChannel("mqtt", host="127.0.0.1", port=free_port(), timeout=0.2)
     try:

@@ -11,12 +11,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from alerts.record import AlertType
+from alerts.outbox import Outbox
+from alerts.record import Alert, AlertType
 from monitor.app import build_pipeline
+from monitor.clock import SimClock
 from monitor.cluster import Cluster
+from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline
 from monitor.store_pg import PgStore, drop_schema
-from tests.factories import BRAND, T0, config, post
+from tests.factories import BRAND, T0, config, official_comment, post
 
 DSN = "postgresql://postgres@127.0.0.1:5432/test"
 
@@ -28,9 +31,10 @@ def schema() -> Iterator[str]:
     drop_schema(DSN, name)
 
 
-def instance(schema: str, name: str) -> tuple[PgStore, Pipeline, Cluster]:
+def instance(schema: str, name: str,
+             channels: tuple[str, ...] = ("log",)) -> tuple[PgStore, Pipeline, Cluster]:
     store = PgStore(DSN, schema)
-    pipeline = build_pipeline(config(), store, ["log"])
+    pipeline = build_pipeline(config(), store, list(channels))
     cluster = Cluster(store, pipeline, lambda: [BRAND], instance=name, ttl=30)
     with store.transaction():
         cluster.start()
@@ -94,5 +98,56 @@ def test_catch_up_reads_events_in_commit_order(schema: str) -> None:
     assert store_a.own_seqs == {seqs[0]} and store_b.own_seqs == {seqs[1]}
     ca.apply_peers()
     assert ca.watermark == seqs[1] and store_a.own_seqs == set()
+    store_a.close()
+    store_b.close()
+
+
+class Pager:
+    """A paging channel (not a built-in one, so its level >= 1 pages repeat)."""
+
+    name = "pager"
+
+    def __init__(self) -> None:
+        self.sent: list[Alert] = []
+
+    async def send(self, alert: Alert) -> None:
+        self.sent.append(alert)
+
+
+async def test_after_a_takeover_the_outbox_asks_the_new_engine_whether_a_page_is_settled(
+        schema: str) -> None:
+    """The outbox is built once, before any takeover; a takeover swaps the engine. Its
+    "is this page settled?" must read the engine in use: a breach answered after the
+    takeover stops repeating, and a breach first raised after it repeats."""
+    store_a, a, ca = instance(schema, "a", ("pager",))
+    store_b, b, cb = instance(schema, "b", ("pager",))
+    assert ca.held == {BRAND} and cb.held == frozenset()
+    clock = SimClock(T0)
+    pager = Pager()
+    outbox = Outbox(store_b, {"pager": pager}, clock, **outbox_options(config(), b))
+
+    with store_a.transaction():  # a pages for the brand; b stands by and catches up
+        a.handle(post(T0, pid="701"), T0)
+    cb.apply_peers()
+    ca.release()  # a goes away: b takes the brand over with a fresh engine
+    assert cb.claim() == {BRAND}
+    cb.rebuild_all()
+    with store_b.transaction():
+        b.handle(post(T0 + 10, pid="702"), T0 + 10)
+    with store_b.transaction():  # both breached (5 min), 701 first known before the takeover
+        b.tick(T0 + 400)
+    clock.advance_to(T0 + 400)
+    await outbox.drain("pager")
+    breaches = {x.post_id: x.id for x in pager.sent if x.type is AlertType.REPLY_BREACH}
+    assert set(breaches) == {"701", "702"}
+
+    with store_b.transaction():  # 701 is answered in public, after the takeover
+        b.handle(official_comment(T0 + 420, on="701"), T0 + 420)
+    clock.advance_to(T0 + 400 + 600)  # repeat_every: 10 min
+    outbox.fire_repeats(clock.now())
+    await outbox.drain("pager")
+    repeats = {x.id.rsplit("-r", 1)[0] for x in pager.sent if "-r" in x.id}
+    assert breaches["701"] not in repeats  # answered: settled, never repeated
+    assert breaches["702"] in repeats  # unanswered: repeated
     store_a.close()
     store_b.close()
