@@ -77,6 +77,44 @@ lexicon = "nowhere.tsv"
         assert problems == want
 
 
+def test_check_config_refuses_a_personal_token_run_would_refuse(tmp_path: Path) -> None:
+    """A ``[[http.users]]`` token that does not resolve stops ``run`` at start; check-config
+    said OK for it, and run's message lacked the file's name."""
+    cfg = tmp_path / "users.toml"
+    cfg.write_text("""
+[store]
+path = "var/state.db"
+[alerts]
+log = "var/alerts.jsonl"
+[http]
+listen = "127.0.0.1:1"
+token = "env:I21_TEST_SHARED"
+[[http.users]]
+name = "小王"
+token = "file:/nonexistent/xiaowang-token"
+[[http.users]]
+name = "老张"
+token = "env:I21_TEST_LAOZHANG"
+[[brands]]
+name = "快书包"
+keywords = ["快书包"]
+""", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("I21_TEST_")}
+    for command in ("check-config", "run"):
+        res = subprocess.run([sys.executable, "-m", "monitor.cli", command, "--config",
+                              str(cfg)], capture_output=True, text=True, cwd=ROOT,
+                             timeout=120, check=False, env=env)
+        assert res.returncode == 2, (command, res.stdout, res.stderr)
+        lines = res.stderr.splitlines()
+        assert lines[0] == f"crisismon: invalid config {cfg}"
+        assert [line.strip() for line in lines[1:]] == [
+            "http.users[0].token: secret file:/nonexistent/xiaowang-token: no such file "
+            "/nonexistent/xiaowang-token",
+            "http.users[1].token: secret env:I21_TEST_LAOZHANG: environment variable "
+            "I21_TEST_LAOZHANG is not set",
+        ]
+
+
 def test_the_shipped_config_still_checks_ok() -> None:
     res = crisismon("check-config")
     assert res.returncode == 0, res.stderr
