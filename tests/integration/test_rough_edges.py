@@ -115,6 +115,33 @@ keywords = ["快书包"]
         ]
 
 
+def test_check_config_says_when_the_api_token_will_be_made_up(tmp_path: Path) -> None:
+    """docs/operations.md checks the config with the service's credentials: a missing
+    api-token credential still passes (run makes a token up, as documented) but must be
+    said, or the dashboard links and ``crisismon ack`` break at every restart unnoticed."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("""
+[http]
+token = "credential:api-token"
+[[brands]]
+name = "快书包"
+keywords = ["快书包"]
+""", encoding="utf-8")
+    res = crisismon("check-config", "--config", str(cfg),
+                    env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == [
+        f"note: http.token: secret credential:api-token: no such file {creds}/api-token; "
+        "run makes up a token at every start (the dashboard link and `crisismon ack` stop "
+        "working after a restart)"]
+    (creds / "api-token").write_text("t0ken", encoding="utf-8")
+    res = crisismon("check-config", "--config", str(cfg),
+                    env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+
+
 def test_the_shipped_config_still_checks_ok() -> None:
     res = crisismon("check-config")
     assert res.returncode == 0, res.stderr
