@@ -268,3 +268,28 @@ def test_operations_install_creates_every_credential_its_config_names() -> None:
     assert named <= made, f"no install step creates {named - made}"
     assert named <= loaded, f"the unit does not load {named - loaded}"
     assert "CREDENTIALS_DIRECTORY=/etc/crisismon/credentials" in install  # checked as run
+
+
+def test_operations_example_config_checks_ok_with_the_credentials_made(
+        tmp_path: Path) -> None:
+    """The ``config.toml`` tables docs/operations.md tells an operator to use, with the
+    bundled config's brand and the credentials its install steps create, pass the
+    check-config step the install runs (it said ``sources[0].brand: is required``)."""
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    install = doc[doc.index("## Install with systemd"):doc.index("## The unit, explained")]
+    example = install[install.index("```toml") + len("```toml"):install.rindex("```")]
+    bundled = (ROOT / "config.toml").read_text(encoding="utf-8")
+    start = bundled.index("\n[[brands]]\n")
+    brand = bundled[start:bundled.index("\n\n", start + 1)]
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(example.replace("/var/lib/crisismon", str(tmp_path / "state")) + "\n"
+                   + brand + "\n", encoding="utf-8")
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    for name in ("weibo-token", "api-token"):
+        (creds / name).write_text("s3cret", encoding="utf-8")
+    res = crisismon("check-config", "--config", str(cfg),
+                    env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"{cfg}: OK (1 brands: 小满咖啡; 1 sources)")
+    assert res.stderr == ""
