@@ -77,6 +77,15 @@ def start_problems(config: Config, notes: list[str] | None = None,
             problems += _secret(f"{where}.password", sc.password, notes)
     if config.commands.enabled:
         problems += _secret("commands.password", config.commands.password, notes)
+    if config.http.enabled:
+        # Personal tokens stop the start when missing (monitor.http.load_auth); the shared
+        # one does not: unset, the daemon makes one up for the run and prints it. That is
+        # said as a note, since a service's links and scripts then break at each restart.
+        notes += [f"{p}; run makes up a token at every start (the dashboard link and "
+                  "`crisismon ack` stop working after a restart)"
+                  for p in _secret("http.token", config.http.token, notes)]
+        for i, user in enumerate(config.http.users):
+            problems += _secret(f"http.users[{i}].token", user.token, notes)
     if config.store.backend == "sqlite":
         problems += _writable_dir("store.path", config.resolve(config.store.path).parent)
     problems += _writable_dir("alerts.log", config.resolve(config.alerts.log).parent)

@@ -33,8 +33,9 @@ log = structlog.get_logger(__name__)
 
 LIVE = ("brands", "ladder", "scoring")
 """Sections a reload applies."""
-RESTART = ("store", "sources", "http", "log", "record", "alerts", "timezone", "sla", "crisis")
-"""Sections that only take effect on restart."""
+RESTART = ("store", "sources", "http", "log", "record", "alerts", "timezone", "sla", "crisis",
+           "digests")
+"""Sections that only take effect on restart (the digest task keeps its schedules)."""
 
 
 async def prepare(old: Config, new: Config, scorer: Scorer) -> Scorer:

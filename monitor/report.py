@@ -74,7 +74,9 @@ def _loads(line: bytes) -> Any:
     try:
         return msgspec.json.decode(line)
     except msgspec.DecodeError:
-        return json.loads(line)
+        # Decoded first: given bytes, json guesses UTF-16/32 from NUL bytes (a crash's
+        # zero-filled tail) and blames a codec instead of the line.
+        return json.loads(line.decode("utf-8"))
 
 
 @dataclass(slots=True)

@@ -223,3 +223,17 @@ def test_plots_drawn_on_two_cores_are_all_drawn(replayed: Path, tmp_path: Path,
     assert all(p.read_bytes().startswith(PNG) for p in paths)
     # Drawn by the copy unless it could not be made or failed; then here, once.
     assert drawn_here == ([] if trouble == "none" else ["reply_times.png"])
+
+
+def test_a_nul_filled_line_is_reported_as_damage_not_as_a_codec(tmp_path: Path) -> None:
+    """A crash can leave a run of NUL bytes where a line was being written: the message
+    names the file and line, and does not guess a UTF-32 encoding from the NULs."""
+    from monitor.report import ReportError, read_jsonl
+
+    path = tmp_path / "alerts.jsonl"
+    path.write_bytes(b'{"id": "a-1"}\n' + b"\x00" * 12 + b"\n")
+    with pytest.raises(ReportError) as err:
+        read_jsonl(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}:2: not a JSON line (")
+    assert "utf-32" not in message and "codec" not in message

@@ -77,6 +77,71 @@ lexicon = "nowhere.tsv"
         assert problems == want
 
 
+def test_check_config_refuses_a_personal_token_run_would_refuse(tmp_path: Path) -> None:
+    """A ``[[http.users]]`` token that does not resolve stops ``run`` at start; check-config
+    said OK for it, and run's message lacked the file's name."""
+    cfg = tmp_path / "users.toml"
+    cfg.write_text("""
+[store]
+path = "var/state.db"
+[alerts]
+log = "var/alerts.jsonl"
+[http]
+listen = "127.0.0.1:1"
+token = "env:I21_TEST_SHARED"
+[[http.users]]
+name = "小王"
+token = "file:/nonexistent/xiaowang-token"
+[[http.users]]
+name = "老张"
+token = "env:I21_TEST_LAOZHANG"
+[[brands]]
+name = "快书包"
+keywords = ["快书包"]
+""", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("I21_TEST_")}
+    for command in ("check-config", "run"):
+        res = subprocess.run([sys.executable, "-m", "monitor.cli", command, "--config",
+                              str(cfg)], capture_output=True, text=True, cwd=ROOT,
+                             timeout=120, check=False, env=env)
+        assert res.returncode == 2, (command, res.stdout, res.stderr)
+        lines = res.stderr.splitlines()
+        assert lines[0] == f"crisismon: invalid config {cfg}"
+        assert [line.strip() for line in lines[1:]] == [
+            "http.users[0].token: secret file:/nonexistent/xiaowang-token: no such file "
+            "/nonexistent/xiaowang-token",
+            "http.users[1].token: secret env:I21_TEST_LAOZHANG: environment variable "
+            "I21_TEST_LAOZHANG is not set",
+        ]
+
+
+def test_check_config_says_when_the_api_token_will_be_made_up(tmp_path: Path) -> None:
+    """docs/operations.md checks the config with the service's credentials: a missing
+    api-token credential still passes (run makes a token up, as documented) but must be
+    said, or the dashboard links and ``crisismon ack`` break at every restart unnoticed."""
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("""
+[http]
+token = "credential:api-token"
+[[brands]]
+name = "快书包"
+keywords = ["快书包"]
+""", encoding="utf-8")
+    res = crisismon("check-config", "--config", str(cfg),
+                    env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.splitlines() == [
+        f"note: http.token: secret credential:api-token: no such file {creds}/api-token; "
+        "run makes up a token at every start (the dashboard link and `crisismon ack` stop "
+        "working after a restart)"]
+    (creds / "api-token").write_text("t0ken", encoding="utf-8")
+    res = crisismon("check-config", "--config", str(cfg),
+                    env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert res.returncode == 0 and res.stderr == "", res.stderr
+
+
 def test_the_shipped_config_still_checks_ok() -> None:
     res = crisismon("check-config")
     assert res.returncode == 0, res.stderr
@@ -203,3 +268,28 @@ def test_operations_install_creates_every_credential_its_config_names() -> None:
     assert named <= made, f"no install step creates {named - made}"
     assert named <= loaded, f"the unit does not load {named - loaded}"
     assert "CREDENTIALS_DIRECTORY=/etc/crisismon/credentials" in install  # checked as run
+
+
+def test_operations_example_config_checks_ok_with_the_credentials_made(
+        tmp_path: Path) -> None:
+    """The ``config.toml`` tables docs/operations.md tells an operator to use, with the
+    bundled config's brand and the credentials its install steps create, pass the
+    check-config step the install runs (it said ``sources[0].brand: is required``)."""
+    doc = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
+    install = doc[doc.index("## Install with systemd"):doc.index("## The unit, explained")]
+    example = install[install.index("```toml") + len("```toml"):install.rindex("```")]
+    bundled = (ROOT / "config.toml").read_text(encoding="utf-8")
+    start = bundled.index("\n[[brands]]\n")
+    brand = bundled[start:bundled.index("\n\n", start + 1)]
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(example.replace("/var/lib/crisismon", str(tmp_path / "state")) + "\n"
+                   + brand + "\n", encoding="utf-8")
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    for name in ("weibo-token", "api-token"):
+        (creds / name).write_text("s3cret", encoding="utf-8")
+    res = crisismon("check-config", "--config", str(cfg),
+                    env={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith(f"{cfg}: OK (1 brands: 小满咖啡; 1 sources)")
+    assert res.stderr == ""

@@ -143,3 +143,26 @@ def test_sighup_reloads_brands_and_keeps_pending_deadline(tmp_path: Path) -> Non
     finally:
         d.kill()
         sock.close()
+
+
+def test_sighup_says_a_changed_digest_needs_a_restart(tmp_path: Path) -> None:
+    """The digest task keeps the schedules it started with (docs/reports.md): a reload
+    that adds or changes a [[digests]] entry must say it was not applied, not just
+    "config reloaded" while nothing will ever send it."""
+    feed = write_feed(tmp_path / "feed.jsonl", [post("1", T0, "小满咖啡的外卖又送错了")])
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config_text(feed, 10), encoding="utf-8")
+    sock = NotifySocket()
+    d = Daemon(cfg, {"NOTIFY_SOCKET": sock.name})
+    try:
+        sock.wait_for("READY", "1")
+        digest = '[[digests]]\nname = "daily"\ncron = "0 9 * * *"\nchannels = ["terminal"]'
+        cfg.write_text(config_text(feed, 10, extra=digest), encoding="utf-8")
+        d.signal(signal.SIGHUP)
+        d.wait_event("config reloaded", timeout=5)
+        kept = d.wait_event("config changes that need a restart were not applied", timeout=5)
+        assert kept["sections"] == ["digests"]
+        assert d.stop() == 0
+    finally:
+        d.kill()
+        sock.close()
