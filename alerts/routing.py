@@ -77,11 +77,14 @@ def first_match(routes: Sequence[RouteConfig], alert: Alert) -> RouteConfig | No
     return None
 
 
-def route_problems(routes: Sequence[RouteConfig],
+def route_problems(routes: Sequence[RouteConfig | None],
                    channel_names: Sequence[str]) -> Iterator[tuple[str, str]]:
-    """Routes naming a channel that is not configured (key paths from the top level)."""
+    """Routes naming a channel that is not configured (key paths from the top level);
+    a route refused by its own checks (None) is skipped, keeping the others' indices."""
     known = set(channel_names)
     for i, route in enumerate(routes):
+        if route is None:
+            continue
         for j, name in enumerate(route.channels):
             if name not in known:
                 listed = ", ".join(sorted(known)) or "none configured"

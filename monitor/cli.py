@@ -123,11 +123,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from monitor.preflight import check
+    from monitor.preflight import load_checked
 
-    config = _config(args.config)
     # What run would refuse too: secrets, feed files, models, writable folders; all at once.
-    for note in check(config, args.config):
+    config, notes = load_checked(args.config)
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
     brands = ", ".join(b.name for b in config.brands)
     print(f"{args.config}: OK ({len(config.brands)} brands: {brands}; "
@@ -183,11 +183,12 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from monitor.daemon import run_daemon
-    from monitor.preflight import check
+    from monitor.preflight import load_checked
     from monitor.telemetry import configure_logging
 
-    config = _config(args.config)
-    check(config, args.config, models=False)  # every start problem at once, as check-config
+    # Refuses with every problem at once, the list check-config prints; the scoring files
+    # of a config that is otherwise fine are loaded (and checked) by the daemon itself.
+    config, _notes = load_checked(args.config, models=False)
     configure_logging(config.log)
     return asyncio.run(run_daemon(config, config_path=args.config))
 

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from alerts.channels.registry import ChannelConfig
@@ -22,7 +22,7 @@ from alerts.oncall import OncallConfig
 from alerts.routing import RouteConfig, route_problems
 from monitor.digest_config import DigestConfig
 from monitor.secrets import check_reference
-from monitor.settings import Duration, SettingsError, load_table
+from monitor.settings import Duration, SettingsError, load_partial
 from monitor.sources.commands import CommandsConfig
 
 Problem = tuple[str, str]
@@ -526,50 +526,58 @@ class Config:
     """The config file's folder; relative paths are taken from here."""
 
     def validate(self) -> Iterator[Problem]:
-        if not self.brands:
+        # Runs on a partial Config too (``parse_config``): a part refused by its own checks
+        # is None, a refused item of a list is None, and a check across parts is skipped
+        # when a part it needs is missing rather than reporting a consequence of it.
+        if self.brands == ():
             yield "brands", "at least one [[brands]] table is required"
-        names = [b.name for b in self.brands if b]
-        for i, name in enumerate(names):
-            if name in names[:i]:
-                yield f"brands[{i}].name", f'"{name}" is used by another brand'
-        for i, source in enumerate(self.sources):
+        names = _names(self.brands)
+        for i, name in _repeats(self.brands):
+            yield f"brands[{i}].name", f'"{name}" is used by another brand'
+        for i, source in enumerate(self.sources or ()):
             brand = getattr(source, "brand", None)
-            if isinstance(source, HttpSourceConfig) and brand not in names:
+            if isinstance(source, HttpSourceConfig) and names is not None and brand not in names:
                 yield f"sources[{i}].brand", f'"{brand}" is not one of the [[brands]]'
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            yield "timezone", f'"{self.timezone}" is not a known time zone (e.g. "Asia/Shanghai")'
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                yield "timezone", (f'"{self.timezone}" is not a known time zone '
+                                   '(e.g. "Asia/Shanghai")')
         yield from self._paging_problems()
         yield from self._digest_problems(names)
 
-    def _digest_problems(self, brands: list[str]) -> Iterator[Problem]:
+    def _digest_problems(self, brands: list[str] | None) -> Iterator[Problem]:
         """Digest names unique; their brands and channels exist."""
-        channels = {c.name for c in self.channels if c} | {"terminal"}
+        channels = _names(self.channels)
         seen: list[str] = []
-        for i, d in enumerate(self.digests):
+        for i, d in enumerate(self.digests or ()):
             if d is None:
                 continue
             if d.name in seen:
                 yield f"digests[{i}].name", f'"{d.name}" is used by another digest'
             seen.append(d.name)
             for j, b in enumerate(d.brands):
-                if b not in brands:
+                if brands is not None and b not in brands:
                     yield f"digests[{i}].brands[{j}]", f'"{b}" is not one of the [[brands]]'
             for j, c in enumerate(d.channels):
-                if c not in channels:
+                if channels is not None and c not in [*channels, "terminal"]:
                     yield f"digests[{i}].channels[{j}]", (f'"{c}" is not a [[channels]] name '
                                                           '(or "terminal")')
 
     def _paging_problems(self) -> Iterator[Problem]:
         """Channel names unique and not a built-in's; routes and limits name real channels."""
-        channel_names = [c.name for c in self.channels if c]
-        for i, name in enumerate(channel_names):
-            if name in channel_names[:i]:
-                yield f"channels[{i}].name", f'"{name}" is used by another channel'
-            elif name in BUILT_IN:
-                yield f"channels[{i}].name", f'"{name}" is reserved for the built-in channel'
-        yield from route_problems([r for r in self.routes if r], channel_names)
+        channel_names = _names(self.channels)
+        repeats = dict(_repeats(self.channels))
+        for i, channel in enumerate(self.channels or ()):
+            if i in repeats:
+                yield f"channels[{i}].name", f'"{channel.name}" is used by another channel'
+            elif channel is not None and channel.name in BUILT_IN:
+                yield f"channels[{i}].name", (f'"{channel.name}" is reserved for the built-in '
+                                              "channel")
+        if channel_names is None:
+            return  # a channel was refused: a name it had would look unknown
+        yield from route_problems(self.routes or (), channel_names)
         for i, limit in enumerate(self.paging.rate_limits if self.paging else ()):
             if limit and limit.channel not in channel_names:
                 yield f"paging.rate_limits[{i}].channel", (f'"{limit.channel}" is not a '
@@ -592,8 +600,38 @@ class Config:
         return next((d for d in self.digests if d.name == name), None)
 
 
+def _names(items: tuple[Any, ...] | None) -> list[str] | None:
+    """The ``name`` of each table in a list, or None when the list or one of its items was
+    refused (the names are then not all known: checking a reference would mislead)."""
+    if items is None or any(item is None for item in items):
+        return None
+    return [item.name for item in items]
+
+
+def _repeats(items: tuple[Any, ...] | None) -> Iterator[tuple[int, str]]:
+    """(index, name) of each table in a list whose name an earlier one already has."""
+    seen: set[str] = set()
+    for i, item in enumerate(items or ()):
+        if item is None:
+            continue
+        if item.name in seen:
+            yield i, item.name
+        seen.add(item.name)
+
+
 class ConfigError(SettingsError):
-    """The config file is invalid; ``problems`` holds one line per problem."""
+    """The config file is invalid; ``problems`` holds one line per problem.
+
+    ``config``, when the file was read and parsed, is what of it loaded: each part that
+    was refused is None (``monitor.settings.load_partial``), so the start checks
+    (``monitor.preflight``) can still be made on the rest and every problem is reported
+    at once. It is not kept when the error is pickled.
+    """
+
+    def __init__(self, problems: list[str], source: str = "",
+                 config: Config | None = None) -> None:
+        super().__init__(problems, source)
+        self.config = config
 
 
 def parse_config(text: str, source: str = "<config>", base_dir: str = ".") -> Config:
@@ -602,11 +640,12 @@ def parse_config(text: str, source: str = "<config>", base_dir: str = ".") -> Co
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"(toml) {exc}"], source) from None
-    try:
-        config = load_table(Config, data, source)
-    except SettingsError as exc:
-        raise ConfigError(exc.problems, source) from None
-    object.__setattr__(config, "base_dir", base_dir)
+    config, problems = load_partial(Config, data)
+    if config is not None:
+        object.__setattr__(config, "base_dir", base_dir)
+    if problems:
+        raise ConfigError(problems, source, config)
+    assert config is not None  # only a refused top-level table leaves none, with a problem
     return config
 
 

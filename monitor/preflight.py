@@ -17,9 +17,11 @@ from pathlib import Path
 from monitor.config import (
     Config,
     ConfigError,
+    CrisisConfig,
     FeedSourceConfig,
     HttpSourceConfig,
     MqttSourceConfig,
+    load_config,
 )
 from monitor.feed import feed_problem
 from monitor.secrets import SecretError, is_reference, resolve_secret
@@ -60,12 +62,16 @@ def start_problems(config: Config, notes: list[str] | None = None,
     ``models`` False leaves the scoring files to the caller, which loads them anyway."""
     notes = [] if notes is None else notes
     problems: list[str] = []
-    for i, ch in enumerate(config.channels):
+    # A config that failed its own checks comes here partial (monitor.config.ConfigError
+    # .config): a refused part or list item is None and is skipped.
+    for i, ch in enumerate(config.channels or ()):
+        if ch is None:
+            continue
         for f in dataclasses.fields(ch):
             value = getattr(ch, f.name)
             if isinstance(value, str):
                 problems += _secret(f"channels[{i}].{f.name}", value, notes)
-    for i, sc in enumerate(config.sources):
+    for i, sc in enumerate(config.sources or ()):
         where = f"sources[{i}]"
         if isinstance(sc, FeedSourceConfig):
             problem = feed_problem(config.resolve(sc.path))
@@ -75,9 +81,9 @@ def start_problems(config: Config, notes: list[str] | None = None,
             problems += _secret(f"{where}.token", sc.token, notes)
         elif isinstance(sc, MqttSourceConfig):
             problems += _secret(f"{where}.password", sc.password, notes)
-    if config.commands.enabled:
+    if config.commands and config.commands.enabled:
         problems += _secret("commands.password", config.commands.password, notes)
-    if config.http.enabled:
+    if config.http and config.http.enabled:
         # Personal tokens stop the start when missing (monitor.http.load_auth); the shared
         # one does not: unset, the daemon makes one up for the run and prints it. That is
         # said as a note, since a service's links and scripts then break at each restart.
@@ -86,10 +92,11 @@ def start_problems(config: Config, notes: list[str] | None = None,
                   for p in _secret("http.token", config.http.token, notes)]
         for i, user in enumerate(config.http.users):
             problems += _secret(f"http.users[{i}].token", user.token, notes)
-    if config.store.backend == "sqlite":
+    if config.store and config.store.backend == "sqlite":
         problems += _writable_dir("store.path", config.resolve(config.store.path).parent)
-    problems += _writable_dir("alerts.log", config.resolve(config.alerts.log).parent)
-    if config.record.enabled:
+    if config.alerts:
+        problems += _writable_dir("alerts.log", config.resolve(config.alerts.log).parent)
+    if config.record and config.record.enabled:
         problems += _writable_dir("record.dir", config.resolve(config.record.dir))
     if models:
         problems += _model_problems(config)
@@ -100,6 +107,16 @@ def _model_problems(config: Config) -> list[str]:
     """The scoring files (model, lexicons, tiers), each loaded as ``run`` loads them."""
     from monitor.app import build_argument_guard, build_scorer
 
+    if config.scoring is None:
+        return []
+    if config.brands is None or config.crisis is None:
+        # A partial config: the files are what is checked here, and the scorer also
+        # reads the brands' words and one crisis setting; stand-ins do for those.
+        fill = {"brands": tuple(b for b in config.brands or () if b),
+                "crisis": config.crisis or CrisisConfig()}
+        base_dir = config.base_dir
+        config = dataclasses.replace(config, **fill)
+        object.__setattr__(config, "base_dir", base_dir)
     problems = []
     for build in (build_scorer, build_argument_guard):
         try:
@@ -109,11 +126,31 @@ def _model_problems(config: Config) -> list[str]:
     return problems
 
 
-def check(config: Config, source: str, models: bool = True) -> list[str]:
-    """Raise ConfigError with every start problem of ``config`` (read from ``source``);
-    returns the notes on what could not be checked."""
+def load_checked(path: str, models: bool = True) -> tuple[Config, list[str]]:
+    """``path`` loaded and checked as ``run`` needs it: the config and the notes on what
+    could not be checked, or ConfigError with every problem at once.
+
+    The problems come in one list, in this order: the values refused by the config's
+    own checks, the references across parts (a digest naming an unknown channel), then
+    what would stop the start (an unset secret, a missing feed file), found on the
+    parts that loaded. A key that already has a problem gets no second line.
+    ``models`` False leaves the scoring files out when the config is otherwise fine (the
+    caller loads them anyway); a config refused for other reasons has them checked too,
+    so ``run`` refuses with the list ``check-config`` prints.
+    """
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        if exc.config is None:  # unreadable, or not TOML: nothing to check further
+            raise
+        keys = {problem.split(": ", 1)[0] for problem in exc.problems}
+        more = [p for p in start_problems(exc.config, [], models=True)
+                if p.split(": ", 1)[0] not in keys]
+        raise ConfigError(exc.problems + more, exc.source) from None
     notes: list[str] = []
     problems = start_problems(config, notes, models)
+    if problems and not models:
+        problems += _model_problems(config)
     if problems:
-        raise ConfigError(problems, source)
-    return notes
+        raise ConfigError(problems, path)
+    return config, notes

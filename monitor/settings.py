@@ -198,7 +198,9 @@ class _Loader:
         _, vt = get_args(tp) or (str, Any)
         return {str(k): self.convert(vt, v, _join(path, str(k))) for k, v in value.items()}
 
-    def table(self, cls: Any, value: Any, path: str) -> Any:
+    def table(self, cls: Any, value: Any, path: str, partial: bool = False) -> Any:
+        """``cls`` from the table ``value``, or None when a field was refused. ``partial``:
+        build it anyway, each refused field None (see ``load_partial``)."""
         if not isinstance(value, Mapping):
             self.fail(path, f"{_describe(value)} is not a table")
             return None
@@ -208,15 +210,20 @@ class _Loader:
             if key not in fields:
                 known = ", ".join(sorted(fields))
                 self.fail(_join(path, key), f"unknown key (known keys here: {known})")
-        before = len(self.problems)
         kwargs: dict[str, Any] = {}
+        refused: list[str] = []
         for name, f in fields.items():
+            before = len(self.problems)
             if name in value:
                 kwargs[name] = self.convert(hints[name], value[name], _join(path, name))
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 self.fail(_join(path, name), f"is required ({_type_name(hints[name])})")
-        if len(self.problems) > before:
+            if len(self.problems) > before:
+                refused.append(name)
+        if refused and not partial:
             return None  # cross-field checks would only trip over the values already refused
+        for name in refused:
+            kwargs[name] = _usable(kwargs.get(name))
         try:
             obj = cls(**kwargs)
         except (TypeError, ValueError) as exc:
@@ -227,6 +234,18 @@ class _Loader:
             for key, message in check():
                 self.fail(_join(path, key) if key else path, message)
         return obj
+
+
+def _usable(value: Any) -> Any:
+    """What of a refused field later checks can still look at: a table that was built
+    (its types are right; only its own ``validate`` found fault), or a list of tables
+    with the refused items None; anything else is None."""
+    if dataclasses.is_dataclass(value):
+        return value
+    if isinstance(value, tuple) and value and all(
+            v is None or dataclasses.is_dataclass(v) for v in value):
+        return value
+    return None
 
 
 def _type_literal(cls: Any) -> Any:
@@ -250,3 +269,18 @@ def load_table(cls: type[T], data: Mapping[str, Any], source: str = "", path: st
     if loader.problems:
         raise SettingsError(loader.problems, source)
     return typing.cast(T, result)
+
+
+def load_partial(cls: type[T], data: Mapping[str, Any],
+                 path: str = "") -> tuple[T | None, list[str]]:
+    """Build ``cls`` from ``data`` as far as it goes: the object and every problem found.
+
+    Unlike ``load_table`` a refused field does not stop the rest: it is None in the
+    object (a list of tables keeps the items that were built, the others None), and
+    ``cls.validate`` still runs, so checks across parts (a digest naming an unknown
+    channel) are made on the parts that loaded. ``cls.validate`` must therefore skip
+    None parts; the tables inside are built as ``load_table`` builds them.
+    """
+    loader = _Loader()
+    result = loader.table(cls, data, path, partial=True)
+    return typing.cast("T | None", result), loader.problems

@@ -71,10 +71,76 @@ lexicon = "nowhere.tsv"
             f"files in it, e.g. {tmp_path}/feeds/*.jsonl)",
             "sources[2].token: secret env:I21_TEST_UNSET_TOKEN: environment variable "
             "I21_TEST_UNSET_TOKEN is not set",
+            f"scoring.lexicon: {tmp_path}/nowhere.tsv: no such file",
         ]
-        if command == "check-config":  # run leaves the model files to its own loading
-            want.append(f"scoring.lexicon: {tmp_path}/nowhere.tsv: no such file")
         assert problems == want
+
+
+def test_check_config_reports_every_kind_of_problem_in_one_run(tmp_path: Path) -> None:
+    """Acceptance QA: a refused value (``http.listen``, a digest's ``cron``) hid the
+    references across parts (a digest naming an unknown channel or brand), and those hid
+    the start problems (an unset secret, a missing feed file): three runs to see them
+    all. One run lists every one, under the file's name, and ``run`` refuses the same."""
+    cfg = tmp_path / "all-kinds.toml"
+    cfg.write_text("""
+[sla]
+reply_within = "five minutes"
+[http]
+listen = "nonsense"
+[[brands]]
+name = "快书包"
+keywords = ["快书包"]
+[[sources]]
+type = "feed"
+path = "missing/day.jsonl"
+[[sources]]
+type = "weibo_api"
+brand = "快书包"
+token = "env:I21_TEST_UNSET_TOKEN"
+[[sources]]
+type = "weibo_api"
+brand = "快书包"
+count = "many"
+[[channels]]
+type = "dingtalk"
+name = "pr"
+url = "env:I21_TEST_UNSET_URL"
+[[digests]]
+name = "daily"
+cron = "0 9 * *"
+channels = ["pr-group"]
+[[digests]]
+name = "weekly"
+cron = "0 9 * * mon"
+brands = ["快书包", "没有"]
+channels = ["pr", "terminal"]
+""", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("I21_TEST_")}
+    want = [
+        # the values refused by their own checks, in the file's order of sections ...
+        'sla.reply_within: "five minutes" is not a duration (use e.g. "90s", "5m", "12h")',
+        "sources[2].count: \"many\" is not a whole number",
+        'http.listen: "nonsense" is not host:port (e.g. "127.0.0.1:8787")',
+        'digests[0].cron: "0 9 * *" is not a five-field crontab (minute hour day month '
+        'weekday, e.g. "0 9 * * *")',
+        # ... the references across parts, made on the parts that loaded ...
+        'digests[0].channels[0]: "pr-group" is not a [[channels]] name (or "terminal")',
+        'digests[1].brands[1]: "没有" is not one of the [[brands]]',
+        # ... and what would stop the start, on the parts that loaded.
+        "channels[0].url: secret env:I21_TEST_UNSET_URL: environment variable "
+        "I21_TEST_UNSET_URL is not set",
+        f"sources[0].path: {tmp_path}/missing/day.jsonl: no such feed file",
+        "sources[1].token: secret env:I21_TEST_UNSET_TOKEN: environment variable "
+        "I21_TEST_UNSET_TOKEN is not set",
+    ]
+    for command in ("check-config", "run"):
+        res = subprocess.run([sys.executable, "-m", "monitor.cli", command, "--config",
+                              str(cfg)], capture_output=True, text=True, cwd=ROOT,
+                             timeout=120, check=False, env=env)
+        assert res.returncode == 2, (command, res.stdout, res.stderr)
+        lines = res.stderr.splitlines()
+        assert lines[0] == f"crisismon: invalid config {cfg}", command
+        assert [line.strip() for line in lines[1:]] == want, command
 
 
 def test_check_config_refuses_a_personal_token_run_would_refuse(tmp_path: Path) -> None:

@@ -144,3 +144,36 @@ def test_a_config_error_survives_pickling() -> None:
     assert type(back) is ConfigError
     assert back.problems == err.problems and back.source == "config.toml"
     assert str(back) == str(err)
+
+
+def test_a_refused_part_does_not_hide_the_checks_across_the_others() -> None:
+    """The loader goes on past a refused value: the references across parts are checked
+    on what loaded, and the partial config comes with the error for the start checks."""
+    slack = '[[channels]]\ntype = "slack"\nname = "pr"\nurl = "env:SLACK_URL"\n'
+    with pytest.raises(ConfigError) as err:
+        parse_config('timezone = 8\n[http]\nlisten = "nonsense"\n' + BRAND + slack
+                     + '[[routes]]\nmin_level = "high"\n[[routes]]\nchannels = ["nowhere"]\n'
+                     + '[[digests]]\nname = "d"\ncron = "0 9 * * *"\nbrands = ["别家"]\n',
+                     "test.toml")
+    assert err.value.problems == [
+        "timezone: 8 is not a string",
+        'http.listen: "nonsense" is not host:port (e.g. "127.0.0.1:8787")',
+        "routes[0].min_level: \"high\" is not a whole number",
+        'routes[1].channels[0]: "nowhere" is not a [[channels]] name (known: pr)',
+        'digests[0].brands[0]: "别家" is not one of the [[brands]]']
+    partial = err.value.config
+    assert partial is not None
+    assert partial.timezone is None and partial.routes[0] is None  # refused: left out
+    assert partial.http.listen == "nonsense"  # typed, only its own check failed: kept
+    assert partial.channels[0].name == "pr" and partial.brands[0].name == "快书包"
+
+
+def test_a_refused_list_item_hides_no_name_and_invents_no_problem() -> None:
+    """A brand or channel that was refused may be the one a reference names: saying the
+    reference is unknown would send the user after the wrong key."""
+    source = '[[sources]]\ntype = "weibo_api"\nbrand = "别家"\n'
+    found = problems(BRAND + '[[brands]]\nname = "别家"\nkeywords = 5\n' + source
+                     + '[[routes]]\nchannels = ["pr"]\n'
+                     + '[[channels]]\ntype = "slack"\nname = "pr"\nurl = 5\n')
+    assert found == ["brands[1].keywords: 5 is not a list",
+                     "channels[0].url: 5 is not a string"]
