@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -137,7 +138,9 @@ class Cluster:
             self.watermark = self.store.max_seq()
             self.store.own_seqs.clear()
             pipeline.reset_engine()
-            unsent = pipeline.rebuild()
+            # From a snapshot taken before the dead instance's last renewal: the deadlines
+            # it may have left unrecorded are then fired (and recorded) again.
+            unsent = pipeline.rebuild(time.time() - 2 * self.ttl)
         pipeline.stats = stats
         return unsent
 
@@ -160,9 +163,9 @@ class Cluster:
         alerts: list[Alert] = []
         with self.store.transaction():
             rows = self.store.events_after(self.watermark)
-            for seq, seen_at, event in rows:
+            for seq, seen_at, event, decision in rows:
                 if seq not in self.store.own_seqs:  # ours are in the engine already
-                    alerts += self.pipeline.apply_stored(event, seen_at)
+                    alerts += self.pipeline.apply_stored(event, seen_at, decision)
         if rows:
             self.watermark = rows[-1][0]
             self.store.own_seqs = {s for s in self.store.own_seqs if s > self.watermark}

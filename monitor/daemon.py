@@ -19,7 +19,8 @@ import secrets
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +60,18 @@ TIMER_COALESCE = 0.02
 """Real seconds the timer rests after firing alerts; deadlines due meanwhile fire together
 (at most this late, against reply deadlines of minutes)."""
 CLOCK_META = "clock"
+SNAPSHOT_EVERY = 30.0
+"""Real seconds between engine snapshots while events come in (see ``snapshot_loop``)."""
+SNAPSHOT_AFTER_EVENTS = 50_000
+"""... or sooner, after this many events: what a restart feeds again stays small."""
+SNAPSHOT_MAX_SHARE = 0.05
+"""... but never more than this share of the loop's time on taking them."""
+FORGET_AFTER = 2 * 86_400.0
+"""Engine seconds the engine keeps a settled mention in memory (``forget_settled``)."""
+PRUNE_EVERY = 60.0
+"""Real seconds between retention passes (``prune``)."""
+PRUNE_CHUNK = 2_000
+"""Rows deleted per transaction: the loop runs between two (see ``prune``)."""
 
 
 class Daemon:
@@ -93,6 +106,11 @@ class Daemon:
         """Live views (the dashboard's event stream): told what changed, never blocked."""
         self.cluster: Cluster | None = None
         """Brand leases and catch-up with peers (PostgreSQL store; ``monitor.cluster``)."""
+        self.events_since_snapshot = 0
+        self.snapshot_seconds = 0.0
+        """How long the last engine snapshot took (it blocks the loop; see SNAPSHOT_*)."""
+        self.pruned = 0
+        """Rows the retention deleted since start."""
 
     async def ingest(self, batch: Batch) -> None:
         """Store and process one batch; the cursor advances in the same transaction.
@@ -120,6 +138,7 @@ class Daemon:
                 self.store.set_cursor(batch.source, batch.cursor)
             self.store.set_meta(CLOCK_META, repr(now))
         self.batches += 1
+        self.events_since_snapshot += len(batch.events)
         self.metrics.on_batch(batch, now)
         self.metrics.on_alerts(new)
         self.metrics.on_mentions(self.pipeline.engine.clocks, mentions)
@@ -155,6 +174,83 @@ class Daemon:
             self.outbox.notify()
             self.publish("alerts")
         return len(alerts)
+
+    # ------------------------------------------------------------ snapshots, retention
+    def _snapshot_keep(self) -> tuple[float | None, float]:
+        """(taken_before, keep_for) of snapshots: with peers (PostgreSQL), a rebuild starts
+        from one taken at least two lease ttls ago, before anything a dead peer may have
+        left unrecorded (see ``Cluster.take_over``), so that many are kept."""
+        if self.cluster is None:
+            return None, 0.0
+        ttl = self.cluster.ttl
+        return time.time() - 2 * ttl, 3 * ttl + 60.0
+
+    def take_snapshot(self) -> int:
+        """Forget settled mentions, then store the engine's state (inside a transaction);
+        returns the events.seq it covers."""
+        started = time.perf_counter()
+        if self.cluster is not None:
+            self.cluster.catch_up(self)  # in this transaction: now every stored event is in
+        now = self.clock.now()
+        engine = self.pipeline.engine
+        forgotten = engine.forget_settled(now - FORGET_AFTER)
+        seq = self.pipeline.snapshot(now, self._snapshot_keep()[1])
+        self.events_since_snapshot = 0
+        self.snapshot_seconds = time.perf_counter() - started
+        log.debug("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
+                  forgotten=forgotten, seconds=round(self.snapshot_seconds, 3))
+        return seq
+
+    def _snapshot_tx(self) -> int:
+        with self.store.transaction():
+            return self.take_snapshot()
+
+    async def snapshot_loop(self) -> None:
+        """A snapshot every ``SNAPSHOT_EVERY`` s (or ``SNAPSHOT_AFTER_EVENTS``) while
+        events come in, so that a restart feeds only the events after it again."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            elapsed = time.monotonic() - last
+            n = self.events_since_snapshot
+            if not n or elapsed < self.snapshot_seconds / SNAPSHOT_MAX_SHARE:
+                continue
+            if n >= SNAPSHOT_AFTER_EVENTS or elapsed >= SNAPSHOT_EVERY:
+                await self.locks.retry("snapshot", self._snapshot_tx)
+                last = time.monotonic()
+
+    async def prune(self) -> int:
+        """Delete what is older than ``store.retention`` (``Store.prune_*``), a chunk per
+        transaction, yielding to the loop between chunks; returns the rows deleted."""
+        cutoff = self.clock.now() - self.config.store.retention
+        self.pipeline.forgotten_before = max(self.pipeline.forgotten_before, cutoff)
+        started, total = time.perf_counter(), 0
+        open_incidents = list(self.pipeline.engine.open_incident.values())
+        steps: list[Callable[[], int]] = [
+            lambda: self.store.prune_events(cutoff, PRUNE_CHUNK),
+            lambda: self.store.prune_mentions(cutoff, PRUNE_CHUNK, open_incidents),
+            lambda: self.store.prune_alerts(cutoff, PRUNE_CHUNK)]
+        for step in steps:
+            while True:
+                n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                total += n
+                if n < PRUNE_CHUNK:
+                    break
+                await asyncio.sleep(0)  # the loop (ingest, timer, outbox) runs between chunks
+        self.pruned += total
+        if total:
+            log.info("retention: old rows deleted", rows=total, before=cutoff,
+                     seconds=round(time.perf_counter() - started, 3))
+        return total
+
+    def _in_tx(self, step: Callable[[], int]) -> int:
+        with self.store.transaction():
+            return step()
+
+    async def prune_loop(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_EVERY)
+            await self.prune()
 
     def publish(self, what: str) -> None:
         """Tell every live view that state changed; a slow view drops, never blocks us."""
@@ -253,7 +349,12 @@ class Daemon:
         async with self._writing("start"):
             if self.cluster is not None:
                 self.cluster.start()  # claim leases first: the rebuild pages for those only
-            unsent = self.pipeline.rebuild()
+            unsent = self.pipeline.rebuild(self._snapshot_keep()[0])
+            pipeline = self.pipeline
+            if pipeline.replayed or not pipeline.restored_from or pipeline.config_changed:
+                # The config in force from here on starts with a snapshot: the events
+                # after it were handled under it, and a restart feeds them again under it.
+                self.take_snapshot()
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
             anchor()  # a demo clock starts now, not when the (slow) start-up began
@@ -274,6 +375,8 @@ class Daemon:
             self.sources = sources
             ops = [tg.create_task(self.metrics.probe_loop(), name="loop-lag"),
                    tg.create_task(self.outbox.run_repeats(), name="outbox:repeats"),
+                   tg.create_task(self.snapshot_loop(), name="snapshots"),
+                   tg.create_task(self.prune_loop(), name="retention"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
             if self.cluster is not None:
                 ops += [tg.create_task(self.cluster.run_leases(self), name="leases"),
@@ -292,6 +395,10 @@ class Daemon:
                 task.cancel()
         if runner is not None:
             await runner.cleanup()
+        try:  # the next start then feeds no event again
+            await self.locks.retry("snapshot", self._snapshot_tx)
+        except Exception:  # the store is failing: the next start feeds more events, that's all
+            log.exception("no engine snapshot at shutdown")
         await self.outbox.flush(FLUSH_TIMEOUT)
         if self.cluster is not None:
             self.cluster.release()  # after the flush: a peer takes over at once
