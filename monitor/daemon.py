@@ -70,7 +70,9 @@ FORGET_AFTER = 2 * 86_400.0
 """Engine seconds the engine keeps a settled mention in memory (``forget_settled``)."""
 PRUNE_EVERY = 60.0
 """Real seconds between retention passes (``prune``)."""
-PRUNE_CHUNK = 2_000
+PRUNE_FIRST = 10.0
+"""Real seconds after start of the first retention pass (a long stop leaves much)."""
+PRUNE_CHUNK = 500
 """Rows deleted per transaction: the loop runs between two (see ``prune``)."""
 
 
@@ -111,6 +113,8 @@ class Daemon:
         """How long the last engine snapshot took (it blocks the loop; see SNAPSHOT_*)."""
         self.pruned = 0
         """Rows the retention deleted since start."""
+        self.prune_lag = 0.0
+        """The event loop's worst lag during the last retention pass, in seconds."""
 
     async def ingest(self, batch: Batch) -> None:
         """Store and process one batch; the cursor advances in the same transaction.
@@ -197,7 +201,7 @@ class Daemon:
         seq = self.pipeline.snapshot(now, self._snapshot_keep()[1])
         self.events_since_snapshot = 0
         self.snapshot_seconds = time.perf_counter() - started
-        log.debug("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
+        log.info("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
                   forgotten=forgotten, seconds=round(self.snapshot_seconds, 3))
         return seq
 
@@ -225,6 +229,8 @@ class Daemon:
         cutoff = self.clock.now() - self.config.store.retention
         self.pipeline.forgotten_before = max(self.pipeline.forgotten_before, cutoff)
         started, total = time.perf_counter(), 0
+        lag = LagWatch()
+        watch = asyncio.ensure_future(lag.run())
         open_incidents = list(self.pipeline.engine.open_incident.values())
         steps: list[Callable[[], int]] = [
             lambda: self.store.prune_events(cutoff, PRUNE_CHUNK),
@@ -237,10 +243,13 @@ class Daemon:
                 if n < PRUNE_CHUNK:
                     break
                 await asyncio.sleep(0)  # the loop (ingest, timer, outbox) runs between chunks
+        watch.cancel()
         self.pruned += total
+        self.prune_lag = lag.worst
         if total:
             log.info("retention: old rows deleted", rows=total, before=cutoff,
-                     seconds=round(time.perf_counter() - started, 3))
+                     seconds=round(time.perf_counter() - started, 3),
+                     max_loop_lag_ms=round(lag.worst * 1000, 1))
         return total
 
     def _in_tx(self, step: Callable[[], int]) -> int:
@@ -248,9 +257,10 @@ class Daemon:
             return step()
 
     async def prune_loop(self) -> None:
+        await asyncio.sleep(PRUNE_FIRST)
         while True:
-            await asyncio.sleep(PRUNE_EVERY)
             await self.prune()
+            await asyncio.sleep(PRUNE_EVERY)
 
     def publish(self, what: str) -> None:
         """Tell every live view that state changed; a slow view drops, never blocks us."""
@@ -395,13 +405,27 @@ class Daemon:
                 task.cancel()
         if runner is not None:
             await runner.cleanup()
-        try:  # the next start then feeds no event again
-            await self.locks.retry("snapshot", self._snapshot_tx)
-        except Exception:  # the store is failing: the next start feeds more events, that's all
-            log.exception("no engine snapshot at shutdown")
+        try:  # the next start then feeds no event again; tried once: a stop never waits
+            self._snapshot_tx()
+        except Exception as exc:  # locked or failing: the next start feeds more events
+            log.warning("no engine snapshot at shutdown", error=f"{type(exc).__name__}: {exc}")
         await self.outbox.flush(FLUSH_TIMEOUT)
         if self.cluster is not None:
             self.cluster.release()  # after the flush: a peer takes over at once
+
+
+class LagWatch:
+    """How late the event loop runs while something else works in it (``worst``, s)."""
+
+    def __init__(self, every: float = 0.01) -> None:
+        self.every = every
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(self.every)
+            self.worst = max(self.worst, time.monotonic() - start - self.every)
 
 
 def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clock:
