@@ -177,6 +177,11 @@ def disk_mb(folder: Path) -> float:
     return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
 
 
+def life_lines(log: Path, event: str) -> list[str]:
+    return [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.startswith("{") and f'"event": "{event}"' in line]
+
+
 def last_log(log: Path, event: str) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -227,9 +232,13 @@ def bench(posts: int, folder: Path, texts: tuple[list[str], list[str]],
             and time.monotonic() < deadline:
         time.sleep(0.5)
     pruning.stop()
+    out["snapshot_s"] = max((json.loads(line).get("seconds", 0) for line in
+                             life_lines(folder / "daemon.log", "engine snapshot stored")),
+                            default=None)
     out["pruned_rows"] = rec.get("rows")
     out["prune_s"] = rec.get("seconds")
     out["prune_lag_ms"] = rec.get("max_loop_lag_ms")
+    out["prune_chunk_ms"] = rec.get("longest_chunk_ms")
     out["disk_after_prune_mb"] = disk_mb(var)
     out["load"] = f"{load0:.1f}/{os.getloadavg()[0]:.1f}"
     return out
@@ -241,8 +250,10 @@ COLUMNS = [("posts", "posts", "{:,}"), ("ingest_s", "ingest s", "{:.0f}"),
            ("ready_after_kill_s", "ready after kill -9 s", "{:.2f}"),
            ("refed_after_kill", "events re-fed", "{}"), ("ready_s", "ready s", "{:.2f}"),
            ("rss_after_restart_mb", "RSS after restart MB", "{:.0f}"),
-           ("disk_mb", "disk MB", "{:.0f}"), ("pruned_rows", "pruned rows", "{}"),
-           ("prune_s", "prune s", "{}"), ("prune_lag_ms", "max loop lag ms", "{}"),
+           ("disk_mb", "disk MB", "{:.0f}"), ("snapshot_s", "longest snapshot s", "{}"),
+           ("pruned_rows", "pruned rows", "{}"),
+           ("prune_s", "prune s", "{}"), ("prune_chunk_ms", "longest prune chunk ms", "{}"),
+           ("prune_lag_ms", "max loop lag ms", "{}"),
            ("disk_after_prune_mb", "disk after prune MB", "{:.0f}"),
            ("load", "load avg start/end", "{}")]
 

@@ -62,7 +62,7 @@ TIMER_COALESCE = 0.02
 CLOCK_META = "clock"
 SNAPSHOT_EVERY = 30.0
 """Real seconds between engine snapshots while events come in (see ``snapshot_loop``)."""
-SNAPSHOT_AFTER_EVENTS = 50_000
+SNAPSHOT_AFTER_EVENTS = 25_000
 """... or sooner, after this many events: what a restart feeds again stays small."""
 SNAPSHOT_MAX_SHARE = 0.05
 """... but never more than this share of the loop's time on taking them."""
@@ -236,9 +236,12 @@ class Daemon:
             lambda: self.store.prune_events(cutoff, PRUNE_CHUNK),
             lambda: self.store.prune_mentions(cutoff, PRUNE_CHUNK, open_incidents),
             lambda: self.store.prune_alerts(cutoff, PRUNE_CHUNK)]
+        longest = 0.0
         for step in steps:
             while True:
+                t = time.perf_counter()
                 n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                longest = max(longest, time.perf_counter() - t)
                 total += n
                 if n < PRUNE_CHUNK:
                     break
@@ -249,6 +252,7 @@ class Daemon:
         if total:
             log.info("retention: old rows deleted", rows=total, before=cutoff,
                      seconds=round(time.perf_counter() - started, 3),
+                     longest_chunk_ms=round(longest * 1000, 1),
                      max_loop_lag_ms=round(lag.worst * 1000, 1))
         return total
 
@@ -433,10 +437,9 @@ def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clo
     if not feeds:
         return WallClock()
     saved = store.get_meta(CLOCK_META)
-    starts = [f.next_time for f in feeds if f.next_time is not None]
-    if saved is not None:
+    if saved is not None:  # (a restart: the feeds are not read before the state is back)
         start = float(saved)
-    elif starts:
+    elif starts := [t for f in feeds if (t := f.next_time) is not None]:
         start = min(starts)
     else:
         start = max((f.events[-1].created_at for f in feeds if f.events), default=0.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import IO
 
@@ -39,7 +40,7 @@ class FeedSource:
         self.name = name or f"feed:{path.name}"
         self.stats = FeedStats()
         self._stream: _Stream | None = None
-        self.events: list[Event] = []
+        self._events: list[Event] | None = None
         parts = (cursor or "").split("@")
         self.position = int(parts[0]) if parts[0].isdigit() else 0
         if path.suffix != ".gz" and path.stat().st_size > STREAM_ABOVE:
@@ -48,11 +49,22 @@ class FeedSource:
             if len(parts) != 3:  # a cursor from before streaming: skip what was played
                 for _ in range(self.position):
                     self._stream.take()
-            return
-        self.events = read_feeds([path], self.stats)
+            self._events = []
+
+    @property
+    def events(self) -> list[Event]:
+        """Every event of the feed in time order (read on first use: a restart need not
+        wait for it, ``run`` reads it off the loop; empty for a streamed feed)."""
+        if self._events is None:
+            self._events = self._read()
+        return self._events
+
+    def _read(self) -> list[Event]:
+        events = read_feeds([self.path], self.stats)
         for bad in self.stats.bad:
             log.warning("feed line skipped", source=self.name, where=f"{bad.file}:{bad.line}",
                         reason=bad.reason)
+        return events
 
     @property
     def next_time(self) -> float | None:
@@ -68,7 +80,9 @@ class FeedSource:
         if self._stream is not None:
             await self._run_stream(sink, self._stream)
             return
-        events = self.events
+        if self._events is None:
+            self._events = await asyncio.to_thread(self._read)
+        events = self._events
         log.info("feed source started", source=self.name, lines=len(events),
                  resume_at=self.position)
         while self.position < len(events):
@@ -80,6 +94,7 @@ class FeedSource:
                 end += 1
             await sink.ingest(Batch(self.name, events[self.position:end], str(end)))
             self.position = end
+            await asyncio.sleep(0)  # played faster than ingested: the loop's others run too
         log.info("feed source finished", source=self.name, lines=len(events))
 
     async def _run_stream(self, sink: Sink, stream: _Stream) -> None:
@@ -95,6 +110,7 @@ class FeedSource:
             self.position += len(batch)
             await sink.ingest(Batch(self.name, batch,
                                     f"{self.position}@{stream.offset}@{stream.line}"))
+            await asyncio.sleep(0)
         log.info("feed source finished", source=self.name, lines=self.position)
 
 
