@@ -14,9 +14,12 @@ For each N, one command, real processes, wall clock:
 3. ``kill -9`` once every post is stored; start again: time to ``/readyz`` (the events
    after the last engine snapshot are fed again). SIGTERM; start again: time to
    ``/readyz`` after a clean stop, RSS once ready; the state's size on disk.
-4. Start once more with ``store.retention = "1d"``: the first retention pass (10 s after
-   start) deletes everything but the last day; its rows, time and the event loop's worst
-   lag while it ran (the daemon's own ``LagWatch``, logged); the size on disk after.
+4. Start once more with ``store.retention = "1d"`` and no input: the first retention pass
+   (10 s after start) deletes everything but the last day; its rows, time, longest chunk
+   (one transaction: the longest the loop waits on it) and the event loop's worst lag
+   while it ran (the daemon's own ``LagWatch``, logged; the outbox may still be working
+   through the alert-log backlog meanwhile); the size on disk after (SQLite keeps the
+   freed pages for new rows: the file stops growing rather than shrinking).
 
 Prints one table; figures are noisy on a shared machine, so the load average is printed
 with each row.
@@ -78,8 +81,18 @@ def write_feed(path: Path, posts: int, texts: tuple[list[str], list[str]]) -> in
     return lines
 
 
-def write_config(folder: Path, feed: Path, port: int, retention: str, speed: float) -> Path:
+def write_config(folder: Path, feed: Path, port: int, retention: str, speed: float,
+                 source: bool = True) -> Path:
+    """The bench's config; ``source`` False: no input at all (the retention pass then
+    runs alone, and the loop lag measured during it is its own)."""
     cfg = folder / "config.toml"
+    feed_source = f"""
+[[sources]]
+type = "feed"
+name = "feed"
+path = "{feed}"
+speed = {speed}
+""" if source else ""
     cfg.write_text(synth.brand_config() + f"""
 [store]
 path = "var/crisismon.db"
@@ -93,12 +106,7 @@ token = "env:BENCH_TOKEN"
 [log]
 format = "json"
 stream = "stderr"
-[[sources]]
-type = "feed"
-name = "feed"
-path = "{feed}"
-speed = {speed}
-""", encoding="utf-8")
+{feed_source}""", encoding="utf-8")
     return cfg
 
 
@@ -224,7 +232,7 @@ def bench(posts: int, folder: Path, texts: tuple[list[str], list[str]],
     third.stop()
     out["disk_mb"] = disk_mb(var)
 
-    write_config(folder, feed, port, "1d", speed)
+    write_config(folder, feed, port, "1d", speed, source=False)
     pruning = Run(cfg, folder / "daemon.log")
     pruning.ready()
     deadline = time.monotonic() + 300

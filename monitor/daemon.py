@@ -232,18 +232,23 @@ class Daemon:
         lag = LagWatch()
         watch = asyncio.ensure_future(lag.run())
         open_incidents = list(self.pipeline.engine.open_incident.values())
-        steps: list[Callable[[], int]] = [
+        from_at = [(float("-inf"), "")]
+
+        def alerts() -> tuple[int, int]:
+            seen, deleted, from_at[0] = self.store.prune_alerts(cutoff, PRUNE_CHUNK, from_at[0])
+            return seen, deleted
+
+        steps: list[Callable[[], tuple[int, int]]] = [
             lambda: self.store.prune_events(cutoff, PRUNE_CHUNK),
-            lambda: self.store.prune_mentions(cutoff, PRUNE_CHUNK, open_incidents),
-            lambda: self.store.prune_alerts(cutoff, PRUNE_CHUNK)]
+            lambda: self.store.prune_mentions(cutoff, PRUNE_CHUNK, open_incidents), alerts]
         longest = 0.0
         for step in steps:
             while True:
                 t = time.perf_counter()
-                n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                seen, n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
                 longest = max(longest, time.perf_counter() - t)
                 total += n
-                if n < PRUNE_CHUNK:
+                if seen < PRUNE_CHUNK:
                     break
                 await asyncio.sleep(0)  # the loop (ingest, timer, outbox) runs between chunks
         watch.cancel()
@@ -256,7 +261,7 @@ class Daemon:
                      max_loop_lag_ms=round(lag.worst * 1000, 1))
         return total
 
-    def _in_tx(self, step: Callable[[], int]) -> int:
+    def _in_tx(self, step: Callable[[], tuple[int, int]]) -> tuple[int, int]:
         with self.store.transaction():
             return step()
 
@@ -410,7 +415,8 @@ class Daemon:
         if runner is not None:
             await runner.cleanup()
         try:  # the next start then feeds no event again; tried once: a stop never waits
-            self._snapshot_tx()
+            if self.events_since_snapshot:  # (deadlines fired since are known by alert id)
+                self._snapshot_tx()
         except Exception as exc:  # locked or failing: the next start feeds more events
             log.warning("no engine snapshot at shutdown", error=f"{type(exc).__name__}: {exc}")
         await self.outbox.flush(FLUSH_TIMEOUT)

@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS repeats (
     done INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS repeats_due ON repeats (done, next_at);
-CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at);
+CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at, id);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, next_try);
 CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel, state, next_try);
 CREATE TABLE IF NOT EXISTS cursors (
@@ -561,9 +561,10 @@ class Store:
         value = self.get_meta(self.PRUNED_META)
         return float(value) if value is not None else float("-inf")
 
-    def prune_events(self, cutoff: float, limit: int) -> int:
+    def prune_events(self, cutoff: float, limit: int) -> tuple[int, int]:
         """Delete up to ``limit`` of the oldest events seen before ``cutoff``, never one
-        an engine snapshot still needs (see ``snapshot_seq``); returns how many."""
+        an engine snapshot still needs (see ``snapshot_seq``). Returns (rows looked at,
+        rows deleted): the pass is over when fewer than ``limit`` were looked at."""
         self._write_buffered()
         keep_from = self.snapshot_seq()
         rows = self.db.execute("SELECT seq, seen_at FROM events WHERE seq <= ? ORDER BY seq "
@@ -571,16 +572,21 @@ class Store:
         last, n = None, 0
         for seq, seen_at in rows:  # the oldest first: stop at the first one to keep
             if seen_at >= cutoff:
-                break
+                return 0, self._delete_events(last, n, cutoff)
             last, n = seq, n + 1
+        return len(rows), self._delete_events(last, n, cutoff)
+
+    def _delete_events(self, last: int | None, n: int, cutoff: float) -> int:
         if last is not None:
             self.db.execute("DELETE FROM events WHERE seq <= ?", (last,))
         self.set_meta(self.PRUNED_META, repr(cutoff))
         return n
 
-    def prune_mentions(self, cutoff: float, limit: int, open_incidents: Sequence[str]) -> int:
+    def prune_mentions(self, cutoff: float, limit: int,
+                       open_incidents: Sequence[str]) -> tuple[int, int]:
         """Delete up to ``limit`` mention rows first posted before ``cutoff``: settled (the
-        whole reply ladder lies far behind them), except those of an open incident."""
+        whole reply ladder lies far behind them), except those of an open incident.
+        Returns (rows looked at, rows deleted)."""
         self._write_buffered()
         keep = list(open_incidents) or [""]
         marks = ", ".join("?" for _ in keep)
@@ -589,22 +595,34 @@ class Store:
             f"incident_id NOT IN ({marks})) ORDER BY created_at LIMIT ?",
             (cutoff, *keep, limit))]
         self._delete_in("mentions", "key", keys)
-        return len(keys)
+        return len(keys), len(keys)
 
-    def prune_alerts(self, cutoff: float, limit: int) -> int:
-        """Delete up to ``limit`` alerts raised before ``cutoff`` whose every delivery is
-        over (delivered, summarised, silenced or failed; no repeat still running), with
-        their delivery and repeat rows."""
+    def prune_alerts(self, cutoff: float, limit: int, after: tuple[float, str]
+                     ) -> tuple[int, int, tuple[float, str]]:
+        """Look at up to ``limit`` alerts raised before ``cutoff``, oldest first, from
+        just after ``after`` (``at``, id), and delete those whose every delivery is over
+        (delivered, summarised, silenced or failed; no repeat still running) with their
+        delivery and repeat rows. Returns (looked at, deleted, where to go on from): an
+        alert still pending is stepped over, not looked at again in this pass."""
         self._write_buffered()
-        ids = [r[0] for r in self.db.execute(
-            "SELECT a.id FROM alerts a WHERE a.at < ? AND NOT EXISTS (SELECT 1 FROM "
-            "deliveries d WHERE d.alert_id = a.id AND d.state IN ('pending', 'held')) "
-            "AND NOT EXISTS (SELECT 1 FROM repeats r WHERE r.alert_id = a.id AND r.done = 0) "
-            "ORDER BY a.at LIMIT ?", (cutoff, limit))]
+        rows = self.db.execute("SELECT id, at FROM alerts WHERE (at, id) > (?, ?) AND at < ? "
+                               "ORDER BY at, id LIMIT ?", (*after, cutoff, limit)).fetchall()
+        if not rows:
+            return 0, 0, after
+        ids = [r[0] for r in rows]
+        busy: set[str] = set()
+        for i in range(0, len(ids), _PROBE_CHUNK):
+            chunk = ids[i:i + _PROBE_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            busy.update(r[0] for r in self.db.execute(
+                f"SELECT alert_id FROM deliveries WHERE alert_id IN ({marks}) AND state IN "
+                f"('pending', 'held') UNION SELECT alert_id FROM repeats WHERE alert_id IN "
+                f"({marks}) AND done = 0", (*chunk, *chunk)))
+        done = [i for i in ids if i not in busy]
         for table in ("deliveries", "repeats"):
-            self._delete_in(table, "alert_id", ids)
-        self._delete_in("alerts", "id", ids)
-        return len(ids)
+            self._delete_in(table, "alert_id", done)
+        self._delete_in("alerts", "id", done)
+        return len(rows), len(done), (rows[-1][1], rows[-1][0])
 
     def _delete_in(self, table: str, column: str, values: Sequence[str]) -> None:
         for i in range(0, len(values), _PROBE_CHUNK):

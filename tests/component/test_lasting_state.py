@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.record import Alert
+from alerts.record import Alert, AlertType
 from monitor.app import build_pipeline, build_scorer
 from monitor.clock import ScaledClock
 from monitor.config import AlertsConfig, Config, HttpConfig, StoreConfig, load_config
@@ -156,6 +156,19 @@ def test_a_reload_of_that_config_raises_no_alert_about_the_past(
     new = [(str(a.type), a.post_id) for a in after[len(before):]]
     assert new[0] == ("mention.new", "fresh-1")
     assert {post_id for _, post_id in new} == {"fresh-1"}
+    # The reload applied the reply rule to new mentions, and a restart keeps it so: the
+    # engine was snapshotted with it when it was swapped in.
+    store = Store(db)
+    try:
+        snap = store.load_snapshot()
+        assert snap is not None
+        engine = EscalationEngine.restore(snap[2])
+    finally:
+        store.close()
+    assert engine.sla.warn_at == 120.0
+    assert engine.clocks[f"{config.brands[0].name}\x1ffresh-1"].sla.warn_at == 120.0
+    # The day's mentions, settled three days ago, are no longer held in memory.
+    assert list(engine.clocks) == [f"{config.brands[0].name}\x1ffresh-1"]
 
 
 def test_after_kill_the_events_since_the_snapshot_are_fed_with_their_decisions(
@@ -280,4 +293,28 @@ def test_settled_mentions_are_forgotten_open_ones_kept(
     assert all(k in engine.clocks for k in waiting)
     # A snapshot now holds only what is left.
     assert len(EscalationEngine.restore(engine.snapshot()).clocks) == n - forgotten
+    store.close()
+
+
+def test_alert_pruning_steps_over_pending_ones_sharing_a_time(tmp_path: Path) -> None:
+    """Alerts still pending are kept and stepped over, even more of them at one ``at``
+    than a chunk holds: the pass ends, and the delivered ones around them are deleted."""
+    store = Store(tmp_path / "s.db")
+    at = 1_779_206_400.0
+    alerts = [Alert(id=f"a-{i:04d}", type=AlertType.MENTION_NEW, at=at + (i >= 7), brand="b",
+                    level=0, severity="P3", title="t", text="x") for i in range(10)]
+    with store.transaction():
+        store.add_alerts(alerts, ["log"])
+    with store.transaction():
+        for alert in alerts[:2] + alerts[7:]:  # the rest stay pending
+            store.mark_delivered(alert.id, "log", at + 5)
+    seen, deleted, after = 3, 0, (float("-inf"), "")
+    passes = 0
+    while seen == 3:
+        with store.transaction():
+            seen, n, after = store.prune_alerts(at + 10, 3, after)
+        deleted += n
+        passes += 1
+    assert passes == 4 and deleted == 5
+    assert sorted(a.id for a in store.alerts()) == [f"a-{i:04d}" for i in range(2, 7)]
     store.close()

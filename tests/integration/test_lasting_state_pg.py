@@ -113,14 +113,19 @@ def test_retention_prunes_old_rows_in_chunks(
     assert all(before.values()), before
     cutoff = events[len(events) // 2].created_at
     chunks = 0
+    after_at = [(float("-inf"), "")]
+
+    def alerts() -> tuple[int, int]:
+        seen, deleted, after_at[0] = store.prune_alerts(cutoff, 50, after_at[0])
+        return seen, deleted
+
     for prune in (lambda: store.prune_events(cutoff, 50),
-                  lambda: store.prune_mentions(cutoff, 50, []),
-                  lambda: store.prune_alerts(cutoff, 50)):
+                  lambda: store.prune_mentions(cutoff, 50, []), alerts):
         while True:
             with store.transaction():
-                n = prune()
+                seen, _ = prune()
             chunks += 1
-            if n < 50:
+            if seen < 50:
                 break
     after = {t: store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
     assert chunks > 3
