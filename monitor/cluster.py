@@ -12,8 +12,9 @@ Only the holder of a brand's lease (:mod:`monitor.lease`) records that brand's a
 (``Pipeline.owns``) and delivers them (``PgStore.only_brands``), so each alert is
 raised and sent by exactly one instance. Leases are renewed every ``lease_ttl / 3``.
 When an instance dies its leases lapse after ``lease_ttl``; a survivor's next claim
-takes the brands and rebuilds its engine from every stored event into a fresh one: the
-deadlines the dead instance had armed fire again, alerts it already recorded are
+takes the brands and rebuilds its engine from a snapshot older than the dead instance's
+last renewal and the events stored after it: the deadlines the dead instance had armed
+fire again, alerts it already recorded are
 recognised by their id, and the ones it never recorded go out (late ones at once, with
 the ``at`` they were due). A clean shutdown releases the leases at once.
 """

@@ -1,10 +1,13 @@
 """The live daemon: sources -> pipeline -> outbox -> channels, under one TaskGroup.
 
-Start: open the store, rebuild the engine from stored events (re-arming every pending
-deadline), send what was never sent. Run: each source's batches are stored and
-processed in one transaction; a timer fires deadlines as the clock reaches them; one
-outbox worker per channel delivers. Stop (SIGTERM/SIGINT or the ``stop`` event): stop
-the sources, stop the timer, flush the outbox within a deadline, close the store.
+Start: open the store, restore the engine from its last snapshot and the events stored
+after it (re-arming every pending deadline), send what was never sent. While running, the
+engine is snapshotted every ``SNAPSHOT_EVERY`` s or ``SNAPSHOT_AFTER_EVENTS`` events and
+the retention deletes old rows in the background (``snapshot_loop``, ``prune_loop``).
+Run: each source's batches are stored and processed in one transaction; a timer fires
+deadlines as the clock reaches them; one outbox worker per channel delivers. Stop
+(SIGTERM/SIGINT or the ``stop`` event): stop the sources, stop the timer, snapshot the
+engine, flush the outbox within a deadline, close the store.
 
 Faults (docs/operations.md, "What happens when things break"): a store locked by another
 process is waited out (``monitor.locks``); a clock that jumps is noticed by the timer

@@ -1,10 +1,12 @@
 """Durable state in SQLite (WAL): the events seen, the alerts raised, deliveries, cursors.
 
-Events are the truth: on restart the engine is rebuilt by feeding the stored events
-through it again, which re-arms every pending deadline exactly as it was. Alerts are
-keyed by their stable id, so an alert raised again during a rebuild is recognised and
-never sent twice. Mentions and incidents are kept as projections for the dashboard and
-reports; they are never read back to rebuild state.
+Events are the truth, with what was decided about each (``events.decision``): on restart
+the engine is restored from its newest snapshot (``snapshots``, written in the transaction
+of the events it covers) and fed the events stored after it, which re-arms every pending
+deadline exactly as it was. Alerts are keyed by their stable id, so an alert raised again
+during a rebuild is recognised and never sent twice. Mentions and incidents are kept as
+projections for the dashboard and reports; they are never read back to rebuild state.
+Old rows are deleted by the retention (``prune_*``), in chunks.
 
 One batch = one transaction: the events of a batch, the cursor that fetched them and the
 alerts they raised are committed together, so a post is stored before its cursor

@@ -4,7 +4,10 @@ It never reads the time and does no I/O. Each ``on_*`` call takes the current ti
 returns the alerts that fall due; ``advance(until)`` fires deadlines in time order (ties
 in the order they were set), re-reading the state at each, so a reply that came in
 before a deadline quietly cancels it. The same input therefore gives the same alerts,
-live or in replay, and a restart rebuilds the same state by feeding stored events again.
+live or in replay, and a restart rebuilds the same state from a snapshot of it
+(``snapshot``/``restore``) and the stored events after it. Decisions are made once: a
+mention's deadlines follow the reply rule it was first seen under (``ReplyClock.sla``),
+an incident's the crisis settings it opened under (``policy``).
 
 Deadlines (contract section 3), per mention: warn -> breach -> escalated (only the next
 one is queued: one heap entry per clock keeps a million open mentions cheap), and the
