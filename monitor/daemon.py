@@ -75,7 +75,7 @@ PRUNE_EVERY = 60.0
 """Real seconds between retention passes (``prune``)."""
 PRUNE_FIRST = 10.0
 """Real seconds after start of the first retention pass (a long stop leaves much)."""
-PRUNE_CHUNK = 500
+PRUNE_CHUNK = 200
 """Rows deleted per transaction: the loop runs between two (see ``prune``)."""
 
 
@@ -373,9 +373,10 @@ class Daemon:
                 self.cluster.start()  # claim leases first: the rebuild pages for those only
             unsent = self.pipeline.rebuild(self._snapshot_keep()[0])
             pipeline = self.pipeline
-            if pipeline.replayed or not pipeline.restored_from or pipeline.config_changed:
+            if not pipeline.restored_from or pipeline.config_changed:
                 # The config in force from here on starts with a snapshot: the events
-                # after it were handled under it, and a restart feeds them again under it.
+                # after it are handled under it, and a restart feeds them again under it.
+                # (Events fed again from an older one: the periodic snapshot soon covers.)
                 self.take_snapshot()
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
