@@ -223,7 +223,10 @@ class Daemon:
             if not n or elapsed < self.snapshot_seconds / SNAPSHOT_MAX_SHARE:
                 continue
             if n >= SNAPSHOT_AFTER_EVENTS or elapsed >= SNAPSHOT_EVERY:
-                await self.locks.retry("snapshot", self._snapshot_tx)
+                try:
+                    await self.locks.retry("snapshot", self._snapshot_tx)
+                except Exception as exc:  # the store is failing: the next one will do
+                    log.warning("engine snapshot failed", error=f"{type(exc).__name__}: {exc}")
                 last = time.monotonic()
 
     async def prune(self) -> int:
@@ -231,9 +234,24 @@ class Daemon:
         transaction, yielding to the loop between chunks; returns the rows deleted."""
         cutoff = self.clock.now() - self.config.store.retention
         self.pipeline.forgotten_before = max(self.pipeline.forgotten_before, cutoff)
-        started, total = time.perf_counter(), 0
+        started = time.perf_counter()
         lag = LagWatch()
         watch = asyncio.ensure_future(lag.run())
+        try:
+            total, longest = await self._prune(cutoff)
+        finally:
+            watch.cancel()
+        self.pruned += total
+        self.prune_lag = lag.worst
+        if total:
+            log.info("retention: old rows deleted", rows=total, before=cutoff,
+                     seconds=round(time.perf_counter() - started, 3),
+                     longest_chunk_ms=round(longest * 1000, 1),
+                     max_loop_lag_ms=round(lag.worst * 1000, 1))
+        return total
+
+    async def _prune(self, cutoff: float) -> tuple[int, float]:
+        total = 0
         open_incidents = list(self.pipeline.engine.open_incident.values())
         from_at = [(float("-inf"), "")]
 
@@ -254,15 +272,7 @@ class Daemon:
                 if seen < PRUNE_CHUNK:
                     break
                 await asyncio.sleep(0)  # the loop (ingest, timer, outbox) runs between chunks
-        watch.cancel()
-        self.pruned += total
-        self.prune_lag = lag.worst
-        if total:
-            log.info("retention: old rows deleted", rows=total, before=cutoff,
-                     seconds=round(time.perf_counter() - started, 3),
-                     longest_chunk_ms=round(longest * 1000, 1),
-                     max_loop_lag_ms=round(lag.worst * 1000, 1))
-        return total
+        return total, longest
 
     def _in_tx(self, step: Callable[[], tuple[int, int]]) -> tuple[int, int]:
         with self.store.transaction():
@@ -271,7 +281,10 @@ class Daemon:
     async def prune_loop(self) -> None:
         await asyncio.sleep(PRUNE_FIRST)
         while True:
-            await self.prune()
+            try:
+                await self.prune()
+            except Exception as exc:  # the store is failing: the next pass goes on
+                log.warning("retention pass failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(PRUNE_EVERY)
 
     def publish(self, what: str) -> None:
@@ -378,6 +391,8 @@ class Daemon:
                 # after it are handled under it, and a restart feeds them again under it.
                 # (Events fed again from an older one: the periodic snapshot soon covers.)
                 self.take_snapshot()
+            else:
+                self.events_since_snapshot = pipeline.replayed
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
             anchor()  # a demo clock starts now, not when the (slow) start-up began
