@@ -369,6 +369,7 @@ class Pipeline:
             matches = [] if ready is None else ready[0]
         if not matches:
             return Decision(official=official) if official else NOTHING
+        event_brand(",".join(m.brand for m in matches))  # log lines from here name it
         score = ready[1] if ready is not None else self.scorer.score(post)
         pure = is_pure_repost(post) or (post.reposts_id is not None
                                         and own_words(post.text) in ("", "转发微博"))
