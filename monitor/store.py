@@ -521,8 +521,13 @@ class Store:
             seq = rows[-1][0]
 
     # ---------------------------------------------------------------- snapshots
+    def last_seq(self) -> int:
+        """``seq`` of the newest stored event (0: none)."""
+        self._write_buffered()
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
     def save_snapshot(self, body: bytes, at: float, taken_at: float,
-                      keep_for: float = 0.0) -> int:
+                      keep_for: float = 0.0, seq: int | None = None) -> int:
         """Store an engine snapshot covering every event stored so far; returns its seq.
 
         Call inside the transaction in which the engine reached that state, so the
@@ -530,9 +535,13 @@ class Store:
         any point leaves the previous snapshot and the events after it). ``at``: the
         engine's time; ``taken_at``: wall time. Older snapshots are dropped, except those
         taken in the last ``keep_for`` seconds (a takeover may need one, see
-        ``monitor.cluster``)."""
-        self._write_buffered()
-        seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+        ``monitor.cluster``). ``seq``: the snapshot was taken earlier, when the newest
+        stored event was ``seq`` (a forked snapshot, see ``monitor.daemon``); it is not
+        stored if a newer one is."""
+        if seq is None:
+            seq = self.last_seq()
+        elif self.db.execute("SELECT 1 FROM snapshots WHERE seq > ?", (seq,)).fetchone():
+            return seq
         self.db.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
         self.db.execute("INSERT INTO snapshots (seq, at, taken_at, body) VALUES (?, ?, ?, ?)",
                         (seq, at, taken_at, body))

@@ -174,8 +174,8 @@ class ReplyClock:
         decided then, once; a later config change applies to new mentions only."""
 
     def __reduce__(self) -> tuple[object, ...]:
-        # A tuple of the slots, not pickle's default dict per object: an engine snapshot
-        # of ~100,000 clocks took ~3x as long with the dicts.
+        # A tuple of the slots, not pickle's default (None, dict) state: 100,000 clocks
+        # pickle to 7.5 MB instead of 12.7 MB, in the same time.
         return (_clock_from_slots, tuple(getattr(self, s) for s in ReplyClock.__slots__))
 
     @property

@@ -318,3 +318,31 @@ def test_alert_pruning_steps_over_pending_ones_sharing_a_time(tmp_path: Path) ->
     assert passes == 4 and deleted == 5
     assert sorted(a.id for a in store.alerts()) == [f"a-{i:04d}" for i in range(2, 7)]
     store.close()
+
+
+def test_a_forked_snapshot_covers_the_state_it_was_taken_at(
+        base: Config, events: list[Event], tmp_path: Path) -> None:
+    """The periodic snapshot is pickled in a forked child while the loop goes on: it is
+    stored as of the events in at the fork, and restores to the engine as it was then."""
+    config, db = daemon_config(base, tmp_path), tmp_path / "s.db"
+
+    async def run() -> tuple[int, int, tuple[int, float, bytes], bytes]:
+        clock = ScaledClock(events[0].created_at, 1.0)
+        async with running_daemon(config, db, clock) as live:
+            d = live.daemon
+            half = events[: len(events) // 2]
+            await d.ingest(Batch("test", half, None))
+            expected = d.pipeline.engine.snapshot()
+            half_mentions = len(d.pipeline.engine.clocks)
+            seq = await d.snapshot_forked()
+            assert d.events_since_snapshot == 0
+            await d.ingest(Batch("test", events[len(events) // 2:], None))  # after it
+            snap = d.store.load_snapshot()
+            assert snap is not None
+            restored = EscalationEngine.restore(snap[2])
+            assert 0 < len(restored.clocks) == half_mentions < len(d.pipeline.engine.clocks)
+            return seq, d.store.last_seq(), snap, expected
+
+    seq, last, snap, expected = asyncio.run(run())
+    assert snap[0] == seq < last
+    assert snap[2] == expected
