@@ -48,6 +48,8 @@ class FeedSource:
             self._stream = _Stream(path, offset, line, self.stats)
             if len(parts) != 3:  # a cursor from before streaming: skip what was played
                 for _ in range(self.position):
+                    if self._stream.peek() is None:
+                        break
                     self._stream.take()
             self._events = []
 

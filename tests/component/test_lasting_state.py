@@ -346,3 +346,43 @@ def test_a_forked_snapshot_covers_the_state_it_was_taken_at(
     seq, last, snap, expected = asyncio.run(run())
     assert snap[0] == seq < last
     assert snap[2] == expected
+
+
+def test_a_large_feed_is_streamed_and_resumes_where_its_cursor_says(
+        events: list[Event], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed above ``STREAM_ABOVE`` is read as it plays, not held in memory; its cursor
+    says where in the file to go on, so a restart neither reads what was played nor
+    plays it twice."""
+    from monitor.clock import SimClock
+    from monitor.sources import feed as feed_source
+
+    monkeypatch.setattr(feed_source, "STREAM_ABOVE", 0)
+    monkeypatch.setattr(feed_source, "MAX_BATCH", 40)
+
+    class Sink:
+        def __init__(self, stop_after: int | None = None) -> None:
+            self.batches: list[Batch] = []
+            self.stop_after = stop_after
+
+        async def ingest(self, batch: Batch) -> None:
+            self.batches.append(batch)
+            if self.stop_after is not None and len(self.batches) == self.stop_after:
+                raise asyncio.CancelledError  # "killed" right after this batch's commit
+
+    end = SimClock(events[-1].created_at + 1)
+    whole = FeedSource(SAMPLE, end, None, "feed")
+    assert whole.events == [] and whole.next_time == events[0].created_at
+    first = Sink()
+    asyncio.run(whole.run(first))
+    played = [e for b in first.batches for e in b.events]
+    assert sorted(e.id for e in played) == sorted(e.id for e in events)
+    assert max(len(b.events) for b in first.batches) == 40
+    cut = Sink(stop_after=3)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(FeedSource(SAMPLE, end, None, "feed").run(cut))
+    cursor = cut.batches[-1].cursor
+    assert cursor is not None and cursor.count("@") == 2
+    rest = Sink()
+    asyncio.run(FeedSource(SAMPLE, end, cursor, "feed").run(rest))
+    again = [e.id for b in cut.batches + rest.batches for e in b.events]
+    assert again == [e.id for e in played]
