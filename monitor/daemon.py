@@ -247,6 +247,12 @@ class Daemon:
         if pid == 0:  # the child: pickle, write, leave at once (no cleanup, no flush)
             code = 1
             try:
+                # A signal to the child (systemd signals the whole cgroup) must neither
+                # reach the parent's loop through the inherited wake-up fd nor run its
+                # handlers here.
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
                 gc.disable()
                 os.close(read)
                 with os.fdopen(write, "wb") as out:
