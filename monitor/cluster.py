@@ -12,8 +12,9 @@ Only the holder of a brand's lease (:mod:`monitor.lease`) records that brand's a
 (``Pipeline.owns``) and delivers them (``PgStore.only_brands``), so each alert is
 raised and sent by exactly one instance. Leases are renewed every ``lease_ttl / 3``.
 When an instance dies its leases lapse after ``lease_ttl``; a survivor's next claim
-takes the brands and rebuilds its engine from every stored event into a fresh one: the
-deadlines the dead instance had armed fire again, alerts it already recorded are
+takes the brands and rebuilds its engine from a snapshot older than the dead instance's
+last renewal and the events stored after it: the deadlines the dead instance had armed
+fire again, alerts it already recorded are
 recognised by their id, and the ones it never recorded go out (late ones at once, with
 the ``at`` they were due). A clean shutdown releases the leases at once.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -137,7 +139,9 @@ class Cluster:
             self.watermark = self.store.max_seq()
             self.store.own_seqs.clear()
             pipeline.reset_engine()
-            unsent = pipeline.rebuild()
+            # From a snapshot taken before the dead instance's last renewal: the deadlines
+            # it may have left unrecorded are then fired (and recorded) again.
+            unsent = pipeline.rebuild(time.time() - 2 * self.ttl)
         pipeline.stats = stats
         return unsent
 
@@ -160,9 +164,9 @@ class Cluster:
         alerts: list[Alert] = []
         with self.store.transaction():
             rows = self.store.events_after(self.watermark)
-            for seq, seen_at, event in rows:
+            for seq, seen_at, event, decision in rows:
                 if seq not in self.store.own_seqs:  # ours are in the engine already
-                    alerts += self.pipeline.apply_stored(event, seen_at)
+                    alerts += self.pipeline.apply_stored(event, seen_at, decision)
         if rows:
             self.watermark = rows[-1][0]
             self.store.own_seqs = {s for s in self.store.own_seqs if s > self.watermark}

@@ -231,12 +231,18 @@ class StoreConfig:
     catch_up_every: Duration = Duration(0.5)
     """PostgreSQL: how often an instance reads the events other instances stored (a
     brand's lease holder pages for posts that reached a peer within about this long)."""
+    retention: Duration = Duration(14 * 24 * H)
+    """Raw events, settled mentions and delivered alerts older than this are deleted in
+    the background (recorded feeds stay the long-term archive); a post older than this
+    that comes in again is not handled. At least a day."""
 
     def validate(self) -> Iterator[Problem]:
         if self.lease_ttl < 1:
             yield "lease_ttl", 'must be at least "1s"'
         if not 0 < self.catch_up_every <= self.lease_ttl:
             yield "catch_up_every", "must be positive and at most lease_ttl"
+        if self.retention < 24 * H:
+            yield "retention", 'must be at least "1d"'
         if self.backend == "postgres" and not self.dsn.startswith(("postgresql://",
                                                                     "postgres://")):
             yield "dsn", 'backend "postgres" needs dsn = "postgresql://user@host:5432/db"'

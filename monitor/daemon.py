@@ -1,10 +1,13 @@
 """The live daemon: sources -> pipeline -> outbox -> channels, under one TaskGroup.
 
-Start: open the store, rebuild the engine from stored events (re-arming every pending
-deadline), send what was never sent. Run: each source's batches are stored and
-processed in one transaction; a timer fires deadlines as the clock reaches them; one
-outbox worker per channel delivers. Stop (SIGTERM/SIGINT or the ``stop`` event): stop
-the sources, stop the timer, flush the outbox within a deadline, close the store.
+Start: open the store, restore the engine from its last snapshot and the events stored
+after it (re-arming every pending deadline), send what was never sent. While running, the
+engine is snapshotted every ``SNAPSHOT_EVERY`` s or ``SNAPSHOT_AFTER_EVENTS`` events and
+the retention deletes old rows in the background (``snapshot_loop``, ``prune_loop``).
+Run: each source's batches are stored and processed in one transaction; a timer fires
+deadlines as the clock reaches them; one outbox worker per channel delivers. Stop
+(SIGTERM/SIGINT or the ``stop`` event): stop the sources, stop the timer, snapshot the
+engine, flush the outbox within a deadline, close the store.
 
 Faults (docs/operations.md, "What happens when things break"): a store locked by another
 process is waited out (``monitor.locks``); a clock that jumps is noticed by the timer
@@ -15,10 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import os
 import secrets
 import signal
 import sqlite3
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,6 +66,22 @@ TIMER_COALESCE = 0.02
 """Real seconds the timer rests after firing alerts; deadlines due meanwhile fire together
 (at most this late, against reply deadlines of minutes)."""
 CLOCK_META = "clock"
+SNAPSHOT_EVERY = 30.0
+"""Real seconds between engine snapshots while events come in (see ``snapshot_loop``)."""
+SNAPSHOT_AFTER_EVENTS = 25_000
+"""... or sooner, after this many events: what a restart feeds again stays small."""
+SNAPSHOT_MAX_SHARE = 0.05
+"""... but never more than this share of the loop's time on taking them."""
+FORK_SNAPSHOTS = hasattr(os, "fork")
+"""Periodic snapshots are pickled in a forked child (``snapshot_forked``) where possible."""
+FORGET_AFTER = 2 * 86_400.0
+"""Engine seconds the engine keeps a settled mention in memory (``forget_settled``)."""
+PRUNE_EVERY = 60.0
+"""Real seconds between retention passes (``prune``)."""
+PRUNE_FIRST = 10.0
+"""Real seconds after start of the first retention pass (a long stop leaves much)."""
+PRUNE_CHUNK = 200
+"""Rows deleted per transaction: the loop runs between two (see ``prune``)."""
 
 
 class Daemon:
@@ -96,6 +118,15 @@ class Daemon:
         """Brand leases and catch-up with peers (PostgreSQL store; ``monitor.cluster``)."""
         self.stop_reason: Callable[[], str] = lambda: "asked to stop"
         """Why ``stop`` was set, for the log line (``run_daemon``: the signal)."""
+        self.events_since_snapshot = 0
+        self.snapshot_seconds = 0.0
+        """How long the last engine snapshot blocked the loop (see SNAPSHOT_*)."""
+        self.snapshot_total = 0.0
+        """... and how long it took in all (a forked child's pickling included)."""
+        self.pruned = 0
+        """Rows the retention deleted since start."""
+        self.prune_lag = 0.0
+        """The event loop's worst lag during the last retention pass, in seconds."""
 
     async def ingest(self, batch: Batch) -> None:
         """Store and process one batch; the cursor advances in the same transaction.
@@ -123,6 +154,7 @@ class Daemon:
                 self.store.set_cursor(batch.source, batch.cursor)
             self.store.set_meta(CLOCK_META, repr(now))
         self.batches += 1
+        self.events_since_snapshot += len(batch.events)
         self.metrics.on_batch(batch, now)
         self.metrics.on_alerts(new)
         self.metrics.on_mentions(self.pipeline.engine.clocks, mentions)
@@ -158,6 +190,180 @@ class Daemon:
             self.outbox.notify()
             self.publish("alerts")
         return len(alerts)
+
+    # ------------------------------------------------------------ snapshots, retention
+    def _snapshot_keep(self) -> tuple[float | None, float]:
+        """(taken_before, keep_for) of snapshots: with peers (PostgreSQL), a rebuild starts
+        from one taken at least two lease ttls ago, before anything a dead peer may have
+        left unrecorded (see ``Cluster.take_over``), so that many are kept."""
+        if self.cluster is None:
+            return None, 0.0
+        ttl = self.cluster.ttl
+        return time.time() - 2 * ttl, 3 * ttl + 60.0
+
+    def take_snapshot(self) -> int:
+        """Forget settled mentions, then store the engine's state (inside a transaction);
+        returns the events.seq it covers."""
+        started = time.perf_counter()
+        if self.cluster is not None:
+            self.cluster.catch_up(self)  # in this transaction: now every stored event is in
+        now = self.clock.now()
+        engine = self.pipeline.engine
+        forgotten = engine.forget_settled(now - FORGET_AFTER)
+        seq = self.pipeline.snapshot(now, self._snapshot_keep()[1])
+        self.events_since_snapshot = 0
+        self.snapshot_seconds = time.perf_counter() - started
+        log.info("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
+                  forgotten=forgotten, seconds=round(self.snapshot_seconds, 3))
+        return seq
+
+    def _snapshot_tx(self) -> int:
+        with self.store.transaction():
+            return self.take_snapshot()
+
+    async def snapshot_forked(self) -> int:
+        """``take_snapshot`` without stopping the loop while the engine is pickled: the
+        state is fixed (every stored event in, settled mentions forgotten, ``seq`` read)
+        in a transaction, then a forked child pickles its copy-on-write image of the
+        engine and pipes the bytes back while the loop goes on; they are stored in a
+        second transaction, as of that ``seq`` (the events after it are fed again on a
+        restart). Pickling 100,000 reply clocks takes about a second; the loop now waits
+        only for the fork and the write."""
+        started = time.perf_counter()
+
+        def fix() -> tuple[int, float, int]:
+            with self.store.transaction():
+                if self.cluster is not None:
+                    self.cluster.catch_up(self)  # every stored event is in the engine
+                now = self.clock.now()
+                forgotten = self.pipeline.engine.forget_settled(now - FORGET_AFTER)
+                seq = self.store.last_seq()  # (also writes the projections)
+            return seq, now, forgotten
+
+        seq, now, forgotten = await self.locks.retry("snapshot", fix)
+        engine = self.pipeline.engine
+        events = self.events_since_snapshot
+        blocked = time.perf_counter() - started
+        # No await from ``fix`` to the fork: the engine is exactly as of ``seq``.
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: pickle, write, leave at once (no cleanup, no flush)
+            code = 1
+            try:
+                # A signal to the child (systemd signals the whole cgroup) must neither
+                # reach the parent's loop through the inherited wake-up fd nor run its
+                # handlers here.
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                    signal.signal(sig, signal.SIG_DFL)
+                gc.disable()
+                os.close(read)
+                with os.fdopen(write, "wb") as out:
+                    out.write(engine.snapshot())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        self.events_since_snapshot = 0  # counted from the fixed state on
+        body = await asyncio.to_thread(_read_all, read)
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0 or not body:
+            self.events_since_snapshot += events
+            raise RuntimeError(f"snapshot child exited with status {status}")
+        t = time.perf_counter()
+        keep_for = self._snapshot_keep()[1]
+
+        def store() -> None:
+            with self.store.transaction():
+                self.store.save_snapshot(body, now, time.time(), keep_for, seq)
+
+        await self.locks.retry("snapshot", store)
+        blocked += time.perf_counter() - t
+        self.snapshot_seconds = blocked
+        self.snapshot_total = time.perf_counter() - started
+        log.info("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
+                 forgotten=forgotten, forked=True, seconds=round(time.perf_counter() - started, 3),
+                 loop_blocked_s=round(blocked, 3), bytes=len(body))
+        return seq
+
+    async def snapshot_loop(self) -> None:
+        """A snapshot every ``SNAPSHOT_EVERY`` s (or ``SNAPSHOT_AFTER_EVENTS``) while
+        events come in, so that a restart feeds only the events after it again."""
+        last = time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            elapsed = time.monotonic() - last
+            n = self.events_since_snapshot
+            if not n or elapsed < self.snapshot_seconds / SNAPSHOT_MAX_SHARE \
+                    or elapsed < 4 * self.snapshot_total:  # (a forked child's CPU too)
+                continue
+            if n >= SNAPSHOT_AFTER_EVENTS or elapsed >= SNAPSHOT_EVERY:
+                try:
+                    if FORK_SNAPSHOTS:
+                        await self.snapshot_forked()
+                    else:
+                        await self.locks.retry("snapshot", self._snapshot_tx)
+                except Exception as exc:  # the store is failing: the next one will do
+                    log.warning("engine snapshot failed", error=f"{type(exc).__name__}: {exc}")
+                last = time.monotonic()
+
+    async def prune(self) -> int:
+        """Delete what is older than ``store.retention`` (``Store.prune_*``), a chunk per
+        transaction, yielding to the loop between chunks; returns the rows deleted."""
+        cutoff = self.clock.now() - self.config.store.retention
+        self.pipeline.forgotten_before = max(self.pipeline.forgotten_before, cutoff)
+        started = time.perf_counter()
+        lag = LagWatch()
+        watch = asyncio.ensure_future(lag.run())
+        try:
+            total, longest = await self._prune(cutoff)
+        finally:
+            watch.cancel()
+        self.pruned += total
+        self.prune_lag = lag.worst
+        if total:
+            log.info("retention: old rows deleted", rows=total, before=cutoff,
+                     seconds=round(time.perf_counter() - started, 3),
+                     longest_chunk_ms=round(longest * 1000, 1),
+                     max_loop_lag_ms=round(lag.worst * 1000, 1))
+        return total
+
+    async def _prune(self, cutoff: float) -> tuple[int, float]:
+        total = 0
+        open_incidents = list(self.pipeline.engine.open_incident.values())
+        from_at = [(float("-inf"), "")]
+
+        def alerts() -> tuple[int, int]:
+            seen, deleted, from_at[0] = self.store.prune_alerts(cutoff, PRUNE_CHUNK, from_at[0])
+            return seen, deleted
+
+        steps: list[Callable[[], tuple[int, int]]] = [
+            lambda: self.store.prune_events(cutoff, PRUNE_CHUNK),
+            lambda: self.store.prune_mentions(cutoff, PRUNE_CHUNK, open_incidents), alerts]
+        longest = 0.0
+        for step in steps:
+            while True:
+                t = time.perf_counter()
+                seen, n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                longest = max(longest, time.perf_counter() - t)
+                total += n
+                if seen < PRUNE_CHUNK:
+                    break
+                await asyncio.sleep(0)  # the loop (ingest, timer, outbox) runs between chunks
+        return total, longest
+
+    def _in_tx(self, step: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        with self.store.transaction():
+            return step()
+
+    async def prune_loop(self) -> None:
+        await asyncio.sleep(PRUNE_FIRST)
+        while True:
+            try:
+                await self.prune()
+            except Exception as exc:  # the store is failing: the next pass goes on
+                log.warning("retention pass failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(PRUNE_EVERY)
 
     def publish(self, what: str) -> None:
         """Tell every live view that state changed; a slow view drops, never blocks us."""
@@ -253,7 +459,15 @@ class Daemon:
         async with self._writing("start"):
             if self.cluster is not None:
                 self.cluster.start()  # claim leases first: the rebuild pages for those only
-            unsent = self.pipeline.rebuild()
+            unsent = self.pipeline.rebuild(self._snapshot_keep()[0])
+            pipeline = self.pipeline
+            if not pipeline.restored_from or pipeline.config_changed:
+                # The config in force from here on starts with a snapshot: the events
+                # after it are handled under it, and a restart feeds them again under it.
+                # (Events fed again from an older one: the periodic snapshot soon covers.)
+                self.take_snapshot()
+            else:
+                self.events_since_snapshot = pipeline.replayed
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
             anchor()  # a demo clock starts now, not when the (slow) start-up began
@@ -280,6 +494,8 @@ class Daemon:
             self.sources = sources
             ops = [tg.create_task(self.metrics.probe_loop(), name="loop-lag"),
                    tg.create_task(self.outbox.run_repeats(), name="outbox:repeats"),
+                   tg.create_task(self.snapshot_loop(), name="snapshots"),
+                   tg.create_task(self.prune_loop(), name="retention"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
             if self.config.digests:  # scheduled digests (monitor.digests), on self.clock
                 ops.append(tg.create_task(run_digests(self), name="digests"))
@@ -300,9 +516,33 @@ class Daemon:
                 task.cancel()
         if runner is not None:
             await runner.cleanup()
+        try:  # the next start then feeds no event again; tried once: a stop never waits
+            if self.events_since_snapshot:  # (deadlines fired since are known by alert id)
+                self._snapshot_tx()
+        except Exception as exc:  # locked or failing: the next start feeds more events
+            log.warning("no engine snapshot at shutdown", error=f"{type(exc).__name__}: {exc}")
         await self.outbox.flush(FLUSH_TIMEOUT)
         if self.cluster is not None:
             self.cluster.release()  # after the flush: a peer takes over at once
+
+
+def _read_all(fd: int) -> bytes:
+    with os.fdopen(fd, "rb") as pipe:
+        return pipe.read()
+
+
+class LagWatch:
+    """How late the event loop runs while something else works in it (``worst``, s)."""
+
+    def __init__(self, every: float = 0.01) -> None:
+        self.every = every
+        self.worst = 0.0
+
+    async def run(self) -> None:
+        while True:
+            start = time.monotonic()
+            await asyncio.sleep(self.every)
+            self.worst = max(self.worst, time.monotonic() - start - self.every)
 
 
 def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clock:
@@ -310,10 +550,9 @@ def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clo
     if not feeds:
         return WallClock()
     saved = store.get_meta(CLOCK_META)
-    starts = [f.next_time for f in feeds if f.next_time is not None]
-    if saved is not None:
+    if saved is not None:  # (a restart: the feeds are not read before the state is back)
         start = float(saved)
-    elif starts:
+    elif starts := [t for f in feeds if (t := f.next_time) is not None]:
         start = min(starts)
     else:
         start = max((f.events[-1].created_at for f in feeds if f.events), default=0.0)

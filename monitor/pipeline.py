@@ -8,6 +8,8 @@ stored and returns only the alerts that never made it into the store.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,14 +20,16 @@ from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
 from alerts.record import Alert, format_instant
 from alerts.router import Router
-from monitor.config import Config
+from monitor import decision as decisions
+from monitor.config import Config, CrisisConfig
+from monitor.decision import NOTHING, BrandDecision, Decision
 from monitor.model import Action, Event, Mention, Post, Score
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
 from rules.argument import ArgumentGuard
-from rules.crisis import Incident
-from rules.engine import EscalationEngine
+from rules.crisis import BrandActivity, Incident
+from rules.engine import EscalationEngine, SnapshotError
 from rules.matching import BrandMatcher
 from rules.scoring import (
     Assessment,
@@ -56,6 +60,8 @@ class PipelineStats:
     alerts: int = 0
     failed: int = 0
     """Events whose handling raised (a bug): rolled back, logged, skipped."""
+    stale: int = 0
+    """Posts older than the retention's cutoff, seen (again): not handled."""
 
 
 def cutoff(event: StoredEvent, now: float) -> float:
@@ -127,6 +133,16 @@ class Pipeline:
         # The JSON of each reasons tuple, for the mention rows: the engine shares one copy
         # of each distinct tuple, and there are few of them.
         self._reasons_json = _JsonCache()
+        self.forgotten_before = store.pruned_before()
+        """The retention's cutoff: a post created before it may have been seen and pruned
+        since, so it is not handled (``monitor.daemon`` moves it forward)."""
+        self.restored_from = 0
+        """``events.seq`` of the snapshot the last ``rebuild`` started from (0: none)."""
+        self.replayed = 0
+        """Events the last ``rebuild`` fed into the engine (those after the snapshot)."""
+        self.config_changed = False
+        """Whether the last ``rebuild``'s snapshot was taken under another reply rule or
+        other crisis settings than the config's."""
         self.owns: Callable[[str], bool] = lambda _brand: True
         """Whether this instance records (and so sends) a brand's alerts: always, unless
         several instances share the work (``monitor.cluster``: the brand's lease holder)."""
@@ -198,19 +214,21 @@ class Pipeline:
             return due
         return out
 
-    def apply_stored(self, event: StoredEvent, seen_at: float) -> list[Alert]:
-        """Act on an event another instance stored (it is in the store already), as
-        ``rebuild`` would: at the time it was seen. Returns the alerts recorded."""
+    def apply_stored(self, event: StoredEvent, seen_at: float,
+                     decision: bytes | None = None) -> list[Alert]:
+        """Act on an event another instance stored (it is in the store already, with
+        ``decision``), as ``rebuild`` would: at the time it was seen, as decided then.
+        Returns the alerts recorded."""
         store = self.store
         if not store.in_transaction:
             with store.transaction():
-                return self.apply_stored(event, seen_at)
+                return self.apply_stored(event, seen_at, decision)
         due = self._record(self.engine.advance(cutoff(event, seen_at), inclusive=False))
         post_id = getattr(event, "id", getattr(event, "post_id", None))
         token = enter_event(post_id)
         mark = store.mark(savepoint=isinstance(event, Action))
         try:
-            out = self._record(self._process(event, seen_at))
+            out = self._record(self._process(event, seen_at, decision, stored=True))
         except Exception:
             store.undo(mark)
             self.stats.failed += 1
@@ -229,6 +247,9 @@ class Pipeline:
                                        self.config.crisis, self.config.tz)
 
     def _handle(self, event: Event, now: float) -> list[Alert]:
+        if isinstance(event, Post) and event.created_at < self.forgotten_before:
+            self.stats.stale += 1
+            return []
         if not self.store.add_event(event, now):
             self.stats.duplicates += 1
             known = self.engine.known_reposts(event.id) if isinstance(event, Post) else -1
@@ -247,44 +268,105 @@ class Pipeline:
                 return self.tick(now, inclusive)
         return self._record(self.engine.advance(now, inclusive=inclusive))
 
-    def rebuild(self) -> list[Alert]:
-        """Rebuild engine state from the store after a restart.
+    def rebuild(self, taken_before: float | None = None) -> list[Alert]:
+        """Rebuild engine state from the store after a restart (or a takeover).
+
+        From the newest engine snapshot (``Store.save_snapshot``; taken at or before
+        ``taken_before``, wall time, if given), then the events stored after it, each with
+        the decisions stored with it (``monitor.decision``): the cost is that of the open
+        state and of the events since the snapshot, not of the history, and nothing is
+        matched or scored again. The engine then continues with the current config's reply
+        rule and crisis settings, for mentions and incidents that come from now on.
+
+        A snapshot this code cannot read (another build's) is set aside: the stored events
+        are fed into a fresh engine, and the alerts that raises up to the snapshot's point
+        are not recorded (they were, when they fell due).
 
         Returns the alerts that were due during the stored history but never recorded
         (a crash between deciding and recording): they still need sending.
         """
-        known = self.store.alert_ids()
+        started = time.perf_counter()
+        snap = self.store.load_snapshot(taken_before)
+        quiet_seq, quiet_at, since = 0, -math.inf, 0
+        if snap is not None:
+            seq, at, body = snap
+            try:
+                self.engine = EscalationEngine.restore(body)
+                since = seq
+            except SnapshotError as exc:
+                log.warning("engine snapshot set aside; feeding the stored events again",
+                            reason=str(exc))
+                quiet_seq, quiet_at = seq, at
+        self.restored_from = since
         raw: list[Alert] = []
         n = 0
-        for seen_at, event in self.store.events():
+        for seq, seen_at, event, decision in self.store.events_since(since):
+            if quiet_seq and seq > quiet_seq:  # past the snapshot's point
+                self.engine.advance(quiet_at, inclusive=True)  # recorded when they fell due
+                quiet_seq = 0
             due = self.engine.advance(cutoff(event, seen_at), inclusive=False)
             post_id = getattr(event, "id", getattr(event, "post_id", "?"))
             token = enter_event(post_id)
             try:
-                due += self._process(event, seen_at)
+                due += self._process(event, seen_at, decision, stored=True)
             except Exception:  # as in handle(): one bad event must not stop the start
                 self.stats.failed += 1
                 log.exception("stored event skipped in rebuild", event_id=post_id)
             finally:
                 leave_event(token)
-            raw.extend(a for a in due if a.id not in known)  # most were sent long ago
+            if not quiet_seq:
+                raw.extend(due)  # add_alerts drops those recorded before (by their id)
             n += 1
+        if quiet_seq:
+            self.engine.advance(quiet_at, inclusive=True)
+        engine = self.engine
+        self.config_changed = (engine.sla, engine.crisis) != (self.config.sla, self.config.crisis)
+        self.apply_config()
         # The projections were committed with their events; only new alerts need writing.
         self.engine.dirty_mentions.clear()
         self.engine.dirty_incidents.clear()
         unsent = self._record(raw)
-        log.info("state rebuilt", events=n, mentions=len(self.engine.clocks),
-                 pending_deadlines=self.engine.pending(), unsent_alerts=len(unsent))
+        log.info("state rebuilt", snapshot_seq=since, events=n,
+                 mentions=len(self.engine.clocks), pending_deadlines=self.engine.pending(),
+                 unsent_alerts=len(unsent), seconds=round(time.perf_counter() - started, 3))
+        self.replayed = n
         return unsent
 
+    def apply_config(self) -> None:
+        """The current config's brands, reply rule and crisis settings, for what comes
+        from now on (a mention keeps the rule it was first seen under, an incident the
+        settings it opened under: ``ReplyClock.sla``, ``EscalationEngine.policy``)."""
+        engine = self.engine
+        engine.sla = self.config.sla
+        engine.crisis = self.config.crisis
+        engine.tz = self.config.tz
+        engine.brands = {b.name: b for b in self.config.brands} | {
+            name: b for name, b in engine.brands.items()
+            if name not in {x.name for x in self.config.brands}}
+        for name in engine.brands:
+            engine.activity.setdefault(name, BrandActivity())
+
+    def snapshot(self, now: float, keep_for: float = 0.0) -> int:
+        """Store the engine's state as of every event stored so far, in the current
+        transaction (see ``Store.save_snapshot``); returns the seq it covers."""
+        self.store.flush()  # the projections first: the snapshot leaves the dirty sets out
+        return self.store.save_snapshot(self.engine.snapshot(), now, time.time(), keep_for)
+
     # ------------------------------------------------------------------ stages
-    def _process(self, event: StoredEvent, now: float) -> list[Alert]:
+    def _process(self, event: StoredEvent, now: float, decision: bytes | None = None,
+                 stored: bool = False) -> list[Alert]:
+        """Act on ``event``; ``stored``: it was stored before, with ``decision`` (None:
+        before decisions were stored, so it is decided now, once)."""
         if isinstance(event, Action):
             self.stats.actions += 1
             self.audit.action(event, now)  # once per action id, so a rebuild adds nothing
             return self.engine.on_action(event, now, self._subject(event.target))
         if isinstance(event, CountsSeen):
             return self.engine.on_counts(event.post_id, event.reposts_count, now)
+        if stored:
+            known = decisions.decode(decision)
+            if known is not None:
+                return self._post(event, now, known)
         return self._post(event, now)
 
     def _tone(self, text: str) -> float:
@@ -300,42 +382,64 @@ class Pipeline:
         alert = self.store.alert(base_alert_id(target))
         return None if alert is None else self.engine.subject_of(alert)
 
-    def _post(self, post: Post, now: float) -> list[Alert]:
-        self.stats.posts += 1
-        out: list[Alert] = []
-        for brand in self.matcher.official_brands(post.author.id):
-            self.stats.official += 1
-            terms = self.argument.check(post.text, self._tone) if post.targets else ()
-            out.extend(self.engine.on_official(post, brand, terms, now))
+    def decide(self, post: Post) -> Decision:
+        """Which brands ``post`` is about (and how it scores), which brands' official
+        accounts wrote it (with the arguing moves of a reply), and, for a post about no
+        brand that reposts or comments a known story, the score of its own words: decided
+        once, when first seen, then stored with the post."""
+        official = tuple(
+            (brand, self.argument.check(post.text, self._tone) if post.targets else ())
+            for brand in self.matcher.official_brands(post.author.id))
         ready = self._matched.pop(post.id, _UNPREPARED)
         if ready is _UNPREPARED:  # as ``assess_posts`` would, one post
             ready = None
             matches = self.matcher.match(post.text, post.author.id)
         else:
             matches = [] if ready is None else ready[0]
-        if matches:
-            event_brand(",".join(m.brand for m in matches))
-            score = ready[1] if ready is not None else self.scorer.score(post)
-            pure = is_pure_repost(post) or (post.reposts_id is not None
-                                            and own_words(post.text) in ("", "转发微博"))
-            for match in matches:
+        if not matches:
+            story = None
+            if self.engine.story_root(post) is not None:
+                story = self._story_score(post, ready)
+            if official or story is not None:
+                return Decision(official=official, story=story)
+            return NOTHING
+        event_brand(",".join(m.brand for m in matches))  # log lines from here name it
+        score = ready[1] if ready is not None else self.scorer.score(post)
+        pure = is_pure_repost(post) or (post.reposts_id is not None
+                                        and own_words(post.text) in ("", "转发微博"))
+        return Decision(tuple(BrandDecision(m.brand, m.keywords, score, not pure)
+                              for m in matches), official)
+
+    def _post(self, post: Post, now: float, decided: Decision | None = None) -> list[Alert]:
+        self.stats.posts += 1
+        if decided is None:
+            decided = self.decide(post)
+            if decided is not NOTHING:
+                self.store.decide(post.id, decisions.encode(decided))
+        out: list[Alert] = []
+        for brand, terms in decided.official:
+            self.stats.official += 1
+            out.extend(self.engine.on_official(post, brand, terms, now))
+        if decided.mentions:
+            event_brand(",".join(m.brand for m in decided.mentions))
+            for m in decided.mentions:
                 self.stats.mentions += 1
-                mention = Mention(post=post, brand=match.brand, score=score,
-                                  needs_reply=not pure, keywords=match.keywords)
+                mention = Mention(post=post, brand=m.brand, score=m.score,
+                                  needs_reply=m.needs_reply, keywords=m.keywords)
                 out.extend(self.engine.on_mention(mention, now))
             root = self.engine.story_root(post)
-            named = frozenset(m.brand for m in matches)
+            named = frozenset(m.brand for m in decided.mentions)
             if root is not None and self.engine.story_brands(root) - named:
                 # It also reposts another brand's story: it counts there too, with the
-                # same score as in its own brands' stories.
-                out.extend(self.engine.on_story_post(root, post, None if pure else score,
-                                                     now, named=named))
+                # same score as in its own brands' stories (a pure repost: volume only).
+                first = decided.mentions[0]
+                out.extend(self.engine.on_story_post(
+                    root, post, first.score if first.needs_reply else None, now, named=named))
         else:
             root = self.engine.story_root(post)
             if root is not None:  # a repost or comment of a story: it counts in the story
                 self.stats.reposts_of_mentions += 1
-                out.extend(self.engine.on_story_post(root, post, self._story_score(post, ready),
-                                                     now))
+                out.extend(self.engine.on_story_post(root, post, decided.story, now))
         return out
 
     def _story_score(self, post: Post, ready: Any) -> Score | None:
@@ -375,15 +479,19 @@ class Pipeline:
             for c in engine.dirty_mentions]
         self.store.save_mentions(rows)
         self.store.save_incidents([
-            (inc.id, inc.brand, json.dumps(incident_record(inc, self.config), ensure_ascii=False))
+            (inc.id, inc.brand, json.dumps(incident_record(inc, self.config, engine.policy(inc)),
+                                           ensure_ascii=False))
             for inc in (engine.incidents[i] for i in engine.dirty_incidents)])
         engine.dirty_mentions.clear()
         engine.dirty_incidents.clear()
 
 
-def incident_record(inc: Incident, config: Config) -> dict[str, object]:
-    """An incident as a JSON-ready dict (incidents.jsonl, the store, the dashboard)."""
+def incident_record(inc: Incident, config: Config,
+                    policy: CrisisConfig | None = None) -> dict[str, object]:
+    """An incident as a JSON-ready dict (incidents.jsonl, the store, the dashboard);
+    ``policy``: the crisis settings it opened under (default: the config's)."""
     tz = config.tz
+    crisis = policy or config.crisis
 
     def t(x: float | None) -> str | None:
         return None if x is None else format_instant(x, tz)
@@ -393,10 +501,10 @@ def incident_record(inc: Incident, config: Config) -> dict[str, object]:
         "trigger": str(inc.trigger), "trigger_post_id": inc.trigger_post_id,
         "severity": inc.severity, "level": inc.level, "detail": inc.detail,
         "baseline_per_hour": round(inc.baseline_per_hour, 3),
-        "statement_due": t(inc.opened_at + config.crisis.statement_due),
+        "statement_due": t(inc.opened_at + crisis.statement_due),
         "statement_at": t(inc.statement_at), "statement_post_id": inc.statement_post_id,
-        "checkpoints": [t(inc.opened_at + c) for c in config.crisis.checkpoints],
-        "window_end": t(inc.opened_at + config.crisis.window[1]),
+        "checkpoints": [t(inc.opened_at + c) for c in crisis.checkpoints],
+        "window_end": t(inc.opened_at + crisis.window[1]),
         "closed_at": t(inc.closed_at), "mentions": inc.mentions, "negatives": inc.negatives,
         "acked_by": inc.acked_by, "resolved_by": inc.resolved_by,
     }

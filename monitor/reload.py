@@ -1,11 +1,16 @@
 """SIGHUP: swap brands, keywords, routing and scoring into the running pipeline.
 
 The engine is NOT rebuilt: its armed deadlines, open reply clocks and incidents stay as
-they are, so a reload never loses or re-sends a page. What changes is what *new* posts
-are matched against (the matcher), who is paged (the router), how posts are scored, and
-the engine's brand set (a new brand gets its activity record). Sections that shape the
-process itself (store, sources, http, log) and the timings of deadlines already armed
-need a restart; a reload that changes them says so in the log and keeps the old ones.
+they are, so a reload never loses or re-sends a page. What changes applies to *new* posts
+only: what they are matched against (the matcher), how they are scored, the reply rule
+(``[sla]``) their mentions get and the crisis settings (``[crisis]``) of incidents opened
+from now on; who is paged (the router); the engine's brand set (a new brand gets its
+activity record). A mention keeps the reply rule it was first seen under, an incident
+the settings it opened under (``rules.engine``): decisions are made once. The engine is
+snapshotted in the transaction that swaps the config in, so a restart feeds the events
+after it under the config they were handled with. Sections that shape the process itself
+(store, sources, http, log) need a restart; a reload that changes them says so in the log
+and keeps the old ones.
 
 An invalid file is refused whole: every problem is logged with its key path and the
 daemon keeps running on the config it had.
@@ -31,10 +36,9 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-LIVE = ("brands", "ladder", "scoring")
-"""Sections a reload applies."""
-RESTART = ("store", "sources", "http", "log", "record", "alerts", "timezone", "sla", "crisis",
-           "digests")
+LIVE = ("brands", "ladder", "scoring", "sla", "crisis")
+"""Sections a reload applies (to new posts)."""
+RESTART = ("store", "sources", "http", "log", "record", "alerts", "timezone", "digests")
 """Sections that only take effect on restart (the digest task keeps its schedules)."""
 
 
@@ -61,21 +65,33 @@ async def reload_config(daemon: Daemon, new: Config) -> bool:
         daemon.metrics.reloads.labels("refused").inc()
         return False
     kept = [k for k in RESTART if getattr(old, k) != getattr(new, k)]
-    # Everything is built; now swap in one step (no await between), so a batch sees
-    # either the old config or the new one, never a mix.
-    engine = pipeline.engine
-    engine.brands = {b.name: b for b in new.brands} | {
-        name: b for name, b in engine.brands.items() if name not in {x.name for x in new.brands}}
-    for b in new.brands:
-        engine.activity.setdefault(b.name, BrandActivity())
-    pipeline.matcher = matcher
-    pipeline.router = build_router(new)  # ladder, routes and on-call rotations
-    pipeline.scorer = scorer
-    pipeline.argument = argument
+    router = build_router(new)  # ladder, routes and on-call rotations
     effective = replace(new, **{k: getattr(old, k) for k in RESTART})
     object.__setattr__(effective, "base_dir", old.base_dir)
-    pipeline.config = effective
-    daemon.config = effective
+
+    def swap() -> None:
+        # Everything is built; now swap in one step (no await between), so a batch sees
+        # either the old config or the new one, never a mix; and snapshot the engine in
+        # the same transaction (see the module docstring).
+        with daemon.store.transaction():
+            engine = pipeline.engine
+            engine.brands = {b.name: b for b in new.brands} | {
+                name: b for name, b in engine.brands.items()
+                if name not in {x.name for x in new.brands}}
+            for b in new.brands:
+                engine.activity.setdefault(b.name, BrandActivity())
+            engine.sla = new.sla
+            engine.crisis = new.crisis
+            pipeline.matcher = matcher
+            pipeline.router = router
+            pipeline.scorer = scorer
+            pipeline.argument = argument
+            pipeline.config = effective
+            daemon.config = effective
+            daemon.take_snapshot()
+
+    await daemon.locks.retry("reload", swap)
+    engine = pipeline.engine
     daemon.metrics.reloads.labels("applied").inc()
     added = sorted({b.name for b in new.brands} - {b.name for b in old.brands})
     removed = sorted({b.name for b in old.brands} - {b.name for b in new.brands})

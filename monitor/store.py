@@ -1,10 +1,12 @@
 """Durable state in SQLite (WAL): the events seen, the alerts raised, deliveries, cursors.
 
-Events are the truth: on restart the engine is rebuilt by feeding the stored events
-through it again, which re-arms every pending deadline exactly as it was. Alerts are
-keyed by their stable id, so an alert raised again during a rebuild is recognised and
-never sent twice. Mentions and incidents are kept as projections for the dashboard and
-reports; they are never read back to rebuild state.
+Events are the truth, with what was decided about each (``events.decision``): on restart
+the engine is restored from its newest snapshot (``snapshots``, written in the transaction
+of the events it covers) and fed the events stored after it, which re-arms every pending
+deadline exactly as it was. Alerts are keyed by their stable id, so an alert raised again
+during a rebuild is recognised and never sent twice. Mentions and incidents are kept as
+projections for the dashboard and reports; they are never read back to rebuild state.
+Old rows are deleted by the retention (``prune_*``), in chunks.
 
 One batch = one transaction: the events of a batch, the cursor that fetched them and the
 alerts they raised are committed together, so a post is stored before its cursor
@@ -38,6 +40,13 @@ CREATE TABLE IF NOT EXISTS events (
     key TEXT NOT NULL UNIQUE,
     kind TEXT NOT NULL,
     seen_at REAL NOT NULL,
+    body BLOB NOT NULL,
+    decision BLOB
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    taken_at REAL NOT NULL,
     body BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS alerts (
@@ -71,6 +80,8 @@ CREATE TABLE IF NOT EXISTS repeats (
     done INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS repeats_due ON repeats (done, next_at);
+CREATE INDEX IF NOT EXISTS alerts_at ON alerts (at, id);
+CREATE INDEX IF NOT EXISTS alerts_seq ON alerts (seq);
 CREATE INDEX IF NOT EXISTS deliveries_pending ON deliveries (state, next_try);
 CREATE INDEX IF NOT EXISTS deliveries_channel ON deliveries (channel, state, next_try);
 CREATE TABLE IF NOT EXISTS cursors (
@@ -98,6 +109,7 @@ CREATE TABLE IF NOT EXISTS mentions (
     incident_id TEXT
 );
 CREATE INDEX IF NOT EXISTS mentions_open ON mentions (replied_at, created_at);
+CREATE INDEX IF NOT EXISTS mentions_created ON mentions (created_at);
 CREATE TABLE IF NOT EXISTS incidents (
     id TEXT PRIMARY KEY,
     brand TEXT NOT NULL,
@@ -122,6 +134,10 @@ CREATE TABLE IF NOT EXISTS channel_sends (
 );
 CREATE INDEX IF NOT EXISTS channel_sends_at ON channel_sends (channel, at);
 """
+# alerts_seq: the store's open reads MAX(seq), a scan of every alert without it (0.56 s per
+# million). events.decision: what the pipeline decided about a post when it first saw it
+# (``monitor.decision``): empty for most posts, NULL for actions and for rows stored before
+# decisions were. snapshots: the engine's state as of events.seq (``save_snapshot``).
 # threads, channel_sends: the outbox's memory of incident threads and rate-limit windows,
 # read and written by alerts.ledger.
 
@@ -151,6 +167,14 @@ class PendingDelivery:
     """0 for the page itself, n for its n-th repeat (see ``alerts.outbox``)."""
 
 
+def _migrate_events(db: sqlite3.Connection) -> None:
+    """Give an ``events`` table from before decisions its ``decision`` column (NULL: the
+    rows it holds are decided when a rebuild first reads them)."""
+    cols = [r[1] for r in db.execute("PRAGMA table_info(events)")]
+    if cols and "decision" not in cols:
+        db.execute("ALTER TABLE events ADD COLUMN decision BLOB")
+
+
 def _migrate_deliveries(db: sqlite3.Connection) -> bool:
     """Move a deliveries table from before repeats aside; True if the rows need copying."""
     cols = [r[1] for r in db.execute("PRAGMA table_info(deliveries)")]
@@ -170,7 +194,8 @@ _SAVE_MENTION = (
     f"INSERT INTO mentions ({', '.join(MENTION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in MENTION_COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in MENTION_COLUMNS if c != "key"))
-_INSERT_EVENT = "INSERT OR IGNORE INTO events (key, kind, seen_at, body) VALUES (?, ?, ?, ?)"
+_INSERT_EVENT = ("INSERT OR IGNORE INTO events (key, kind, seen_at, body, decision) "
+                 "VALUES (?, ?, ?, ?, ?)")
 _INSERT_ALERT = ("INSERT OR IGNORE INTO alerts (id, seq, at, type, brand, level, severity, "
                  "post_id, incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_DELIVERY = "INSERT OR IGNORE INTO deliveries (alert_id, channel) VALUES (?, ?)"
@@ -192,6 +217,15 @@ class Mark(NamedTuple):
 def _kind(event: StoredEvent) -> str:
     return "post" if isinstance(event, Post) else "action" if isinstance(event, Action) \
         else "counts"
+
+
+def decode_event(kind: str, body: bytes) -> StoredEvent:
+    """An ``events`` row's event back from its kind and body."""
+    if kind == "post":
+        return _post_decoder.decode(body)
+    if kind == "action":
+        return _action_decoder.decode(body)
+    return _counts_decoder.decode(body)
 
 
 def encode_event(event: StoredEvent) -> bytes:
@@ -249,6 +283,7 @@ class Store:
         self.db.execute("PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF")
         self.db.execute("PRAGMA busy_timeout=5000")
         migrate = _migrate_deliveries(self.db)
+        _migrate_events(self.db)
         self.db.executescript(SCHEMA)
         if migrate:
             self.db.executescript(
@@ -270,7 +305,7 @@ class Store:
 
     def _init_buffers(self) -> None:
         self._encoded: dict[str, bytes] = {}
-        self._events: list[tuple[str, str, float, bytes]] = []
+        self._events: list[tuple[str, str, float, bytes, bytes | None]] = []
         self._event_keys: set[str] = set()
         """Keys of the buffered events (a repeat inside one batch is a duplicate too)."""
         self._absent: set[str] = set()
@@ -416,12 +451,24 @@ class Store:
         body = self._encoded.pop(key, None) if self._encoded else None
         if body is None:
             body = encode_event(event)
+        kind = _kind(event)
+        # A post is decided when handled (``decide``); until then: about nothing.
+        row = (key, kind, seen_at, body, b"" if kind == "post" else None)
         if not self._in_tx:  # no batch to join: store it now
-            self.db.execute(_INSERT_EVENT, (key, _kind(event), seen_at, body))
+            self.db.execute(_INSERT_EVENT, row)
             return True
         self._event_keys.add(key)
-        self._events.append((key, _kind(event), seen_at, body))
+        self._events.append(row)
         return True
+
+    def decide(self, post_id: str, decision: bytes) -> None:
+        """Store what was decided about a post just added (``monitor.decision``)."""
+        key = f"p:{post_id}"
+        events = self._events
+        if events and events[-1][0] == key:  # buffered a moment ago: the usual case
+            events[-1] = (*events[-1][:4], decision)
+            return
+        self.db.execute("UPDATE events SET decision = ? WHERE key = ?", (decision, key))
 
     def encoded(self, bodies: dict[str, bytes]) -> None:
         """Events about to be added, encoded already (``encode_event``, by the replay's
@@ -454,15 +501,152 @@ class Store:
 
     def events(self) -> Iterator[tuple[float, StoredEvent]]:
         """Every stored event in the order it was first seen, with when it was seen."""
+        for _seq, seen_at, event, _decision in self.events_since(0):
+            yield seen_at, event
+
+    def events_since(self, seq: int, chunk: int = 5000
+                     ) -> Iterator[tuple[int, float, StoredEvent, bytes | None]]:
+        """Stored events after ``seq``, oldest first: (seq, seen_at, event, decision).
+
+        Read ``chunk`` rows at a time (a query each), so memory does not grow with the
+        rows and the caller may write between chunks."""
         self._write_buffered()
-        cur = self.db.execute("SELECT kind, seen_at, body FROM events ORDER BY seq")
-        for kind, seen_at, body in cur:
-            if kind == "post":
-                yield seen_at, _post_decoder.decode(body)
-            elif kind == "action":
-                yield seen_at, _action_decoder.decode(body)
-            else:
-                yield seen_at, _counts_decoder.decode(body)
+        while True:
+            rows = self.db.execute(
+                "SELECT seq, kind, seen_at, body, decision FROM events WHERE seq > ? "
+                "ORDER BY seq LIMIT ?", (seq, chunk)).fetchall()
+            for n, kind, seen_at, body, decision in rows:
+                yield n, seen_at, decode_event(kind, bytes(body)), \
+                    None if decision is None else bytes(decision)
+            if len(rows) < chunk:
+                return
+            seq = rows[-1][0]
+
+    # ---------------------------------------------------------------- snapshots
+    def last_seq(self) -> int:
+        """``seq`` of the newest stored event (0: none)."""
+        self._write_buffered()
+        return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
+
+    def save_snapshot(self, body: bytes, at: float, taken_at: float,
+                      keep_for: float = 0.0, seq: int | None = None) -> int:
+        """Store an engine snapshot covering every event stored so far; returns its seq.
+
+        Call inside the transaction in which the engine reached that state, so the
+        snapshot and the events it covers commit together (or neither does: a kill -9 at
+        any point leaves the previous snapshot and the events after it). ``at``: the
+        engine's time; ``taken_at``: wall time. Older snapshots are dropped, except those
+        taken in the last ``keep_for`` seconds (a takeover may need one, see
+        ``monitor.cluster``). ``seq``: the snapshot was taken earlier, when the newest
+        stored event was ``seq`` (a forked snapshot, see ``monitor.daemon``); it is not
+        stored if a newer one is."""
+        if seq is None:
+            seq = self.last_seq()
+        elif self.db.execute("SELECT 1 FROM snapshots WHERE seq > ?", (seq,)).fetchone():
+            return seq
+        self.db.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
+        self.db.execute("INSERT INTO snapshots (seq, at, taken_at, body) VALUES (?, ?, ?, ?)",
+                        (seq, at, taken_at, body))
+        self.db.execute("DELETE FROM snapshots WHERE seq < ? AND taken_at < ?",
+                        (seq, taken_at - keep_for))
+        return seq
+
+    def load_snapshot(self, taken_before: float | None = None
+                      ) -> tuple[int, float, bytes] | None:
+        """The newest snapshot (taken at or before ``taken_before``, wall time, if
+        given): (seq, engine time, body); None if there is none."""
+        if taken_before is None:
+            row = self.db.execute("SELECT seq, at, body FROM snapshots ORDER BY seq DESC "
+                                  "LIMIT 1").fetchone()
+        else:  # or, if none is that old, the oldest kept (events before it may be gone)
+            row = self.db.execute("SELECT seq, at, body FROM snapshots WHERE taken_at <= ? "
+                                  "ORDER BY seq DESC LIMIT 1", (taken_before,)).fetchone() \
+                or self.db.execute("SELECT seq, at, body FROM snapshots ORDER BY seq "
+                                   "LIMIT 1").fetchone()
+        return None if row is None else (int(row[0]), float(row[1]), bytes(row[2]))
+
+    # ---------------------------------------------------------------- retention
+    PRUNED_META = "pruned_before"
+
+    def pruned_before(self) -> float:
+        """The retention's last cutoff: posts older than this are no longer remembered
+        (so one seen again is not handled again, see ``Pipeline.handle``)."""
+        value = self.get_meta(self.PRUNED_META)
+        return float(value) if value is not None else float("-inf")
+
+    def prune_events(self, cutoff: float, limit: int) -> tuple[int, int]:
+        """Delete up to ``limit`` of the oldest events seen before ``cutoff``, never one
+        an engine snapshot still needs (see ``snapshot_seq``). Returns (rows looked at,
+        rows deleted): the pass is over when fewer than ``limit`` were looked at."""
+        self._write_buffered()
+        keep_from = self.snapshot_seq()
+        rows = self.db.execute("SELECT seq, seen_at FROM events WHERE seq <= ? ORDER BY seq "
+                               "LIMIT ?", (keep_from, limit)).fetchall()
+        last, n = None, 0
+        for seq, seen_at in rows:  # the oldest first: stop at the first one to keep
+            if seen_at >= cutoff:
+                return 0, self._delete_events(last, n, cutoff)
+            last, n = seq, n + 1
+        return len(rows), self._delete_events(last, n, cutoff)
+
+    def _delete_events(self, last: int | None, n: int, cutoff: float) -> int:
+        if last is not None:
+            self.db.execute("DELETE FROM events WHERE seq <= ?", (last,))
+        self.set_meta(self.PRUNED_META, repr(cutoff))
+        return n
+
+    def prune_mentions(self, cutoff: float, limit: int,
+                       open_incidents: Sequence[str]) -> tuple[int, int]:
+        """Delete up to ``limit`` mention rows first posted before ``cutoff``: settled (the
+        whole reply ladder lies far behind them), except those of an open incident.
+        Returns (rows looked at, rows deleted)."""
+        self._write_buffered()
+        keep = list(open_incidents) or [""]
+        marks = ", ".join("?" for _ in keep)
+        keys = [r[0] for r in self.db.execute(
+            f"SELECT key FROM mentions WHERE created_at < ? AND (incident_id IS NULL OR "
+            f"incident_id NOT IN ({marks})) ORDER BY created_at LIMIT ?",
+            (cutoff, *keep, limit))]
+        self._delete_in("mentions", "key", keys)
+        return len(keys), len(keys)
+
+    def prune_alerts(self, cutoff: float, limit: int, after: tuple[float, str]
+                     ) -> tuple[int, int, tuple[float, str]]:
+        """Look at up to ``limit`` alerts raised before ``cutoff``, oldest first, from
+        just after ``after`` (``at``, id), and delete those whose every delivery is over
+        (delivered, summarised, silenced or failed; no repeat still running) with their
+        delivery and repeat rows. Returns (looked at, deleted, where to go on from): an
+        alert still pending is stepped over, not looked at again in this pass."""
+        self._write_buffered()
+        rows = self.db.execute("SELECT id, at FROM alerts WHERE (at, id) > (?, ?) AND at < ? "
+                               "ORDER BY at, id LIMIT ?", (*after, cutoff, limit)).fetchall()
+        if not rows:
+            return 0, 0, after
+        ids = [r[0] for r in rows]
+        busy: set[str] = set()
+        for i in range(0, len(ids), _PROBE_CHUNK):
+            chunk = ids[i:i + _PROBE_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            busy.update(r[0] for r in self.db.execute(
+                f"SELECT alert_id FROM deliveries WHERE alert_id IN ({marks}) AND state IN "
+                f"('pending', 'held') UNION SELECT alert_id FROM repeats WHERE alert_id IN "
+                f"({marks}) AND done = 0", (*chunk, *chunk)))
+        done = [i for i in ids if i not in busy]
+        for table in ("deliveries", "repeats"):
+            self._delete_in(table, "alert_id", done)
+        self._delete_in("alerts", "id", done)
+        return len(rows), len(done), (rows[-1][1], rows[-1][0])
+
+    def _delete_in(self, table: str, column: str, values: Sequence[str]) -> None:
+        for i in range(0, len(values), _PROBE_CHUNK):
+            chunk = values[i:i + _PROBE_CHUNK]
+            self.db.execute(f"DELETE FROM {table} WHERE {column} IN "
+                            f"({', '.join('?' for _ in chunk)})", chunk)
+
+    def snapshot_seq(self) -> int:
+        """``seq`` of the oldest snapshot kept (0: none): events after it are needed."""
+        row = self.db.execute("SELECT MIN(seq) FROM snapshots").fetchone()
+        return int(row[0] or 0)
 
     def _write_buffered(self) -> None:
         """Before a query that must see the buffered rows."""

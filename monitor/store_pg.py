@@ -132,6 +132,8 @@ class PgStore(Store):
         conn.execute(b"SELECT pg_advisory_lock(hashtext('crisismon-schema'))")
         try:
             self.db.executescript(SCHEMA)
+            # A schema from before decisions were stored (see monitor.store).
+            self.db.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS decision BYTEA")
         finally:
             conn.execute(b"SELECT pg_advisory_unlock(hashtext('crisismon-schema'))")
         self._in_tx = False
@@ -156,9 +158,11 @@ class PgStore(Store):
     def add_event(self, event: StoredEvent, seen_at: float) -> bool:
         """Stored at once, not buffered: one round trip decides the dedupe and takes the
         seq (peers must see it in seq order, see above)."""
+        kind = _kind(event)
         cur = self.db.execute(
-            "INSERT OR IGNORE INTO events (key, kind, seen_at, body) VALUES (?, ?, ?, ?)",
-            (event_key(event), _kind(event), seen_at, _encoder.encode(event)))
+            "INSERT OR IGNORE INTO events (key, kind, seen_at, body, decision) "
+            "VALUES (?, ?, ?, ?, ?)", (event_key(event), kind, seen_at, _encoder.encode(event),
+                                       b"" if kind == "post" else None))
         if cur.rowcount != 1:
             return False
         # lastval(): the seq this session's INSERT just took
@@ -176,15 +180,17 @@ class PgStore(Store):
         """The newest stored event's ``seq`` (0 when none)."""
         return int(self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()[0])
 
-    def events_after(self, seq: int) -> list[tuple[int, float, StoredEvent]]:
-        """Events stored after ``seq`` (by any instance), oldest first, with seq and
-        seen_at. Call inside a transaction so the view cannot move while it is read."""
+    def events_after(self, seq: int) -> list[tuple[int, float, StoredEvent, bytes | None]]:
+        """Events stored after ``seq`` (by any instance), oldest first, with seq, seen_at
+        and the decision stored with each (``monitor.decision``). Call inside a
+        transaction so the view cannot move while it is read."""
         self._write_buffered()
         decoders = {"post": _post_decoder, "action": _action_decoder}
-        rows = self.db.execute("SELECT seq, kind, seen_at, body FROM events WHERE seq > ? "
-                               "ORDER BY seq", (seq,))
-        return [(int(n), seen_at, decoders.get(kind, _counts_decoder).decode(bytes(body)))
-                for n, kind, seen_at, body in rows]
+        rows = self.db.execute("SELECT seq, kind, seen_at, body, decision FROM events "
+                               "WHERE seq > ? ORDER BY seq", (seq,))
+        return [(int(n), seen_at, decoders.get(kind, _counts_decoder).decode(bytes(body)),
+                 None if decision is None else bytes(decision))
+                for n, kind, seen_at, body, decision in rows]
 
     # ------------------------------------------------------------- outbox, per brand
     def _brands(self) -> list[str]:

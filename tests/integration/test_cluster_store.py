@@ -93,7 +93,7 @@ def test_catch_up_reads_events_in_commit_order(schema: str) -> None:
         a.handle(post(T0, pid="601"), T0)  # a duplicate takes a seq but stores nothing
     with store_b.transaction():
         b.handle(post(T0, pid="602"), T0)
-    seqs = [seq for seq, _, _ in store_a.events_after(0)]
+    seqs = [seq for seq, _, _, _ in store_a.events_after(0)]
     assert seqs == sorted(seqs) and len(seqs) == 2
     assert store_a.own_seqs == {seqs[0]} and store_b.own_seqs == {seqs[1]}
     ca.apply_peers()
