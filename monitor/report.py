@@ -22,6 +22,7 @@ from typing import Any, TextIO
 import msgspec
 import structlog
 
+from alerts.digest import dur as fmt_seconds  # one duration format for reports and digests
 from monitor.config import Config
 
 log = structlog.get_logger(__name__)
@@ -215,20 +216,6 @@ def summarise(out_dir: Path, mentions: list[dict[str, Any]], incidents: list[dic
             rec, detection_time(rec, mentions, burst),
             None if st is None or opened is None else st - opened))
     return Summary(out_dir, float(reply_within), mentions, summaries, alerts, run)
-
-
-def fmt_seconds(s: float | None) -> str:
-    """``4m05s``, ``2h03m``, ``—`` for none: short enough for a table cell."""
-    if s is None:
-        return "—"
-    s = round(s)
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def fmt_pct(x: float | None) -> str:
