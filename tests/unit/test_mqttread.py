@@ -8,7 +8,13 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from monitor.mqttread import _original_init, lean_publish, read_all_packets, share_property_tables
+from monitor.mqttread import (
+    _original_init,
+    lazy_publish_conditions,
+    lean_publish,
+    read_all_packets,
+    share_property_tables,
+)
 
 
 class _Stock(Properties):
@@ -132,3 +138,29 @@ async def test_lean_publish_leaves_qos2_and_malformed_packets_to_paho() -> None:
         paho._in_packet = {"command": command, "packet": packet}
         paho._handle_publish()
     assert seen == [0x34, 0x32, 0x30] and client._queue.empty()
+
+
+def test_publish_info_makes_its_condition_only_for_a_waiter() -> None:
+    import threading
+    import time
+
+    from paho.mqtt.client import MQTTMessageInfo
+
+    lazy_publish_conditions()  # idempotent: already done at import
+    info = MQTTMessageInfo(5)
+    assert (info.mid, info.rc, tuple(info)) == (5, MQTTErrorCode.MQTT_ERR_SUCCESS,
+                                                (MQTTErrorCode.MQTT_ERR_SUCCESS, 5))
+    info._set_as_published()  # no waiter: no condition, the flag is set
+    assert "_condition" in type(info).__dict__ and info.is_published()
+    info.wait_for_publish(timeout=1.0)  # published before the wait: returns at once
+
+    waiting = MQTTMessageInfo(6)
+    done: list[float] = []
+    waiter = threading.Thread(target=lambda: (waiting.wait_for_publish(),
+                                              done.append(time.monotonic())))
+    waiter.start()
+    started = time.monotonic()
+    waiting._set_as_published()  # wakes a waiter with no timeout (or one still to come)
+    waiter.join(5.0)
+    assert not waiter.is_alive() and done and done[0] - started < 5.0
+    assert waiting.is_published()
