@@ -1,6 +1,6 @@
 """Cheaper MQTT packet handling for the live path (paho under aiomqtt).
 
-Two costs, found by profiling ``crisismon run`` at 1,000 posts/s (bench/live_latency.py):
+Costs found by profiling ``crisismon run`` (bench/live_latency.py, 1,000 and 5,000 posts/s):
 
 - **One packet per event-loop turn.** aiomqtt calls paho's ``loop_read()`` once each time
   the socket is readable, and paho reads one packet per call unless QoS 1 publishes of
