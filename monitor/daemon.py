@@ -55,6 +55,7 @@ from monitor.sources.recorder import Recorder
 from monitor.store import Store
 from monitor.systemd import Notifier
 from monitor.telemetry import logs_on_stdout
+from monitor.walcheck import Checkpointer
 
 if TYPE_CHECKING:
     from monitor.cluster import Cluster
@@ -497,6 +498,8 @@ class Daemon:
                    tg.create_task(self.snapshot_loop(), name="snapshots"),
                    tg.create_task(self.prune_loop(), name="retention"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
+            if Checkpointer.applies(self.store):  # the WAL copied on another core
+                ops.append(tg.create_task(Checkpointer(self.store).run(), name="checkpoint"))
             if self.config.digests:  # scheduled digests (monitor.digests), on self.clock
                 ops.append(tg.create_task(run_digests(self), name="digests"))
             if self.cluster is not None:

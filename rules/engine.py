@@ -470,6 +470,9 @@ class EscalationEngine:
         state, not by history: the store keeps the rows (``mentions``) for the dashboard
         and reports until the retention prunes them. A reply, repost or ack naming a
         forgotten mention then changes nothing, which is what it would have changed."""
+        oldest = next(iter(self._posts.values()), None)
+        if oldest is None or _each(oldest)[0].seen_at >= before:
+            return 0  # nothing that old (the index is in the order first seen): no scan
         waiting = {id(d.subject) for d in self._heap if type(d.subject) is ReplyClock}
         keep = {compact_id(self.incidents[i].trigger_post_id or "")
                 for i in self.open_incident.values()}

@@ -32,7 +32,7 @@ from paho.mqtt.properties import Properties
 from monitor.clock import Clock
 from monitor.config import MqttSourceConfig
 from monitor.model import Event
-from monitor.mqttread import read_all_packets
+from monitor.mqttread import lean_publish, read_all_packets
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
 from monitor.sources.recorder import Recorder
@@ -109,6 +109,7 @@ class MqttSource:
         # broker sends queued messages right after CONNACK.
         client._client.manual_ack_set(True)
         read_all_packets(client)  # else one message per event-loop turn (monitor.mqttread)
+        lean_publish(client)  # and none of paho's per-message objects
         return client
 
     async def _session(self, sink: Sink) -> None:

@@ -8,7 +8,13 @@ from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from monitor.mqttread import _original_init, read_all_packets, share_property_tables
+from monitor.mqttread import (
+    _original_init,
+    lazy_publish_conditions,
+    lean_publish,
+    read_all_packets,
+    share_property_tables,
+)
 
 
 class _Stock(Properties):
@@ -73,3 +79,88 @@ async def test_a_paho_without_those_internals_keeps_its_own_loop_read(
     monkeypatch.delattr(type(paho), "_loop_rc_handle")  # as if paho had renamed it
     read_all_packets(client)
     assert paho.loop_read == own
+
+
+def _publish_packet(topic: bytes, payload: bytes, qos: int, mid: int, v5: bool,
+                    props: bytes = b"\x00") -> bytearray:
+    """A PUBLISH packet's variable header and payload, as paho holds it after reading."""
+    body = len(topic).to_bytes(2, "big") + topic
+    if qos:
+        body += mid.to_bytes(2, "big")
+    if v5:
+        body += props
+    return bytearray(body + payload)
+
+
+def _received(client: aiomqtt.Client) -> list[tuple[str, bytes, int, bool, int]]:
+    out = []
+    while not client._queue.empty():
+        m = client._queue.get_nowait()
+        out.append((str(m.topic), m.payload, m.qos, m.retain, m.mid))
+    return out
+
+
+@pytest.mark.parametrize("v5", [True, False])
+async def test_lean_publish_queues_what_paho_itself_would(v5: bool) -> None:
+    protocol = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
+    props = Properties(PacketTypes.PUBLISH)
+    props.ContentType = "application/json"
+    props.UserProperty = [("k", "值")]
+    packets = [
+        (0x30, _publish_packet(b"feed/posts", b'{"id": 1}', 0, 0, v5)),
+        (0x32, _publish_packet(b"feed/posts", '{"text": "小满咖啡"}'.encode(), 1, 513, v5,
+                               props.pack())),
+        (0x33, _publish_packet("微博/帖子".encode(), b"", 1, 65535, v5)),  # retained, empty
+    ]
+    stock, lean = aiomqtt.Client("127.0.0.1", 1883, protocol=protocol), \
+        aiomqtt.Client("127.0.0.1", 1883, protocol=protocol)
+    lean_publish(lean)
+    for client in (stock, lean):
+        client._client.manual_ack_set(True)  # PUBACK after storing, as the source does
+        for command, packet in packets:
+            client._client._in_packet = {"command": command, "packet": bytearray(packet)}
+            assert client._client._handle_publish() == MQTTErrorCode.MQTT_ERR_SUCCESS
+    got = _received(lean)
+    assert got == _received(stock)
+    assert [m[4] for m in got] == [0, 513, 65535] and got[2][3] is True
+
+
+async def test_lean_publish_leaves_qos2_and_malformed_packets_to_paho() -> None:
+    client = aiomqtt.Client("127.0.0.1", 1883, protocol=aiomqtt.ProtocolVersion.V5)
+    paho = client._client
+    seen: list[int] = []
+    paho._handle_publish = lambda: seen.append(paho._in_packet["command"]) or 0  # type: ignore
+    lean_publish(client)
+    truncated = _publish_packet(b"t", b"", 1, 7, True, props=b"\x09\x03")  # 9 bytes promised
+    for command, packet in [(0x34, _publish_packet(b"t", b"x", 2, 7, True)),
+                            (0x32, truncated),
+                            (0x30, bytearray(b"\x00\x02\xff\xfe\x00"))]:  # topic not UTF-8
+        paho._in_packet = {"command": command, "packet": packet}
+        paho._handle_publish()
+    assert seen == [0x34, 0x32, 0x30] and client._queue.empty()
+
+
+def test_publish_info_makes_its_condition_only_for_a_waiter() -> None:
+    import threading
+    import time
+
+    from paho.mqtt.client import MQTTMessageInfo
+
+    lazy_publish_conditions()  # idempotent: already done at import
+    info = MQTTMessageInfo(5)
+    assert (info.mid, info.rc, tuple(info)) == (5, MQTTErrorCode.MQTT_ERR_SUCCESS,
+                                                (MQTTErrorCode.MQTT_ERR_SUCCESS, 5))
+    info._set_as_published()  # no waiter: no condition, the flag is set
+    assert "_condition" in type(info).__dict__ and info.is_published()
+    info.wait_for_publish(timeout=1.0)  # published before the wait: returns at once
+
+    waiting = MQTTMessageInfo(6)
+    done: list[float] = []
+    waiter = threading.Thread(target=lambda: (waiting.wait_for_publish(),
+                                              done.append(time.monotonic())))
+    waiter.start()
+    started = time.monotonic()
+    waiting._set_as_published()  # wakes a waiter with no timeout (or one still to come)
+    waiter.join(5.0)
+    assert not waiter.is_alive() and done and done[0] - started < 5.0
+    assert waiting.is_published()

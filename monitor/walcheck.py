@@ -1,0 +1,76 @@
+"""WAL checkpoints off the event loop, for the live daemon's SQLite store.
+
+SQLite checkpoints its write-ahead log itself, inside the ``COMMIT`` of whichever
+transaction takes the log past 1,000 pages: copying those pages into the database file
+and syncing it then happens on the event loop, in the middle of an ingest batch. At
+5,000 posts/s that was about half the time spent in ``COMMIT`` (and a snapshot's blob was
+copied twice). :class:`Checkpointer` turns the automatic checkpoint off on the store's
+connection and runs ``PRAGMA wal_checkpoint(PASSIVE)`` every ``every`` seconds from a
+connection of its own in a worker thread (sqlite releases the GIL while it copies), so
+the copy runs on another core while the loop goes on.
+
+Durability is unchanged: a commit is in the log either way (``synchronous=NORMAL``: kill
+-9 loses nothing committed), and a passive checkpoint never takes the write lock, so
+ingest never waits for it. Should the thread fall behind, the log only grows until the
+next pass (at most ``every`` seconds of writes); closing the store checkpoints the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+
+import structlog
+
+from monitor.store import Store
+
+log = structlog.get_logger(__name__)
+
+EVERY = 1.0
+"""Seconds between checkpoints: ~1,000 pages of log at 5,000 posts/s, as SQLite's own."""
+
+
+class Checkpointer:
+    """Checkpoints ``store``'s WAL from a thread (see the module docstring)."""
+
+    def __init__(self, store: Store, every: float = EVERY) -> None:
+        self.store = store
+        self.every = every
+        self.passes = 0
+        self.failures = 0
+
+    @staticmethod
+    def applies(store: object) -> bool:
+        """Only a file-backed SQLite store in WAL mode has a log to checkpoint."""
+        if not isinstance(store, Store) or not isinstance(store.db, sqlite3.Connection) \
+                or store.path == ":memory:":
+            return False
+        mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
+        return str(mode).lower() == "wal"
+
+    def _checkpoint(self) -> None:
+        # A connection per pass, opened and closed in the thread: a pass still running
+        # when the daemon stops shares nothing with it.
+        db = sqlite3.connect(self.store.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            db.close()
+        self.passes += 1
+
+    async def run(self) -> None:
+        """Until cancelled; the store's own automatic checkpoint is off meanwhile."""
+        self.store.db.execute("PRAGMA wal_autocheckpoint=0")
+        try:
+            while True:
+                await asyncio.sleep(self.every)
+                try:
+                    await asyncio.to_thread(self._checkpoint)
+                except sqlite3.Error as exc:  # busy or failing: the next pass goes on
+                    self.failures += 1
+                    if self.failures == 1:
+                        log.warning("wal checkpoint failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.store.db.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default

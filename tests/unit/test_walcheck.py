@@ -1,0 +1,63 @@
+"""``monitor.walcheck``: the live store's WAL is checkpointed from a thread, not in COMMIT."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+from monitor.store import Store
+from monitor.walcheck import Checkpointer
+
+
+def _log_frames(path: Path) -> int:
+    """Frames in the WAL since it last started over (a checkpoint of all of it lets the
+    next transaction start it over), read by a checkpoint that copies them."""
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        return db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+    finally:
+        db.close()
+
+
+def _write(store: Store, n: int) -> None:
+    """``n`` pages or so in one transaction, then a small one (new values each time:
+    SQLite writes no page for a value it already holds)."""
+    _write.calls += 1  # type: ignore[attr-defined]
+    fill = str(_write.calls % 10) * 3000  # type: ignore[attr-defined]
+    with store.transaction():
+        for i in range(n):
+            store.set_meta(f"k{i}", fill)
+    with store.transaction():
+        store.set_meta("after", fill[:10])
+
+
+_write.calls = 0  # type: ignore[attr-defined]
+
+
+async def test_checkpoints_run_off_the_store_connection(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(path)
+    _write(store, 2000)
+    # SQLite's own: checkpointed in the first COMMIT, so the second started the log over.
+    assert _log_frames(path) < 100
+    assert Checkpointer.applies(store)
+    assert not Checkpointer.applies(Store(":memory:"))
+    checkpointer = Checkpointer(store, every=3600.0)
+    task = asyncio.create_task(checkpointer.run())
+    await asyncio.sleep(0)  # it turns the store's own off first thing
+    _write(store, 2000)
+    assert _log_frames(path) > 2000  # no COMMIT checkpointed: the log went on
+    _write(store, 2000)
+    checkpointer._checkpoint()  # what a pass does, in its thread
+    assert checkpointer.passes == 1 and checkpointer.failures == 0
+    _write(store, 10)
+    assert _log_frames(path) < 100  # the pass copied it all: the log started over
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000
+    store.close()
+    reopened = Store(path)
+    assert reopened.get_meta("k9") == str(_write.calls % 10) * 3000  # type: ignore[attr-defined]
+    reopened.close()
