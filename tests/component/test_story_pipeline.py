@@ -61,3 +61,29 @@ def test_a_storys_reposts_count_and_batched_equals_one_by_one(tmp_path: Path) ->
     assert "原帖及转发、评论" in opened[0].text and "快书包把我买的书弄丢了" in opened[0].text
     assert [(a.id, a.at, a.text) for a in one.alerts()] == \
         [(a.id, a.at, a.text) for a in batch.alerts()]
+
+
+class _NoScoring:
+    """A scorer a rebuild must never use: every stored post carries its decision."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the rebuild scored again ({name})")
+
+
+def test_a_rebuild_counts_the_story_from_stored_decisions_never_scoring_again(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    live = build_pipeline(CONFIG, store, scorer=build_scorer(CONFIG))
+    with store.transaction():
+        for p in story_feed():
+            live.handle(p, p.created_at)
+    before = live.engine.stories[900][0]
+    alerts = [(a.id, a.at) for a in store.alerts()]
+    # A restart: a fresh pipeline on the same store, whose scorer may not be called.
+    again = build_pipeline(CONFIG, store, scorer=_NoScoring())  # type: ignore[arg-type]
+    with store.transaction():
+        unsent = again.rebuild()
+    story = again.engine.stories[900][0]
+    assert (story.n_posts, story.n_scored, story.n_negative) == \
+        (before.n_posts, before.n_scored, before.n_negative) == (41, 28, before.n_negative)
+    assert unsent == [] and [(a.id, a.at) for a in store.alerts()] == alerts
