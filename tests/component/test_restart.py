@@ -8,31 +8,13 @@ from pathlib import Path
 import pytest
 
 from alerts.record import Alert
-from monitor.app import build_pipeline, build_scorer
-from monitor.config import Config, load_config
-from monitor.feed import FeedStats, read_feeds
+from monitor.app import build_pipeline
+from monitor.config import Config
 from monitor.model import Event
 from monitor.store import Store
 from rules.scoring import Scorer
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "seeds" / "feeds" / "sample_day.jsonl"
 END = 1779408000.0  # 2026-05-22T08:00:00+08:00, after every deadline of the sample day
-
-
-@pytest.fixture(scope="module")
-def config() -> Config:
-    return load_config(ROOT / "config.toml")
-
-
-@pytest.fixture(scope="module")
-def scorer(config: Config) -> Scorer:
-    return build_scorer(config)
-
-
-@pytest.fixture(scope="module")
-def events() -> list[Event]:
-    return read_feeds([SAMPLE], FeedStats())
 
 
 def run(config: Config, scorer: Scorer, db: Path, events: list[Event],

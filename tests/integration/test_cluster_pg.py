@@ -11,13 +11,11 @@ deadlines of the posts the dead one had ingested.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import paho.mqtt.publish as publish
 import psycopg
 import pytest
 
-from monitor.store_pg import drop_schema
+from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
 from tests.fixtures.service import (
     BRAND_A,
     BRAND_B,
@@ -35,17 +33,9 @@ from tests.fixtures.service import (
     read_alerts,
 )
 
-DSN = os.environ.get("CRISISMON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TTL = 3.0
 RENEW = TTL / 3
 BRANDS = ("小满咖啡", "大熊奶茶")
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = f"t_{secrets.token_hex(6)}"
-    yield name
-    drop_schema(DSN, name)
 
 
 def instance_config(root: Path, name: str, schema: str, topic: str,

@@ -6,11 +6,6 @@ process-level test (two ``crisismon run``, MQTT, SIGKILL) is ``test_cluster_pg.p
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterator
-
-import pytest
-
 from alerts.outbox import Outbox
 from alerts.record import Alert, AlertType
 from monitor.app import build_pipeline
@@ -18,17 +13,9 @@ from monitor.clock import SimClock
 from monitor.cluster import Cluster
 from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline
-from monitor.store_pg import PgStore, drop_schema
+from monitor.store_pg import PgStore
 from tests.factories import BRAND, T0, config, official_comment, post
-
-DSN = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = f"t_{secrets.token_hex(6)}"
-    yield name
-    drop_schema(DSN, name)
+from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
 
 
 def instance(schema: str, name: str,

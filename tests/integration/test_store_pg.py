@@ -7,48 +7,18 @@ of its own, dropped afterwards. No server: the tests fail (this machine has one)
 from __future__ import annotations
 
 import itertools
-import os
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from alerts.record import Alert
-from monitor.app import build_pipeline, build_scorer
-from monitor.config import Config, load_config
-from monitor.feed import FeedStats, read_feeds
+from monitor.app import build_pipeline
+from monitor.config import Config
 from monitor.model import Event
 from monitor.store import Store
-from monitor.store_pg import PgStore, drop_schema, translate
+from monitor.store_pg import PgStore, translate
 from rules.scoring import Scorer
+from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
 
-ROOT = Path(__file__).resolve().parents[2]
-SAMPLE = ROOT / "seeds" / "feeds" / "sample_day.jsonl"
 END = 1779408000.0  # after every deadline of the sample day
-DSN = os.environ.get("CRISISMON_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def schema() -> Iterator[str]:
-    name = f"t_{secrets.token_hex(6)}"
-    yield name
-    drop_schema(DSN, name)
-
-
-@pytest.fixture(scope="module")
-def config() -> Config:
-    return load_config(ROOT / "config.toml")
-
-
-@pytest.fixture(scope="module")
-def scorer(config: Config) -> Scorer:
-    return build_scorer(config)
-
-
-@pytest.fixture(scope="module")
-def events() -> list[Event]:
-    return read_feeds([SAMPLE], FeedStats())
 
 
 def life(config: Config, scorer: Scorer, store: Store, events: list[Event],
