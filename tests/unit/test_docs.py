@@ -5,7 +5,8 @@
   test fails when a key exists in the code but not on the page or the other way round, or
   when a default or a docstring changed without the page: regenerate it with
   ``python -m tests.unit.test_docs --write`` and review the diff.
-- README.md's command table names every ``crisismon`` subcommand, and only those.
+- README.md's command table names every ``crisismon`` subcommand, and only those; its
+  test command is the one ``.ci/run`` runs.
 - Every relative link in README.md and docs/*.md points at a file that exists, and every
   ``#anchor`` into a markdown file at one of its headings.
 - The README stays a front page (about 200 lines), not a second manual.
@@ -279,6 +280,18 @@ def test_readme_command_table_names_every_subcommand() -> None:
     assert table, "the README lost its command table"
     assert set(table) == _subcommands(), (
         f"README command table {sorted(table)} vs the CLI {sorted(_subcommands())}")
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    """The README's set-up commands: the daemon on the bundled default, and the tests
+    exactly as `.ci/run` runs them (so CI proves the command a newcomer copies)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = [b.strip() for b in re.findall(r"```sh\n(.*?)```", readme, re.S)]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").strip().splitlines()[-1]
+    assert ci.startswith("python3 -m venv .venv") and ci.endswith("python -m pytest")
+    assert ci in blocks, f"the README does not give .ci/run's test command: {ci}"
+    assert any(b.startswith("python3 -m venv .venv") and b.endswith("&& crisismon run")
+               for b in blocks), "the README lost its one-line quick start"
 
 
 def _anchor(heading: str) -> str:
