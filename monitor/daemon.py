@@ -291,8 +291,10 @@ class Daemon:
         t = time.perf_counter()
         await self.locks.retry(
             "snapshot", lambda: store.record_snapshot(seq, now, taken_at, keep_for))
+        stale = store.stale_snapshot_files()  # (named by no row since that commit)
         record_s = time.perf_counter() - t
         self.snapshot_seconds = blocked = fix_s + fork_s + record_s
+        await asyncio.to_thread(store.remove_snapshot_files, stale)
         self.snapshot_total = time.perf_counter() - started
         log.info("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
                  forgotten=forgotten, forked=True, seconds=round(self.snapshot_total, 3),

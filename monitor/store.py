@@ -580,9 +580,9 @@ class Store:
     # event loop neither pickles the engine nor copies tens of MB into the database: on
     # SQLite the child writes a file next to the store (``snapshot_file``: written under
     # another name, fsynced, renamed, the directory fsynced), and the parent then records
-    # it with a row whose body is empty, in a transaction of its own that is synced
-    # (``record_snapshot``); only after that commit are the files no row names any more
-    # deleted (``drop_snapshot_files``). A kill -9 at any point leaves the previous
+    # it with a row whose body is empty (``record_snapshot``); the files no row names any
+    # more are deleted once that commit is on disk (``remove_snapshot_files``, in a
+    # thread: the fsync stays off the event loop). A kill -9 at any point leaves the previous
     # snapshot usable: before the commit, the new file is unnamed (a left-over, deleted
     # later); after it, the new one is complete. The child never touches ``self.db``:
     # an SQLite connection must not be used, nor its locks relied on, across a fork.
@@ -620,38 +620,48 @@ class Store:
 
     def record_snapshot(self, seq: int, at: float, taken_at: float, keep_for: float) -> None:
         """In the parent, once the child's ``write_snapshot_forked`` succeeded: record it
-        (its own transaction, synced to disk before any older file is deleted: a power
-        loss must not undo the row that replaces theirs), then delete the files no row
-        names. Call outside a transaction."""
+        with a row of its own (its own transaction; call outside one). The files it
+        replaces are deleted after (``stale_snapshot_files``, ``remove_snapshot_files``)."""
         if self._in_tx:
             raise RuntimeError("record_snapshot runs in a transaction of its own")
-        mode = self.db.execute("PRAGMA synchronous").fetchone()[0]
-        self.db.execute("PRAGMA synchronous=FULL")  # this commit: the log synced (WAL)
-        try:
-            with self.transaction():
-                self.save_snapshot(b"", at, taken_at, keep_for, seq)
-        finally:
-            self.db.execute(f"PRAGMA synchronous={int(mode)}")
-        self.drop_snapshot_files()
+        with self.transaction():
+            self.save_snapshot(b"", at, taken_at, keep_for, seq)
 
-    def drop_snapshot_files(self) -> int:
-        """Delete the snapshot files no row names (older ones, replaced; a child's that
-        was never recorded; one half-written by a child killed while writing). Only the
-        daemon calls this, when no child of its own is writing. Returns how many."""
+    def stale_snapshot_files(self) -> list[Path]:
+        """The snapshot files no row names now: older ones, replaced; a child's that was
+        never recorded; one half-written by a child killed while writing. Only the daemon
+        asks, when no child of its own is writing."""
         folder = self.snapshot_dir()
         if folder is None or not folder.is_dir():
-            return 0
+            return []
         named = {int(r[0]) for r in self.db.execute(
             "SELECT seq FROM snapshots WHERE length(body) = 0")}
-        n = 0
-        for path in folder.iterdir():
-            stem, suffix = path.stem, path.suffix
-            if suffix == SNAPSHOT_PART or (suffix == SNAPSHOT_SUFFIX and stem.isdigit()
-                                           and int(stem) not in named):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-                n += 1
-        return n
+        return [path for path in folder.iterdir() if path.suffix == SNAPSHOT_PART or (
+            path.suffix == SNAPSHOT_SUFFIX and path.stem.isdigit()
+            and int(path.stem) not in named)]
+
+    def remove_snapshot_files(self, paths: Sequence[Path]) -> int:
+        """Delete ``paths`` (``stale_snapshot_files``) once the commits that stopped
+        naming them are on disk: the write-ahead log is synced first (in WAL mode with
+        ``synchronous=NORMAL`` a commit survives kill -9 but not a power loss, which must
+        not bring back a row whose file is gone). Touches no connection: any thread may
+        call it (the daemon's does, off the event loop). Returns how many."""
+        if not paths:
+            return 0
+        with contextlib.suppress(FileNotFoundError):  # (none: not WAL, or checkpointed
+            fd = os.open(self.path + "-wal", os.O_RDONLY)  # and synced, then truncated)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return len(paths)
+
+    def drop_snapshot_files(self) -> int:
+        """``remove_snapshot_files(stale_snapshot_files())``, here and now (at start)."""
+        return self.remove_snapshot_files(self.stale_snapshot_files())
 
     def _snapshot_body(self, seq: int, body: bytes) -> bytes | None:
         """A row's body: its own, or its file's (None: the file is gone)."""
