@@ -9,7 +9,7 @@ import threading
 from datetime import tzinfo
 from pathlib import Path
 
-from alerts.record import Alert
+from rules.records import Alert
 
 
 class AlertLogChannel:

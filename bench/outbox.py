@@ -55,11 +55,11 @@ from alerts.alertlog import AlertLogChannel
 from alerts.channels.mqtt import MqttChannel
 from alerts.channels.webhook import WebhookChannel
 from alerts.outbox import Outbox
-from alerts.record import DEFAULT_TZ, Alert, AlertType
 from bench.ingest import own_mosquitto
 from monitor.clock import WallClock
 from monitor.secrets import Secret
 from monitor.store import Store
+from rules.records import DEFAULT_TZ, Alert, AlertType
 
 SECRET = "bench-secret"
 

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from alerts.record import format_instant
 from monitor.dashboard_page import render_page
 from monitor.http import AUTH, DAEMON, Identity, identity, register, set_session
 from monitor.textsafe import printable
+from rules.records import format_instant
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon

@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from alerts.digest import Digest, digest_alert
-from alerts.record import Alert, AlertType, alert_id, format_instant
 from monitor.digest_config import DigestConfig, cron_trigger
+from rules.records import Alert, AlertType, alert_id, format_instant
 
 if TYPE_CHECKING:
     from monitor.config import Config

@@ -17,8 +17,8 @@ from typing import IO
 
 import msgspec
 
-from monitor.model import Event
 from monitor.normalise import BadInput, invalid_utf8, to_event
+from rules.records import Event
 
 _decoder = msgspec.json.Decoder()
 

@@ -33,8 +33,8 @@ from prometheus_client.registry import Collector
 
 from alerts.channels.base import Thread, is_repeat
 from alerts.outbox import Sender
-from alerts.record import Alert
 from monitor.sources.base import Batch
+from rules.records import Alert
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon

@@ -31,8 +31,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from alerts.record import Alert
-from monitor.model import Action, Event, Post
+from rules.records import Action, Alert, Event, Post
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (

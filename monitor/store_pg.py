@@ -35,7 +35,6 @@ from typing import Any
 
 import psycopg
 
-from alerts.record import Alert
 from monitor.store import (
     SCHEMA,
     Mark,
@@ -49,6 +48,7 @@ from monitor.store import (
     _post_decoder,
     event_key,
 )
+from rules.records import Alert
 
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _DDL_TYPES = [

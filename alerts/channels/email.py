@@ -26,9 +26,8 @@ import structlog
 from alerts import digest
 from alerts.channels._http import validate_ref
 from alerts.channels.base import DeliveryError, Thread, render, type_label
-from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert, Duration
 
 log = structlog.get_logger(__name__)
 

@@ -26,9 +26,8 @@ import structlog
 from alerts import digest
 from alerts.channels._http import HttpPoster, check_code, validate_ref, validate_url
 from alerts.channels.base import Thread, render, render_fields, render_title, truncate_utf8
-from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert, Duration
 
 log = structlog.get_logger(__name__)
 

@@ -51,10 +51,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from alerts.channels._http import validate_ref
 from alerts.channels.base import DeliveryError, Thread, is_repeat
-from alerts.record import DEFAULT_TZ, Alert, AlertType
 from monitor.mqttread import read_all_packets
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert, AlertType, Duration
 
 log = structlog.get_logger(__name__)
 

@@ -17,7 +17,7 @@ from alerts.channels.slack import SlackChannel, SlackChannelConfig
 from alerts.channels.terminal import TerminalChannel, TerminalChannelConfig
 from alerts.channels.webhook import WebhookChannel, WebhookChannelConfig
 from alerts.channels.wecom import WeComChannel, WeComChannelConfig
-from alerts.record import DEFAULT_TZ
+from rules.records import DEFAULT_TZ
 
 ChannelConfig = (DingTalkChannelConfig | WeComChannelConfig | FeishuChannelConfig
                  | SlackChannelConfig | WebhookChannelConfig | EmailChannelConfig

@@ -41,9 +41,8 @@ from alerts.channels.base import (
     render_fields,
     render_title,
 )
-from alerts.record import DEFAULT_TZ, Alert
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert, Duration
 
 log = structlog.get_logger(__name__)
 

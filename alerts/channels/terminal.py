@@ -12,8 +12,8 @@ from datetime import UTC, datetime, tzinfo
 from typing import Literal, TextIO
 
 from alerts.channels.base import DeliveryError, Thread, level_label, type_label
-from alerts.record import DEFAULT_TZ, Alert
 from monitor.textsafe import printable
+from rules.records import DEFAULT_TZ, Alert
 
 _RESET = "\033[0m"
 _SEVERITY_STYLE = {"P1": "\033[1;97;41m", "P2": "\033[1;31m", "P3": "\033[33m", "P4": "\033[36m"}

@@ -3,7 +3,7 @@
 A message on ``crisismon/commands`` (by default) is one JSON object, the same shape as a
 feed's action line: ``{"action": "ack", "target": "<alert, mention or incident id>",
 "by": "小王"}``, plus ``"public": true|false`` for ``resolve``. It becomes an
-:class:`~monitor.model.Action` stored as an event, exactly like an API or feed action,
+:class:`~rules.records.Action` stored as an event, exactly like an API or feed action,
 so it is replayed on restart. Subscribed at QoS 1 with a persistent session: commands
 sent while the daemon is down are delivered when it returns. A malformed command is
 logged with its reason and dropped (a bad command must not block the topic).
@@ -23,10 +23,9 @@ import structlog
 
 from alerts.ack import base_alert_id
 from monitor.clock import Clock
-from monitor.model import Action, ActionKind
 from monitor.secrets import check_reference
-from monitor.settings import Duration
 from monitor.sources.base import Batch, Sink
+from rules.records import Action, ActionKind, Duration
 
 log = structlog.get_logger(__name__)
 

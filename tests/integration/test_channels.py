@@ -29,11 +29,11 @@ from alerts.channels.terminal import TerminalChannel
 from alerts.channels.webhook import WebhookChannel, WebhookChannelConfig
 from alerts.channels.wecom import WeComChannel, WeComChannelConfig
 from alerts.outbox import Outbox
-from alerts.record import Alert, AlertType
 from monitor.clock import SimClock
 from monitor.secrets import Secret, SecretError, load_secret, resolve_secret
-from monitor.settings import Duration, SettingsError, load_table
+from monitor.settings import SettingsError, load_table
 from monitor.store import Store
+from rules.records import Alert, AlertType, Duration
 from tests.fakes.providers import (
     DINGTALK_SECRET,
     FEISHU_SECRET,
