@@ -24,7 +24,6 @@ from alerts.routing import LadderConfig, RouteConfig, route_problems
 from monitor.digest_config import DigestConfig
 from monitor.secrets import check_reference
 from monitor.settings import SettingsError, load_partial
-from monitor.sources.commands import CommandsConfig
 from rules.policy import BrandConfig, CrisisConfig, Problem, SlaConfig
 from rules.records import Duration
 
@@ -214,6 +213,36 @@ class MqttSourceConfig:
         if self.session_expiry < 0 or self.backoff_max <= 0 or self.max_payload < 1024:
             yield "session_expiry", ("session_expiry must not be negative, backoff_max must "
                                      "be positive, max_payload at least 1024")
+
+
+DEFAULT_TOPIC = "crisismon/commands"
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    """Acks and resolves over MQTT (``[commands]``, ``monitor.sources.commands``)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 1883
+    topic: str = DEFAULT_TOPIC
+    """Where commands are published; JSON ``{"action", "target", "by", "public"}``."""
+    client_id: str = "crisismon-commands"
+    """Stable, so the broker queues commands while the daemon is down."""
+    username: str = ""
+    password: str = ""
+    """A secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``) or empty."""
+    backoff_max: Duration = Duration(15.0)
+    """Longest wait between reconnect attempts (acks flow again this soon after the
+    broker is back)."""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not 0 < self.port < 65536:
+            yield "port", "must be 1..65535"
+        if not self.topic or any(c in self.topic for c in "+#"):
+            yield "topic", "must be a topic without wildcards"
+        if self.password and (problem := check_reference(self.password)):
+            yield "password", problem
 
 
 @dataclass(frozen=True)

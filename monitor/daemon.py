@@ -45,6 +45,7 @@ from monitor.digests import run_digests
 from monitor.http import build_app, serve
 from monitor.locks import BUSY_TIMEOUT_MS, StoreLocks
 from monitor.metrics import Metrics
+from monitor.mqttread import install_patches
 from monitor.paging import aclose_channels, build_paging_channels, command_sources, outbox_options
 from monitor.pipeline import Pipeline
 from monitor.secrets import SecretError, resolve_secret
@@ -603,6 +604,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+    install_patches()  # paho's classes, made cheaper (monitor.mqttread); never on import
     store = open_store(config)
     channels = build_channels(config)
     recorder = None

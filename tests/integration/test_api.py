@@ -21,13 +21,13 @@ import aiomqtt
 import pytest
 
 import monitor.api  # noqa: F401  (registers the routes under test)
-from alerts.channels.webhook import WebhookChannelConfig
+from alerts.channels.options import WebhookChannelConfig
 from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
-from monitor.config import AlertsConfig, Config, HttpConfig
+from monitor.config import AlertsConfig, CommandsConfig, Config, HttpConfig
 from monitor.daemon import Daemon, build_channels
 from monitor.sources.base import Batch, Source
-from monitor.sources.commands import CommandsConfig, CommandSource
+from monitor.sources.commands import CommandSource
 from monitor.store import Store
 from rules.policy import BrandConfig
 from rules.records import Author, Post, PostKind

@@ -35,8 +35,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from alerts.channels.mqtt import MqttChannelConfig
-from alerts.channels.webhook import WebhookChannelConfig
+from alerts.channels.options import MqttChannelConfig, WebhookChannelConfig
 from alerts.outbox import Outbox
 from monitor.clock import ScaledClock, SimClock
 from monitor.config import AlertsConfig, Config, HttpConfig, MqttSourceConfig

@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from alerts.channels.webhook import WebhookChannelConfig
+from alerts.channels.options import WebhookChannelConfig
 from monitor.clock import ScaledClock
 from monitor.config import (
     AlertsConfig,
