@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import aiomqtt
 import pytest
-from paho.mqtt import __version__ as paho_version
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -185,9 +184,8 @@ async def test_patches_are_made_only_on_a_tested_paho_release(
     lean_publish(client)
     assert client._client.loop_read == own_read
     assert client._client._handle_publish == own_publish
-    # A tested release (the one installed here): the class patches are made.
-    monkeypatch.setattr(mqttread, "paho_version", paho_version)
-    assert paho_version.startswith(mqttread.TESTED_PAHO)
+    # A tested release: the class patches are made.
+    monkeypatch.setattr(mqttread, "paho_version", mqttread.TESTED_PAHO[-1] + "0")
     assert mqttread.install_patches() is True
     assert Properties.__init__ is not _original_init
 
