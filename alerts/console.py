@@ -50,5 +50,5 @@ class ConsoleChannel:
     def __init__(self, stream: TextIO, tz: tzinfo) -> None:
         self.printer = TerminalPrinter(stream, tz)
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: object = None) -> None:
         self.printer.print(alert)

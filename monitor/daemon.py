@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import secrets
@@ -27,7 +28,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -346,7 +347,7 @@ class Daemon:
         for step in steps:
             while True:
                 t = time.perf_counter()
-                seen, n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                seen, n = await self.locks.retry("prune", functools.partial(self._in_tx, step))
                 longest = max(longest, time.perf_counter() - t)
                 total += n
                 if seen < PRUNE_CHUNK:
@@ -383,7 +384,7 @@ class Daemon:
         while True:
             self._rearm.clear()
             due = self.pipeline.engine.next_due()
-            waits = {asyncio.ensure_future(self._rearm.wait())}
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._rearm.wait())}
             if due is not None:
                 waits.add(asyncio.ensure_future(self.clock.sleep_until(due)))
             try:

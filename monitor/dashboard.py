@@ -429,7 +429,8 @@ async def _start_view(app: web.Application) -> None:
 
 async def _end_streams(app: web.Application) -> None:
     """At shutdown, end open event streams so the server need not wait for them."""
-    for queue in list(app[STREAMS]):
+    streams = app[STREAMS]  # (named: in list(...) mypy cannot infer the key's type)
+    for queue in list(streams):
         app[VIEW].end(queue)
     task = app.get(VIEW_TASK)
     if task is not None:

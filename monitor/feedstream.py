@@ -175,8 +175,8 @@ class FeedReader:
 
     def __iter__(self) -> Iterator[Chunk]:
         if self._conn is None:
-            for events in ordered_chunks(self.paths, self.stats, self.chunk, self._sorted):
-                yield Chunk(events)
+            for ordered in ordered_chunks(self.paths, self.stats, self.chunk, self._sorted):
+                yield Chunk(ordered)
             return
         conn = self._conn
         while True:

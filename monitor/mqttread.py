@@ -227,7 +227,7 @@ def lazy_publish_conditions() -> None:
             self._published = True
             made.notify()
 
-    cls._condition = property(condition, set_condition)  # type: ignore[assignment]
+    cls._condition = property(condition, set_condition)  # type: ignore[assignment, misc]
     cls.__init__ = __init__  # type: ignore[method-assign]
     cls._set_as_published = _set_as_published  # type: ignore[method-assign]
     cls._crisismon_lazy = True  # type: ignore[attr-defined]

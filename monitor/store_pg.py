@@ -33,6 +33,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import msgspec
 import psycopg
 
 from monitor.store import (
@@ -185,7 +186,8 @@ class PgStore(Store):
         and the decision stored with each (``monitor.decision``). Call inside a
         transaction so the view cannot move while it is read."""
         self._write_buffered()
-        decoders = {"post": _post_decoder, "action": _action_decoder}
+        decoders: dict[str, msgspec.json.Decoder[Any]] = {"post": _post_decoder,
+                                                          "action": _action_decoder}
         rows = self.db.execute("SELECT seq, kind, seen_at, body, decision FROM events "
                                "WHERE seq > ? ORDER BY seq", (seq,))
         return [(int(n), seen_at, decoders.get(kind, _counts_decoder).decode(bytes(body)),

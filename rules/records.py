@@ -18,10 +18,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -317,7 +319,7 @@ class Alert:
         return alert
 
     @classmethod
-    def from_record(cls, rec: dict[str, object]) -> Alert:
+    def from_record(cls, rec: Mapping[str, Any]) -> Alert:
         """Inverse of :meth:`to_record`, for the outbox and the audit log."""
         at = datetime.fromisoformat(str(rec["at"])).timestamp()
         return cls(
@@ -325,13 +327,13 @@ class Alert:
             type=AlertType(str(rec["type"])),
             at=at,
             brand=str(rec["brand"]),
-            level=int(rec["level"]),  # type: ignore[arg-type]
+            level=int(rec["level"]),
             severity=str(rec["severity"]),
             title=str(rec["title"]),
             text=str(rec["text"]),
             post_id=None if rec.get("post_id") is None else str(rec["post_id"]),
             incident_id=None if rec.get("incident_id") is None else str(rec["incident_id"]),
-            recipients=tuple(str(r) for r in rec.get("recipients") or ()),  # type: ignore[union-attr]
+            recipients=tuple(str(r) for r in rec.get("recipients") or ()),
         )
 
 

@@ -115,7 +115,7 @@ class EmailChannel:
         cids = {name: f"{name}.{alert.id}@{domain}" for name in plots}
         msg.add_alternative(digest.html_page(summary, plots, lambda n: f"cid:{cids[n]}"),
                             subtype="html", charset="utf-8")
-        page = msg.get_payload()[1]
+        page = list(msg.iter_parts())[1]  # the html alternative
         for name, png in plots.items():
             page.add_related(png, "image", "png", cid=f"<{cids[name]}>",
                              filename=f"{name}.png")

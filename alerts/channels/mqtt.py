@@ -417,7 +417,7 @@ def _hook_acks(client: aiomqtt.Client) -> dict[int, tuple[_Window, int]]:
         waiting = acks.pop(mid, None)
         if waiting is None:
             if inner is not None:
-                inner(c, userdata, mid, reason, props)  # type: ignore[call-arg]
+                inner(c, userdata, mid, reason, props)  # type: ignore[call-arg, arg-type]
             return
         waiting[0].acked(waiting[1])
 

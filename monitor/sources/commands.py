@@ -40,7 +40,7 @@ def parse_command(payload: bytes, now: float, source: str = "mqtt") -> Action:
     if not isinstance(obj, dict):
         raise BadCommand("not a JSON object")
     try:
-        kind = ActionKind(obj.get("action"))
+        kind = ActionKind(obj.get("action", ""))
     except ValueError:
         raise BadCommand('"action" must be "ack" or "resolve"') from None
     target, by = obj.get("target"), obj.get("by", "mqtt")
