@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import secrets
@@ -27,7 +28,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -45,6 +46,7 @@ from monitor.digests import run_digests
 from monitor.http import build_app, serve
 from monitor.locks import BUSY_TIMEOUT_MS, StoreLocks
 from monitor.metrics import Metrics
+from monitor.mqttread import install_patches
 from monitor.paging import aclose_channels, build_paging_channels, command_sources, outbox_options
 from monitor.pipeline import Pipeline
 from monitor.secrets import SecretError, resolve_secret
@@ -360,7 +362,7 @@ class Daemon:
         for step in steps:
             while True:
                 t = time.perf_counter()
-                seen, n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                seen, n = await self.locks.retry("prune", functools.partial(self._in_tx, step))
                 longest = max(longest, time.perf_counter() - t)
                 total += n
                 if seen < PRUNE_CHUNK:
@@ -397,7 +399,7 @@ class Daemon:
         while True:
             self._rearm.clear()
             due = self.pipeline.engine.next_due()
-            waits = {asyncio.ensure_future(self._rearm.wait())}
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._rearm.wait())}
             if due is not None:
                 waits.add(asyncio.ensure_future(self.clock.sleep_until(due)))
             try:
@@ -673,6 +675,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+    install_patches()  # paho's classes, made cheaper (monitor.mqttread); never on import
     store = open_store(config)
     channels = build_channels(config)
     recorder = None

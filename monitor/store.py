@@ -34,8 +34,7 @@ from typing import NamedTuple
 import msgspec
 import structlog
 
-from alerts.record import Alert
-from monitor.model import Action, Event, Post
+from rules.records import Action, Alert, Event, Post
 
 log = structlog.get_logger(__name__)
 

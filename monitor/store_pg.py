@@ -33,9 +33,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import msgspec
 import psycopg
 
-from alerts.record import Alert
 from monitor.store import (
     SCHEMA,
     Mark,
@@ -50,6 +50,7 @@ from monitor.store import (
     _snapshot_row,
     event_key,
 )
+from rules.records import Alert
 
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _DDL_TYPES = [
@@ -187,7 +188,8 @@ class PgStore(Store):
         and the decision stored with each (``monitor.decision``). Call inside a
         transaction so the view cannot move while it is read."""
         self._write_buffered()
-        decoders = {"post": _post_decoder, "action": _action_decoder}
+        decoders: dict[str, msgspec.json.Decoder[Any]] = {"post": _post_decoder,
+                                                          "action": _action_decoder}
         rows = self.db.execute("SELECT seq, kind, seen_at, body, decision FROM events "
                                "WHERE seq > ? ORDER BY seq", (seq,))
         return [(int(n), seen_at, decoders.get(kind, _counts_decoder).decode(bytes(body)),
