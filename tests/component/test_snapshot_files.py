@@ -24,10 +24,10 @@ from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
 from monitor.config import AlertsConfig, Config, HttpConfig
 from monitor.daemon import GC_THAW_EVERY, GcWatch
-from monitor.model import Event
 from monitor.sources.base import Batch
 from monitor.store import SNAPSHOT_PART, SNAPSHOT_SUFFIX, Store
 from rules.engine import EscalationEngine
+from rules.records import Event
 from rules.scoring import Scorer
 from tests.fixtures.live import running_daemon
 
