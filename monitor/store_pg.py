@@ -57,6 +57,13 @@ _DDL_TYPES = [
     (re.compile(r"\bREAL\b"), "DOUBLE PRECISION"),
     (re.compile(r"\bBLOB\b"), "BYTEA"),
 ]
+LEASES = """
+CREATE TABLE IF NOT EXISTS leases (
+    brand TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL
+)
+"""
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -134,6 +141,7 @@ class PgStore(Store):
             self.db.executescript(SCHEMA)
             # A schema from before decisions were stored (see monitor.store).
             self.db.execute("ALTER TABLE events ADD COLUMN IF NOT EXISTS decision BYTEA")
+            self.db.execute(LEASES)
         finally:
             conn.execute(b"SELECT pg_advisory_unlock(hashtext('crisismon-schema'))")
         self._in_tx = False
@@ -191,6 +199,41 @@ class PgStore(Store):
         return [(int(n), seen_at, decoders.get(kind, _counts_decoder).decode(bytes(body)),
                  None if decision is None else bytes(decision))
                 for n, kind, seen_at, body, decision in rows]
+
+    # ------------------------------------------------------------- brand leases
+    def take_lease(self, brand: str, owner: str, expires_at: float, now: float) -> bool:
+        """Hold ``brand``'s lease until ``expires_at`` if it is ``owner``'s already, free,
+        or expired at ``now``; True if ``owner`` holds it. One statement: PostgreSQL
+        serialises the upserts on the row, so two owners never both hold it."""
+        row = self.db.execute(
+            "INSERT INTO leases (brand, owner, expires_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (brand) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at "
+            "WHERE leases.owner = excluded.owner OR leases.expires_at <= ? "
+            "RETURNING brand", (brand, owner, expires_at, now)).fetchone()
+        return row is not None
+
+    def release_leases(self, owner: str) -> None:
+        """Drop every lease ``owner`` holds."""
+        self.db.execute("DELETE FROM leases WHERE owner = ?", (owner,))
+
+    def server_now(self) -> float:
+        """The database server's time (epoch seconds): what lease expiry is measured in."""
+        row = self.db.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
+        return float(row.fetchone()[0])
+
+    def lease_owners(self) -> dict[str, str]:
+        """Brand -> the instance holding (or last holding) its lease."""
+        return {brand: owner for brand, owner in self.db.execute(
+            "SELECT brand, owner FROM leases")}
+
+    # ------------------------------------------------------------- SQLite upkeep: none
+    def wait_when_locked(self, ms: int) -> None:
+        """Nothing to set: a PostgreSQL writer waits on the row and advisory locks."""
+
+    def in_wal_mode(self) -> bool:
+        """No SQLite log to checkpoint (the server runs its own)."""
+        return False
 
     # ------------------------------------------------------------- outbox, per brand
     def _brands(self) -> list[str]:
