@@ -211,11 +211,12 @@ _SAVE_MENTION = (
     f"INSERT INTO mentions ({', '.join(MENTION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in MENTION_COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in MENTION_COLUMNS if c != "key"))
-_INSERT_EVENT = ("INSERT OR IGNORE INTO events (key, kind, seen_at, body, decision) "
-                 "VALUES (?, ?, ?, ?, ?)")
-_INSERT_ALERT = ("INSERT OR IGNORE INTO alerts (id, seq, at, type, brand, level, severity, "
-                 "post_id, incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_DELIVERY = "INSERT OR IGNORE INTO deliveries (alert_id, channel) VALUES (?, ?)"
+_INSERT_EVENT = ("INSERT INTO events (key, kind, seen_at, body, decision) "
+                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_INSERT_ALERT = ("INSERT INTO alerts (id, seq, at, type, brand, level, severity, post_id, "
+                 "incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_INSERT_DELIVERY = ("INSERT INTO deliveries (alert_id, channel) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING")
 _PROBE_CHUNK = 500
 """Keys per ``SELECT ... IN (...)`` (SQLite's old limit on bound variables is 999)."""
 
@@ -820,13 +821,15 @@ class Store:
     def add_repeat(self, alert_id: str, rep: int, channels: Sequence[str]) -> None:
         """Queue repeat number ``rep`` of an alert on ``channels``."""
         self._write_buffered()
-        self.db.executemany("INSERT OR IGNORE INTO deliveries (alert_id, channel, rep) "
-                            "VALUES (?, ?, ?)", [(alert_id, c, rep) for c in channels])
+        self.db.executemany("INSERT INTO deliveries (alert_id, channel, rep) "
+                            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                            [(alert_id, c, rep) for c in channels])
 
     def arm_repeat(self, alert_id: str, next_at: float) -> None:
         """Start the repeat schedule of a page that went out (once; later calls are no-ops)."""
         self._write_buffered()
-        self.db.execute("INSERT OR IGNORE INTO repeats (alert_id, n, next_at) VALUES (?, 0, ?)",
+        self.db.execute("INSERT INTO repeats (alert_id, n, next_at) VALUES (?, 0, ?) "
+                        "ON CONFLICT DO NOTHING",
                         (alert_id, next_at))
 
     def due_repeats(self, now: float) -> list[tuple[Alert, int]]:
@@ -931,8 +934,8 @@ class Store:
     def record_action(self, at: float, kind: str, alert_id: str, outcome: str,
                       detail: str | None, who: str, via: str | None, key: str) -> None:
         """Log a responder's ack or resolve, once per ``key`` (a rebuild replays it)."""
-        self.db.execute("INSERT OR IGNORE INTO audit (at, kind, alert_id, outcome, detail, who, "
-                        "via, key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self.db.execute("INSERT INTO audit (at, kind, alert_id, outcome, detail, who, via, key) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                         (at, kind, alert_id, outcome, detail, who, via, key))
 
     def audit_entries(self, limit: int, alert_id: str | None = None,
