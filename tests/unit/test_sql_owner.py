@@ -2,8 +2,9 @@
 
 The store (``monitor.store``) owns the schema and every query, for SQLite and PostgreSQL;
 everything else calls its methods. This test reads the source (no import) and fails on a
-``.execute(``-style call or a string literal shaped like SQL anywhere else in the product
-code (monitor/, alerts/, rules/). Docstrings and comments may talk about SQL.
+``.execute(``-style call, a string literal shaped like SQL or a reach into the store's
+connection (``store.db``) anywhere else in the product code (monitor/, alerts/, rules/).
+Docstrings and comments may talk about SQL.
 """
 
 from __future__ import annotations
@@ -46,6 +47,12 @@ def _text(node: ast.AST) -> str | None:
     return None
 
 
+def _is_store(node: ast.AST) -> bool:
+    """``store``, ``self.store``, ``daemon.store`` ...: a name for the store."""
+    return (isinstance(node, ast.Name) and node.id == "store") or \
+        (isinstance(node, ast.Attribute) and node.attr == "store")
+
+
 def offences(source: str, name: str = "<src>") -> list[str]:
     """Where ``source`` runs SQL or holds SQL text: ``name:line: what``."""
     tree = ast.parse(source)
@@ -55,6 +62,8 @@ def offences(source: str, name: str = "<src>") -> list[str]:
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                 and node.func.attr in RUNNERS:
             found.append(f"{name}:{node.lineno}: calls .{node.func.attr}()")
+        elif isinstance(node, ast.Attribute) and node.attr == "db" and _is_store(node.value):
+            found.append(f"{name}:{node.lineno}: reaches into the store's connection")
         elif isinstance(node, ast.Constant | ast.JoinedStr | ast.BinOp) and id(node) not in docs:
             text = _text(node)
             if text is not None and SQL.search(text):
@@ -98,7 +107,9 @@ def test_the_check_sees_each_shape() -> None:
             'q = "CREATE TABLE IF NOT EXISTS leases (brand TEXT)"',
             'q = "PRAGMA busy_timeout=5000"',
             'q = "SELECT 1"',
-            'q = "SELECT body " + "FROM incidents"'):
+            'q = "SELECT body " + "FROM incidents"',
+            'conn = daemon.store.db',
+            'store.db.close()'):
         assert offences(snippet), snippet
     for fine in ('"""Runs ``PRAGMA wal_checkpoint(PASSIVE)`` from a thread."""',
                  'msg = "select the brand to update from the list"',
