@@ -313,6 +313,12 @@ class PgStore(Store):
         """No SQLite log to checkpoint (the server runs its own)."""
         return False
 
+    def auto_checkpoint(self, pages: int) -> None:
+        """Nothing to set (see ``in_wal_mode``)."""
+
+    def checkpoint(self) -> None:
+        """Nothing to fold back (see ``in_wal_mode``)."""
+
     # ------------------------------------------------------------- outbox, per brand
     def _brands(self) -> list[str]:
         return sorted(self.only_brands or ())
