@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from monitor.model import Action
+from rules.records import Action
 
 if TYPE_CHECKING:
     from monitor.store import Store
@@ -61,4 +61,4 @@ class AuditLog:
                 kind: str | None = None) -> list[AuditEntry]:
         """The newest ``limit`` entries, oldest first; optionally of one alert or kind."""
         rows = self.store.audit_entries(limit, alert_id, kind)
-        return [AuditEntry(*r) for r in reversed(rows)]  # type: ignore[arg-type]
+        return [AuditEntry(*r) for r in reversed(rows)]

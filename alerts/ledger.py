@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from alerts.channels.base import Thread
-from alerts.record import Alert
+from rules.records import Alert
 
 if TYPE_CHECKING:
     from monitor.store import Store
