@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from monitor.store_pg import PgStore
+from monitor.store.postgres import PgStore
 
 
 class Leases:

@@ -15,7 +15,7 @@ import pytest
 from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
 from monitor.store import Store
-from monitor.store_pg import PgStore, drop_schema
+from monitor.store.postgres import PgStore, drop_schema
 from rules.records import Alert, AlertType
 from tests.integration.test_store_pg import DSN
 

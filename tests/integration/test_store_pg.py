@@ -12,7 +12,7 @@ from pathlib import Path
 from monitor.app import build_pipeline
 from monitor.config import Config
 from monitor.store import Store
-from monitor.store_pg import PgStore
+from monitor.store.postgres import PgStore
 from rules.records import Alert, Event
 from rules.scoring import Scorer
 from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
@@ -41,7 +41,7 @@ def signature(alerts: list[Alert]) -> list[tuple[str, str, float]]:
 
 
 PG_TYPES = {"INTEGER": "bigint", "REAL": "double precision", "BLOB": "bytea", "TEXT": "text"}
-"""The PostgreSQL type each SQLite column type is written as in ``store_pg.SCHEMA``."""
+"""The PostgreSQL type each SQLite column type is written as (``postgres.SCHEMA``)."""
 
 
 def test_the_two_schemas_agree(schema: str) -> None:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ("monitor", "alerts", "rules")
-OWNERS = ("monitor/store", "monitor/store.py", "monitor/store_pg.py")
-"""The store package (and, until it moves in, its two modules)."""
+OWNERS = ("monitor/store",)
+"""The store package."""
 
 SQL = re.compile(
     r"\bSELECT\b[\s\S]*\bFROM\b|\bSELECT\s+(1|COUNT|MIN|MAX|COALESCE|EXTRACT|lastval|pg_)"

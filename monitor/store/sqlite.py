@@ -1,5 +1,8 @@
 """Durable state in SQLite (WAL): the events seen, the alerts raised, deliveries, cursors.
 
+``Store`` is also the interface: ``monitor.store.postgres.PgStore`` shares every method
+whose SQL both servers accept and replaces the rest (see there).
+
 Events are the truth, with what was decided about each (``events.decision``): on restart
 the engine is restored from its newest snapshot (``snapshots``, written in the transaction
 of the events it covers) and fed the events stored after it, which re-arms every pending

@@ -37,7 +37,7 @@ from typing import Any
 import msgspec
 import psycopg
 
-from monitor.store import (
+from monitor.store.sqlite import (
     Mark,
     PendingDelivery,
     Store,
@@ -172,7 +172,7 @@ CREATE TABLE IF NOT EXISTS leases (
     expires_at DOUBLE PRECISION NOT NULL
 );
 """
-"""The tables on PostgreSQL: those of ``monitor.store.SCHEMA`` (keep the two in step;
+"""The tables on PostgreSQL: those of ``monitor.store.sqlite.SCHEMA`` (keep the two in step;
 ``tests/integration/test_store_pg.py`` compares them) plus ``leases``
 (``monitor.lease``). The ``ALTER``: a schema from before decisions were stored."""
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
