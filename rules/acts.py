@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import re
 
+import ahocorasick
+
 ASK = re.compile(
     # explicit requests for information (请问, 有没有人知道, 求推荐)
     r"请问|想问一?下|问一下|求问|求助一下|求推荐|求科普|有没有(?:人|姐妹|朋友|大佬|宝子|小伙伴)"
@@ -70,6 +72,35 @@ BLOCK = re.compile(
 
 ACTS = (("询问", ASK), ("通告", ANNOUNCE), ("推广", PROMOTE), ("称赞", PRAISE))
 
+ANCHORS = (
+    ("请问", "想问", "问一下", "求问", "求助一下", "求推荐", "求科普", "有没有", "有人知道", "谁知道",
+     "什么时候", "几点", "多久", "多长时间", "几天", "哪", "多少钱", "怎么", "吗", "么"),
+    ("发布", "宣布", "公布", "通报", "公告", "官方", "通知", "财报", "营收", "同比", "签约", "签署",
+     "上线", "入选", "获评", "荣获", "开业", "开张", "开通", "延长营业", "恢复营业", "调整为", "起"),
+    ("抽", "满", "半价", "买一送一", "折", "优惠", "特价", "限时", "秒杀", "包邮", "福利", "上新",
+     "新品上市", "免费领", "领券", "直降", "兑换券", "代金券", "转发", "关注"),
+    ("好评", "五星", "点赞", "感谢", "谢谢", "推荐", "回购", "安利", "强推", "必须收", "绝配", "yyds",
+     "良心", "靠谱", "给力", "满意", "贴心", "太好"),
+)
+"""Per act, words one of which every match contains: one Aho-Corasick pass finds which acts
+can match at all, and only their patterns run (most posts run none; a test checks that no
+match lacks its anchor)."""
+
+
+def _anchor_automaton() -> ahocorasick.Automaton:
+    auto = ahocorasick.Automaton()
+    masks: dict[str, int] = {}
+    for i, words in enumerate(ANCHORS):
+        for w in words:
+            masks[w] = masks.get(w, 0) | (1 << i)
+    for w, mask in masks.items():
+        auto.add_word(w, mask)
+    auto.make_automaton()
+    return auto
+
+
+_ANCHORS = _anchor_automaton()
+
 ACT_NEGATIVE_ODDS = 0.2
 """Factor on the odds of negative for a post read as one of the acts (see the module
 docstring and docs/sentiment.md for how it was chosen)."""
@@ -80,7 +111,13 @@ def read_acts(norm: str) -> tuple[str, ...]:
     when it performs none or when something in it blocks the reading."""
     if not norm:
         return ()
-    found = tuple(name for name, rx in ACTS if rx.search(norm))
+    mask = 0
+    for _end, m in _ANCHORS.iter(norm):
+        mask |= m
+    if not mask:
+        return ()
+    found = tuple(name for i, (name, rx) in enumerate(ACTS)
+                  if mask >> i & 1 and rx.search(norm))
     if not found or BLOCK.search(norm):
         return ()
     return found

@@ -91,3 +91,25 @@ def test_a_question_the_model_reads_as_negative_is_not_negative() -> None:
 def test_a_model_that_is_sure_still_wins() -> None:
     scorer = Scorer(Fixed(Polarity(0.97, 0.01, 0.02)), Lexicon({}), 0.4)
     assert scorer.score_text("请问门店可以带宠物进去吗？").negative
+
+
+def test_anchors_never_skip_a_match() -> None:
+    """An act's pattern runs only when one of its anchors is in the post: every match on
+    the labelled posts and replies must contain one, or the shortcut would change verdicts."""
+    import json
+    from pathlib import Path
+
+    from rules.acts import ACTS, ANCHORS
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    texts = [normalise_for_scoring(json.loads(line)["text"]).lower()
+             for name in ("severity_posts.jsonl", "official_replies.jsonl")
+             for line in (data / name).read_text("utf-8").splitlines()]
+    texts += ["这款扫地机吸力怎么样", "从3月1日起恢复营业", "抽两位送券"]
+    matched = 0
+    for (name, rx), anchors in zip(ACTS, ANCHORS, strict=True):
+        for text in texts:
+            for m in rx.finditer(text):
+                matched += 1
+                assert any(a in m.group() for a in anchors), (name, m.group())
+    assert matched > 50
