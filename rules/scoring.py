@@ -18,6 +18,8 @@ from rules.severity import SeverityPolicy, Tier, assess
 from rules.textnorm import normalise_for_scoring
 
 DANGER = "danger"
+_NOBODY = Author(id="")
+"""The author of a bare text (``score_text``): no followers, no tier."""
 
 from rules.acts import ACT_NEGATIVE_ODDS, read_acts  # noqa: E402  (kept out of the import block)
 
@@ -71,8 +73,11 @@ class Scorer:
         pol = p
         norm = normalise_for_scoring(text).lower() if text else ""
         found = self.lexicon.find_normalised(norm) if norm else []
-        complaint = tuple(t.term for t in found if t.category != DANGER)
-        weight = sum(t.weight for t in found if t.category != DANGER)
+        if found:
+            complaint = tuple(t.term for t in found if t.category != DANGER)
+            weight = sum(t.weight for t in found if t.category != DANGER)
+        else:  # most posts: no lexicon term
+            complaint, weight = (), 0.0
         # Harm and grievances are read from what the post says happened, not from the
         # model's tone: it reads 我们三个人都食物中毒了，已经送医 as neutral (rules.harm).
         harm = self.harm.read_normalised(norm)
@@ -88,10 +93,10 @@ class Scorer:
             reach = post.reposts_count + post.comments_count
             tier = self.tiers.get(author.id)
         else:
-            author, reach, tier = Author(id=""), 0, None
+            author, reach, tier = _NOBODY, 0, None
         verdict = assess(p, negative, harm.terms, weight, complaint, author, reach, tier,
                          self.policy, harm, grievance, pol.negative, acts)
-        terms = tuple(t.term for t in found)
+        terms = tuple(t.term for t in found) if found else ()
         if verdict.danger:
             terms += tuple(t for t in harm.terms if t not in terms)
         return Score(sentiment=round(p, 4), negative=negative, severity=verdict.severity,

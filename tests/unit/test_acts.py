@@ -28,6 +28,7 @@ def acts(text: str) -> tuple[str, ...]:
     ("鲜丰外卖今天满30减15", ("推广",)),
     ("冒雨送餐还提前到了，给个五星好评", ("称赞",)),
     ("健身一个月瘦了十斤，感谢教练", ("称赞",)),
+    ("味道还不错，推荐", ("称赞",)),                    # 还不错 is not 还不…
     ("請問門店可以帶寵物進去嗎？", ("询问",)),          # traditional characters
 ])
 def test_reads_the_act(text: str, expected: tuple[str, ...]) -> None:
