@@ -9,6 +9,7 @@ from typing import Protocol
 
 import msgspec
 
+from rules.acts import ACT_NEGATIVE_ODDS, read_acts
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatch, BrandMatcher
@@ -20,8 +21,6 @@ from rules.textnorm import normalise_for_scoring
 DANGER = "danger"
 _NOBODY = Author(id="")
 """The author of a bare text (``score_text``): no followers, no tier."""
-
-from rules.acts import ACT_NEGATIVE_ODDS, read_acts  # noqa: E402  (kept out of the import block)
 
 
 class Scorer:
