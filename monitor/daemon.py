@@ -23,7 +23,6 @@ import gc
 import os
 import secrets
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -102,8 +101,7 @@ class Daemon:
         self.metrics = Metrics()
         self.locks = StoreLocks()
         """Writes waiting for a store another process has locked (``monitor.locks``)."""
-        if isinstance(store.db, sqlite3.Connection):  # wait long without blocking the loop
-            store.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        store.wait_when_locked(BUSY_TIMEOUT_MS)  # wait long without blocking the loop
         channels = self.metrics.metered(channels)  # counts deliveries per channel
         self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock(),
                              locks=self.locks, **outbox_options(config, pipeline))
