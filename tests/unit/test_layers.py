@@ -175,6 +175,25 @@ print(json.dumps([len(config.channels), before, net()]))
     assert _run(code) == [4, [], ["aiomqtt", "paho"]]
 
 
+def test_the_daemon_imports_no_channel_until_one_is_configured() -> None:
+    # The whole program (CLI, daemon, paging, HTTP server) imported: the channel modules
+    # stay unloaded until build_channel makes one, and then only that kind's.
+    from alerts.channels.registry import IMPLEMENTATIONS
+
+    kinds = sorted(IMPLEMENTATIONS)
+    code = f"""
+import json, sys
+import monitor.cli, monitor.daemon, monitor.paging
+from alerts.channels.options import WebhookChannelConfig
+from alerts.channels.registry import build_channel
+loaded = lambda: sorted(k for k in {kinds!r} if f'alerts.channels.{{k}}' in sys.modules)
+before = loaded()
+build_channel(WebhookChannelConfig(type="webhook", name="w", url="https://example.com/h"))
+print(json.dumps([before, loaded()]))
+"""
+    assert _run(code) == [[], ["webhook"]]
+
+
 def test_a_bad_channel_option_is_still_refused_with_its_key() -> None:
     from monitor.config import ConfigError, parse_config
 
