@@ -24,6 +24,7 @@ import structlog
 from alerts.ack import base_alert_id
 from monitor.clock import Clock
 from monitor.model import Action, ActionKind
+from monitor.retry import FailureLog, backoff
 from monitor.secrets import check_reference
 from monitor.settings import Duration
 from monitor.sources.base import Batch, Sink
@@ -100,16 +101,20 @@ class CommandSource:
     """Subscribes to the command topic and hands each valid command to the sink."""
 
     def __init__(self, config: CommandsConfig, clock: Clock, password: str = "",
-                 name: str = "commands") -> None:
+                 name: str = "commands", rng: random.Random | None = None) -> None:
         self.name = name
         self.config = config
         self.clock = clock
         self.password = password
         self.subscribed = asyncio.Event()
         self.rejected = 0
-        self._failures = 0
-        self.failures_total = 0
+        self.rng = rng or random.Random()
+        self.health = FailureLog(log, "source failing", "source recovered", source=name)
+
+    @property
+    def failures_total(self) -> int:
         """Failed connection attempts since start (``crisismon_source_failures_total``)."""
+        return self.health.total
 
     async def run(self, sink: Sink) -> None:
         """Receive until cancelled, reconnecting with jittered backoff."""
@@ -117,12 +122,9 @@ class CommandSource:
             try:
                 await self._session(sink)
             except aiomqtt.MqttError as exc:
-                self._failures += 1
-                self.failures_total += 1
-                if self._failures == 1:
-                    log.warning("source failing", source=self.name, error=str(exc))
-                cap = min(float(self.config.backoff_max), 2.0 ** min(self._failures, 10))
-                await asyncio.sleep(random.uniform(cap / 2, cap))
+                failures = self.health.failed(exc)
+                await asyncio.sleep(backoff(failures, base=2.0, cap=float(self.config.backoff_max),
+                                            rand=self.rng.random))
             finally:
                 self.subscribed.clear()
 
@@ -133,9 +135,7 @@ class CommandSource:
                                   password=self.password or None, clean_session=False,
                                   timeout=10.0) as client:
             await client.subscribe(cfg.topic, qos=1)
-            if self._failures:
-                log.info("source recovered", source=self.name, failed_attempts=self._failures)
-                self._failures = 0
+            self.health.succeeded()
             self.subscribed.set()
             async for message in client.messages:
                 payload = message.payload if isinstance(message.payload, bytes) else \
