@@ -12,7 +12,6 @@ logged with its reason and dropped (a bad command must not block the topic).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 from collections.abc import Iterator
@@ -21,9 +20,9 @@ from dataclasses import dataclass
 import aiomqtt
 import structlog
 
-from alerts.ack import base_alert_id
 from monitor.clock import Clock
-from monitor.model import Action, ActionKind
+from monitor.model import Action
+from monitor.normalise import BadInput, parse_action
 from monitor.retry import FailureLog, backoff
 from monitor.secrets import check_reference
 from monitor.settings import Duration
@@ -61,40 +60,19 @@ class CommandsConfig:
             yield "password", problem
 
 
-class BadCommand(ValueError):
-    """A command message that cannot be an action; the message says why."""
-
-
 def parse_command(payload: bytes, now: float, source: str = "mqtt") -> Action:
-    """One command message -> an Action (created now). Raises BadCommand."""
+    """One command message -> an Action (created now). Raises BadInput.
+
+    The message's ``id``, when the sender gives one, is its idempotency key; without
+    one, the same command twice (a redelivery, a bot's retry) is one action.
+    """
     try:
         obj = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
-        raise BadCommand("not JSON") from None
+        raise BadInput("not JSON") from None
     if not isinstance(obj, dict):
-        raise BadCommand("not a JSON object")
-    try:
-        kind = ActionKind(obj.get("action"))
-    except ValueError:
-        raise BadCommand('"action" must be "ack" or "resolve"') from None
-    target, by = obj.get("target"), obj.get("by", "mqtt")
-    if not isinstance(target, str | int) or not str(target).strip():
-        raise BadCommand('"target" (alert, mention or incident id) is required')
-    if not isinstance(by, str) or not by.strip():
-        raise BadCommand('"by" must be a name')
-    public = obj.get("public")
-    if kind is ActionKind.RESOLVE and not isinstance(public, bool):
-        raise BadCommand('"public": true|false is required with resolve')
-    # The message id when the sender gives one (a retry is then stored once), else the
-    # content and time: two identical commands a moment apart are two actions.
-    given = obj.get("id")
-    digest = hashlib.blake2b(payload + repr(now).encode(), digest_size=8).hexdigest()
-    aid = f"{source}:{given}" if isinstance(given, str) and given else f"{source}:{digest}"
-    # A page's repeat names itself a-…-r2; acking it acks the alert it repeats (as the
-    # HTTP API does).
-    return Action(id=aid, action=kind, target=base_alert_id(str(target).strip()), by=by,
-                  created_at=now, public=public if kind is ActionKind.RESOLVE else None,
-                  source=source)
+        raise BadInput("not a JSON object")
+    return parse_action(obj, source, now=now, default_by="mqtt")
 
 
 class CommandSource:
@@ -142,7 +120,7 @@ class CommandSource:
                     str(message.payload or "").encode()
                 try:
                     action = parse_command(payload, self.clock.now(), self.name)
-                except BadCommand as exc:
+                except BadInput as exc:
                     self.rejected += 1
                     log.warning("command rejected", source=self.name, topic=str(message.topic),
                                 reason=str(exc))
