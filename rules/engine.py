@@ -45,6 +45,7 @@ from rules.crisis import (
     harm_words,
     is_negative,
 )
+from rules.deadlines import escalate_due, followup_due, reply_due, warn_due
 
 HOUR = 3600.0
 
@@ -541,9 +542,9 @@ class EscalationEngine:
             return []
         alert_type, level = _REPLY_STEPS[d.step]
         if d.step is Step.WARN:
-            self._at(clock.created_at + clock.sla.reply_within, Step.BREACH, clock)
+            self._at(reply_due(clock.created_at, clock.sla), Step.BREACH, clock)
         elif d.step is Step.BREACH:
-            self._at(clock.created_at + clock.sla.escalate_after, Step.ESCALATE, clock)
+            self._at(escalate_due(clock.created_at, clock.sla), Step.ESCALATE, clock)
         return [self._mention_alert(clock, alert_type, d.due, level,
                                     wording.reply_overdue(clock, alert_type, clock.sla, self.tz))]
 
@@ -649,7 +650,7 @@ class EscalationEngine:
             out.append(self._mention_alert(clock, AlertType.MENTION_NEW, now, Level.DUTY,
                                            wording.new_mention(clock, sla, self.tz)))
             if clock.replied_at is None:
-                self._at(post.created_at + sla.warn_at, Step.WARN, clock)
+                self._at(warn_due(post.created_at, sla), Step.WARN, clock)
         out.extend(self._crisis_on_mention(mention, clock, now))
         clock.incident_id = self.open_incident.get(mention.brand)
         self.dirty_mentions[clock] = None
@@ -786,8 +787,8 @@ class EscalationEngine:
                 self._mark_replied(clock, action.created_at, action.by)
             elif clock.private_resolve_at is None:
                 clock.private_resolve_at = action.created_at
-                self._at(action.created_at + clock.sla.public_followup_within, Step.FOLLOWUP,
-                         clock, action.created_at)
+                self._at(followup_due(action.created_at, clock.sla), Step.FOLLOWUP, clock,
+                         action.created_at)
         return []
 
     # ----------------------------------------------------------------- crisis

@@ -14,6 +14,7 @@ from alerts.record import AlertType, local_minute
 from monitor.config import CrisisConfig, SlaConfig
 from monitor.model import Post
 from monitor.settings import format_duration
+from rules.deadlines import reply_due
 
 if TYPE_CHECKING:
     from rules.crisis import Incident
@@ -85,7 +86,7 @@ def _mention_body(clock: ReplyClock) -> list[str]:
 
 
 def new_mention(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:
-    due = clock.created_at + sla.reply_within
+    due = reply_due(clock.created_at, sla)
     who, head = _mention_page(clock)
     body = list(head)
     title = f"[{clock.severity}] {clock.brand} 新提及 {who}"
@@ -104,7 +105,7 @@ def reply_overdue(clock: ReplyClock, alert_type: AlertType, sla: SlaConfig,
                   tz: tzinfo) -> tuple[str, str]:
     short, advice = _OVERDUE[alert_type]
     created = clock.created_at
-    due = created + sla.reply_within
+    due = reply_due(created, sla)
     who, head = _mention_page(clock)
     body = list(head)
     title = f"[{clock.severity}] {clock.brand} {short}：{who}"
