@@ -251,11 +251,6 @@ class ReplyClock:
         return PostKind.COMMENT if self.flags & _COMMENT else PostKind.STATUS
 
     @property
-    def tracks_reposts(self) -> bool:
-        """True for an original status: only those count reposts (comments and reposts don't)."""
-        return bool(self.flags & _TRACKS_REPOSTS)
-
-    @property
     def is_open(self) -> bool:
         return self.flags & _NEEDS_REPLY != 0 and self.replied_at is None
 
@@ -612,10 +607,6 @@ class EscalationEngine:
                      post_id=inc.trigger_post_id, incident_id=inc.id)
 
     # ----------------------------------------------------------------- inputs
-    def tracks(self, post_id: str) -> bool:
-        """True if this post id is a mention the engine knows."""
-        return post_id in self.by_post
-
     def _share(self, t: tuple[str, ...]) -> tuple[str, ...]:
         """One copy of each keyword/term/reason tuple (few distinct ones, ~50 bytes each)."""
         if not t:
