@@ -278,8 +278,8 @@ def parse_action(obj: Mapping[str, Any], source: str, *, now: float | None = Non
     repeat page (``a-…-r2``) names the alert it repeats. Raises ``BadInput``.
     """
     try:
-        kind = ActionKind(obj.get("action"))
-    except (ValueError, TypeError):
+        kind = ActionKind(str(obj.get("action")))
+    except ValueError:
         raise BadInput(f'action {str(obj.get("action"))[:40]!r} is not "ack" or "resolve"') \
             from None
     target = base_alert_id(_id(obj.get("target"), "target (alert, mention or incident id)"))
