@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from alerts.alertlog import AlertLogChannel
-from alerts.console import ConsoleChannel
+from alerts.channels.terminal import TerminalChannel
 from alerts.outbox import Outbox, Sender
 from monitor import api as _api  # noqa: F401 - registers the ack/resolve/audit API
 from monitor import dashboard as _dashboard  # noqa: F401 - /dashboard and its views
@@ -636,7 +636,7 @@ def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clo
 def build_channels(config: Config) -> list[Sender]:
     channels: list[Sender] = [AlertLogChannel(config.resolve(config.alerts.log), config.tz)]
     if config.alerts.terminal and not logs_on_stdout(config.log):
-        channels.append(ConsoleChannel(sys.stdout, config.tz))
+        channels.append(TerminalChannel("terminal", sys.stdout, tz=config.tz))
     elif config.alerts.terminal:  # service mode: stdout carries the log lines
         log.info("terminal alert channel off: log lines go to stdout (log.stream)")
     channels.extend(build_paging_channels(config))  # [[channels]]; a missing secret: ConfigError

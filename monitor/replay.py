@@ -39,6 +39,7 @@ from monitor.feedstream import FeedReader
 from monitor.pipeline import Pipeline, incident_record
 from monitor.report import MENTION_FIELDS
 from monitor.store import Store
+from rules.deadlines import in_time
 from rules.records import Alert, format_instant
 
 ReportRecords = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
@@ -253,7 +254,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
         needs_reply = clock.needs_reply
         if needs_reply:
             needing += 1
-            replied_in_time += int(reply_s is not None and reply_s <= sla)
+            replied_in_time += in_time(reply_s, sla)
         mention_recs.append({
             "id": clock.post_id, "brand": clock.brand, "kind": str(clock.kind),
             "created_at": format_instant(clock.created_at, tz),

@@ -7,9 +7,9 @@ never from a layer above, at module level or inside a function alike.
 | layer     | holds                                                                      |
 |-----------|----------------------------------------------------------------------------|
 | rules     | records, policy, matching, scoring, the escalation engine (and ``seeds``)   |
-| base      | the few ``monitor`` modules ``alerts`` needs: clock, store, locks, secrets, |
-|           | text cleaning, paho helpers. They belong below alerts but live in monitor/  |
-|           | today; the store is moving to its own package (issue 19, "one owner").      |
+| base      | the few ``monitor`` modules ``alerts`` needs: clock, store, locks, retry,   |
+|           | secrets, text cleaning, paho helpers. They belong below alerts but live in  |
+|           | monitor/ today; the store is moving to its own package (issue 19).          |
 | alerts    | records to pages: outbox, router, paging noise control, channels           |
 | monitor   | sources, pipeline, daemon, API, CLI: everything that wires the rest         |
 
@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rules", "alerts", "monitor", "seeds")
 
-BASE = ("monitor.clock", "monitor.locks", "monitor.mqttread", "monitor.secrets",
-        "monitor.store", "monitor.textsafe")
+BASE = ("monitor.clock", "monitor.locks", "monitor.mqttread", "monitor.retry",
+        "monitor.secrets", "monitor.store", "monitor.textsafe")
 """``monitor`` modules in the ``base`` layer (see the module docstring)."""
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
