@@ -42,6 +42,7 @@ from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
 from alerts.record import Alert, AlertType
 from monitor.clock import Clock
+from monitor.clock import wait as clock_wait
 from monitor.locks import StoreLocks, is_locked, retry_delay
 from monitor.store import PendingDelivery, Store
 
@@ -178,13 +179,10 @@ class Outbox:
             if locked:
                 self.locks.unlocked(f"outbox:{name}")
                 locked = 0
-            retry = self.next_try(name)
-            timeout = None if retry is None else max(0.0, retry - self.clock.now())
-            try:
-                async with asyncio.timeout(timeout):
-                    await wake.wait()
-            except TimeoutError:
-                pass
+            # Until woken (new alerts) or the next retry, deferral or group flush is due,
+            # on the clock those times are computed with: a simulated clock drives this
+            # loop exactly as the wall clock does live.
+            await clock_wait(self.clock, wake, self.next_try(name))
 
     def next_try(self, name: str) -> float | None:
         """When channel ``name`` next has something to do (None: nothing queued)."""
@@ -518,13 +516,7 @@ class Outbox:
         while True:
             self._repeat_wake.clear()
             await self.locks.retry("repeats", lambda: self.fire_repeats(self.clock.now()))
-            nxt = self.store.next_repeat()
-            timeout = None if nxt is None else max(0.0, nxt - self.clock.now())
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._repeat_wake.wait()
-            except TimeoutError:
-                pass
+            await clock_wait(self.clock, self._repeat_wake, self.store.next_repeat())
 
     async def flush(self, timeout: float) -> None:
         """On shutdown: one more pass over every channel, bounded in time."""
