@@ -83,17 +83,19 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
                  speed: float | None = None, until: float | None = None,
                  on_alert: Callable[[Alert], None] | None = None,
                  pipeline_factory: Callable[[Store], Pipeline] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+                 progress: Callable[[int, int], None] | None = None,
+                 analyst_report: bool = True) -> ReplayResult:
     """Run ``feeds`` through the pipeline; write alerts, mentions, incidents and a report.
 
     ``speed`` None runs as fast as the CPU allows; otherwise simulated seconds per wall
     second. ``until`` stops the clock there instead of running every deadline out.
     ``progress(done, total)`` is told how many events are handled, every thousand.
+    ``analyst_report`` False: the JSON files only, no ``report.html`` or plots.
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     # Forked first, while this process is small: it imports matplotlib during the replay.
-    reporter = ReportWorker(config)
+    reporter = ReportWorker(config) if analyst_report else None
     # Reads ahead on the second core, and matches and scores there what it read; with a
     # pipeline of the caller's, the pipeline does its own matching and scoring.
     reader = FeedReader(feeds, FeedStats(), batch=PREPARE_EVERY, assessor=None
@@ -127,14 +129,15 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
                 gc.enable()
     finally:
         reader.close()
-        reporter.close()
+        if reporter is not None:
+            reporter.close()
 
 
 async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipeline,
                out_dir: Path, speed: float | None, until: float | None,
                on_alert: Callable[[Alert], None] | None,
                progress: Callable[[int, int], None] | None, started: float,
-               reporter: ReportWorker) -> ReplayResult:
+               reporter: ReportWorker | None) -> ReplayResult:
     result = ReplayResult(out_dir=out_dir, feed=reader.stats)
     clock: SimClock | None = None
     paging: ReplayOutbox | None = None
@@ -267,7 +270,7 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
     result.seconds = time.perf_counter() - started
     result.stage_seconds["read"] = waited
     result.stage_seconds["pipeline"] = result.seconds - waited
-    write_outputs(config, pipeline, result, reporter)
+    write_outputs(config, pipeline, result, reporter, render=reporter is not None)
     write_digests(config, result)
     write_deliveries(result)
     result.stage_seconds["outputs"] = (time.perf_counter() - started - result.seconds
@@ -277,10 +280,10 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
 
 
 def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
-                  reporter: ReportWorker | None = None) -> None:
+                  reporter: ReportWorker | None = None, render: bool = True) -> None:
     """``alerts.jsonl``, ``mentions.jsonl``, ``incidents.jsonl`` and ``report.json``, and
-    the analyst report: by ``reporter`` while the files are written, if given, else after
-    them in this process."""
+    the analyst report (unless not ``render``): by ``reporter`` while the files are
+    written, if given, else after them in this process."""
     tz = config.tz
     out = result.out_dir
     # Every record first, so the report process can render while the files are written.
@@ -360,7 +363,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
                                      encoding="utf-8")
     t0 = time.perf_counter()
-    if reporter is None or not reporter.finish(out):
+    if render and (reporter is None or not reporter.finish(out)):
         write_analyst_report(config, out, (mention_recs, incidents,
                                            report_alerts(slim, tz), report))
     result.stage_seconds["report"] = report_s + time.perf_counter() - t0
