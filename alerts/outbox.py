@@ -141,6 +141,9 @@ class Outbox:
         self.stages.limiter.bind(SendLog(store.db))
         self._wake = {name: asyncio.Event() for name in self.channels}
         self._repeat_wake = asyncio.Event()
+        self._repeat_at: float | None = None
+        """When the repeat loop wakes next by itself (None: not until woken): a schedule
+        armed for later needs no pass of its own."""
         self._rng = random.Random(seed)
         self.failures: dict[str, int] = {name: 0 for name in self.channels}
         self.sent: dict[str, int] = {name: 0 for name in self.channels}
@@ -210,10 +213,11 @@ class Outbox:
             if self._paused.get(name, now) > now:
                 return sent
             sent += await self._flush_groups(channel, now)
-            batch = self.store.pending_deliveries(name, now,
-                                                  limit=BATCH_MAX if batched else 100)
+            limit = BATCH_MAX if batched else 100
+            batch = self.store.pending_deliveries(name, now, limit=limit)
             if not batch:
                 return sent
+            last = len(batch) < limit  # nothing else due now: no second query for it
             window: list[PendingDelivery] = []
             for item in batch:
                 if item.rep and self.settled(item.alert):
@@ -237,6 +241,8 @@ class Outbox:
                 sent += went
                 if blocked:
                     return sent  # a retryable failure: the channel rests (``_paused``)
+            if last and self.clock.now() == now:
+                return sent
 
     def _cancel(self, item: PendingDelivery, now: float) -> None:
         """A repeat whose alert was acked or answered meanwhile: never sent."""
@@ -473,7 +479,8 @@ class Outbox:
         if rep == 0 and self.repeat_every > 0 and self.repeat_max > 0 and alert.level >= 1 \
                 and channel not in BUILT_IN:
             self.store.arm_repeat(alert.id, now + self.repeat_every)
-            self._repeat_wake.set()
+            if self._repeat_at is None or now + self.repeat_every < self._repeat_at:
+                self._repeat_wake.set()
 
     def _failing(self, name: str, delivery_id: str, exc: BaseException,
                  retry_in: float | None) -> None:
@@ -516,7 +523,9 @@ class Outbox:
         while True:
             self._repeat_wake.clear()
             await self.locks.retry("repeats", lambda: self.fire_repeats(self.clock.now()))
-            await clock_wait(self.clock, self._repeat_wake, self.store.next_repeat())
+            self._repeat_at = self.store.next_repeat()
+            await clock_wait(self.clock, self._repeat_wake, self._repeat_at)
+            self._repeat_at = None
 
     async def flush(self, timeout: float) -> None:
         """On shutdown: one more pass over every channel, bounded in time."""
