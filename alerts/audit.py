@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from monitor.model import Action
+from rules.records import Action
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

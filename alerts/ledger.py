@@ -20,7 +20,7 @@ import sqlite3
 import msgspec
 
 from alerts.channels.base import Thread
-from alerts.record import Alert
+from rules.records import Alert
 
 
 class ThreadBook:

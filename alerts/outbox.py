@@ -40,11 +40,11 @@ from alerts.audit import AuditLog
 from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
-from alerts.record import Alert, AlertType
 from monitor.clock import Clock
 from monitor.clock import wait as clock_wait
 from monitor.locks import StoreLocks, is_locked, retry_delay
 from monitor.store import PendingDelivery, Store
+from rules.records import Alert, AlertType
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """The paging API: acknowledge and resolve over HTTP, and read the audit log.
 
-Every call becomes an :class:`~monitor.model.Action` handed to ``daemon.ingest`` as a
+Every call becomes an :class:`~rules.records.Action` handed to ``daemon.ingest`` as a
 batch from source ``api``: it is stored as an event before it acts and is replayed on
 restart exactly like an action line of a feed. Bearer token required (``monitor.http``).
 
@@ -27,10 +27,9 @@ from aiohttp import web
 
 from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
-from alerts.record import format_instant
 from monitor.http import identity, register
-from monitor.model import Action, ActionKind
 from monitor.sources.base import Batch
+from rules.records import Action, ActionKind, format_instant
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon

@@ -10,12 +10,12 @@ from typing import Any
 from alerts.oncall import OnCall
 from alerts.router import Router
 from monitor.config import Config, ConfigError
-from monitor.model import Post
 from monitor.pipeline import Pipeline
 from monitor.store import Store
 from rules.argument import ArgumentGuard
 from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
 from rules.matching import BrandMatcher
+from rules.records import Post
 from rules.scoring import Assessment, Scorer, assess_posts, load_tiers
 from rules.sentiment import load_sentiment
 from rules.severity import SeverityPolicy

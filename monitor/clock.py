@@ -21,7 +21,7 @@ import heapq
 import itertools
 import math
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -47,7 +47,7 @@ async def wait(clock: Clock, event: asyncio.Event, until: float | None) -> None:
         return
     if event.is_set():
         return
-    waits = {asyncio.ensure_future(event.wait())}
+    waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(event.wait())}
     if until is not None:
         waits.add(asyncio.ensure_future(clock.sleep_until(until)))
     try:
@@ -198,7 +198,7 @@ class SimClock:
         fut = None if until is None else self._timer(until)
         key = next(self._keys)
         self._parked[key] = (event, math.inf if until is None else until)
-        waiter = asyncio.ensure_future(event.wait())
+        waiter: asyncio.Future[Any] = asyncio.ensure_future(event.wait())
         try:
             await asyncio.wait([waiter] if fut is None else [waiter, fut],
                                return_when=asyncio.FIRST_COMPLETED)

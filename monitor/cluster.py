@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 import psycopg
 import structlog
 
-from alerts.record import Alert
 from monitor.clock import Clock, WallClock
 from monitor.lease import Leases
 from monitor.pipeline import Pipeline
 from monitor.store_pg import PgStore
+from rules.records import Alert
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import secrets
@@ -46,6 +47,7 @@ from monitor.digests import run_digests
 from monitor.http import build_app, serve
 from monitor.locks import BUSY_TIMEOUT_MS, StoreLocks
 from monitor.metrics import Metrics
+from monitor.mqttread import install_patches
 from monitor.paging import aclose_channels, build_paging_channels, command_sources, outbox_options
 from monitor.pipeline import Pipeline
 from monitor.secrets import SecretError, resolve_secret
@@ -226,13 +228,18 @@ class Daemon:
             return self.take_snapshot()
 
     async def snapshot_forked(self) -> int:
-        """``take_snapshot`` without stopping the loop while the engine is pickled: the
-        state is fixed (every stored event in, settled mentions forgotten, ``seq`` read)
-        in a transaction, then a forked child pickles its copy-on-write image of the
-        engine and pipes the bytes back while the loop goes on; they are stored in a
-        second transaction, as of that ``seq`` (the events after it are fed again on a
-        restart). Pickling 100,000 reply clocks takes about a second; the loop now waits
-        only for the fork and the write."""
+        """``take_snapshot`` without stopping the loop while the engine is pickled and
+        stored: the state is fixed (every stored event in, settled mentions forgotten,
+        ``seq`` read) in a transaction, then a forked child pickles its copy-on-write
+        image of the engine and stores it itself (``Store.write_snapshot_forked``: a file
+        next to the SQLite store, a row on PostgreSQL) while the loop goes on; once the
+        child has exited cleanly, the parent records it (``Store.record_snapshot``: one
+        small row). A restart feeds the events after ``seq`` again.
+
+        The loop waits for the fix, the fork and the record only (``snapshot_seconds``,
+        logged as ``loop_blocked_s`` with its parts): when the child piped the ~35 MB of a
+        5,000 posts/s engine back and the parent wrote them into SQLite, that was ~0.3 s
+        a snapshot (docs/performance.md, "Engine snapshots")."""
         started = time.perf_counter()
 
         def fix() -> tuple[int, float, int]:
@@ -245,13 +252,21 @@ class Daemon:
             return seq, now, forgotten
 
         seq, now, forgotten = await self.locks.retry("snapshot", fix)
-        engine = self.pipeline.engine
+        engine, store = self.pipeline.engine, self.store
         events = self.events_since_snapshot
-        blocked = time.perf_counter() - started
-        # No await from ``fix`` to the fork: the engine is exactly as of ``seq``.
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: pickle, write, leave at once (no cleanup, no flush)
+        taken_at, keep_for = time.time(), self._snapshot_keep()[1]
+        fix_s = time.perf_counter() - started
+        t = time.perf_counter()
+        # While the child runs, the collector leaves the objects it shares alone: a full
+        # collection would walk (and so copy, page by page) the whole heap for nothing.
+        gc.freeze()
+        try:
+            # No await from ``fix`` to the fork: the engine is exactly as of ``seq``.
+            pid = os.fork()
+        except BaseException:
+            gc.unfreeze()
+            raise
+        if pid == 0:  # the child: pickle, store, leave at once (no cleanup, no flush)
             code = 1
             try:
                 # A signal to the child (systemd signals the whole cgroup) must neither
@@ -261,33 +276,35 @@ class Daemon:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(sig, signal.SIG_DFL)
                 gc.disable()
-                os.close(read)
-                with os.fdopen(write, "wb") as out:
-                    out.write(engine.snapshot())
+                store.write_snapshot_forked(engine.snapshot(), seq, now, taken_at, keep_for)
                 code = 0
+            except BaseException as exc:  # said on stderr: the parent logs the status
+                with contextlib.suppress(BaseException):
+                    os.write(2, f"crisismon snapshot child: {type(exc).__name__}: "
+                                f"{exc}\n".encode())
             finally:
                 os._exit(code)
-        os.close(write)
+        fork_s = time.perf_counter() - t
         self.events_since_snapshot = 0  # counted from the fixed state on
-        body = await asyncio.to_thread(_read_all, read)
-        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0 or not body:
+        try:
+            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        finally:
+            gc.unfreeze()
+        if os.waitstatus_to_exitcode(status) != 0:
             self.events_since_snapshot += events
             raise RuntimeError(f"snapshot child exited with status {status}")
         t = time.perf_counter()
-        keep_for = self._snapshot_keep()[1]
-
-        def store() -> None:
-            with self.store.transaction():
-                self.store.save_snapshot(body, now, time.time(), keep_for, seq)
-
-        await self.locks.retry("snapshot", store)
-        blocked += time.perf_counter() - t
-        self.snapshot_seconds = blocked
+        await self.locks.retry(
+            "snapshot", lambda: store.record_snapshot(seq, now, taken_at, keep_for))
+        stale = store.stale_snapshot_files()  # (named by no row since that commit)
+        record_s = time.perf_counter() - t
+        self.snapshot_seconds = blocked = fix_s + fork_s + record_s
+        await asyncio.to_thread(store.remove_snapshot_files, stale)
         self.snapshot_total = time.perf_counter() - started
         log.info("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
-                 forgotten=forgotten, forked=True, seconds=round(time.perf_counter() - started, 3),
-                 loop_blocked_s=round(blocked, 3), bytes=len(body))
+                 forgotten=forgotten, forked=True, seconds=round(self.snapshot_total, 3),
+                 loop_blocked_s=round(blocked, 3), fix_s=round(fix_s, 3),
+                 fork_s=round(fork_s, 3), record_s=round(record_s, 3))
         return seq
 
     async def snapshot_loop(self) -> None:
@@ -303,7 +320,7 @@ class Daemon:
                 continue
             if n >= SNAPSHOT_AFTER_EVENTS or elapsed >= SNAPSHOT_EVERY:
                 try:
-                    if FORK_SNAPSHOTS:
+                    if FORK_SNAPSHOTS and self.store.forks_snapshots():
                         await self.snapshot_forked()
                     else:
                         await self.locks.retry("snapshot", self._snapshot_tx)
@@ -348,7 +365,7 @@ class Daemon:
         for step in steps:
             while True:
                 t = time.perf_counter()
-                seen, n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                seen, n = await self.locks.retry("prune", functools.partial(self._in_tx, step))
                 longest = max(longest, time.perf_counter() - t)
                 total += n
                 if seen < PRUNE_CHUNK:
@@ -459,6 +476,7 @@ class Daemon:
 
     async def run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order within a bounded time."""
+        self.store.drop_snapshot_files()  # left by a child that was never recorded
         async with self._writing("start"):
             if self.cluster is not None:
                 self.cluster.start()  # claim leases first: the rebuild pages for those only
@@ -531,11 +549,6 @@ class Daemon:
             self.cluster.release()  # after the flush: a peer takes over at once
 
 
-def _read_all(fd: int) -> bytes:
-    with os.fdopen(fd, "rb") as pipe:
-        return pipe.read()
-
-
 class LagWatch:
     """How late the event loop runs while something else works in it (``worst``, s)."""
 
@@ -605,6 +618,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+    install_patches()  # paho's classes, made cheaper (monitor.mqttread); never on import
     store = open_store(config)
     channels = build_channels(config)
     recorder = None

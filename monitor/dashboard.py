@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from alerts.record import format_instant
 from monitor.dashboard_page import render_page
 from monitor.http import AUTH, DAEMON, Identity, identity, register, set_session
 from monitor.textsafe import printable
+from rules.records import format_instant
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
@@ -429,7 +429,8 @@ async def _start_view(app: web.Application) -> None:
 
 async def _end_streams(app: web.Application) -> None:
     """At shutdown, end open event streams so the server need not wait for them."""
-    for queue in list(app[STREAMS]):
+    streams = app[STREAMS]  # (named: in list(...) mypy cannot infer the key's type)
+    for queue in list(streams):
         app[VIEW].end(queue)
     task = app.get(VIEW_TASK)
     if task is not None:

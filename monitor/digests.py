@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from alerts.digest import Digest, digest_alert
-from alerts.record import Alert, AlertType, alert_id, format_instant
 from monitor.digest_config import DigestConfig, cron_trigger
+from rules.records import Alert, AlertType, alert_id, format_instant
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -302,20 +304,14 @@ def period_summary(store: Store, config: Config, digest: Digest) -> Any:
               for t, at, inc in _rows(store, "SELECT type, at, incident_id FROM alerts WHERE "
                                       "incident_id IS NOT NULL AND type IN (?, ?, ?, ?) AND "
                                       "at < ?", (*CRISIS_TYPES, end))]
-    return summarise(_Nowhere(), mentions, incidents, alerts, {}, config)
-
-
-class _Nowhere:
-    """Stands in for a replay folder in a Summary that is only drawn."""
-
-    name = "digest"
+    # No replay folder: a digest's summary is only drawn, and the plots never read it.
+    return summarise(Path("digest"), mentions, incidents, alerts, {}, config)
 
 
 def draw_plots(summary: Any, max_incidents: int = 3) -> dict[str, bytes]:
     """The digest's plots as PNG bytes by name (mentions per hour, reply times, SLA, and
     up to ``max_incidents`` incident timelines), drawn with ``monitor.plots``."""
     import tempfile
-    from pathlib import Path
 
     from monitor import plots
 
@@ -330,7 +326,7 @@ def draw_plots(summary: Any, max_incidents: int = 3) -> dict[str, bytes]:
         for inc in summary.incidents[:max_incidents]:
             rec = inc.record
             drawings.append((f"incident_{rec['id']}",
-                             lambda p, r=rec: plots.plot_incident(plt, summary, r, p)))
+                             functools.partial(plots.plot_incident, plt, summary, rec)))
         for name, draw in drawings:
             path = Path(tmp) / f"{name}.png"
             draw(path)

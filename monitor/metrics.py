@@ -24,7 +24,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -33,12 +33,13 @@ from prometheus_client.registry import Collector
 
 from alerts.channels.base import Thread, is_repeat
 from alerts.outbox import Sender
-from alerts.record import Alert
 from monitor.sources.base import Batch
+from rules.records import Alert
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
     from monitor.sources.recorder import Recorder
+    from rules.engine import ClockMap
 
 log = structlog.get_logger(__name__)
 
@@ -120,7 +121,7 @@ class Metrics:
             if kind in BREACH_TYPES:
                 self.breaches.labels(a.brand).inc()
 
-    def on_mentions(self, clocks: dict[str, Any], before: int) -> None:
+    def on_mentions(self, clocks: ClockMap, before: int) -> None:
         """Reply clocks past the first ``before`` are new mentions (dicts keep order)."""
         for clock in itertools.islice(reversed(clocks.values()), len(clocks) - before):
             self.mentions.labels(clock.brand).inc()
@@ -171,7 +172,7 @@ class Metrics:
                 f"({', '.join('?' * len(part))})", part)
             known.update(r[0] for r in rows)
         for key, c in replied.items():
-            if key not in known:
+            if key not in known and c.replied_at is not None:  # (always: see ``replied``)
                 self.reply_time.labels(c.brand).observe(max(0.0, c.replied_at - c.created_at))
 
     def metered(self, channels: Sequence[Sender]) -> list[Sender]:

@@ -18,12 +18,10 @@ import structlog
 
 from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
-from alerts.record import Alert, format_instant
 from alerts.router import Router
 from monitor import decision as decisions
-from monitor.config import Config, CrisisConfig
+from monitor.config import Config
 from monitor.decision import NOTHING, BrandDecision, Decision
-from monitor.model import Action, Event, Mention, Post, Score
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
@@ -31,6 +29,8 @@ from rules.argument import ArgumentGuard
 from rules.crisis import BrandActivity, Incident
 from rules.engine import EscalationEngine, SnapshotError
 from rules.matching import BrandMatcher
+from rules.policy import CrisisConfig
+from rules.records import Action, Alert, Event, Mention, Post, Score, format_instant
 from rules.scoring import (
     Assessment,
     Scorer,

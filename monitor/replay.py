@@ -30,7 +30,6 @@ import structlog
 
 from alerts.channels.base import Thread
 from alerts.outbox import Outbox
-from alerts.record import Alert, format_instant
 from monitor import workers
 from monitor.app import build_pipeline, default_assessor
 from monitor.clock import SimClock
@@ -43,6 +42,7 @@ from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
 from monitor.report import MENTION_FIELDS
 from monitor.store import Store
+from rules.records import Alert, format_instant
 
 ReportRecords = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
                       dict[str, Any]]
@@ -158,6 +158,28 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
         if paging is not None and alerts:
             paging.outbox.notify()
 
+    store.begin()
+    i = 0
+    stopped = False
+    chunks = iter(reader)
+    # Digests fire on the simulated clock, before the first event at or after their time.
+    digests = Digests(config, store) if config.digests else None
+    next_digest = math.inf
+
+    def make_digests(upto: float) -> float:
+        """Make every digest due at or before ``upto``; the next fire time after."""
+        assert clock is not None and digests is not None
+        nxt = next_digest
+        while nxt <= upto:
+            clock.advance_to(nxt)
+            emit(pipeline.tick(nxt, inclusive=False))  # what fell due before belongs in
+            for due in digests.due(nxt):
+                result.digests.append(digest_compute(store, config, due.cfg, due.start,
+                                                     due.end).record())
+                digests.made(due)
+            nxt = digests.next_at() or math.inf
+        return nxt
+
     async def advance(t: float, inclusive: bool) -> None:
         """Fire every deadline and outbox timer due before ``t`` (or at ``t``, if
         ``inclusive``) in time order, each at its own moment; after each, the outbox
@@ -180,28 +202,6 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
                     await clock.settle(paging.tasks)
             else:
                 await clock.run_until(nxt, paging.tasks)  # type: ignore[union-attr]
-
-    store.begin()
-    i = 0
-    stopped = False
-    chunks = iter(reader)
-    # Digests fire on the simulated clock, before the first event at or after their time.
-    digests = Digests(config, store) if config.digests else None
-    next_digest = math.inf
-
-    def make_digests(upto: float) -> float:
-        """Make every digest due at or before ``upto``; the next fire time after."""
-        assert clock is not None and digests is not None
-        nxt = next_digest
-        while nxt <= upto:
-            clock.advance_to(nxt)
-            emit(pipeline.tick(nxt, inclusive=False))  # what fell due before belongs in
-            for due in digests.due(nxt):
-                result.digests.append(digest_compute(store, config, due.cfg, due.start,
-                                                     due.end).record())
-                digests.made(due)
-            nxt = digests.next_at() or math.inf
-        return nxt
 
     while True:
         t0 = time.perf_counter()

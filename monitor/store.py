@@ -22,6 +22,8 @@ failure unit stays one event: ``mark`` / ``undo`` drop exactly the rows an event
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -30,9 +32,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 import msgspec
+import structlog
 
-from alerts.record import Alert
-from monitor.model import Action, Event, Post
+from rules.records import Action, Alert, Event, Post
+
+log = structlog.get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -200,6 +204,30 @@ _INSERT_ALERT = ("INSERT OR IGNORE INTO alerts (id, seq, at, type, brand, level,
                  "post_id, incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 _INSERT_DELIVERY = "INSERT OR IGNORE INTO deliveries (alert_id, channel) VALUES (?, ?)"
 _PROBE_CHUNK = 500
+SNAPSHOT_SUFFIX = ".snap"
+SNAPSHOT_PART = ".part"
+"""A snapshot file being written (``Store.write_snapshot_forked``): never read."""
+
+
+def _snapshot_row(db: sqlite3.Connection, body: bytes, at: float, taken_at: float,
+                  keep_for: float, seq: int, fixed: bool = True) -> None:
+    """``Store.save_snapshot``'s rows, on ``db`` (the store's or, on PostgreSQL, a forked
+    child's own connection: ``PgStore.write_snapshot_forked``)."""
+    if fixed and db.execute("SELECT 1 FROM snapshots WHERE seq > ?", (seq,)).fetchone():
+        return  # a newer one is stored (taken while this one was being written)
+    db.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
+    db.execute("INSERT INTO snapshots (seq, at, taken_at, body) VALUES (?, ?, ?, ?)",
+               (seq, at, taken_at, body))
+    db.execute("DELETE FROM snapshots WHERE seq < ? AND taken_at < ?", (seq, taken_at - keep_for))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 """Keys per ``SELECT ... IN (...)`` (SQLite's old limit on bound variables is 999)."""
 
 
@@ -539,31 +567,130 @@ class Store:
         taken in the last ``keep_for`` seconds (a takeover may need one, see
         ``monitor.cluster``). ``seq``: the snapshot was taken earlier, when the newest
         stored event was ``seq`` (a forked snapshot, see ``monitor.daemon``); it is not
-        stored if a newer one is."""
+        stored if a newer one is. An empty ``body``: the body is in ``snapshot_file(seq)``
+        (``write_snapshot_forked``)."""
+        fixed = seq is not None
         if seq is None:
             seq = self.last_seq()
-        elif self.db.execute("SELECT 1 FROM snapshots WHERE seq > ?", (seq,)).fetchone():
-            return seq
-        self.db.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
-        self.db.execute("INSERT INTO snapshots (seq, at, taken_at, body) VALUES (?, ?, ?, ?)",
-                        (seq, at, taken_at, body))
-        self.db.execute("DELETE FROM snapshots WHERE seq < ? AND taken_at < ?",
-                        (seq, taken_at - keep_for))
+        _snapshot_row(self.db, body, at, taken_at, keep_for, seq, fixed)
         return seq
+
+    # A periodic snapshot is written by a forked child (``monitor.daemon``), so that the
+    # event loop neither pickles the engine nor copies tens of MB into the database: on
+    # SQLite the child writes a file next to the store (``snapshot_file``: written under
+    # another name, fsynced, renamed, the directory fsynced), and the parent then records
+    # it with a row whose body is empty (``record_snapshot``); the files no row names any
+    # more are deleted once that commit is on disk (``remove_snapshot_files``, in a
+    # thread: the fsync stays off the event loop). A kill -9 at any point leaves the previous
+    # snapshot usable: before the commit, the new file is unnamed (a left-over, deleted
+    # later); after it, the new one is complete. The child never touches ``self.db``:
+    # an SQLite connection must not be used, nor its locks relied on, across a fork.
+    def snapshot_dir(self) -> Path | None:
+        """The folder of snapshot files (None: an in-memory store, which has none)."""
+        return None if self.path == ":memory:" else Path(self.path + ".snapshots")
+
+    def snapshot_file(self, seq: int) -> Path:
+        folder = self.snapshot_dir()
+        if folder is None:
+            raise ValueError("an in-memory store keeps no snapshot files")
+        return folder / f"{seq:015d}{SNAPSHOT_SUFFIX}"
+
+    def forks_snapshots(self) -> bool:
+        """Whether ``write_snapshot_forked`` can store a snapshot from a forked child."""
+        return self.snapshot_dir() is not None
+
+    def write_snapshot_forked(self, body: bytes, seq: int, at: float, taken_at: float,
+                              keep_for: float) -> None:
+        """In a forked child: write ``body`` (the engine as of events.seq ``seq``) where
+        ``record_snapshot`` in the parent then finds it. Durable when it returns."""
+        final = self.snapshot_file(seq)
+        final.parent.mkdir(exist_ok=True)
+        part = final.with_suffix(SNAPSHOT_PART)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(part, final)
+        _fsync_dir(final.parent)
+
+    def record_snapshot(self, seq: int, at: float, taken_at: float, keep_for: float) -> None:
+        """In the parent, once the child's ``write_snapshot_forked`` succeeded: record it
+        with a row of its own (its own transaction; call outside one). The files it
+        replaces are deleted after (``stale_snapshot_files``, ``remove_snapshot_files``)."""
+        if self._in_tx:
+            raise RuntimeError("record_snapshot runs in a transaction of its own")
+        with self.transaction():
+            self.save_snapshot(b"", at, taken_at, keep_for, seq)
+
+    def stale_snapshot_files(self) -> list[Path]:
+        """The snapshot files no row names now: older ones, replaced; a child's that was
+        never recorded; one half-written by a child killed while writing. Only the daemon
+        asks, when no child of its own is writing."""
+        folder = self.snapshot_dir()
+        if folder is None or not folder.is_dir():
+            return []
+        named = {int(r[0]) for r in self.db.execute(
+            "SELECT seq FROM snapshots WHERE length(body) = 0")}
+        return [path for path in folder.iterdir() if path.suffix == SNAPSHOT_PART or (
+            path.suffix == SNAPSHOT_SUFFIX and path.stem.isdigit()
+            and int(path.stem) not in named)]
+
+    def remove_snapshot_files(self, paths: Sequence[Path]) -> int:
+        """Delete ``paths`` (``stale_snapshot_files``) once the commits that stopped
+        naming them are on disk: the write-ahead log is synced first (in WAL mode with
+        ``synchronous=NORMAL`` a commit survives kill -9 but not a power loss, which must
+        not bring back a row whose file is gone). Touches no connection: any thread may
+        call it (the daemon's does, off the event loop). Returns how many."""
+        if not paths:
+            return 0
+        with contextlib.suppress(FileNotFoundError):  # (none: not WAL, or checkpointed
+            fd = os.open(self.path + "-wal", os.O_RDONLY)  # and synced, then truncated)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return len(paths)
+
+    def drop_snapshot_files(self) -> int:
+        """``remove_snapshot_files(stale_snapshot_files())``, here and now (at start)."""
+        return self.remove_snapshot_files(self.stale_snapshot_files())
+
+    def _snapshot_body(self, seq: int, body: bytes) -> bytes | None:
+        """A row's body: its own, or its file's (None: the file is gone)."""
+        if body:
+            return body
+        try:
+            return self.snapshot_file(seq).read_bytes()
+        except (OSError, ValueError) as exc:
+            log.warning("engine snapshot file missing; trying an older snapshot", seq=seq,
+                        error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def load_snapshot(self, taken_before: float | None = None
                       ) -> tuple[int, float, bytes] | None:
         """The newest snapshot (taken at or before ``taken_before``, wall time, if
-        given): (seq, engine time, body); None if there is none."""
+        given): (seq, engine time, body); None if there is none. One whose file is gone
+        (a store copied without its ``snapshot_dir``) is passed over for the next."""
         if taken_before is None:
-            row = self.db.execute("SELECT seq, at, body FROM snapshots ORDER BY seq DESC "
-                                  "LIMIT 1").fetchone()
+            rows = self.db.execute("SELECT seq, at FROM snapshots ORDER BY seq DESC").fetchall()
         else:  # or, if none is that old, the oldest kept (events before it may be gone)
-            row = self.db.execute("SELECT seq, at, body FROM snapshots WHERE taken_at <= ? "
-                                  "ORDER BY seq DESC LIMIT 1", (taken_before,)).fetchone() \
-                or self.db.execute("SELECT seq, at, body FROM snapshots ORDER BY seq "
-                                   "LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), float(row[1]), bytes(row[2]))
+            rows = self.db.execute("SELECT seq, at FROM snapshots WHERE taken_at <= ? "
+                                   "ORDER BY seq DESC", (taken_before,)).fetchall() \
+                + self.db.execute("SELECT seq, at FROM snapshots WHERE taken_at > ? "
+                                  "ORDER BY seq", (taken_before,)).fetchall()
+        for seq, at in rows:
+            row = self.db.execute("SELECT body FROM snapshots WHERE seq = ?", (seq,)).fetchone()
+            body = None if row is None else self._snapshot_body(int(seq), bytes(row[0]))
+            if body is not None:
+                return int(seq), float(at), body
+        return None
 
     # ---------------------------------------------------------------- retention
     PRUNED_META = "pruned_before"

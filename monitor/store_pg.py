@@ -33,9 +33,9 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import msgspec
 import psycopg
 
-from alerts.record import Alert
 from monitor.store import (
     SCHEMA,
     Mark,
@@ -47,8 +47,10 @@ from monitor.store import (
     _encoder,
     _kind,
     _post_decoder,
+    _snapshot_row,
     event_key,
 )
+from rules.records import Alert
 
 _OR_IGNORE = re.compile(r"^\s*INSERT\s+OR\s+IGNORE\s+INTO", re.IGNORECASE)
 _DDL_TYPES = [
@@ -123,6 +125,7 @@ class PgStore(Store):
         if not _SCHEMA_NAME.match(schema):
             raise ValueError(f'store.schema "{schema}" must be a lower-case SQL identifier')
         self.path = f"postgres:{schema}"
+        self.dsn = dsn
         conn = psycopg.connect(dsn, autocommit=True)
         conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}".encode())
         conn.execute(f"SET search_path TO {schema}".encode())
@@ -185,12 +188,46 @@ class PgStore(Store):
         and the decision stored with each (``monitor.decision``). Call inside a
         transaction so the view cannot move while it is read."""
         self._write_buffered()
-        decoders = {"post": _post_decoder, "action": _action_decoder}
+        decoders: dict[str, msgspec.json.Decoder[Any]] = {"post": _post_decoder,
+                                                          "action": _action_decoder}
         rows = self.db.execute("SELECT seq, kind, seen_at, body, decision FROM events "
                                "WHERE seq > ? ORDER BY seq", (seq,))
         return [(int(n), seen_at, decoders.get(kind, _counts_decoder).decode(bytes(body)),
                  None if decision is None else bytes(decision))
                 for n, kind, seen_at, body, decision in rows]
+
+    # ------------------------------------------------------------- snapshots
+    # Peers restore from the snapshots table (a takeover), so a forked snapshot is a row
+    # here too, written by the child through a connection of its own (the parent's must
+    # not be shared across the fork). Snapshot writes take a lock of their own, not the
+    # write lock: the parent's batches go on while the child's tens of MB go in.
+    def _snapshot_lock(self, db: PgConnection) -> None:
+        db.execute("SELECT pg_advisory_xact_lock(hashtext(?))",
+                   (f"crisismon-snapshot:{self.schema}",))
+
+    def save_snapshot(self, body: bytes, at: float, taken_at: float,
+                      keep_for: float = 0.0, seq: int | None = None) -> int:
+        self._snapshot_lock(self.db)  # type: ignore[arg-type]
+        return super().save_snapshot(body, at, taken_at, keep_for, seq)
+
+    def snapshot_dir(self) -> None:
+        return None  # the bodies are rows: a peer on another host reads them
+
+    def forks_snapshots(self) -> bool:
+        return True
+
+    def write_snapshot_forked(self, body: bytes, seq: int, at: float, taken_at: float,
+                              keep_for: float) -> None:
+        """In a forked child: the snapshot row, committed when this returns."""
+        with psycopg.connect(self.dsn, autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {self.schema}".encode())
+            db = PgConnection(conn)
+            with conn.transaction():
+                self._snapshot_lock(db)
+                _snapshot_row(db, body, at, taken_at, keep_for, seq)  # type: ignore[arg-type]
+
+    def record_snapshot(self, seq: int, at: float, taken_at: float, keep_for: float) -> None:
+        """Nothing left to do: the child committed the row itself."""
 
     # ------------------------------------------------------------- outbox, per brand
     def _brands(self) -> list[str]:

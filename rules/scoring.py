@@ -9,10 +9,10 @@ from typing import Protocol
 
 import msgspec
 
-from monitor.model import Author, Post, Score
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatch, BrandMatcher
+from rules.records import Author, Post, Score
 from rules.sentiment import Polarity, SentimentModel, polarities
 from rules.severity import SeverityPolicy, Tier, assess
 from rules.textnorm import normalise_for_scoring

@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from monitor.model import Author
 from rules.harm import NOTHING, Reading
+from rules.records import Author
 
 
 class Tier(StrEnum):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from alerts.noise import PagingConfig, QuietHoursConfig, Stages
 from alerts.outbox import Outbox
-from alerts.record import Alert, AlertType
 from monitor.clock import SimClock
 from monitor.store import Store
+from rules.records import Alert, AlertType
 from tests.unit.test_oncall import SH, at
 
 

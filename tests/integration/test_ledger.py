@@ -14,9 +14,9 @@ import pytest
 
 from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
-from alerts.record import Alert, AlertType
 from monitor.store import Store
 from monitor.store_pg import PgStore, drop_schema
+from rules.records import Alert, AlertType
 from tests.integration.test_store_pg import DSN
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from alerts.record import Alert
 from monitor.app import build_pipeline
 from monitor.config import Config
-from monitor.model import Event
 from monitor.store import Store
 from monitor.store_pg import PgStore, translate
+from rules.records import Alert, Event
 from rules.scoring import Scorer
 from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.model import Author, Post, PostKind
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
+from rules.records import Author, Post, PostKind
 from rules.severity import SeverityPolicy, assess
 
 HARM = default_harm_table()
