@@ -158,6 +158,11 @@ class Outbox:
         for event in self._wake.values():
             event.set()
 
+    def woken(self) -> bool:
+        """Whether a worker was told of new alerts and has not yet taken them (a
+        simulated clock's driver lets it run before moving time on)."""
+        return any(event.is_set() for event in self._wake.values())
+
     def failing(self) -> set[str]:
         """Channels whose last try failed (logged once as "channel failing")."""
         return set(self._down)

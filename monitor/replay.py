@@ -416,7 +416,7 @@ class ReplayOutbox:
 
     def outbox_due(self) -> bool:
         """Whether the outbox was woken (new alerts) and must run before time moves on."""
-        return any(e.is_set() for e in self.outbox._wake.values())
+        return self.outbox.woken()
 
     async def stop(self) -> None:
         for task in self._tasks:

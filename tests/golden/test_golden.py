@@ -49,3 +49,22 @@ def test_golden_replay(name: str, tmp_path: Path) -> None:
     assert not problems, (f"golden replay {name!r} changed; if intended, run "
                           f"`python -m tests.golden.regen {name}` and review the diff\n\n"
                           + "\n".join(problems))
+
+
+def test_a_replay_stopped_early_is_the_full_replays_beginning(tmp_path: Path) -> None:
+    """``--until``: the outbox's outcomes up to then are the full run's, no more."""
+    import asyncio
+    from datetime import datetime
+
+    from monitor.config import load_config
+    from monitor.replay import replay
+
+    case = HERE / "paging"
+    until = "2026-05-20T09:30:00+08:00"
+    asyncio.run(replay(load_config(case / "config.toml"), [case / "feed.jsonl"], tmp_path,
+                       until=datetime.fromisoformat(until).timestamp(),
+                       analyst_report=False))
+    full = (case / "expected" / "deliveries.jsonl").read_text(encoding="utf-8").splitlines()
+    early = (tmp_path / "deliveries.jsonl").read_text(encoding="utf-8").splitlines()
+    assert early == [line for line in full if line[8:33] <= until]
+    assert 0 < len(early) < len(full)
