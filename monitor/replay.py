@@ -4,6 +4,14 @@ Time comes only from the feed: the clock jumps to each line's ``created_at`` (pa
 ``--speed N``, or not at all with ``max``), and after the last line it runs on until
 every pending deadline has passed (or ``--until``). The same input gives a
 byte-identical ``alerts.jsonl``.
+
+Replay is the daemon: the same pipeline, and with ``[[channels]]`` configured the same
+outbox (silences, quiet hours, grouping, rate limits, repeats), whose workers wait on the
+simulated clock. Each paging channel is a ``Recorder``: what it would have been sent is
+in ``deliveries.jsonl``, one line per outcome. The clock's timers (deadlines, retries,
+deferrals, group flushes, repeats) fire in time order, each at its own moment, and after
+each the outbox runs until it waits again; the replay ends when the feed is done and no
+timer is due before the end (burst mode).
 """
 
 from __future__ import annotations
