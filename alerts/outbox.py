@@ -41,6 +41,7 @@ from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
 from monitor.clock import Clock
+from monitor.clock import wait as clock_wait
 from monitor.locks import StoreLocks, is_locked, retry_delay
 from monitor.retry import FailureLog, backoff
 from monitor.store import PendingDelivery, Store
@@ -125,6 +126,9 @@ class Outbox:
         self.stages.limiter.bind(SendLog(store))
         self._wake = {name: asyncio.Event() for name in self.channels}
         self._repeat_wake = asyncio.Event()
+        self._repeat_at: float | None = None
+        """When the repeat loop wakes next by itself (None: not until woken): a schedule
+        armed for later needs no pass of its own."""
         self._rng = random.Random(seed)
         self.failures: dict[str, int] = {name: 0 for name in self.channels}
         self.sent: dict[str, int] = {name: 0 for name in self.channels}
@@ -139,6 +143,11 @@ class Outbox:
         """New alerts are in the store: wake every worker."""
         for event in self._wake.values():
             event.set()
+
+    def woken(self) -> bool:
+        """Whether a worker was told of new alerts and has not yet taken them (a
+        simulated clock's driver lets it run before moving time on)."""
+        return any(event.is_set() for event in self._wake.values())
 
     def failing(self) -> set[str]:
         """Channels whose last try failed (logged once as "channel failing")."""
@@ -164,13 +173,10 @@ class Outbox:
             if locked:
                 self.locks.unlocked(f"outbox:{name}")
                 locked = 0
-            retry = self.next_try(name)
-            timeout = None if retry is None else max(0.0, retry - self.clock.now())
-            try:
-                async with asyncio.timeout(timeout):
-                    await wake.wait()
-            except TimeoutError:
-                pass
+            # Until woken (new alerts) or the next retry, deferral or group flush is due,
+            # on the clock those times are computed with: a simulated clock drives this
+            # loop exactly as the wall clock does live.
+            await clock_wait(self.clock, wake, self.next_try(name))
 
     def next_try(self, name: str) -> float | None:
         """When channel ``name`` next has something to do (None: nothing queued)."""
@@ -198,10 +204,11 @@ class Outbox:
             if self._paused.get(name, now) > now:
                 return sent
             sent += await self._flush_groups(channel, now)
-            batch = self.store.pending_deliveries(name, now,
-                                                  limit=BATCH_MAX if batched else 100)
+            limit = BATCH_MAX if batched else 100
+            batch = self.store.pending_deliveries(name, now, limit=limit)
             if not batch:
                 return sent
+            last = len(batch) < limit  # nothing else due now: no second query for it
             window: list[PendingDelivery] = []
             for item in batch:
                 if item.rep and self.settled(item.alert):
@@ -225,6 +232,8 @@ class Outbox:
                 sent += went
                 if blocked:
                     return sent  # a retryable failure: the channel rests (``_paused``)
+            if last and self.clock.now() == now:
+                return sent
 
     def _cancel(self, item: PendingDelivery, now: float) -> None:
         """A repeat whose alert was acked or answered meanwhile: never sent."""
@@ -457,7 +466,8 @@ class Outbox:
         if rep == 0 and self.repeat_every > 0 and self.repeat_max > 0 and alert.level >= 1 \
                 and channel not in BUILT_IN:
             self.store.arm_repeat(alert.id, now + self.repeat_every)
-            self._repeat_wake.set()
+            if self._repeat_at is None or now + self.repeat_every < self._repeat_at:
+                self._repeat_wake.set()
 
     def _backoff(self, attempts: int) -> float:
         """Seconds before try ``attempts + 1`` of a failing page (jittered, capped)."""
@@ -506,13 +516,9 @@ class Outbox:
         while True:
             self._repeat_wake.clear()
             await self.locks.retry("repeats", lambda: self.fire_repeats(self.clock.now()))
-            nxt = self.store.next_repeat()
-            timeout = None if nxt is None else max(0.0, nxt - self.clock.now())
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._repeat_wake.wait()
-            except TimeoutError:
-                pass
+            self._repeat_at = self.store.next_repeat()
+            await clock_wait(self.clock, self._repeat_wake, self._repeat_at)
+            self._repeat_at = None
 
     async def flush(self, timeout: float) -> None:
         """On shutdown: one more pass over every channel, bounded in time."""
