@@ -134,8 +134,8 @@ def test_simplified_text_is_read_as_the_full_normalisation_reads_it() -> None:
     texts = [json.loads(line)["text"] for name in ("severity_posts.jsonl",
                                                    "official_replies.jsonl")
              for line in (data / name).read_text("utf-8").splitlines()]
-    texts += ["據說門店後廚起火了，有店員受傷", "ＡＢＣ１２３，全角！", "emoji 😀 and\u200bzero width",
-              "bell\x07 and\ttab", "Ⅻ ① ㎏", "", "x" * 10_000]
+    texts += ["據說門店後廚起火了，有店員受傷", "ＡＢＣ１２３，全角！",
+              "emoji 😀 and\u200bzero width", "bell\x07 and\ttab", "Ⅻ ① ㎏", "", "x" * 10_000]
     scorer = build_scorer(load_config(ROOT / "config.toml"))
     for raw in texts:
         text = normalise_text(raw)
