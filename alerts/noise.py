@@ -90,7 +90,10 @@ class RateLimitConfig:
     channel: str
     """A ``[[channels]]`` name."""
     max: int = 10
+    """Messages allowed on the channel per ``per``; the rest are held and go out as one
+    summary when the window has room again."""
     per: Duration = Duration(60.0)
+    """The sliding window the limit counts over."""
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if self.max < 1 or self.per <= 0:

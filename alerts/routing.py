@@ -26,8 +26,12 @@ class LadderConfig:
     """``[ladder]``: who is paged at each rung when no ``[[oncall]]`` rotation fills it."""
 
     level0: tuple[str, ...] = ("值班客服",)
+    """Rung 0, the duty responder(s): ``mention.new``, ``reply.warning``, ``crisis.closed``."""
     level1: tuple[str, ...] = ("客服总监",)
+    """Rung 1, the supervisor(s) 客服总监: ``reply.breach``, ``reply.argument``,
+    ``resolution.not_public``, ``crisis.checkpoint``, ``crisis.opened`` below P1."""
     level2: tuple[str, ...] = ("公关负责人",)
+    """Rung 2, leadership: ``reply.escalated``, ``crisis.escalated``, P1 ``crisis.opened``."""
 
     def recipients(self, level: int) -> tuple[str, ...]:
         """The people at rung ``level`` (clamped to the three rungs)."""

@@ -303,8 +303,8 @@ def mention_stages(db: Path, sent: dict[int, float], mentions: set[int]
 
 def print_snapshots(path: Path, start_at: float) -> None:
     """The daemon's engine snapshots during the run, from its log lines: how long each
-    blocked the event loop (``loop_blocked_s``), the figure that does not move much with
-    the machine's load, unlike the latencies it adds to."""
+    blocked the event loop (``loop_blocked_s``), and the garbage collector's longest pause
+    and full collections since the one before (``gc_worst_ms``, ``gc_full``)."""
     snaps: list[dict[str, Any]] = []
     with path.open(encoding="utf-8", errors="replace") as f:
         for line in f:
@@ -319,7 +319,7 @@ def print_snapshots(path: Path, start_at: float) -> None:
     print(f"engine snapshots: {len(snaps)}, loop blocked per snapshot: max "
           f"{max(blocked) * 1000:.0f} ms, mean {sum(blocked) / len(blocked) * 1000:.0f} ms")
     keys = ("loop_blocked_s", "fix_s", "fork_s", "record_s", "seconds", "bytes", "mentions",
-            "seq", "how")
+            "seq", "gc_worst_ms", "gc_full")
     for s in snaps:
         print("  " + " ".join(f"{k}={s[k]}" for k in keys if k in s))
 

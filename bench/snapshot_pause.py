@@ -39,11 +39,12 @@ sys.path.insert(0, str(ROOT))
 
 from monitor.app import build_pipeline  # noqa: E402
 from monitor.clock import ScaledClock  # noqa: E402
-from monitor.config import BrandConfig, Config  # noqa: E402
+from monitor.config import Config  # noqa: E402
 from monitor.daemon import Daemon, LagWatch  # noqa: E402
-from monitor.model import Author, Mention, Post, PostKind, Score  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.walcheck import Checkpointer  # noqa: E402
+from rules.policy import BrandConfig  # noqa: E402
+from rules.records import Author, Mention, Post, PostKind, Score  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "sentiment" / "train.jsonl"
 T0 = 1_779_206_400.0 + 15 * 3600

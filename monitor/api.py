@@ -69,8 +69,7 @@ def _public(data: dict[str, Any]) -> bool:
 def _known(daemon: Daemon, kind: str, target: str) -> bool:
     engine = daemon.pipeline.engine
     if kind == "alerts":
-        row = daemon.store.db.execute("SELECT 1 FROM alerts WHERE id = ?", (target,)).fetchone()
-        return row is not None
+        return daemon.store.has_alert(target)
     if kind == "mentions":
         return target in engine.by_post
     return target in engine.incidents
@@ -79,7 +78,7 @@ def _known(daemon: Daemon, kind: str, target: str) -> bool:
 @register
 def paging_routes(app: web.Application, daemon: Daemon) -> None:
     """Add the ack, resolve and audit routes."""
-    audit = AuditLog(daemon.store.db)
+    audit = AuditLog(daemon.store)
 
     async def act(request: web.Request) -> web.Response:
         kind, verb = request.match_info["kind"], request.match_info["verb"]

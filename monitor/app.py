@@ -100,7 +100,7 @@ def build_router(config: Config) -> Router:
 def open_store(config: Config, override: str | Path | None = None) -> Store:
     """The configured store (or ``override``, e.g. a replay's own state file)."""
     if override is None and config.store.backend == "postgres":
-        from monitor.store_pg import PgStore  # psycopg is an optional extra
+        from monitor.store.postgres import PgStore  # psycopg is an optional extra
 
         return PgStore(config.store.dsn, config.store.schema)
     return Store(override if override is not None else config.resolve(config.store.path))

@@ -57,6 +57,8 @@ class StoreConfig:
     """Where state lives. SQLite (WAL) on one machine; PostgreSQL for several instances."""
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
+    """``sqlite``: one machine, no server; ``postgres``: several instances share the state
+    (``dsn``, ``schema``)."""
     path: str = "var/crisismon.db"
     """SQLite file, relative to the config file's folder."""
     dsn: str = ""
@@ -101,9 +103,11 @@ class FeedSourceConfig:
 
     type: Literal["feed"]
     path: str
+    """The recorded feed (``.jsonl`` or ``.jsonl.gz``), relative to the config file."""
     speed: float = 60.0
     """Simulated seconds per wall second: 60 runs a day in 24 minutes."""
     name: str = ""
+    """For logs and metrics (the ``source`` label); empty = ``feed:<file name>``."""
 
     def validate(self) -> Iterator[Problem]:
         if self.speed <= 0:
@@ -147,6 +151,7 @@ class HttpSourceConfig:
     """How often page 1 is fetched again without ``since_id``, so counts of recent posts
     are seen to grow (repost growth feeds crisis detection); 0 = never."""
     name: str = ""
+    """For logs, metrics and the stored cursors; empty = ``weibo:<brand>``."""
 
     def validate(self) -> Iterator[Problem]:
         if not self.brand.strip():
@@ -178,7 +183,9 @@ class MqttSourceConfig:
     topics: tuple[str, ...]
     """Topic filters, e.g. ``["weibo/posts/#"]``."""
     host: str = "127.0.0.1"
+    """Broker host."""
     port: int = 1883
+    """Broker port."""
     client_id: str = "crisismon"
     """Stable per instance: the broker keeps this client's session (and queued posts)
     while the daemon is down. Two instances must not share one."""
@@ -186,6 +193,7 @@ class MqttSourceConfig:
     """When set, topics are subscribed as ``$share/<group>/<topic>`` (MQTT 5) so several
     instances split one feed."""
     username: str = ""
+    """Login name; empty: anonymous."""
     password: str = ""
     """A secret reference (``"env:MQTT_PASSWORD"``) or empty."""
     session_expiry: Duration = Duration(7 * 24 * H)
@@ -196,6 +204,7 @@ class MqttSourceConfig:
     """Longest wait between reconnect attempts: after the broker is back, posts flow again
     within this long (a reconnect attempt is one TCP connect, cheap to repeat)."""
     name: str = ""
+    """For logs and metrics (the ``source`` label); empty = ``mqtt<i>:<host>:<port>``."""
 
     def validate(self) -> Iterator[Problem]:
         if not self.topics or any(not t.strip() for t in self.topics):
@@ -223,13 +232,17 @@ class CommandsConfig:
     """Acks and resolves over MQTT (``[commands]``, ``monitor.sources.commands``)."""
 
     enabled: bool = False
+    """Subscribe to the command topic (acks and resolves from other tools)."""
     host: str = "127.0.0.1"
+    """Broker host."""
     port: int = 1883
+    """Broker port."""
     topic: str = DEFAULT_TOPIC
     """Where commands are published; JSON ``{"action", "target", "by", "public"}``."""
     client_id: str = "crisismon-commands"
     """Stable, so the broker queues commands while the daemon is down."""
     username: str = ""
+    """Login name; empty: anonymous."""
     password: str = ""
     """A secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``) or empty."""
     backoff_max: Duration = Duration(15.0)
@@ -250,9 +263,11 @@ class RecordConfig:
     """Live-ingested raw posts appended to rotating JSONL(.gz) files, in the feed format."""
 
     enabled: bool = False
+    """Append every live-ingested raw post to the files (``crisismon replay`` reads them)."""
     dir: str = "var/recordings"
     """Folder for the files, relative to the config file."""
     gzip: bool = True
+    """Write ``.jsonl.gz`` (else plain ``.jsonl``)."""
     rotate_every: Duration = Duration(H)
     """Start a new file after this much time ..."""
     rotate_bytes: int = 64 * 1024 * 1024
@@ -315,6 +330,7 @@ class HttpConfig:
     """The daemon's HTTP server: API, dashboard, health and metrics."""
 
     enabled: bool = True
+    """Serve the API, the dashboard, ``/healthz``, ``/readyz`` and ``/metrics``."""
     listen: str = "127.0.0.1:8787"
     """``host:port``; 127.0.0.1 keeps it on this machine."""
     token: str = "env:CRISISMON_TOKEN"
@@ -365,6 +381,7 @@ class HttpConfig:
 @dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe log lines written."""
     format: Literal["auto", "json", "console"] = "auto"
     """``auto``: colour in a terminal, JSON lines otherwise (journald)."""
     stream: Literal["auto", "stdout", "stderr"] = "auto"

@@ -23,7 +23,6 @@ import gc
 import os
 import secrets
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -77,6 +76,8 @@ SNAPSHOT_MAX_SHARE = 0.05
 """... but never more than this share of the loop's time on taking them."""
 FORK_SNAPSHOTS = hasattr(os, "fork")
 """Periodic snapshots are pickled in a forked child (``snapshot_forked``) where possible."""
+GC_THAW_EVERY = 3600.0
+"""Real seconds between thaws of what the forked snapshots froze (see ``GcWatch``)."""
 FORGET_AFTER = 2 * 86_400.0
 """Engine seconds the engine keeps a settled mention in memory (``forget_settled``)."""
 PRUNE_EVERY = 60.0
@@ -100,8 +101,7 @@ class Daemon:
         self.metrics = Metrics()
         self.locks = StoreLocks()
         """Writes waiting for a store another process has locked (``monitor.locks``)."""
-        if isinstance(store.db, sqlite3.Connection):  # wait long without blocking the loop
-            store.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        store.wait_when_locked(BUSY_TIMEOUT_MS)  # wait long without blocking the loop
         channels = self.metrics.metered(channels)  # counts deliveries per channel
         self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock(),
                              locks=self.locks, **outbox_options(config, pipeline))
@@ -126,6 +126,8 @@ class Daemon:
         """How long the last engine snapshot blocked the loop (see SNAPSHOT_*)."""
         self.snapshot_total = 0.0
         """... and how long it took in all (a forked child's pickling included)."""
+        self.gc_watch = GcWatch()
+        """The garbage collector's pauses (logged with each snapshot), and its freezing."""
         self.pruned = 0
         """Rows the retention deleted since start."""
         self.prune_lag = 0.0
@@ -254,15 +256,11 @@ class Daemon:
         taken_at, keep_for = time.time(), self._snapshot_keep()[1]
         fix_s = time.perf_counter() - started
         t = time.perf_counter()
-        # While the child runs, the collector leaves the objects it shares alone: a full
-        # collection would walk (and so copy, page by page) the whole heap for nothing.
-        gc.freeze()
-        try:
-            # No await from ``fix`` to the fork: the engine is exactly as of ``seq``.
-            pid = os.fork()
-        except BaseException:
-            gc.unfreeze()
-            raise
+        # The collector leaves what is alive now alone (``GcWatch``): while the child runs
+        # a full collection would walk (and so copy, page by page) the shared heap.
+        self.gc_watch.freeze()
+        # No await from ``fix`` to the fork: the engine is exactly as of ``seq``.
+        pid = os.fork()
         if pid == 0:  # the child: pickle, store, leave at once (no cleanup, no flush)
             code = 1
             try:
@@ -283,10 +281,8 @@ class Daemon:
                 os._exit(code)
         fork_s = time.perf_counter() - t
         self.events_since_snapshot = 0  # counted from the fixed state on
-        try:
-            _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-        finally:
-            gc.unfreeze()
+        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        self.gc_watch.thaw_if_due()
         if os.waitstatus_to_exitcode(status) != 0:
             self.events_since_snapshot += events
             raise RuntimeError(f"snapshot child exited with status {status}")
@@ -298,10 +294,12 @@ class Daemon:
         self.snapshot_seconds = blocked = fix_s + fork_s + record_s
         await asyncio.to_thread(store.remove_snapshot_files, stale)
         self.snapshot_total = time.perf_counter() - started
+        gc_worst, gc_full = self.gc_watch.take()
         log.info("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
                  forgotten=forgotten, forked=True, seconds=round(self.snapshot_total, 3),
                  loop_blocked_s=round(blocked, 3), fix_s=round(fix_s, 3),
-                 fork_s=round(fork_s, 3), record_s=round(record_s, 3))
+                 fork_s=round(fork_s, 3), record_s=round(record_s, 3),
+                 gc_worst_ms=round(gc_worst * 1000, 1), gc_full=gc_full)
         return seq
 
     async def snapshot_loop(self) -> None:
@@ -474,6 +472,14 @@ class Daemon:
 
     async def run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order within a bounded time."""
+        gc.callbacks.append(self.gc_watch.on_gc)
+        try:
+            await self._run(sources, stop)
+        finally:
+            gc.callbacks.remove(self.gc_watch.on_gc)
+            gc.unfreeze()  # (a process that goes on, as the tests', collects all again)
+
+    async def _run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
         self.store.drop_snapshot_files()  # left by a child that was never recorded
         async with self._writing("start"):
             if self.cluster is not None:
@@ -487,6 +493,7 @@ class Daemon:
                 self.take_snapshot()
             else:
                 self.events_since_snapshot = pipeline.replayed
+        self.gc_watch.freeze()  # the rebuilt state: long-lived (see ``GcWatch``)
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
             anchor()  # a demo clock starts now, not when the (slow) start-up began
@@ -545,6 +552,56 @@ class Daemon:
         await self.outbox.flush(FLUSH_TIMEOUT)
         if self.cluster is not None:
             self.cluster.release()  # after the flush: a peer takes over at once
+
+
+class GcWatch:
+    """The cyclic garbage collector's pauses, and what it walks.
+
+    A full collection walks every object it tracks with the loop stopped: with 100,000
+    open reply clocks, ~0.1-0.4 s (``bench/snapshot_pause.py``); and while the engine
+    grows it comes each time a quarter more objects have survived, so under a firehose
+    the pauses grow with the state. Each forked snapshot therefore freezes what is alive
+    (``gc.freeze``: the collector walks only what came after; it helps the fork too, as
+    above). Nothing frozen is lost to reference counting (the engine's mentions are freed
+    that way when forgotten: they form no cycles, see tests/component/test_snapshot_files.py),
+    but an object frozen alive that later becomes part of a garbage cycle is only
+    collected after a thaw: everything is thawed every ``GC_THAW_EVERY`` s, after which
+    the next full collection walks it all once."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        """The longest collection since ``take``, in seconds."""
+        self.full = 0
+        """Full collections since ``take``."""
+        self._started = 0.0
+        self.thawed = time.monotonic()
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """``gc.callbacks`` entry (two clock reads a collection)."""
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.worst = max(self.worst, time.perf_counter() - self._started)
+        if info.get("generation") == 2:
+            self.full += 1
+
+    def take(self) -> tuple[float, int]:
+        """(worst pause in s, full collections) since the last ``take``."""
+        out = self.worst, self.full
+        self.worst, self.full = 0.0, 0
+        return out
+
+    @staticmethod
+    def freeze() -> None:
+        gc.freeze()
+
+    def thaw_if_due(self) -> bool:
+        """Thaw everything frozen if ``GC_THAW_EVERY`` has passed since the last thaw."""
+        if time.monotonic() - self.thawed < GC_THAW_EVERY:
+            return False
+        gc.unfreeze()
+        self.thawed = time.monotonic()
+        return True
 
 
 class LagWatch:

@@ -126,7 +126,7 @@ class Pipeline:
         self.matcher = BrandMatcher(config.brands)
         self.engine = EscalationEngine(config.brands, config.sla, config.crisis, config.tz)
         self.stats = PipelineStats()
-        self.audit = AuditLog(store.db)
+        self.audit = AuditLog(store)
         store.on_flush.append(self._flush_projections)
         # Brand matches and scores worked out ahead by ``prepare``, by post id.
         self._matched: dict[str, Assessment | None] = {}

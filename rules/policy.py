@@ -140,6 +140,7 @@ class BrandConfig:
     """One brand to watch (contract section 4)."""
 
     name: str
+    """The brand's name, as alerts, routes and digests name it; unique."""
     keywords: tuple[str, ...] = ()
     """Any of these in a post makes it a mention."""
     ambiguous_keywords: tuple[str, ...] = ()

@@ -13,18 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import os
 import signal
 from pathlib import Path
 
 import pytest
 
+from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
 from monitor.config import AlertsConfig, Config, HttpConfig
-from monitor.model import Event
+from monitor.daemon import GC_THAW_EVERY, GcWatch
 from monitor.sources.base import Batch
 from monitor.store import SNAPSHOT_PART, SNAPSHOT_SUFFIX, Store
 from rules.engine import EscalationEngine
+from rules.records import Event
+from rules.scoring import Scorer
 from tests.fixtures.live import running_daemon
 
 
@@ -70,9 +74,11 @@ def test_the_child_writes_the_file_and_the_parent_records_it(
             assert d.snapshot_seconds > 0 and d.snapshot_total >= d.snapshot_seconds
             snap = d.store.load_snapshot()
             await d.ingest(Batch("test", events[2 * third:], None))  # after it
+            assert gc.get_freeze_count() > 0  # what the snapshot saw: left to refcounting
             return first, second, snap, expected
 
     first, second, snap, expected = asyncio.run(run())
+    assert gc.get_freeze_count() == 0  # the stopped daemon thawed it all
     assert 0 < first < second
     assert snap is not None and snap[0] == second and snap[2] == expected
 
@@ -158,3 +164,43 @@ def test_a_missing_file_falls_back_to_an_older_snapshot(
     store.snapshot_file(7).unlink()
     assert store.load_snapshot() == (3, 1.0, body)
     store.close()
+
+
+def test_forgotten_mentions_leave_no_garbage_cycles(
+        config: Config, scorer: Scorer, events: list[Event], tmp_path: Path) -> None:
+    """Why each forked snapshot may freeze what is alive (``GcWatch``) without losing
+    memory: a mention the engine forgets is freed by reference counting, and leaves
+    nothing for the cyclic collector, which no longer looks at frozen objects."""
+    store = Store(tmp_path / "s.db")
+    pipeline = build_pipeline(config, store, ["log"], scorer=scorer)
+    for event in events:
+        with store.transaction():
+            pipeline.handle(event, event.created_at)
+    later = events[-1].created_at + 3 * 86_400
+    with store.transaction():
+        pipeline.tick(later)
+    gc.collect()
+    gc.disable()
+    try:
+        assert pipeline.engine.forget_settled(later) > 0
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
+        store.close()
+
+
+def test_gc_watch_freezes_thaws_on_schedule_and_counts_pauses() -> None:
+    watch = GcWatch()
+    try:
+        watch.freeze()
+        assert gc.get_freeze_count() > 0
+        assert not watch.thaw_if_due() and gc.get_freeze_count() > 0
+        watch.thawed -= GC_THAW_EVERY  # an hour on (real seconds: the collector's time)
+        assert watch.thaw_if_due() and gc.get_freeze_count() == 0
+    finally:
+        gc.unfreeze()
+    watch.on_gc("start", {"generation": 2})
+    watch.on_gc("stop", {"generation": 2, "collected": 0})
+    worst, full = watch.take()
+    assert full == 1 and worst >= 0.0
+    assert watch.take() == (0.0, 0)

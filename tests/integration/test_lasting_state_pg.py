@@ -17,7 +17,7 @@ from pathlib import Path
 from monitor.app import build_pipeline
 from monitor.config import Config
 from monitor.store import Store
-from monitor.store_pg import PgStore
+from monitor.store.postgres import PgStore
 from rules.records import Alert, Event
 from rules.scoring import Scorer
 from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
