@@ -25,7 +25,7 @@ One command, wall clock, real processes:
   (the outbox), so a miss names its stage.
 
 Without ``--broker`` it starts its own ``mosquitto`` configured as production should be
-(``max_queued_messages 0``, see README "MQTT input"): the stock limit of 1000 queued
+(``max_queued_messages 0``, see docs/ingest.md, "MQTT input"): the stock limit of 1000 queued
 messages per client would drop posts whenever the daemon fell 1000 messages behind, and
 the bench would measure loss instead of latency.
 

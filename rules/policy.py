@@ -148,7 +148,7 @@ class BrandConfig:
     context: tuple[str, ...] = ()
     """Terms that confirm an ambiguous keyword is about the brand."""
     exclude: tuple[str, ...] = ()
-    """Phrases that veto a mention (see README: masking vs whole-post veto)."""
+    """Phrases that veto a mention (docs/rules.md: masking vs whole-post veto)."""
     official_accounts: tuple[str, ...] = ()
     """Weibo user ids (strings) of the brand's own accounts."""
 
