@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from alerts.record import Alert, AlertType
+from rules.records import Alert, AlertType
 
 if TYPE_CHECKING:  # only a type here; importing the engine would make a cycle with config
     from rules.engine import EscalationEngine

@@ -9,7 +9,7 @@ import threading
 from datetime import tzinfo
 from pathlib import Path
 
-from alerts.record import Alert
+from rules.records import Alert
 
 
 class AlertLogChannel:
@@ -38,7 +38,7 @@ class AlertLogChannel:
         if path.stat().st_size and not _ends_with_newline(path):
             self._fh.write("\n")  # end a torn line so the next record starts clean
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: object = None) -> None:
         """Append one alert (unless already in the file) and fsync."""
         self._append([(alert.id, alert.to_json(self.tz))])
 

@@ -6,8 +6,8 @@ from datetime import tzinfo
 from typing import TextIO
 
 from alerts.digest import from_alert, is_digest, plain_text
-from alerts.record import Alert, format_instant
 from monitor.textsafe import printable
+from rules.records import Alert, format_instant
 
 _COLOURS = {"P1": "\033[1;31m", "P2": "\033[31m", "P3": "\033[33m", "P4": "\033[36m"}
 _RESET = "\033[0m"
@@ -50,5 +50,5 @@ class ConsoleChannel:
     def __init__(self, stream: TextIO, tz: tzinfo) -> None:
         self.printer = TerminalPrinter(stream, tz)
 
-    async def send(self, alert: Alert) -> None:
+    async def send(self, alert: Alert, thread: object = None) -> None:
         self.printer.print(alert)

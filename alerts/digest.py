@@ -6,7 +6,7 @@ Slack blocks, each within its provider's size limits. A digest too big for a cha
 lists fewer top posts per brand first, then fewer brands (saying how many were left
 out); the e-mail always has everything.
 
-A digest travels through the outbox as an :class:`~alerts.record.Alert` of type
+A digest travels through the outbox as an :class:`~rules.records.Alert` of type
 ``digest`` whose ``text`` is the JSON of the record (and the plots, base64): stored,
 retried and audited like any page, rendered by each channel when it is sent.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alerts.record import Alert, AlertType
+from rules.records import Alert, AlertType
 
 DINGTALK_MAX_BYTES = 18_000
 """DingTalk caps a robot message at about 20,000 bytes."""

@@ -15,25 +15,27 @@ right for both: one thread and one limit per channel, whoever sends.
 
 from __future__ import annotations
 
-import sqlite3
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from alerts.channels.base import Thread
-from alerts.record import Alert
+from rules.records import Alert
+
+if TYPE_CHECKING:
+    from monitor.store import Store
 
 
 class ThreadBook:
     """The incident threads of every channel, in the store."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def get(self, channel: str, incident_id: str) -> Thread:
         """Where the next message about ``incident_id`` on ``channel`` stands: update 0
         when the channel has not delivered one yet."""
-        row = self.db.execute("SELECT sent, root, ref FROM threads WHERE channel = ? AND "
-                              "incident_id = ?", (channel, incident_id)).fetchone()
+        row = self.store.thread(channel, incident_id)
         if row is None:
             return Thread(incident_id, 0)
         sent, root, ref = row
@@ -44,34 +46,24 @@ class ThreadBook:
         """``message`` went out as ``thread``'s update; ``ref`` (when the channel gave one)
         makes it the thread's new first message, e.g. after the old one was deleted."""
         if thread.update == 0 or ref is not None:
-            self.db.execute(
-                "INSERT INTO threads (channel, incident_id, sent, root, ref, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel, incident_id) DO UPDATE SET "
-                "sent = excluded.sent, root = excluded.root, ref = excluded.ref, "
-                "updated_at = excluded.updated_at",
-                (channel, thread.incident_id, thread.update + 1, message.to_json(), ref, now))
+            self.store.start_thread(channel, thread.incident_id, thread.update + 1,
+                                    message.to_json(), ref, now)
         else:
-            self.db.execute("UPDATE threads SET sent = ?, updated_at = ? WHERE channel = ? "
-                            "AND incident_id = ?",
-                            (thread.update + 1, now, channel, thread.incident_id))
+            self.store.count_thread(channel, thread.incident_id, thread.update + 1, now)
 
 
 class SendLog:
     """When each rate-limited channel sent its recent messages (a durable sliding window,
     see :class:`alerts.noise.RateLimiter`)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self.db = db
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
     def times(self, channel: str, since: float) -> list[float]:
         """Send times of ``channel`` after ``since``, oldest first."""
-        rows = self.db.execute("SELECT at FROM channel_sends WHERE channel = ? AND at > ? "
-                               "ORDER BY at", (channel, since))
-        return [float(r[0]) for r in rows]
+        return self.store.send_times(channel, since)
 
     def add(self, channel: str, at: float, forget_before: float) -> None:
         """A message went out at ``at``; sends at or before ``forget_before`` no longer
         count for any window and are dropped."""
-        self.db.execute("INSERT INTO channel_sends (channel, at) VALUES (?, ?)", (channel, at))
-        self.db.execute("DELETE FROM channel_sends WHERE channel = ? AND at <= ?",
-                        (channel, forget_before))
+        self.store.record_send(channel, at, forget_before)

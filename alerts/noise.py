@@ -21,8 +21,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from alerts.oncall import parse_local
-from alerts.record import Alert, AlertType
-from monitor.settings import Duration
+from rules.records import Alert, AlertType, Duration
 
 
 # ----------------------------------------------------------------------------- settings
@@ -91,7 +90,10 @@ class RateLimitConfig:
     channel: str
     """A ``[[channels]]`` name."""
     max: int = 10
+    """Messages allowed on the channel per ``per``; the rest are held and go out as one
+    summary when the window has room again."""
     per: Duration = Duration(60.0)
+    """The sliding window the limit counts over."""
 
     def validate(self) -> Iterator[tuple[str, str]]:
         if self.max < 1 or self.per <= 0:
@@ -341,7 +343,7 @@ def summary_alert(held: Sequence[Alert], group: str, channel: str) -> Alert:
     carries the same idempotency key. It takes the worst severity and highest level of
     what it summarises, and the type and brand of the worst one.
     """
-    from alerts.record import alert_id  # local: keeps this module's import surface small
+    from rules.records import alert_id  # local: keeps this module's import surface small
 
     worst = min(held, key=lambda a: (a.severity, -a.level, a.at))
     sid = alert_id("summary", channel, group, *sorted(a.id for a in held))

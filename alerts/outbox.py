@@ -40,10 +40,10 @@ from alerts.audit import AuditLog
 from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
-from alerts.record import Alert, AlertType
 from monitor.clock import Clock
 from monitor.locks import StoreLocks, is_locked, retry_delay
 from monitor.store import PendingDelivery, Store
+from rules.records import Alert, AlertType
 
 log = structlog.get_logger(__name__)
 
@@ -133,11 +133,11 @@ class Outbox:
         self.repeat_every = repeat_every
         self.repeat_max = repeat_max
         self.settled = settled or (lambda _alert: True)
-        self.audit = AuditLog(store.db)
-        self.threads = ThreadBook(store.db)
+        self.audit = AuditLog(store)
+        self.threads = ThreadBook(store)
         # The rate limits' window lives in the store: a restart must neither forget what
         # was sent in the last minute nor page past the limit.
-        self.stages.limiter.bind(SendLog(store.db))
+        self.stages.limiter.bind(SendLog(store))
         self._wake = {name: asyncio.Event() for name in self.channels}
         self._repeat_wake = asyncio.Event()
         self._rng = random.Random(seed)
@@ -287,8 +287,7 @@ class Outbox:
         for grp in self.store.due_groups(name, now):
             room = self.stages.limiter.room_at(name, now)
             if room > now:  # a summary is a message too: it waits for the rate limit
-                self.store.db.execute("UPDATE deliveries SET next_try = ? WHERE channel = ? "
-                                      "AND state = 'held' AND grp = ?", (room, name, grp))
+                self.store.defer_group(name, grp, room)
                 continue
             held = []
             for item in self.store.held(name, grp):
@@ -314,10 +313,7 @@ class Outbox:
                 delay = REFUSED_GROUP_RETRY if not retryable else \
                     retry_after if retry_after is not None else backoff(n, self._rng)
                 with self.store.transaction():  # locked: nothing written, tried again
-                    self.store.db.execute(
-                        "UPDATE deliveries SET next_try = ?, last_error = ? WHERE channel = ? "
-                        "AND state = 'held' AND grp = ?",
-                        (now + delay, f"{type(exc).__name__}: {exc}"[:500], name, grp))
+                    self.store.defer_group(name, grp, now + delay, f"{type(exc).__name__}: {exc}")
                     self.audit.delivery(now, message.id, name, 0,
                                         "retrying" if retryable else "failed", str(exc)[:200])
                 if retryable:

@@ -11,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alerts.oncall import OnCall
-from alerts.record import Alert
-from alerts.routing import DEFAULT_TEAM, RouteConfig, first_match
-from monitor.config import LadderConfig
+from alerts.routing import DEFAULT_TEAM, LadderConfig, RouteConfig, first_match
+from rules.records import Alert
 
 
 class Router:

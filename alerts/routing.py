@@ -15,10 +15,28 @@ import fnmatch
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from alerts.record import Alert, AlertType
+from rules.records import Alert, AlertType
 
 SEVERITIES = ("P1", "P2", "P3", "P4")
 DEFAULT_TEAM = "default"
+
+
+@dataclass(frozen=True)
+class LadderConfig:
+    """``[ladder]``: who is paged at each rung when no ``[[oncall]]`` rotation fills it."""
+
+    level0: tuple[str, ...] = ("值班客服",)
+    """Rung 0, the duty responder(s): ``mention.new``, ``reply.warning``, ``crisis.closed``."""
+    level1: tuple[str, ...] = ("客服总监",)
+    """Rung 1, the supervisor(s) 客服总监: ``reply.breach``, ``reply.argument``,
+    ``resolution.not_public``, ``crisis.checkpoint``, ``crisis.opened`` below P1."""
+    level2: tuple[str, ...] = ("公关负责人",)
+    """Rung 2, leadership: ``reply.escalated``, ``crisis.escalated``, P1 ``crisis.opened``."""
+
+    def recipients(self, level: int) -> tuple[str, ...]:
+        """The people at rung ``level`` (clamped to the three rungs)."""
+        return (self.level0, self.level1, self.level2)[max(0, min(level, 2))]
+
 
 
 @dataclass(frozen=True)

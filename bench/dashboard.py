@@ -32,11 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import monitor.dashboard as dashboard
 from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
-from monitor.config import BrandConfig, Config, HttpConfig
+from monitor.config import Config, HttpConfig
 from monitor.daemon import Daemon
-from monitor.model import Author, Post, PostKind
 from monitor.sources.base import Batch
 from monitor.store import Store
+from rules.policy import BrandConfig
+from rules.records import Author, Post, PostKind
 
 TOKEN = "bench-token"
 BRAND = "快书包"

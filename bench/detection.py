@@ -41,11 +41,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from alerts.record import AlertType  # noqa: E402
 from monitor.app import build_pipeline, build_scorer  # noqa: E402
 from monitor.config import Config, parse_config  # noqa: E402
 from monitor.feed import FeedStats, read_feeds  # noqa: E402
 from monitor.store import Store  # noqa: E402
+from rules.records import AlertType  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "brand_cascades"
 

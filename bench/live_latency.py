@@ -301,6 +301,29 @@ def mention_stages(db: Path, sent: dict[int, float], mentions: set[int]
     return out
 
 
+def print_snapshots(path: Path, start_at: float) -> None:
+    """The daemon's engine snapshots during the run, from its log lines: how long each
+    blocked the event loop (``loop_blocked_s``), and the garbage collector's longest pause
+    and full collections since the one before (``gc_worst_ms``, ``gc_full``)."""
+    snaps: list[dict[str, Any]] = []
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            if "engine snapshot stored" not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                snaps.append(json.loads(line))
+    if not snaps:
+        print("engine snapshots: none logged")
+        return
+    blocked = [float(s.get("loop_blocked_s", s.get("seconds", 0.0))) for s in snaps]
+    print(f"engine snapshots: {len(snaps)}, loop blocked per snapshot: max "
+          f"{max(blocked) * 1000:.0f} ms, mean {sum(blocked) / len(blocked) * 1000:.0f} ms")
+    keys = ("loop_blocked_s", "fix_s", "fork_s", "record_s", "seconds", "bytes", "mentions",
+            "seq", "gc_worst_ms", "gc_full")
+    for s in snaps:
+        print("  " + " ".join(f"{k}={s[k]}" for k in keys if k in s))
+
+
 def print_stages(stages: dict[str, list[float]]) -> None:
     print("where the time went (daemon's store; mention.new, first page):")
     for name, values in stages.items():
@@ -492,6 +515,7 @@ async def bench(args: argparse.Namespace, host: str, port: int, tmp: Path) -> No
     stored, _pending = await asyncio.to_thread(store_progress, tmp / "var" / "crisismon.db")
     report(args, plan, sent, receiver, rss, start_at, proc.returncode)
     print_stages(stages)
+    print_snapshots(tmp / "daemon.log", start_at)
     if "last" in CPU:
         used = CPU["last"] - CPU.get("start", 0.0)
         raised = len(stages["ingest"])

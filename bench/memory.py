@@ -22,9 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.config import BrandConfig, Config
-from monitor.model import Author, Mention, Post, PostKind, Score
+from monitor.config import Config
 from rules.engine import EscalationEngine
+from rules.policy import BrandConfig
+from rules.records import Author, Mention, Post, PostKind, Score
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment" / "train.jsonl"
 TARGET_BYTES = 1 << 30

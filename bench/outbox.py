@@ -55,11 +55,12 @@ from alerts.alertlog import AlertLogChannel
 from alerts.channels.mqtt import MqttChannel
 from alerts.channels.webhook import WebhookChannel
 from alerts.outbox import Outbox
-from alerts.record import DEFAULT_TZ, Alert, AlertType
 from bench.ingest import own_mosquitto
 from monitor.clock import WallClock
+from monitor.mqttread import install_patches
 from monitor.secrets import Secret
 from monitor.store import Store
+from rules.records import DEFAULT_TZ, Alert, AlertType
 
 SECRET = "bench-secret"
 
@@ -241,6 +242,7 @@ def pct(xs: list[float], p: float) -> float:
 
 
 async def main() -> int:
+    install_patches()  # as the daemon does at start: paho's classes made cheaper
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=50_000,
                     help="alerts for the batch channels (0: skip)")

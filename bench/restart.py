@@ -183,7 +183,8 @@ def last_created(feed: Path) -> float:
 
 
 def disk_mb(folder: Path) -> float:
-    return sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+    """The state's size: the store, its log and the snapshot files beside it."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 1e6
 
 
 def life_lines(log: Path, event: str) -> list[str]:

@@ -1,11 +1,14 @@
 """Sentiment benchmark: ``python bench/sentiment.py [--data DIR] [--sample N] [--model PATH]``.
 
-Prints, for the shipped Weibo model, the accuracy of ``negative`` as shipped
-(``sentiment < scoring.negative_below``, 0.4) on the three two-class test sets, macro-F1 and
-single-process texts/s; then the three-class macro-F1 of ``polarity`` on ``human3_dev.jsonl``
-(the development set the settings were chosen on: a figure to watch, not a test). Stock
-SnowNLP (``SnowNLP(text).sentiments``) is measured in the same run on a fixed seeded sample per
-set (it is slow), with the new model shown on that same sample for a like-for-like comparison.
+Prints, for the shipped Weibo model, the accuracy of ``negative`` as shipped on the three
+two-class test sets: as ``crisismon score`` serves it (the model's class probabilities, the
+odds of negative corrected for a plain question, notice, promotion or thanks by
+``rules.acts``, then ``sentiment < scoring.negative_below``, 0.4), and the model's alone;
+macro-F1 and single-process texts/s of the model; then the three-class macro-F1 of
+``polarity`` as served on ``human3_dev.jsonl`` (the development set the settings were chosen
+on: a figure to watch, not a test). Stock SnowNLP (``SnowNLP(text).sentiments``) is
+measured in the same run on a fixed seeded sample per set (it is slow), with the new model
+shown on that same sample for a like-for-like comparison.
 """
 
 from __future__ import annotations
@@ -69,14 +72,12 @@ def metrics(scores: Sequence[float], labels: Sequence[int],
 def three_class_report(model: WeiboSentiment, path: Path) -> float:
     """Print per-class F1, macro-F1 and the confusion of ``polarity`` (as ``crisismon score``
     serves it) on a three-class file; returns the macro-F1."""
-    from rules.lexicon import Lexicon
-    from rules.scoring import Scorer
-
     texts, labels = read_set(path)
-    scorer = Scorer(model, Lexicon({}), NEGATIVE_BELOW)
+    scorer = served_scorer(model)
     names = ("negative", "neutral", "positive")
     pols = model.polarity_many(texts)
-    served = [names.index(scorer.polarity(p)[2]) for p in pols]
+    served = [names.index(scorer.score_text(t, p).polarity)
+              for t, p in zip(texts, pols, strict=True)]
     argmax = [max(range(3), key=p.__getitem__) for p in pols]
 
     def f1s(pred: Sequence[int]) -> list[float]:
@@ -100,6 +101,23 @@ def three_class_report(model: WeiboSentiment, path: Path) -> float:
                for k in range(3)]
         print(f"    {names[c]:<9}" + "".join(f"{x:>7}" for x in row))
     return macro
+
+
+def served_scorer(model: WeiboSentiment):
+    """The scorer ``crisismon score`` uses, around ``model`` (crisis lexicon, acts reading)."""
+    from rules.lexicon import default_crisis_lexicon
+    from rules.scoring import Scorer
+
+    return Scorer(model, default_crisis_lexicon(), NEGATIVE_BELOW)
+
+
+def served_negative(model: WeiboSentiment, texts: Sequence[str]) -> list[float]:
+    """``negative`` as ``crisismon score`` serves it, as a score for ``metrics``: 0.0 when
+    negative, 1.0 when not."""
+    scorer = served_scorer(model)
+    pols = model.polarity_many(texts)
+    return [0.0 if scorer.score_text(t, p).negative else 1.0
+            for t, p in zip(texts, pols, strict=True)]
 
 
 def timed(fn: Callable[[Sequence[str]], list[float]], texts: Sequence[str]):
@@ -129,8 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {path.name}: {size_mb:.2f} MB, {model.n_features} features, "
           f"load {load_s:.2f}s (incl. jieba dictionary)")
     print(f"trained on: {', '.join(model.meta.get('trained_on', []))}")
-    print(f"accuracy below is of negative as shipped: sentiment < {NEGATIVE_BELOW} "
-          "predicts label 0")
+    print(f"accuracy below is of negative: 'as served' is crisismon score's (the acts reading, "
+          f"then sentiment < {NEGATIVE_BELOW}); 'weibo-lr' is the model's alone")
     hyper = model.meta.get("settings", model.meta.get("hyper", {}))
     if hyper:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(hyper.items())))
@@ -153,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
         texts, labels = read_set(args.data / name)
         scores, speed = timed(model.score_many, texts)
         speeds.append((len(texts), len(texts) / speed))
-        acc, f1 = metrics(scores, labels)
+        acc, f1 = metrics(served_negative(model, texts), labels)
         results[name] = acc
-        print(f"{name:<24}{'weibo-lr':<26}{len(texts):>6}{acc:>8.4f}{f1:>9.4f}{speed:>10,.0f}")
+        print(f"{name:<24}{'as served':<26}{len(texts):>6}{acc:>8.4f}{f1:>9.4f}")
+        acc, f1 = metrics(scores, labels)
+        print(f"{'':<24}{'weibo-lr':<26}{len(texts):>6}{acc:>8.4f}{f1:>9.4f}{speed:>10,.0f}")
         if name == "test.jsonl":
             stripped = [EMOTICON_RE.sub("", t) for t in texts]
             s_scores, s_speed = timed(model.score_many, stripped)
@@ -194,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     print("targets:")
     for name, target in TARGETS.items():
         ok = "PASS" if results[name] >= target else "MISS"
-        print(f"  {ok} accuracy {name} {results[name]:.4f} >= {target}")
+        print(f"  {ok} accuracy {name} {results[name]:.4f} >= {target} (as served)")
     print(f"  {'PASS' if dev_f1 >= DEV_MACRO_F1_GOAL else 'MISS'} three-class macro-F1 "
           f"{DEV_SET} {dev_f1:.4f} >= {DEV_MACRO_F1_GOAL} (goal)")
     print(f"  {'PASS' if overall >= SPEED_TARGET else 'MISS'} speed {overall:,.0f} >= "

@@ -99,11 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"harm posts at P1:               {share(harm_p1, len(harm))}")
     print(f"complaints at P1/P2:            {share(comp_p12, len(complaints))}")
     print(f"benign posts scored negative:   {share(ben_neg, len(benign))}   "
-          "(the sentiment model's figure)")
+          "(the sentiment model with the acts reading, as served)")
+    if scorer.act_negative_odds != 1.0:  # the same model without the acts reading
+        import copy
+
+        alone = copy.copy(scorer)
+        alone.act_negative_odds = 1.0
+        ben_alone = sum(alone.score_text(r["text"]).negative for r, _ in benign)
+        print(f"  the model alone (no acts reading): {share(ben_alone, len(benign))}")
     print(f"benign posts at P1/P2:          {share(ben_p12, len(benign))}")
     print(f"benign posts read as harm:      {share(ben_harm, len(benign))}")
     print("by part (dev, dev2, dev3: read while the harm and grievance cues were written;")
-    print("heldout: written afterwards and scored once, the cues left as they were):")
+    print("heldout: written afterwards and scored once, then read for the next round of cues;")
+    print("heldout2: written before the acts reading and the last cues, scored after them):")
     for part in dict.fromkeys(r.get("split", "dev") for r in posts):
         sub = [(r, s) for r, s in scored if r.get("split", "dev") == part]
         h = [s for r, s in sub if r["label"] == "harm"]
@@ -191,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     polite_rate = len(fp) / len(polite) if polite else 0.0
     print("targets (all posts, then the held-out part alone):")
     lines = []
-    for part, sub in (("all", scored), ("heldout", [(r, s) for r, s in scored
-                                                     if r.get("split") == "heldout"])):
+    for part, sub in (("all", scored), *((name, [(r, s) for r, s in scored
+                                               if r.get("split") == name])
+                                         for name in ("heldout", "heldout2"))):
         h = [s for r, s in sub if r["label"] == "harm"]
         c = [s for r, s in sub if r["label"] == "complaint"]
         b = [s for r, s in sub if r["label"] == "benign"]
@@ -203,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             (hp1 >= 0.9 * len(h), f"{part}: harm posts P1 {hp1}/{len(h)} >= 90%"),
             (cp12 >= 0.8 * len(c), f"{part}: complaints P1/P2 {cp12}/{len(c)} >= 80%"),
             (bneg <= 0.1 * len(b),
-             f"{part}: benign negative {bneg}/{len(b)} <= 10% (sentiment model)"),
+             f"{part}: benign negative {bneg}/{len(b)} <= 10% (as served)"),
         ]
     lines += [
         (guard_held >= 0.9, f"guard held-out accuracy {guard_held:.3f} >= 0.90"),

@@ -1,6 +1,6 @@
 """The paging API: acknowledge and resolve over HTTP, and read the audit log.
 
-Every call becomes an :class:`~monitor.model.Action` handed to ``daemon.ingest`` as a
+Every call becomes an :class:`~rules.records.Action` handed to ``daemon.ingest`` as a
 batch from source ``api``: it is stored as an event before it acts and is replayed on
 restart exactly like an action line of a feed. Bearer token required (``monitor.http``).
 
@@ -27,10 +27,9 @@ from aiohttp import web
 
 from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
-from alerts.record import format_instant
 from monitor.http import identity, register
-from monitor.model import Action, ActionKind
 from monitor.sources.base import Batch
+from rules.records import Action, ActionKind, format_instant
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
@@ -70,8 +69,7 @@ def _public(data: dict[str, Any]) -> bool:
 def _known(daemon: Daemon, kind: str, target: str) -> bool:
     engine = daemon.pipeline.engine
     if kind == "alerts":
-        row = daemon.store.db.execute("SELECT 1 FROM alerts WHERE id = ?", (target,)).fetchone()
-        return row is not None
+        return daemon.store.has_alert(target)
     if kind == "mentions":
         return target in engine.by_post
     return target in engine.incidents
@@ -80,7 +78,7 @@ def _known(daemon: Daemon, kind: str, target: str) -> bool:
 @register
 def paging_routes(app: web.Application, daemon: Daemon) -> None:
     """Add the ack, resolve and audit routes."""
-    audit = AuditLog(daemon.store.db)
+    audit = AuditLog(daemon.store)
 
     async def act(request: web.Request) -> web.Response:
         kind, verb = request.match_info["kind"], request.match_info["verb"]

@@ -10,12 +10,12 @@ from typing import Any
 from alerts.oncall import OnCall
 from alerts.router import Router
 from monitor.config import Config, ConfigError
-from monitor.model import Post
 from monitor.pipeline import Pipeline
 from monitor.store import Store
 from rules.argument import ArgumentGuard
 from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
 from rules.matching import BrandMatcher
+from rules.records import Post
 from rules.scoring import Assessment, Scorer, assess_posts, load_tiers
 from rules.sentiment import load_sentiment
 from rules.severity import SeverityPolicy
@@ -100,7 +100,7 @@ def build_router(config: Config) -> Router:
 def open_store(config: Config, override: str | Path | None = None) -> Store:
     """The configured store (or ``override``, e.g. a replay's own state file)."""
     if override is None and config.store.backend == "postgres":
-        from monitor.store_pg import PgStore  # psycopg is an optional extra
+        from monitor.store.postgres import PgStore  # psycopg is an optional extra
 
         return PgStore(config.store.dsn, config.store.schema)
     return Store(override if override is not None else config.resolve(config.store.path))

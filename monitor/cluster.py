@@ -6,7 +6,7 @@ post id. Each instance runs one engine over ALL events, so its state is complete
 
 - its own events go through ``Pipeline.handle`` as on one machine;
 - events its peers stored are read back every ``catch_up_every`` (``events_after``, in
-  commit order, see :mod:`monitor.store_pg`) and applied as a rebuild would.
+  commit order, see :mod:`monitor.store.postgres`) and applied as a rebuild would.
 
 Only the holder of a brand's lease (:mod:`monitor.lease`) records that brand's alerts
 (``Pipeline.owns``) and delivers them (``PgStore.only_brands``), so each alert is
@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING
 import psycopg
 import structlog
 
-from alerts.record import Alert
 from monitor.clock import Clock, WallClock
 from monitor.lease import Leases
 from monitor.pipeline import Pipeline
-from monitor.store_pg import PgStore
+from monitor.store.postgres import PgStore
+from rules.records import Alert
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon

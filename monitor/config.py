@@ -1,8 +1,9 @@
 """crisismon's configuration: ``config.toml`` as typed, validated, frozen objects.
 
 Keys in sections ``sla``, ``crisis`` and ``brands`` are part of the outside contract
-(INTERFACES.md section 4) and keep their meaning; everything else is ours. Unknown
-keys are refused, and every problem is reported with its key path.
+(INTERFACES.md section 4) and keep their meaning; everything else is ours. Those three
+are the engine's policy types (``rules.policy``), loaded and validated here like every
+other table. Unknown keys are refused, and every problem is reported with its key path.
 """
 
 from __future__ import annotations
@@ -19,134 +20,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from alerts.channels.registry import ChannelConfig
 from alerts.noise import BUILT_IN, PagingConfig
 from alerts.oncall import OncallConfig
-from alerts.routing import RouteConfig, route_problems
+from alerts.routing import LadderConfig, RouteConfig, route_problems
 from monitor.digest_config import DigestConfig
 from monitor.secrets import check_reference
-from monitor.settings import Duration, SettingsError, load_partial
-from monitor.sources.commands import CommandsConfig
-
-Problem = tuple[str, str]
+from monitor.settings import SettingsError, load_partial
+from rules.policy import BrandConfig, CrisisConfig, Problem, SlaConfig
+from rules.records import Duration
 
 H = 3600.0
-M = 60.0
-
-
-@dataclass(frozen=True)
-class SlaConfig:
-    """The reply rule: every mention gets a public official reply in time."""
-
-    warn_at: Duration = Duration(3 * M)
-    """After ``created_at``: remind the duty responder (``reply.warning``)."""
-    reply_within: Duration = Duration(5 * M)
-    """After ``created_at``: breached, page the supervisor (``reply.breach``)."""
-    escalate_after: Duration = Duration(15 * M)
-    """After ``created_at``: page leadership (``reply.escalated``)."""
-    public_followup_within: Duration = Duration(30 * M)
-    """After a private resolve: a public follow-up is due (``resolution.not_public``)."""
-
-    def validate(self) -> Iterator[Problem]:
-        if not 0 < self.warn_at <= self.reply_within:
-            yield "warn_at", "must be positive and not after reply_within"
-        if self.escalate_after < self.reply_within:
-            yield "escalate_after", "must not be before reply_within"
-        if self.public_followup_within <= 0:
-            yield "public_followup_within", "must be positive"
-
-
-@dataclass(frozen=True)
-class CrisisConfig:
-    """When a brand story becomes an incident, and how the incident is tracked."""
-
-    window: tuple[Duration, Duration] = (Duration(12 * H), Duration(24 * H))
-    """The crisis window: bad news spreads fastest in its first 12-24 hours."""
-    checkpoints: tuple[Duration, ...] = (Duration(H), Duration(4 * H), Duration(12 * H),
-                                         Duration(24 * H))
-    """After ``opened``: a ``crisis.checkpoint`` at each, while the incident is open."""
-    statement_due: Duration = Duration(H)
-    """After ``opened``: ``crisis.escalated`` if no official statement is out."""
-    burst_window: Duration = Duration(30 * M)
-    """Negative mentions are counted over this sliding window to find a burst."""
-    burst_min_negatives: int = 6
-    """A burst needs at least this many negative mentions in the window ..."""
-    burst_factor: float = 4.0
-    """... and this many times the brand's own baseline for a window that long."""
-    baseline_span: Duration = Duration(24 * H)
-    """How much history the brand's baseline negative rate is measured over."""
-    baseline_floor_per_hour: float = 1.0
-    """The baseline never counts as lower than this (a new brand has no history)."""
-    spread_window: Duration = Duration(H)
-    """Reposts of one negative mention are counted over this window."""
-    spread_min_reposts: int = 30
-    """An influential negative post with this many reposts in the window opens a crisis."""
-    viral_min_reposts: int = 150
-    """Any negative post with this many reposts in the window opens a crisis."""
-    influential_followers: int = 100_000
-    """Authors with at least this many followers (or verified) are influential."""
-    danger_min_posts: int = 1
-    """Negative mentions with a danger term (爆炸, 中毒 ...) in the burst window to open one."""
-    story_alpha: float = 0.05
-    """How often a normal story may open an incident over its whole life: the story's
-    negative share (one-sided binomial tail against the brand's normal share) and its speed
-    are tested at every post with words, each look at a level spent out of this one
-    (``rules.crisis.spent_level``: half of it while the story has 8-15 posts with words, a
-    quarter at 16-31, ...); bursts are tested the same way."""
-    influential_alpha: float = 0.05
-    """The same, for a story whose root is a negative post by an influential author (it
-    reaches many people at once: a higher value opens it on less evidence)."""
-    story_share_factor: float = 1.5
-    """... and its negative share must be at least this many times the brand's normal one
-    (an effect size: in a story of 500 posts a rise from 20% to 26% is significant, and
-    no crisis)."""
-    story_min_scored: int = 8
-    """A story's posts with words of their own (pure reposts are volume only) before its
-    negative share is tested: fewer say nothing about the public's reaction."""
-    prior_negative_share: float = 0.2
-    """A brand with no history is taken to draw this share of negative posts (a Beta prior
-    worth ``prior_weight`` posts; the brand's own stories update it). Chosen on the
-    development set of brand stories, 5-fold cross-validated (``bench/detection.py --cv``)."""
-    prior_weight: float = 20.0
-    """How many posts the prior share is worth against the brand's own history."""
-    prior_posts_per_hour: float = 5.0
-    """A brand with no history is taken to get this many posts an hour (a Gamma prior worth
-    ``prior_hours``): what a story's speed and a burst are measured against."""
-    prior_hours: float = 6.0
-    """How many hours of history the volume prior is worth."""
-    danger_spread_posts: int = 10
-    """A harm report corroborated by spread: its story has this many posts in
-    ``spread_window`` (other corroboration: an influential author, a second reporter)."""
-    close_factor: float = 1.5
-    """Closed once negatives in the last hour are at most this times the baseline."""
-    close_check_every: Duration = Duration(H)
-    """After the window's end, how often to look again whether it has calmed down."""
-
-    def validate(self) -> Iterator[Problem]:
-        if not 0 < self.window[0] <= self.window[1]:
-            yield "window", "needs two positive durations, the first not after the second"
-        if list(self.checkpoints) != sorted(set(self.checkpoints)):
-            yield "checkpoints", "must be in increasing order without repeats"
-        if any(c <= 0 for c in self.checkpoints):
-            yield "checkpoints", "must be positive"
-        for key in ("statement_due", "burst_window", "baseline_span", "spread_window",
-                    "close_check_every"):
-            if getattr(self, key) <= 0:
-                yield key, "must be positive"
-        for key in ("burst_min_negatives", "spread_min_reposts", "viral_min_reposts",
-                    "danger_min_posts"):
-            if getattr(self, key) < 1:
-                yield key, "must be at least 1"
-        for key in ("story_alpha", "influential_alpha", "prior_negative_share"):
-            if not 0 < getattr(self, key) < 1:
-                yield key, "must be between 0 and 1"
-        if self.story_share_factor < 1:
-            yield "story_share_factor", "must be at least 1"
-        for key in ("prior_weight", "prior_posts_per_hour", "prior_hours"):
-            if getattr(self, key) <= 0:
-                yield key, "must be positive"
-        for key in ("story_min_scored", "danger_spread_posts"):
-            if getattr(self, key) < 1:
-                yield key, "must be at least 1"
-        if self.burst_factor <= 1 or self.close_factor < 1:
-            yield "burst_factor", "must be above 1 (and close_factor at least 1)"
 
 
 @dataclass(frozen=True)
@@ -172,50 +53,12 @@ class ScoringConfig:
 
 
 @dataclass(frozen=True)
-class BrandConfig:
-    """One brand to watch (contract section 4)."""
-
-    name: str
-    keywords: tuple[str, ...] = ()
-    """Any of these in a post makes it a mention."""
-    ambiguous_keywords: tuple[str, ...] = ()
-    """Count only with a ``context`` term, or as @mention / inside a #hashtag#."""
-    context: tuple[str, ...] = ()
-    """Terms that confirm an ambiguous keyword is about the brand."""
-    exclude: tuple[str, ...] = ()
-    """Phrases that veto a mention (see README: masking vs whole-post veto)."""
-    official_accounts: tuple[str, ...] = ()
-    """Weibo user ids (strings) of the brand's own accounts."""
-
-    def validate(self) -> Iterator[Problem]:
-        if not self.name.strip():
-            yield "name", "must not be empty"
-        if not self.keywords and not self.ambiguous_keywords:
-            yield "keywords", "a brand needs at least one keyword or ambiguous_keyword"
-        for key in ("keywords", "ambiguous_keywords", "context", "exclude"):
-            if any(not t.strip() for t in getattr(self, key)):
-                yield key, "has an empty term"
-        if self.ambiguous_keywords and not self.context:
-            yield "context", "ambiguous_keywords need context terms (or they only count as @/#)"
-
-
-@dataclass(frozen=True)
-class LadderConfig:
-    """Who is paged at each rung (issue 5 refines this with rotations)."""
-
-    level0: tuple[str, ...] = ("值班客服",)
-    level1: tuple[str, ...] = ("客服总监",)
-    level2: tuple[str, ...] = ("公关负责人",)
-
-    def recipients(self, level: int) -> tuple[str, ...]:
-        return (self.level0, self.level1, self.level2)[max(0, min(level, 2))]
-
-
-@dataclass(frozen=True)
 class StoreConfig:
     """Where state lives. SQLite (WAL) on one machine; PostgreSQL for several instances."""
 
     backend: Literal["sqlite", "postgres"] = "sqlite"
+    """``sqlite``: one machine, no server; ``postgres``: several instances share the state
+    (``dsn``, ``schema``)."""
     path: str = "var/crisismon.db"
     """SQLite file, relative to the config file's folder."""
     dsn: str = ""
@@ -260,9 +103,11 @@ class FeedSourceConfig:
 
     type: Literal["feed"]
     path: str
+    """The recorded feed (``.jsonl`` or ``.jsonl.gz``), relative to the config file."""
     speed: float = 60.0
     """Simulated seconds per wall second: 60 runs a day in 24 minutes."""
     name: str = ""
+    """For logs and metrics (the ``source`` label); empty = ``feed:<file name>``."""
 
     def validate(self) -> Iterator[Problem]:
         if self.speed <= 0:
@@ -306,6 +151,7 @@ class HttpSourceConfig:
     """How often page 1 is fetched again without ``since_id``, so counts of recent posts
     are seen to grow (repost growth feeds crisis detection); 0 = never."""
     name: str = ""
+    """For logs, metrics and the stored cursors; empty = ``weibo:<brand>``."""
 
     def validate(self) -> Iterator[Problem]:
         if not self.brand.strip():
@@ -337,7 +183,9 @@ class MqttSourceConfig:
     topics: tuple[str, ...]
     """Topic filters, e.g. ``["weibo/posts/#"]``."""
     host: str = "127.0.0.1"
+    """Broker host."""
     port: int = 1883
+    """Broker port."""
     client_id: str = "crisismon"
     """Stable per instance: the broker keeps this client's session (and queued posts)
     while the daemon is down. Two instances must not share one."""
@@ -345,6 +193,7 @@ class MqttSourceConfig:
     """When set, topics are subscribed as ``$share/<group>/<topic>`` (MQTT 5) so several
     instances split one feed."""
     username: str = ""
+    """Login name; empty: anonymous."""
     password: str = ""
     """A secret reference (``"env:MQTT_PASSWORD"``) or empty."""
     session_expiry: Duration = Duration(7 * 24 * H)
@@ -355,6 +204,7 @@ class MqttSourceConfig:
     """Longest wait between reconnect attempts: after the broker is back, posts flow again
     within this long (a reconnect attempt is one TCP connect, cheap to repeat)."""
     name: str = ""
+    """For logs and metrics (the ``source`` label); empty = ``mqtt<i>:<host>:<port>``."""
 
     def validate(self) -> Iterator[Problem]:
         if not self.topics or any(not t.strip() for t in self.topics):
@@ -374,14 +224,50 @@ class MqttSourceConfig:
                                      "be positive, max_payload at least 1024")
 
 
+DEFAULT_TOPIC = "crisismon/commands"
+
+
+@dataclass(frozen=True)
+class CommandsConfig:
+    """Acks and resolves over MQTT (``[commands]``, ``monitor.sources.commands``)."""
+
+    enabled: bool = False
+    """Subscribe to the command topic (acks and resolves from other tools)."""
+    host: str = "127.0.0.1"
+    """Broker host."""
+    port: int = 1883
+    """Broker port."""
+    topic: str = DEFAULT_TOPIC
+    """Where commands are published; JSON ``{"action", "target", "by", "public"}``."""
+    client_id: str = "crisismon-commands"
+    """Stable, so the broker queues commands while the daemon is down."""
+    username: str = ""
+    """Login name; empty: anonymous."""
+    password: str = ""
+    """A secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``) or empty."""
+    backoff_max: Duration = Duration(15.0)
+    """Longest wait between reconnect attempts (acks flow again this soon after the
+    broker is back)."""
+
+    def validate(self) -> Iterator[tuple[str, str]]:
+        if not 0 < self.port < 65536:
+            yield "port", "must be 1..65535"
+        if not self.topic or any(c in self.topic for c in "+#"):
+            yield "topic", "must be a topic without wildcards"
+        if self.password and (problem := check_reference(self.password)):
+            yield "password", problem
+
+
 @dataclass(frozen=True)
 class RecordConfig:
     """Live-ingested raw posts appended to rotating JSONL(.gz) files, in the feed format."""
 
     enabled: bool = False
+    """Append every live-ingested raw post to the files (``crisismon replay`` reads them)."""
     dir: str = "var/recordings"
     """Folder for the files, relative to the config file."""
     gzip: bool = True
+    """Write ``.jsonl.gz`` (else plain ``.jsonl``)."""
     rotate_every: Duration = Duration(H)
     """Start a new file after this much time ..."""
     rotate_bytes: int = 64 * 1024 * 1024
@@ -444,6 +330,7 @@ class HttpConfig:
     """The daemon's HTTP server: API, dashboard, health and metrics."""
 
     enabled: bool = True
+    """Serve the API, the dashboard, ``/healthz``, ``/readyz`` and ``/metrics``."""
     listen: str = "127.0.0.1:8787"
     """``host:port``; 127.0.0.1 keeps it on this machine."""
     token: str = "env:CRISISMON_TOKEN"
@@ -494,6 +381,7 @@ class HttpConfig:
 @dataclass(frozen=True)
 class LogConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
+    """The least severe log lines written."""
     format: Literal["auto", "json", "console"] = "auto"
     """``auto``: colour in a terminal, JSON lines otherwise (journald)."""
     stream: Literal["auto", "stdout", "stderr"] = "auto"

@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import os
 import secrets
 import signal
-import sqlite3
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -45,6 +45,7 @@ from monitor.digests import run_digests
 from monitor.http import build_app, serve
 from monitor.locks import BUSY_TIMEOUT_MS, StoreLocks
 from monitor.metrics import Metrics
+from monitor.mqttread import install_patches
 from monitor.paging import aclose_channels, build_paging_channels, command_sources, outbox_options
 from monitor.pipeline import Pipeline
 from monitor.secrets import SecretError, resolve_secret
@@ -75,6 +76,8 @@ SNAPSHOT_MAX_SHARE = 0.05
 """... but never more than this share of the loop's time on taking them."""
 FORK_SNAPSHOTS = hasattr(os, "fork")
 """Periodic snapshots are pickled in a forked child (``snapshot_forked``) where possible."""
+GC_THAW_EVERY = 3600.0
+"""Real seconds between thaws of what the forked snapshots froze (see ``GcWatch``)."""
 FORGET_AFTER = 2 * 86_400.0
 """Engine seconds the engine keeps a settled mention in memory (``forget_settled``)."""
 PRUNE_EVERY = 60.0
@@ -98,8 +101,7 @@ class Daemon:
         self.metrics = Metrics()
         self.locks = StoreLocks()
         """Writes waiting for a store another process has locked (``monitor.locks``)."""
-        if isinstance(store.db, sqlite3.Connection):  # wait long without blocking the loop
-            store.db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        store.wait_when_locked(BUSY_TIMEOUT_MS)  # wait long without blocking the loop
         channels = self.metrics.metered(channels)  # counts deliveries per channel
         self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock(),
                              locks=self.locks, **outbox_options(config, pipeline))
@@ -124,6 +126,8 @@ class Daemon:
         """How long the last engine snapshot blocked the loop (see SNAPSHOT_*)."""
         self.snapshot_total = 0.0
         """... and how long it took in all (a forked child's pickling included)."""
+        self.gc_watch = GcWatch()
+        """The garbage collector's pauses (logged with each snapshot), and its freezing."""
         self.pruned = 0
         """Rows the retention deleted since start."""
         self.prune_lag = 0.0
@@ -223,13 +227,18 @@ class Daemon:
             return self.take_snapshot()
 
     async def snapshot_forked(self) -> int:
-        """``take_snapshot`` without stopping the loop while the engine is pickled: the
-        state is fixed (every stored event in, settled mentions forgotten, ``seq`` read)
-        in a transaction, then a forked child pickles its copy-on-write image of the
-        engine and pipes the bytes back while the loop goes on; they are stored in a
-        second transaction, as of that ``seq`` (the events after it are fed again on a
-        restart). Pickling 100,000 reply clocks takes about a second; the loop now waits
-        only for the fork and the write."""
+        """``take_snapshot`` without stopping the loop while the engine is pickled and
+        stored: the state is fixed (every stored event in, settled mentions forgotten,
+        ``seq`` read) in a transaction, then a forked child pickles its copy-on-write
+        image of the engine and stores it itself (``Store.write_snapshot_forked``: a file
+        next to the SQLite store, a row on PostgreSQL) while the loop goes on; once the
+        child has exited cleanly, the parent records it (``Store.record_snapshot``: one
+        small row). A restart feeds the events after ``seq`` again.
+
+        The loop waits for the fix, the fork and the record only (``snapshot_seconds``,
+        logged as ``loop_blocked_s`` with its parts): when the child piped the ~35 MB of a
+        5,000 posts/s engine back and the parent wrote them into SQLite, that was ~0.3 s
+        a snapshot (docs/performance.md, "Engine snapshots")."""
         started = time.perf_counter()
 
         def fix() -> tuple[int, float, int]:
@@ -242,13 +251,17 @@ class Daemon:
             return seq, now, forgotten
 
         seq, now, forgotten = await self.locks.retry("snapshot", fix)
-        engine = self.pipeline.engine
+        engine, store = self.pipeline.engine, self.store
         events = self.events_since_snapshot
-        blocked = time.perf_counter() - started
+        taken_at, keep_for = time.time(), self._snapshot_keep()[1]
+        fix_s = time.perf_counter() - started
+        t = time.perf_counter()
+        # The collector leaves what is alive now alone (``GcWatch``): while the child runs
+        # a full collection would walk (and so copy, page by page) the shared heap.
+        self.gc_watch.freeze()
         # No await from ``fix`` to the fork: the engine is exactly as of ``seq``.
-        read, write = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child: pickle, write, leave at once (no cleanup, no flush)
+        if pid == 0:  # the child: pickle, store, leave at once (no cleanup, no flush)
             code = 1
             try:
                 # A signal to the child (systemd signals the whole cgroup) must neither
@@ -258,33 +271,35 @@ class Daemon:
                 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                     signal.signal(sig, signal.SIG_DFL)
                 gc.disable()
-                os.close(read)
-                with os.fdopen(write, "wb") as out:
-                    out.write(engine.snapshot())
+                store.write_snapshot_forked(engine.snapshot(), seq, now, taken_at, keep_for)
                 code = 0
+            except BaseException as exc:  # said on stderr: the parent logs the status
+                with contextlib.suppress(BaseException):
+                    os.write(2, f"crisismon snapshot child: {type(exc).__name__}: "
+                                f"{exc}\n".encode())
             finally:
                 os._exit(code)
-        os.close(write)
+        fork_s = time.perf_counter() - t
         self.events_since_snapshot = 0  # counted from the fixed state on
-        body = await asyncio.to_thread(_read_all, read)
         _, status = await asyncio.to_thread(os.waitpid, pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0 or not body:
+        self.gc_watch.thaw_if_due()
+        if os.waitstatus_to_exitcode(status) != 0:
             self.events_since_snapshot += events
             raise RuntimeError(f"snapshot child exited with status {status}")
         t = time.perf_counter()
-        keep_for = self._snapshot_keep()[1]
-
-        def store() -> None:
-            with self.store.transaction():
-                self.store.save_snapshot(body, now, time.time(), keep_for, seq)
-
-        await self.locks.retry("snapshot", store)
-        blocked += time.perf_counter() - t
-        self.snapshot_seconds = blocked
+        await self.locks.retry(
+            "snapshot", lambda: store.record_snapshot(seq, now, taken_at, keep_for))
+        stale = store.stale_snapshot_files()  # (named by no row since that commit)
+        record_s = time.perf_counter() - t
+        self.snapshot_seconds = blocked = fix_s + fork_s + record_s
+        await asyncio.to_thread(store.remove_snapshot_files, stale)
         self.snapshot_total = time.perf_counter() - started
+        gc_worst, gc_full = self.gc_watch.take()
         log.info("engine snapshot stored", seq=seq, mentions=len(engine.clocks),
-                 forgotten=forgotten, forked=True, seconds=round(time.perf_counter() - started, 3),
-                 loop_blocked_s=round(blocked, 3), bytes=len(body))
+                 forgotten=forgotten, forked=True, seconds=round(self.snapshot_total, 3),
+                 loop_blocked_s=round(blocked, 3), fix_s=round(fix_s, 3),
+                 fork_s=round(fork_s, 3), record_s=round(record_s, 3),
+                 gc_worst_ms=round(gc_worst * 1000, 1), gc_full=gc_full)
         return seq
 
     async def snapshot_loop(self) -> None:
@@ -300,7 +315,7 @@ class Daemon:
                 continue
             if n >= SNAPSHOT_AFTER_EVENTS or elapsed >= SNAPSHOT_EVERY:
                 try:
-                    if FORK_SNAPSHOTS:
+                    if FORK_SNAPSHOTS and self.store.forks_snapshots():
                         await self.snapshot_forked()
                     else:
                         await self.locks.retry("snapshot", self._snapshot_tx)
@@ -345,7 +360,7 @@ class Daemon:
         for step in steps:
             while True:
                 t = time.perf_counter()
-                seen, n = await self.locks.retry("prune", lambda s=step: self._in_tx(s))
+                seen, n = await self.locks.retry("prune", functools.partial(self._in_tx, step))
                 longest = max(longest, time.perf_counter() - t)
                 total += n
                 if seen < PRUNE_CHUNK:
@@ -382,7 +397,7 @@ class Daemon:
         while True:
             self._rearm.clear()
             due = self.pipeline.engine.next_due()
-            waits = {asyncio.ensure_future(self._rearm.wait())}
+            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._rearm.wait())}
             if due is not None:
                 waits.add(asyncio.ensure_future(self.clock.sleep_until(due)))
             try:
@@ -457,6 +472,15 @@ class Daemon:
 
     async def run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order within a bounded time."""
+        gc.callbacks.append(self.gc_watch.on_gc)
+        try:
+            await self._run(sources, stop)
+        finally:
+            gc.callbacks.remove(self.gc_watch.on_gc)
+            gc.unfreeze()  # (a process that goes on, as the tests', collects all again)
+
+    async def _run(self, sources: Sequence[Source], stop: asyncio.Event) -> None:
+        self.store.drop_snapshot_files()  # left by a child that was never recorded
         async with self._writing("start"):
             if self.cluster is not None:
                 self.cluster.start()  # claim leases first: the rebuild pages for those only
@@ -469,6 +493,7 @@ class Daemon:
                 self.take_snapshot()
             else:
                 self.events_since_snapshot = pipeline.replayed
+        self.gc_watch.freeze()  # the rebuilt state: long-lived (see ``GcWatch``)
         anchor = getattr(self.clock, "anchor", None)
         if callable(anchor):
             anchor()  # a demo clock starts now, not when the (slow) start-up began
@@ -529,9 +554,54 @@ class Daemon:
             self.cluster.release()  # after the flush: a peer takes over at once
 
 
-def _read_all(fd: int) -> bytes:
-    with os.fdopen(fd, "rb") as pipe:
-        return pipe.read()
+class GcWatch:
+    """The cyclic garbage collector's pauses, and what it walks.
+
+    A full collection walks every object it tracks with the loop stopped: with 100,000
+    open reply clocks, ~0.1-0.4 s (``bench/snapshot_pause.py``); and while the engine
+    grows it comes each time a quarter more objects have survived, so under a firehose
+    the pauses grow with the state. Each forked snapshot therefore freezes what is alive
+    (``gc.freeze``: the collector walks only what came after; it helps the fork too, as
+    above). Nothing frozen is lost to reference counting (the engine's mentions are freed
+    that way when forgotten: they form no cycles, see tests/component/test_snapshot_files.py),
+    but an object frozen alive that later becomes part of a garbage cycle is only
+    collected after a thaw: everything is thawed every ``GC_THAW_EVERY`` s, after which
+    the next full collection walks it all once."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        """The longest collection since ``take``, in seconds."""
+        self.full = 0
+        """Full collections since ``take``."""
+        self._started = 0.0
+        self.thawed = time.monotonic()
+
+    def on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """``gc.callbacks`` entry (two clock reads a collection)."""
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        self.worst = max(self.worst, time.perf_counter() - self._started)
+        if info.get("generation") == 2:
+            self.full += 1
+
+    def take(self) -> tuple[float, int]:
+        """(worst pause in s, full collections) since the last ``take``."""
+        out = self.worst, self.full
+        self.worst, self.full = 0.0, 0
+        return out
+
+    @staticmethod
+    def freeze() -> None:
+        gc.freeze()
+
+    def thaw_if_due(self) -> bool:
+        """Thaw everything frozen if ``GC_THAW_EVERY`` has passed since the last thaw."""
+        if time.monotonic() - self.thawed < GC_THAW_EVERY:
+            return False
+        gc.unfreeze()
+        self.thawed = time.monotonic()
+        return True
 
 
 class LagWatch:
@@ -603,6 +673,7 @@ async def run_daemon(config: Config, stop: asyncio.Event | None = None,
 
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGHUP, on_hup)
+    install_patches()  # paho's classes, made cheaper (monitor.mqttread); never on import
     store = open_store(config)
     channels = build_channels(config)
     recorder = None

@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from aiohttp import web
 
-from alerts.record import format_instant
 from monitor.dashboard_page import render_page
 from monitor.http import AUTH, DAEMON, Identity, identity, register, set_session
 from monitor.textsafe import printable
+from rules.records import format_instant
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
@@ -64,10 +64,6 @@ STREAMS: web.AppKey[set[asyncio.Queue[bytes]]] = web.AppKey("dashboard_streams",
 VIEW: web.AppKey[LiveView] = web.AppKey("dashboard_view", object)  # type: ignore[arg-type]
 MENTION_ALERTS = ("mention.new", "reply.warning", "reply.breach", "reply.escalated")
 SEVERITY_RANK = {"P1": 0, "P2": 1, "P3": 2, "P4": 3}
-_OPEN = "WHERE m.needs_reply = 1 AND m.replied_at IS NULL"
-_COLUMNS = ("m.key, m.brand, m.post_id, m.created_at, m.author, m.followers, m.text, "
-            "m.sentiment, m.negative, m.severity, m.reasons, m.needs_reply, m.replied_at, "
-            "m.replied_by, m.acked_by, m.private_resolve_at, m.incident_id")
 
 
 def weibo_url(post_id: str) -> str:
@@ -139,23 +135,13 @@ def state_counts(mentions: Iterable[dict[str, Any]], now: float) -> dict[str, in
 
 def open_mentions(daemon: Daemon, only_open: bool = True) -> list[dict[str, Any]]:
     """Mentions (by default only those still waiting for a public reply), newest first."""
-    rows = daemon.store.db.execute(
-        f"SELECT {_COLUMNS} FROM mentions m {_OPEN if only_open else ''} "
-        "ORDER BY m.created_at DESC").fetchall()
+    rows = daemon.store.mention_rows(only_open, newest_first=True)
     return [mention_row(daemon, row, _reposts(daemon, row[0])) for row in rows]
 
 
 def latest_alerts(daemon: Daemon, mentions: list[dict[str, Any]]) -> None:
     """Set each mention's ``alert_id``: its latest reply-clock page (what an ack names)."""
-    ids = [m["post_id"] for m in mentions]
-    latest: dict[tuple[str, str], str] = {}
-    for start in range(0, len(ids), 500):
-        chunk = ids[start:start + 500]
-        rows = daemon.store.db.execute(
-            f"SELECT post_id, brand, id FROM alerts WHERE type IN "
-            f"({', '.join('?' for _ in MENTION_ALERTS)}) AND post_id IN "
-            f"({', '.join('?' for _ in chunk)}) ORDER BY seq", (*MENTION_ALERTS, *chunk))
-        latest.update({(p, b): a for p, b, a in rows})
+    latest = daemon.store.latest_alerts(MENTION_ALERTS, [m["post_id"] for m in mentions])
     for m in mentions:
         m["alert_id"] = latest.get((m["post_id"], m["brand"]))
 
@@ -168,20 +154,17 @@ def negatives_per_hour(daemon: Daemon, brand: str, start: float, end: float) -> 
     """Negative mentions of ``brand`` in each hour from ``start`` (at most 48 hours)."""
     hours = max(1, min(48, math.ceil((end - start) / 3600)))
     counts = [0] * hours
-    rows = daemon.store.db.execute(
-        "SELECT created_at FROM mentions WHERE brand = ? AND negative = 1 "
-        "AND created_at >= ? AND created_at < ?", (brand, start, start + hours * 3600))
-    for (created,) in rows:
+    for created in daemon.store.negative_times(brand, start, start + hours * 3600):
         counts[int((created - start) // 3600)] += 1
     return counts
 
 
 def incidents(daemon: Daemon) -> list[dict[str, Any]]:
     """Incidents, open ones first then the most recent, with epoch times for drawing."""
-    rows = daemon.store.db.execute("SELECT body FROM incidents").fetchall()
+    bodies = daemon.store.incident_bodies()
     now = daemon.clock.now()
     items = []
-    for (body,) in rows:
+    for body in bodies:
         rec = json.loads(body)
         opened = _epoch(rec["opened_at"]) or 0.0
         window_end = _epoch(rec["window_end"]) or opened
@@ -233,8 +216,7 @@ class LiveView:
         old = self.rows or {}
         rows = {}
         changed = []
-        for row in self.daemon.store.db.execute(
-                f"SELECT {_COLUMNS} FROM mentions m {_OPEN}").fetchall():
+        for row in self.daemon.store.mention_rows(open_only=True):
             key = row[0]
             raw = (*row, _reposts(self.daemon, key))
             before = old.get(key)
@@ -429,7 +411,8 @@ async def _start_view(app: web.Application) -> None:
 
 async def _end_streams(app: web.Application) -> None:
     """At shutdown, end open event streams so the server need not wait for them."""
-    for queue in list(app[STREAMS]):
+    streams = app[STREAMS]  # (named: in list(...) mypy cannot infer the key's type)
+    for queue in list(streams):
         app[VIEW].end(queue)
     task = app.get(VIEW_TASK)
     if task is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import msgspec
 
-from monitor.model import Score
+from rules.records import Score
 
 
 class BrandDecision(msgspec.Struct, array_like=True, frozen=True, gc=False):

@@ -105,7 +105,7 @@ def _wall() -> float:
 
 
 def _iso(t: float, config: Config) -> str:
-    from alerts.record import format_instant
+    from rules.records import format_instant
 
     return format_instant(t, config.tz)
 

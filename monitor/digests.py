@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from alerts.digest import Digest, digest_alert
-from alerts.record import Alert, AlertType, alert_id, format_instant
 from monitor.digest_config import DigestConfig, cron_trigger
+from rules.records import Alert, AlertType, alert_id, format_instant
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -104,14 +106,8 @@ class _MentionRow:
     replied_at: float | None
 
 
-def _rows(store: Store, sql: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
-    return list(store.db.execute(sql, params))
-
-
 def _mentions(store: Store, start: float, end: float) -> list[_MentionRow]:
-    rows = _rows(store, "SELECT brand, post_id, created_at, author, followers, text, sentiment, "
-                 "negative, needs_reply, replied_at FROM mentions WHERE created_at >= ? AND "
-                 "created_at < ? ORDER BY created_at, post_id", (start, end))
+    rows = store.mentions_between(start, end)
     return [_MentionRow(b, str(p), float(c), str(a), int(f), str(t), float(s), bool(n), bool(r),
                         None if rep is None else float(rep))
             for b, p, c, a, f, t, s, n, r, rep in rows]
@@ -123,11 +119,8 @@ def _baselines(store: Store, start: float, span: float,
     ``start``; None unless the brand's history covers at least one whole period."""
     if span <= 0:
         return {}
-    first = {b: float(t) for b, t in _rows(
-        store, "SELECT brand, MIN(created_at) FROM mentions GROUP BY brand", ())}
-    counts = {b: (int(n), int(neg or 0)) for b, n, neg in _rows(
-        store, "SELECT brand, COUNT(*), SUM(negative) FROM mentions WHERE created_at >= ? "
-        "AND created_at < ? GROUP BY brand", (start - span, start))}
+    first = store.first_mentions()
+    counts = store.mention_counts(start - span, start)
     out: dict[str, tuple[float, float] | None] = {}
     for brand, since in first.items():
         covered = start - max(start - span, since)
@@ -139,10 +132,8 @@ def _baselines(store: Store, start: float, span: float,
 
 def _breaches(store: Store, start: float, end: float) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(lambda: {"L0": 0, "L1": 0, "L2": 0})
-    for brand, kind, n in _rows(store, "SELECT brand, type, COUNT(*) FROM alerts WHERE at >= ? "
-                                "AND at < ? AND type IN (?, ?, ?) GROUP BY brand, type",
-                                (start, end, *REPLY_TYPES)):
-        out[brand][f"L{REPLY_TYPES[kind]}"] += int(n)
+    for brand, kind, n in store.alert_counts(start, end, tuple(REPLY_TYPES)):
+        out[brand][f"L{REPLY_TYPES[kind]}"] += n
     return out
 
 
@@ -155,7 +146,7 @@ def _incidents(store: Store, config: Config, start: float,
     """Incidents open at some time in the period, as they stood at its end."""
     out: dict[str, list[dict[str, Any]]] = defaultdict(list)
     burst = float(config.crisis.burst_window)
-    for (body,) in _rows(store, "SELECT body FROM incidents ORDER BY id", ()):
+    for body in store.incident_bodies(by_id=True):
         rec = json.loads(body)
         opened = _epoch(rec.get("opened_at"))
         if opened is None or opened >= end:
@@ -183,14 +174,11 @@ def _detection(store: Store, rec: dict[str, Any], opened: float, burst: float) -
     starts = [opened]
     trigger = rec.get("trigger_post_id")
     if trigger is not None:
-        starts += [float(t) for (t,) in _rows(
-            store, "SELECT created_at FROM mentions WHERE brand = ? AND post_id = ?",
-            (rec["brand"], str(trigger)))]
+        starts += store.mention_times(rec["brand"], str(trigger))
     if rec.get("trigger") == "burst":
-        starts += [float(t) for (t,) in _rows(
-            store, "SELECT MIN(created_at) FROM mentions WHERE brand = ? AND negative = 1 "
-            "AND created_at >= ? AND created_at <= ?", (rec["brand"], opened - burst, opened))
-            if t is not None]
+        first = store.first_negative(rec["brand"], opened - burst, opened)
+        if first is not None:
+            starts.append(first)
     return round(max(0.0, opened - min(starts)), 3)
 
 
@@ -290,7 +278,7 @@ def period_summary(store: Store, config: Config, digest: Digest) -> Any:
                  else m.replied_at - m.created_at}
                 for m in _mentions(store, start, end) if m.brand in names]
     incidents = []
-    for (body,) in _rows(store, "SELECT body FROM incidents ORDER BY id", ()):
+    for body in store.incident_bodies(by_id=True):
         rec = json.loads(body)
         if rec["brand"] in names and any(i["id"] == rec["id"] for b in digest.brands
                                          for i in b["incidents"]):
@@ -299,23 +287,15 @@ def period_summary(store: Store, config: Config, digest: Digest) -> Any:
                     rec[key] = None
             incidents.append(rec)
     alerts = [{"type": t, "at": format_instant(float(at), tz), "incident_id": inc}
-              for t, at, inc in _rows(store, "SELECT type, at, incident_id FROM alerts WHERE "
-                                      "incident_id IS NOT NULL AND type IN (?, ?, ?, ?) AND "
-                                      "at < ?", (*CRISIS_TYPES, end))]
-    return summarise(_Nowhere(), mentions, incidents, alerts, {}, config)
-
-
-class _Nowhere:
-    """Stands in for a replay folder in a Summary that is only drawn."""
-
-    name = "digest"
+              for t, at, inc in store.incident_alerts(tuple(CRISIS_TYPES), end)]
+    # No replay folder: a digest's summary is only drawn, and the plots never read it.
+    return summarise(Path("digest"), mentions, incidents, alerts, {}, config)
 
 
 def draw_plots(summary: Any, max_incidents: int = 3) -> dict[str, bytes]:
     """The digest's plots as PNG bytes by name (mentions per hour, reply times, SLA, and
     up to ``max_incidents`` incident timelines), drawn with ``monitor.plots``."""
     import tempfile
-    from pathlib import Path
 
     from monitor import plots
 
@@ -330,7 +310,7 @@ def draw_plots(summary: Any, max_incidents: int = 3) -> dict[str, bytes]:
         for inc in summary.incidents[:max_incidents]:
             rec = inc.record
             drawings.append((f"incident_{rec['id']}",
-                             lambda p, r=rec: plots.plot_incident(plt, summary, r, p)))
+                             functools.partial(plots.plot_incident, plt, summary, rec)))
         for name, draw in drawings:
             path = Path(tmp) / f"{name}.png"
             draw(path)
@@ -434,9 +414,7 @@ def stored_digests(store: Store) -> list[Alert]:
     """Every digest in the outbox, oldest first (``crisismon digest``, tests)."""
     if store.in_transaction:
         store.flush()
-    rows = _rows(store, "SELECT body FROM alerts WHERE type = ? ORDER BY seq",
-                 (str(AlertType.DIGEST),))
-    return [Alert.from_record(json.loads(body)) for (body,) in rows]
+    return store.alerts_of_type(str(AlertType.DIGEST))
 
 
 # --------------------------------------------------------------------- the daemon's loop

@@ -17,8 +17,8 @@ from typing import IO
 
 import msgspec
 
-from monitor.model import Event
 from monitor.normalise import BadInput, invalid_utf8, to_event
+from rules.records import Event
 
 _decoder = msgspec.json.Decoder()
 
@@ -86,7 +86,7 @@ def feed_lines(path: Path, stats: FeedStats) -> Iterator[tuple[int, bytes]]:
     ``stats.lines``; an unreadable (truncated or corrupt gzip) rest is a bad line."""
     name = str(path)
     with path.open("rb") as raw:
-        stream: IO[bytes] = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
+        stream: io.BufferedIOBase = gzip.GzipFile(fileobj=raw) if path.suffix == ".gz" else raw
         lineno = 0
         while True:
             try:

@@ -40,9 +40,9 @@ import msgspec
 
 from monitor import workers
 from monitor.feed import BadLine, FeedStats, feed_lines, parse_line
-from monitor.model import Action, Event, Post
 from monitor.normalise import BadInput, parse_time
 from monitor.store import encode_event, event_key
+from rules.records import Action, Event, Post
 from rules.scoring import Assessment
 
 CHUNK = 2048
@@ -175,8 +175,8 @@ class FeedReader:
 
     def __iter__(self) -> Iterator[Chunk]:
         if self._conn is None:
-            for events in ordered_chunks(self.paths, self.stats, self.chunk, self._sorted):
-                yield Chunk(events)
+            for ordered in ordered_chunks(self.paths, self.stats, self.chunk, self._sorted):
+                yield Chunk(ordered)
             return
         conn = self._conn
         while True:

@@ -15,15 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from monitor.store_pg import PgStore
-
-LEASES = """
-CREATE TABLE IF NOT EXISTS leases (
-    brand TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    expires_at DOUBLE PRECISION NOT NULL
-)
-"""
+from monitor.store.postgres import PgStore
 
 
 class Leases:
@@ -33,32 +25,20 @@ class Leases:
         self.store = store
         self.owner = owner
         self.ttl = ttl
-        store.db.execute(LEASES)
 
     def claim(self, brands: Iterable[str], now: float) -> set[str]:
         """Renew ours, take free or expired ones; return the brands this instance holds."""
-        held: set[str] = set()
-        for brand in brands:
-            row = self.store.db.execute(
-                "INSERT INTO leases (brand, owner, expires_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (brand) DO UPDATE SET owner = excluded.owner, "
-                "expires_at = excluded.expires_at "
-                "WHERE leases.owner = excluded.owner OR leases.expires_at <= ? "
-                "RETURNING brand", (brand, self.owner, now + self.ttl, now)).fetchone()
-            if row is not None:
-                held.add(brand)
-        return held
+        return {brand for brand in brands
+                if self.store.take_lease(brand, self.owner, now + self.ttl, now)}
 
     def release(self) -> None:
         """Give every lease up at once (clean shutdown), so a peer need not wait ``ttl``."""
-        self.store.db.execute("DELETE FROM leases WHERE owner = ?", (self.owner,))
+        self.store.release_leases(self.owner)
 
     def server_now(self) -> float:
         """The database server's time (epoch seconds): what lease expiry is measured in."""
-        row = self.store.db.execute("SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8")
-        return float(row.fetchone()[0])
+        return self.store.server_now()
 
     def owners(self) -> dict[str, str]:
         """Brand -> the instance holding (or last holding) its lease."""
-        rows = self.store.db.execute("SELECT brand, owner FROM leases")
-        return {brand: owner for brand, owner in rows}
+        return self.store.lease_owners()

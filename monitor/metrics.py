@@ -24,7 +24,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -33,12 +33,13 @@ from prometheus_client.registry import Collector
 
 from alerts.channels.base import Thread, is_repeat
 from alerts.outbox import Sender
-from alerts.record import Alert
 from monitor.sources.base import Batch
+from rules.records import Alert
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
     from monitor.sources.recorder import Recorder
+    from rules.engine import ClockMap
 
 log = structlog.get_logger(__name__)
 
@@ -120,7 +121,7 @@ class Metrics:
             if kind in BREACH_TYPES:
                 self.breaches.labels(a.brand).inc()
 
-    def on_mentions(self, clocks: dict[str, Any], before: int) -> None:
+    def on_mentions(self, clocks: ClockMap, before: int) -> None:
         """Reply clocks past the first ``before`` are new mentions (dicts keep order)."""
         for clock in itertools.islice(reversed(clocks.values()), len(clocks) - before):
             self.mentions.labels(clock.brand).inc()
@@ -162,16 +163,9 @@ class Metrics:
                    if c.replied_at is not None}
         if not replied:
             return
-        keys = list(replied)
-        known: set[str] = set()
-        for i in range(0, len(keys), 500):
-            part = keys[i:i + 500]
-            rows = daemon.store.db.execute(
-                "SELECT key FROM mentions WHERE replied_at IS NOT NULL AND key IN "
-                f"({', '.join('?' * len(part))})", part)
-            known.update(r[0] for r in rows)
+        known = daemon.store.replied_keys(list(replied))
         for key, c in replied.items():
-            if key not in known:
+            if key not in known and c.replied_at is not None:  # (always: see ``replied``)
                 self.reply_time.labels(c.brand).observe(max(0.0, c.replied_at - c.created_at))
 
     def metered(self, channels: Sequence[Sender]) -> list[Sender]:
@@ -273,11 +267,7 @@ def _oldest_pending(d: Daemon) -> Metric:
     purpose (quiet hours, a group's flush time) until that time comes, so the gauge
     alarms on a stuck or slow channel, not on policy."""
     now = d.clock.now()
-    rows = d.store.db.execute(
-        "SELECT d.channel, MIN(a.at) FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
-        "WHERE d.state IN ('pending', 'held') AND d.rep = 0 AND (d.next_try <= ? OR "
-        "d.attempts > 0) GROUP BY d.channel", (now,))
-    oldest = {channel: at for channel, at in rows}
+    oldest = d.store.oldest_pending(now)
     gauge = GaugeMetricFamily("crisismon_delivery_oldest_pending_seconds", "Age (since it "
                               "fell due) of the oldest alert not yet delivered, per channel; "
                               "0 when none is waiting.", labels=["channel"])

@@ -25,9 +25,12 @@ Costs found by profiling ``crisismon run`` (bench/live_latency.py, 1,000 and 5,0
   1,250 alerts/s on the MQTT channel. :func:`lazy_publish_conditions` makes it on first
   use.
 
-All four reach into paho's private attributes (checked against paho-mqtt 2.x; the
-dependency is bounded to <3). Where they are missing, each leaves paho's own code in
-place and logs a warning: slower, never wrong.
+All four reach into paho's private attributes. None is made on import: the two that
+change paho's classes are installed by :func:`install_patches` (called once at daemon
+start, ``monitor.daemon.run_daemon``), the two per connection by the source or channel
+that opens it. Each is made only on a paho release it was tested with
+(:data:`TESTED_PAHO`); on any other, and wherever the attributes it needs are missing, it
+leaves paho's own code in place and logs a warning: slower, never wrong.
 """
 
 from __future__ import annotations
@@ -45,13 +48,48 @@ from paho.mqtt.properties import Properties
 
 log = structlog.get_logger(__name__)
 
+TESTED_PAHO = ("2.1.", "2.2.")
+"""paho-mqtt releases (version prefixes) these patches were tested with: the unit tests
+in tests/unit/test_mqttread.py compare each with paho's own code. Add a release here
+after running them on it."""
+
 READ_MAX = 1000
 """Packets read in one turn at most, so one busy connection cannot starve the loop."""
+
+
+_refused: set[str] = set()
+"""The patches :func:`paho_tested` has refused and logged."""
+
+
+def paho_tested(patch: str, version: str | None = None) -> bool:
+    """True when paho (``version``, else the installed one) is a release the patches were
+    tested with; else log (once per patch) that ``patch`` is left out."""
+    version = paho_version if version is None else version
+    if version.startswith(TESTED_PAHO):
+        return True
+    if patch not in _refused:
+        _refused.add(patch)
+        log.warning("mqtt: paho release not tested with this patch; paho's own code kept",
+                    patch=patch, paho=version, tested=", ".join(f"{v}x" for v in TESTED_PAHO))
+    return False
+
+
+def install_patches(version: str | None = None) -> bool:
+    """Install the patches to paho's classes (:func:`share_property_tables`,
+    :func:`lazy_publish_conditions`) when paho is a tested release; True if it is.
+    Idempotent. Called at daemon start, never on import."""
+    if not paho_tested("classes", version):
+        return False
+    share_property_tables()
+    lazy_publish_conditions()
+    return True
 
 
 def read_all_packets(client: aiomqtt.Client, most: int = READ_MAX) -> None:
     """Make ``client`` read up to ``most`` packets per readable event (until the socket
     has no complete packet left). Call before connecting."""
+    if not paho_tested("read_all_packets"):
+        return
     paho = client._client
     if not all(hasattr(paho, name) for name in ("_packet_read", "_loop_rc_handle", "_sock")):
         # A paho whose internals moved: keep its own (slower, correct) loop_read.
@@ -81,6 +119,8 @@ def lean_publish(client: aiomqtt.Client) -> None:
     properties are skipped, as the sources never read them), none of paho's per-message
     objects. QoS 2, filtered callbacks, bad topics and malformed packets take paho's own
     path (which reports them as it always did). Call before connecting."""
+    if not paho_tested("lean_publish"):
+        return
     paho = client._client
     names = ("_handle_publish", "_in_packet", "_protocol", "_on_message_filtered",
              "_manual_ack", "_send_puback")
@@ -144,7 +184,8 @@ def lazy_publish_conditions() -> None:
     """Make each ``MQTTMessageInfo`` create its ``threading.Condition`` only when a thread
     is about to wait on it (``wait_for_publish``, ``is_published``). Marking a message
     published with no condition made yet just sets the flag: a waiter makes the
-    condition first, under the same lock, and then sees the flag. Idempotent."""
+    condition first, under the same lock, and then sees the flag. Idempotent; see
+    :func:`install_patches`."""
     cls = MQTTMessageInfo
     if getattr(cls, "_crisismon_lazy", False):
         return
@@ -186,7 +227,7 @@ def lazy_publish_conditions() -> None:
             self._published = True
             made.notify()
 
-    cls._condition = property(condition, set_condition)  # type: ignore[assignment]
+    cls._condition = property(condition, set_condition)  # type: ignore[assignment, misc]
     cls.__init__ = __init__  # type: ignore[method-assign]
     cls._set_as_published = _set_as_published  # type: ignore[method-assign]
     cls._crisismon_lazy = True  # type: ignore[attr-defined]
@@ -197,7 +238,8 @@ _original_init = Properties.__init__
 
 def share_property_tables() -> None:
     """Make ``Properties(packet_type)`` reuse one copy of paho's constant tables
-    (``types``, ``names``, ``properties``: read, never written, by paho). Idempotent."""
+    (``types``, ``names``, ``properties``: read, never written, by paho). Idempotent;
+    see :func:`install_patches`."""
     if Properties.__init__ is not _original_init:
         return
     template = Properties(PacketTypes.PUBLISH)
@@ -217,6 +259,3 @@ def share_property_tables() -> None:
 
     Properties.__init__ = __init__  # type: ignore[method-assign]
 
-
-share_property_tables()
-lazy_publish_conditions()

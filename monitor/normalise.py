@@ -15,8 +15,8 @@ from typing import Any
 
 import zhconv
 
-from monitor.model import Action, ActionKind, Author, Event, Post, PostKind
 from monitor.textsafe import printable
+from rules.records import Action, ActionKind, Author, Event, Post, PostKind
 
 MAX_TEXT = 10_000
 """Characters kept of one post's text. Weibo's long posts stay under this; a giant

@@ -12,11 +12,11 @@ import structlog
 from alerts.ack import is_settled
 from alerts.channels.registry import build_channel
 from alerts.noise import Stages
-from alerts.record import Alert
 from monitor.clock import Clock
 from monitor.config import Config, ConfigError
 from monitor.secrets import SecretError, resolve_secret
 from monitor.sources.commands import CommandSource
+from rules.records import Alert
 
 if TYPE_CHECKING:
     from alerts.outbox import Sender

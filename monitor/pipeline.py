@@ -18,12 +18,10 @@ import structlog
 
 from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
-from alerts.record import Alert, format_instant
 from alerts.router import Router
 from monitor import decision as decisions
-from monitor.config import Config, CrisisConfig
+from monitor.config import Config
 from monitor.decision import NOTHING, BrandDecision, Decision
-from monitor.model import Action, Event, Mention, Post, Score
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
@@ -31,6 +29,8 @@ from rules.argument import ArgumentGuard
 from rules.crisis import BrandActivity, Incident
 from rules.engine import EscalationEngine, SnapshotError
 from rules.matching import BrandMatcher
+from rules.policy import CrisisConfig
+from rules.records import Action, Alert, Event, Mention, Post, Score, format_instant
 from rules.scoring import (
     Assessment,
     Scorer,
@@ -126,7 +126,7 @@ class Pipeline:
         self.matcher = BrandMatcher(config.brands)
         self.engine = EscalationEngine(config.brands, config.sla, config.crisis, config.tz)
         self.stats = PipelineStats()
-        self.audit = AuditLog(store.db)
+        self.audit = AuditLog(store)
         store.on_flush.append(self._flush_projections)
         # Brand matches and scores worked out ahead by ``prepare``, by post id.
         self._matched: dict[str, Assessment | None] = {}

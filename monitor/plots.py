@@ -409,8 +409,8 @@ def write_plots(summary: Summary, out_dir: Path, split: bool = False) -> list[Pa
         old.unlink()  # a rerun into the same folder must not keep a stale incident
     incidents = [(inc.record, out_dir / f"incident_{inc.record['id']}.png")
                  for inc in summary.incidents[:MAX_INCIDENT_PLOTS]]
-    drawings = [functools.partial(plot_incident, plt, summary, record, path)
-                for record, path in incidents]
+    drawings: list[Callable[[], None]] = [
+        functools.partial(plot_incident, plt, summary, record, path) for record, path in incidents]
     groups: list[list[Callable[[], None]]] = [
         [functools.partial(plot_mentions, plt, summary, paths[0]),
          functools.partial(plot_sla, plt, summary, paths[2])],

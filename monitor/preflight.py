@@ -17,7 +17,6 @@ from pathlib import Path
 from monitor.config import (
     Config,
     ConfigError,
-    CrisisConfig,
     FeedSourceConfig,
     HttpSourceConfig,
     MqttSourceConfig,
@@ -25,6 +24,7 @@ from monitor.config import (
 )
 from monitor.feed import feed_problem
 from monitor.secrets import SecretError, is_reference, resolve_secret
+from rules.policy import CrisisConfig
 
 
 def _secret(key: str, ref: str, notes: list[str]) -> Iterator[str]:

@@ -28,7 +28,6 @@ from typing import Any
 import msgspec
 import structlog
 
-from alerts.record import Alert, format_instant
 from monitor import workers
 from monitor.app import build_pipeline, default_assessor
 from monitor.clock import SimClock
@@ -40,6 +39,7 @@ from monitor.feedstream import FeedReader
 from monitor.pipeline import Pipeline, incident_record
 from monitor.report import MENTION_FIELDS
 from monitor.store import Store
+from rules.records import Alert, format_instant
 
 ReportRecords = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
                       dict[str, Any]]

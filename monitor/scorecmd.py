@@ -124,27 +124,29 @@ def score_stream(scorer: LineScorer, stream: Iterable[bytes], out: IO[bytes],
         out.write(data)
         out.flush()
 
-    helper = None
+    helper: tuple[Any, Any] | None = None  # (process, pipe)
+    tried = False  # a helper is started once at most: none, and this process scores all
     in_flight = False
     try:
         for first, raw in _chunks(stream):
-            if helper is None and fork and len(raw) >= CHUNK:
+            if not tried and fork and len(raw) >= CHUNK:
                 from monitor import workers
 
-                helper = workers.start(_worker, scorer, name="crisismon-score") or False
-            if helper and not in_flight:
+                tried = True
+                helper = workers.start(_worker, scorer, name="crisismon-score")
+            if helper is not None and not in_flight:
                 helper[1].send((first, raw))  # the helper scores this one ...
                 in_flight = True
                 continue
             mine = scorer.lines(raw, first)  # ... while this process scores the next
-            if in_flight:
+            if helper is not None and in_flight:
                 emit(helper[1].recv())
                 in_flight = False
             emit(mine)
-        if in_flight:
+        if helper is not None and in_flight:
             emit(helper[1].recv())
     finally:
-        if helper:
+        if helper is not None:
             helper[1].close()
             helper[0].join(timeout=5)
     return bad

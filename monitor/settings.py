@@ -10,39 +10,12 @@ settings as a dataclass and get the same checking for free.
 from __future__ import annotations
 
 import dataclasses
-import re
 import types
 import typing
 from collections.abc import Mapping
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
-_UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-class Duration(float):
-    """Seconds, written in config as ``"90s"``, ``"5m"``, ``"12h"``, ``"1.5h"``, ``"2d"``."""
-
-    def __repr__(self) -> str:
-        return f"Duration({format_duration(self)!r})"
-
-
-def parse_duration(text: str) -> Duration:
-    """``"5m"`` -> 300.0. Raises ValueError with a fix-it message for anything else."""
-    m = _DURATION.match(text) if isinstance(text, str) else None
-    if not m:
-        shown = f'"{text}"' if isinstance(text, str) else repr(text)
-        raise ValueError(f'{shown} is not a duration (use e.g. "90s", "5m", "12h")')
-    return Duration(float(m.group(1)) * _UNIT[m.group(2)])
-
-
-def format_duration(seconds: float) -> str:
-    """300.0 -> ``"5m"``; the largest unit that divides evenly."""
-    for unit in ("w", "d", "h", "m", "s"):
-        size = _UNIT[unit]
-        if seconds and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+from rules.records import Duration, parse_duration
 
 
 class SettingsError(Exception):

@@ -43,25 +43,17 @@ class Checkpointer:
     @staticmethod
     def applies(store: object) -> bool:
         """Only a file-backed SQLite store in WAL mode has a log to checkpoint."""
-        if not isinstance(store, Store) or not isinstance(store.db, sqlite3.Connection) \
-                or store.path == ":memory:":
-            return False
-        mode = store.db.execute("PRAGMA journal_mode").fetchone()[0]
-        return str(mode).lower() == "wal"
+        return isinstance(store, Store) and store.in_wal_mode()
 
     def _checkpoint(self) -> None:
         # A connection per pass, opened and closed in the thread: a pass still running
         # when the daemon stops shares nothing with it.
-        db = sqlite3.connect(self.store.path, isolation_level=None)
-        try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        finally:
-            db.close()
+        self.store.checkpoint()
         self.passes += 1
 
     async def run(self) -> None:
         """Until cancelled; the store's own automatic checkpoint is off meanwhile."""
-        self.store.db.execute("PRAGMA wal_autocheckpoint=0")
+        self.store.auto_checkpoint(0)
         try:
             while True:
                 await asyncio.sleep(self.every)
@@ -73,4 +65,4 @@ class Checkpointer:
                         log.warning("wal checkpoint failed", error=f"{type(exc).__name__}: {exc}")
         finally:
             with contextlib.suppress(sqlite3.Error):
-                self.store.db.execute("PRAGMA wal_autocheckpoint=1000")  # SQLite's default
+                self.store.auto_checkpoint(1000)  # SQLite's default

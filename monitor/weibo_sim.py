@@ -56,7 +56,7 @@ from aiohttp import web
 from monitor.clock import ScaledClock, SimClock, WallClock
 from monitor.feed import feed_problem, open_text
 from monitor.normalise import BadInput, normalise_text, parse_time
-from monitor.settings import parse_duration
+from rules.records import parse_duration
 
 log = structlog.get_logger(__name__)
 

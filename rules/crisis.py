@@ -34,9 +34,9 @@ import bisect
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from monitor.config import CrisisConfig
-from monitor.model import Score
 from rules.aboutness import Role, brand_role
+from rules.policy import CrisisConfig
+from rules.records import Score
 from rules.stats import binom_sf, poisson_sf
 
 HOUR = 3600.0

@@ -27,10 +27,6 @@ from datetime import tzinfo
 from enum import IntEnum
 from pathlib import Path
 
-from alerts.record import Alert, AlertType, Level, alert_id
-from monitor.config import BrandConfig, CrisisConfig, SlaConfig
-from monitor.model import Action, ActionKind, Author, Mention, Post, PostKind, Score
-from monitor.settings import format_duration
 from rules import wording
 from rules.crisis import (
     BrandActivity,
@@ -44,6 +40,21 @@ from rules.crisis import (
     detect_wordless_spread,
     harm_words,
     is_negative,
+)
+from rules.policy import BrandConfig, CrisisConfig, SlaConfig
+from rules.records import (
+    Action,
+    ActionKind,
+    Alert,
+    AlertType,
+    Author,
+    Level,
+    Mention,
+    Post,
+    PostKind,
+    Score,
+    alert_id,
+    format_duration,
 )
 
 HOUR = 3600.0

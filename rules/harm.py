@@ -52,6 +52,9 @@ SETTING = "setting"
 OUTCOME = frozenset({"injury", "death", "medical"})
 """Categories whose negation (没有受伤, 无人员伤亡) says nobody was hurt."""
 
+PERSONAL = frozenset({"poisoning", "medical", "injury", "death", "violence", "fire", "electric"})
+"""Categories of harm to a person or of a hazard to one (``Reading.to_a_person``)."""
+
 KIND_WORDS = {
     "poisoning": "中毒不适", "medical": "就医", "injury": "受伤", "death": "死亡",
     "violence": "暴力", "fire": "火灾爆炸", "electric": "漏电泄漏", "failure": "产品故障",
@@ -147,6 +150,13 @@ class Reading:
             return False  # 差点摔倒…没有受伤: the near miss is the story, and it ended well
         return self.weight >= HARM_AT
 
+    @property
+    def to_a_person(self) -> bool:
+        """A cue of harm to a person or of a hazard counts (an injury, a symptom, a fire),
+        not only a thing that broke, a finding (检测出) or a hospital: those are complaints
+        unless a second cue makes them harm."""
+        return any(k in PERSONAL for k in self.kinds)
+
     def kind_words(self) -> str:
         return "、".join(dict.fromkeys(KIND_WORDS.get(k, k) for k in self.kinds))
 
@@ -155,19 +165,20 @@ NOTHING = Reading()
 
 
 _BODY = ("(?:脚趾头?|脚踝|脚|腿|膝盖|胳膊|手臂|手指|手腕|手掌|手背|脸|额头|后脑勺|脑袋|头"
-         "|脖子|胸口|肋骨|背|腰|眼睛|嘴唇|嘴巴|嘴|舌头|喉咙|牙齿?|鼻子|耳朵|皮肤|肚子|胃|肝|肾)")
+         "|脖子|胸口|肋骨|背|腰|眼睛|嘴唇|嘴巴|嘴|舌头|喉咙|牙齿?|鼻子|耳朵|皮肤|肚子|胃|肝|肾"
+         "|心脏|心肌|眉毛|大腿|小腿|屁股)")
 _HURT = ("(?:血肉模糊|流血|出血|是血|划破|划了|口子|没知觉|烂了|破了|错位|变形|起了个(?:大)?包"
          "|脱皮|皮都|淤青|骨折|断|烫|起泡|水泡|受损|灼伤|发黑|坏死|夹住|夹伤)")
 _ACHE = "(?:疼|痛|肿|麻|晕|包|撞|裂)"
 """Aches are weak alone (头疼的事, 气得胃疼): a body part that aches needs a second cue."""
 _INTAKE = "(?:吃|喝|用|涂|抹|睡|游|坐|戴|穿|洗)(?:完|了|过)"
 _SYMPTOM = ("(?:高烧|发烧|跑厕所|喘不上气|呼吸困难|没知觉|头晕|恶心|抽搐|昏迷|吐了|呕吐|腹痛"
-            "|胃疼|肚子疼|起疹子|疹子|痒得|过敏|红肿|拉肚子|腹泻|发麻|麻了|心慌|心悸|晕)")
+            "|胃疼|肚子疼|起疹子|疹子|疙瘩|痒得|过敏|红肿|拉肚子|腹泻|发麻|麻了|心慌|心悸|虚脱|晕)")
 _HURT_ANCHORS = ("血", "划", "口子", "没知觉", "烂了", "破了", "错位", "变形", "包", "脱皮", "皮都",
                  "淤青", "骨折", "断", "烫", "泡", "受损", "灼伤", "发黑", "坏死", "夹")
 _SYMPTOM_ANCHORS = ("烧", "厕所", "喘不上气", "呼吸困难", "没知觉", "晕", "恶心", "抽搐", "昏迷",
-                    "吐", "腹痛", "疼", "疹", "痒", "过敏", "红肿", "拉肚子", "腹泻", "麻", "心慌",
-                    "心悸")
+                    "吐", "腹痛", "疼", "疹", "疙瘩", "痒", "过敏", "红肿", "拉肚子", "腹泻", "麻",
+                    "心慌", "心悸", "虚脱")
 Pattern = tuple[str, float, str, tuple[str, ...]]
 """(regular expression, weight, category, anchors): a match always contains one of the
 anchors (literal words), so a post with none of them skips the pattern."""
@@ -184,18 +195,30 @@ HARM_PATTERNS: tuple[Pattern, ...] = (
     (r"(?:吃|喝|咬)(?:出|到)了?(?:一|半|两|几)?(?:颗|根|块|只|个|片|条|粒|截)", 1.5,
      "contamination", ("吃出", "喝出", "咬出", "吃到", "喝到", "咬到")),
     # an accident: falling, crushing, being thrown or caught
-    (r"摔(?:下来|下去|倒|伤|了|得|出去)|砸(?:在|到|中|伤)|卷(?:进|入)|夹(?:到|伤|住)"
-     r"|甩(?:出去|了出去)|撞(?:到|上|伤|倒)|磕(?:在|到|破)|掉下来|坠|出事了|出人命", 1.0,
-     "failure", ("摔", "砸", "卷", "夹", "甩", "撞", "磕", "掉下来", "坠", "出事了", "出人命")),
+    (r"摔(?:下来|下去|倒|伤|了|得|出去)|砸(?:在|到|中|伤)|卷(?:进|入|住)|夹(?:到|伤|住)"
+     r"|卡(?:住|在)|甩(?:出去|了出去)|撞(?:到|上|伤|倒|飞|翻)|磕(?:在|到|破)|掉下来|坠"
+     r"|出事了|出人命", 1.0,
+     "failure", ("摔", "砸", "卷", "夹", "卡", "甩", "撞", "磕", "掉下来", "坠", "出事了",
+                 "出人命")),
+    # someone beaten: 被 (by whom) then the blow (被护工打了, 被店员推倒在地)
+    (r"被[^,.!?;。]{0,6}?(?:打|踢|扇|掐|推倒|推搡|拽)(?:了|伤|得|成|倒|在)"
+     r"(?![^,.!?;。]{0,3}(?:针|疫苗|电话|折|卡|分|车|包|球))", 2.0, "violence",
+     ("被",)),
+    # an emergency call (叫了120, 拨打120)
+    (r"(?:叫|打|拨打?)了?(?:120|急救)", 2.0, "medical", ("120", "急救")),
     # a part giving way (椅腿直接折了, 挂钩突然松了, 停不下来)
-    (r"(?:折|断|松|掉|裂|塌)了|脱落|裂开|刹不住|突然加速|失控", 1.0, "failure",
-     ("折了", "断了", "松了", "掉了", "裂了", "塌了", "脱落", "裂开", "刹不住", "突然加速",
-      "失控")),
+    (r"(?:折|断|松|掉|裂|塌)了|脱落|裂开|裂纹|裂缝|刹不住|突然加速|失控", 1.0,
+     "failure", ("折了", "断了", "松了", "掉了", "裂了", "塌了", "脱落", "裂开", "裂纹",
+                 "裂缝", "刹不住", "突然加速", "失控")),
+    # glass or a shell shattering: half a cue (a phone screen that broke is a complaint;
+    # shards flying near a child are not)
+    (r"碎了|碎片|碎渣|炸碎", 0.5, "failure", ("碎了", "碎片", "碎渣", "炸碎")),
     # fire and blasts described, not named (浓烟冲天, 嘭的一声, 消防车)
-    (r"浓烟|黑烟|冒烟|焦糊|烧焦|火光|消防车|嘭的一声|砰的一声|炸开|冲开|爆开|巨响|明火|烧着"
-     r"|着了火|发烫", 1.0, "fire",
-     ("浓烟", "黑烟", "冒烟", "焦糊", "烧焦", "火光", "消防车", "一声", "炸开", "冲开", "爆开",
-      "巨响", "明火", "烧着", "着了火", "发烫")),
+    (r"浓烟|黑烟|冒烟|焦糊|烧焦|火光|火苗|火星|火花|燎|消防车|嘭的一声|砰的一声|炸开|冲开"
+     r"|爆开|巨响|明火|烧着|着了火|烧化|熔化|发烫|烫得|鼓起", 1.0, "fire",
+     ("浓烟", "黑烟", "冒烟", "焦糊", "烧焦", "火光", "火苗", "火星", "火花", "燎", "消防车",
+      "一声", "炸开", "冲开", "爆开", "巨响", "明火", "烧着", "着了火", "烧化", "熔化", "发烫",
+      "烫得", "鼓起")),
     # single morphemes of harm, each a weak cue (两个, or one and a victim, make a report):
     # 伤 and 血 (not 伤心, 心血, 血拼), a doctor or a hospital, a rescue, a crash
     (r"(?<![悲忧感心哀])伤(?![心感])|(?<![心热])血(?![拼赚亏型压糖])|急救"

@@ -21,7 +21,7 @@ from enum import IntEnum
 
 import ahocorasick
 
-from monitor.config import BrandConfig
+from rules.policy import BrandConfig
 
 _HASHTAG = re.compile(r"#[^#\n]{1,80}#")
 

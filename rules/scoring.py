@@ -9,15 +9,18 @@ from typing import Protocol
 
 import msgspec
 
-from monitor.model import Author, Post, Score
+from rules.acts import ACT_NEGATIVE_ODDS, read_acts
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatch, BrandMatcher
+from rules.records import Author, Post, Score
 from rules.sentiment import Polarity, SentimentModel, polarities
 from rules.severity import SeverityPolicy, Tier, assess
 from rules.textnorm import normalise_for_scoring
 
 DANGER = "danger"
+_NOBODY = Author(id="")
+"""The author of a bare text (``score_text``): no followers, no tier."""
 
 
 class Scorer:
@@ -26,7 +29,8 @@ class Scorer:
     def __init__(self, sentiment: SentimentModel, lexicon: Lexicon, negative_below: float,
                  policy: SeverityPolicy | None = None,
                  tiers: dict[str, Tier] | None = None, harm: CueTable | None = None,
-                 grievance: CueTable | None = None) -> None:
+                 grievance: CueTable | None = None,
+                 act_negative_odds: float = ACT_NEGATIVE_ODDS) -> None:
         self.sentiment = sentiment
         self.lexicon = lexicon
         self.negative_below = negative_below
@@ -34,6 +38,9 @@ class Scorer:
         self.tiers = tiers or {}
         self.harm = harm or default_harm_table()
         self.grievance = grievance or default_grievance_table()
+        self.act_negative_odds = act_negative_odds
+        """Factor on the odds of negative for a post read as a plain question, notice,
+        promotion or thanks (``rules.acts``); 1.0 turns the reading off."""
 
     def score_text(self, text: str, p: Polarity | float | None = None) -> Score:
         """Score a bare text (``crisismon score``): no author, no reach."""
@@ -63,24 +70,32 @@ class Scorer:
         elif not isinstance(p, Polarity):
             p = Polarity.from_binary(p)
         pol = p
-        p, negative, polarity = self.polarity(pol)
         norm = normalise_for_scoring(text).lower() if text else ""
         found = self.lexicon.find_normalised(norm) if norm else []
-        complaint = tuple(t.term for t in found if t.category != DANGER)
-        weight = sum(t.weight for t in found if t.category != DANGER)
+        if found:
+            complaint = tuple(t.term for t in found if t.category != DANGER)
+            weight = sum(t.weight for t in found if t.category != DANGER)
+        else:  # most posts: no lexicon term
+            complaint, weight = (), 0.0
         # Harm and grievances are read from what the post says happened, not from the
         # model's tone: it reads 我们三个人都食物中毒了，已经送医 as neutral (rules.harm).
         harm = self.harm.read_normalised(norm)
         grievance = self.grievance.read_normalised(norm)
+        # A question, a notice, a promotion or thanks, with nothing gone wrong in it: the
+        # emotion-labelled corpus over-reads such posts as negative (rules.acts).
+        acts = () if harm.weight or grievance.weight or complaint else read_acts(norm)
+        if acts and self.act_negative_odds != 1.0:
+            pol = pol.negative_odds(self.act_negative_odds)
+        p, negative, polarity = self.polarity(pol)
         if post is not None:
             author = post.author
             reach = post.reposts_count + post.comments_count
             tier = self.tiers.get(author.id)
         else:
-            author, reach, tier = Author(id=""), 0, None
+            author, reach, tier = _NOBODY, 0, None
         verdict = assess(p, negative, harm.terms, weight, complaint, author, reach, tier,
-                         self.policy, harm, grievance, pol.negative)
-        terms = tuple(t.term for t in found)
+                         self.policy, harm, grievance, pol.negative, acts)
+        terms = tuple(t.term for t in found) if found else ()
         if verdict.danger:
             terms += tuple(t for t in harm.terms if t not in terms)
         return Score(sentiment=round(p, 4), negative=negative, severity=verdict.severity,

@@ -21,6 +21,16 @@ class Polarity(NamedTuple):
         ``sentiment < 0.4`` means P(negative) exceeds P(positive) by more than 0.2."""
         return self.positive + 0.5 * self.neutral
 
+    def negative_odds(self, factor: float) -> Polarity:
+        """The same probabilities with the odds of negative multiplied by ``factor`` (a prior
+        correction: what a reading of the post says about how often such posts are negative,
+        beside what the model learned)."""
+        n = self.negative * factor
+        total = n + self.neutral + self.positive
+        if total <= 0.0:
+            return self
+        return Polarity(n / total, self.neutral / total, self.positive / total)
+
     @classmethod
     def from_binary(cls, p: float) -> Polarity:
         """A two-class model's P(positive) as a polarity with no neutral mass."""

@@ -309,6 +309,7 @@ def train(
         weight[three] *= scale[labels[three]]
     log(f"featurised {len(docs)} texts in {time.perf_counter() - started:.1f}s")
     dev: tuple[list[str], np.ndarray] | None = None
+    dev_name = Path(dev_file).name if dev_file is not None else ""
     if dev_file is not None:
         rows = read_jsonl(Path(dev_file), three_class=True, allow_dev=True)
         dev = [e.text for e in rows], np.asarray([e.label for e in rows])
@@ -336,13 +337,13 @@ def train(
         if dev is not None:
             figures = dev_figures(model, *dev)
             validation.update({f"dev_{k}": v for k, v in figures.items()})
-            log(f"  {Path(dev_file).name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+            log(f"  {dev_name}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
     if not held.any() or refit:
         w, b = fit(docs, labels, pair, weight, s, log)
         model = WeiboSentiment(w, b, segmenter=seg)
         if dev is not None:
             figures = dev_figures(model, *dev)
-            log(f"final model on {Path(dev_file).name}: "
+            log(f"final model on {dev_name}: "
                 + ", ".join(f"{k} {v}" for k, v in figures.items()))
     model.meta = {
         "classes": ["negative", "neutral", "positive"],

@@ -72,8 +72,8 @@ class _Powers:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.pow = np.ones(1, dtype=np.uint64)
-        self.inv = np.ones(1, dtype=np.uint64)
+        self.pow: np.ndarray = np.ones(1, dtype=np.uint64)
+        self.inv: np.ndarray = np.ones(1, dtype=np.uint64)
 
     def upto(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         pw, inv = self.pow, self.inv
@@ -203,7 +203,7 @@ class WeiboSentiment:
     def __init__(
         self,
         weights: np.ndarray,
-        bias: float | Sequence[float],
+        bias: float | Sequence[float] | np.ndarray,
         meta: dict[str, Any] | None = None,
         segmenter: Segmenter | None = None,
     ) -> None:

@@ -10,10 +10,8 @@ from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from alerts.record import AlertType, local_minute
-from monitor.config import CrisisConfig, SlaConfig
-from monitor.model import Post
-from monitor.settings import format_duration
+from rules.policy import CrisisConfig, SlaConfig
+from rules.records import AlertType, Post, format_duration, local_minute
 
 if TYPE_CHECKING:
     from rules.crisis import Incident

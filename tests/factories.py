@@ -6,9 +6,10 @@ import itertools
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from monitor.config import BrandConfig, Config, CrisisConfig, SlaConfig
-from monitor.model import Action, ActionKind, Author, Mention, Post, PostKind, Score
+from monitor.config import Config
 from rules.engine import EscalationEngine
+from rules.policy import BrandConfig, CrisisConfig, SlaConfig
+from rules.records import Action, ActionKind, Author, Mention, Post, PostKind, Score
 
 T0 = datetime(2026, 5, 20, 2, 0, tzinfo=UTC).timestamp()  # 10:00 in Shanghai
 BRAND = "快书包"

@@ -6,7 +6,7 @@ Kept private: each channel module exposes only its Channel and its settings.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,6 @@ import aiohttp
 from yarl import URL
 
 from alerts.channels.base import DeliveryError, status_error
-from monitor.secrets import check_reference, is_reference
 
 USER_AGENT = "crisismon/0.1 (+alert delivery)"
 
@@ -114,20 +113,3 @@ def check_code(answer: Answer, key: str, *, message_key: str, retryable: Mapping
     if code in retryable:
         raise DeliveryError(message, retryable=True, retry_after=retryable[code])
     raise DeliveryError(message, retryable=False)
-
-
-def validate_url(key: str, url: str) -> Iterator[tuple[str, str]]:
-    """Problems with a URL-or-secret-ref setting (shared by the HTTP channels)."""
-    if is_reference(url):
-        problem = check_reference(url)
-        if problem:
-            yield key, problem
-    elif not url.startswith(("https://", "http://")):
-        yield key, "must start with https:// (or be a secret ref such as \"env:NAME\")"
-
-
-def validate_ref(key: str, ref: str) -> Iterator[tuple[str, str]]:
-    """Problems with the form of a secret ref setting."""
-    problem = check_reference(ref) if ref else None
-    if problem:
-        yield key, problem

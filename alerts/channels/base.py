@@ -1,6 +1,6 @@
 """What every delivery channel is: the protocol, its typed failure, and the shared message text.
 
-A channel does one thing: put one :class:`~alerts.record.Alert` on one medium, or raise
+A channel does one thing: put one :class:`~rules.records.Alert` on one medium, or raise
 :class:`DeliveryError` saying whether trying again later could help. Retrying, backoff and
 the durable outbox are the caller's job (the outbox); a channel never sleeps or loops.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
-from alerts.record import DEFAULT_TZ, Alert, AlertType, Level
+from rules.records import DEFAULT_TZ, Alert, AlertType, Level
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,20 +17,18 @@ import hmac
 import json
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import tzinfo
-from typing import Literal
 
 import structlog
 from yarl import URL
 
 from alerts import digest
-from alerts.channels._http import HttpPoster, check_code, validate_ref, validate_url
+from alerts.channels._http import HttpPoster, check_code
 from alerts.channels.base import Thread, render_fields, render_title, truncate_utf8
-from alerts.record import DEFAULT_TZ, Alert
+from alerts.channels.options import DingTalkChannelConfig
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert
 
 log = structlog.get_logger(__name__)
 
@@ -44,30 +42,6 @@ RETRYABLE_CODES: dict[int, float | None] = {
 }
 
 MAX_TEXT_BYTES = 18_000  # DingTalk caps a message at about 20000 bytes
-
-
-@dataclass(frozen=True)
-class DingTalkChannelConfig:
-    """A DingTalk custom robot in a group chat (``type = "dingtalk"``)."""
-
-    type: Literal["dingtalk"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    url: str
-    """The robot's webhook URL with its ``access_token``; as it carries the token, better a
-    secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
-    secret: str = ""
-    """Secret ref for 加签 signing (the ``SEC…`` key); empty when the robot is not signed."""
-    at_mobiles: tuple[str, ...] = ()
-    """Phone numbers to @ in every message (they get a push even when the group is muted)."""
-    at_all: bool = False
-    """@ everyone in the group."""
-    timeout: Duration = Duration(10.0)
-    """Give up on one attempt after this long (the outbox retries)."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        yield from validate_url("url", self.url)
-        yield from validate_ref("secret", self.secret)
 
 
 def dingtalk_sign(secret: str, timestamp_ms: int) -> str:

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import tzinfo
 from email.message import EmailMessage
 from typing import Literal
@@ -24,50 +23,12 @@ import aiosmtplib
 import structlog
 
 from alerts import digest
-from alerts.channels._http import validate_ref
 from alerts.channels.base import DeliveryError, Thread, render, type_label
-from alerts.record import DEFAULT_TZ, Alert
+from alerts.channels.options import EmailChannelConfig
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class EmailChannelConfig:
-    """Mail through an SMTP server (``type = "email"``)."""
-
-    type: Literal["email"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    sender: str
-    """The From address, e.g. ``"crisismon <alerts@example.com>"``."""
-    to: tuple[str, ...]
-    """Recipient addresses; every alert goes to all of them."""
-    host: str = "localhost"
-    """SMTP server."""
-    port: int = 587
-    """SMTP port: 587 for STARTTLS submission, 465 for implicit TLS, 25 for a local relay."""
-    tls: Literal["starttls", "tls", "none"] = "starttls"
-    """``starttls`` (upgrade, required), ``tls`` (implicit, port 465), ``none`` (local relay)."""
-    username: str = ""
-    """Login name; empty: no login."""
-    password: str = ""
-    """Secret ref for the login password (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
-    timeout: Duration = Duration(30.0)
-    """Give up on one attempt after this long (the outbox retries)."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        if not self.to:
-            yield "to", "needs at least one address"
-        for i, addr in enumerate((self.sender, *self.to)):
-            if "@" not in email.utils.parseaddr(addr)[1]:
-                yield ("sender" if i == 0 else f"to[{i - 1}]"), f'"{addr}" is not an e-mail address'
-        if self.username and not self.password:
-            yield "password", "is required when username is set"
-        if not 0 < self.port < 65536:
-            yield "port", "must be 1..65535"
-        yield from validate_ref("password", self.password)
 
 
 def message_id(alert: Alert, sender: str) -> str:
@@ -154,7 +115,7 @@ class EmailChannel:
         cids = {name: f"{name}.{alert.id}@{domain}" for name in plots}
         msg.add_alternative(digest.html_page(summary, plots, lambda n: f"cid:{cids[n]}"),
                             subtype="html", charset="utf-8")
-        page = msg.get_payload()[1]
+        page = list(msg.iter_parts())[1]  # the html alternative
         for name, png in plots.items():
             page.add_related(png, "image", "png", cid=f"<{cids[name]}>",
                              filename=f"{name}.png")

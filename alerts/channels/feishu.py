@@ -16,19 +16,18 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import tzinfo
 from typing import Literal
 
 import structlog
 
 from alerts import digest
-from alerts.channels._http import HttpPoster, check_code, validate_ref, validate_url
+from alerts.channels._http import HttpPoster, check_code
 from alerts.channels.base import Thread, render, render_fields, render_title, truncate_utf8
-from alerts.record import DEFAULT_TZ, Alert
+from alerts.channels.options import FeishuChannelConfig
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert
 
 log = structlog.get_logger(__name__)
 
@@ -43,28 +42,6 @@ RETRYABLE_CODES: dict[int, float | None] = {
 MAX_TEXT_BYTES = 15_000  # requests are capped at 20 KB (cards 30 KB)
 
 _TEMPLATE = {"P1": "red", "P2": "orange", "P3": "yellow", "P4": "blue"}
-
-
-@dataclass(frozen=True)
-class FeishuChannelConfig:
-    """A Feishu / Lark custom bot in a group chat (``type = "feishu"``)."""
-
-    type: Literal["feishu"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    url: str
-    """The bot's webhook URL (``…/open-apis/bot/v2/hook/<id>``); better a secret ref
-    (``env:NAME``, ``file:/path``, ``credential:NAME``), as anyone holding it can post."""
-    secret: str = ""
-    """Secret ref for signature verification (签名校验); empty when it is off."""
-    msg_type: Literal["interactive", "text"] = "interactive"
-    """``interactive``: a coloured card; ``text``: plain text (for clients without cards)."""
-    timeout: Duration = Duration(10.0)
-    """Give up on one attempt after this long (the outbox retries)."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        yield from validate_url("url", self.url)
-        yield from validate_ref("secret", self.secret)
 
 
 def feishu_sign(secret: str, timestamp: str) -> str:

@@ -36,8 +36,7 @@ import json
 import random
 import ssl
 import struct
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import tzinfo
 from types import TracebackType
 from typing import Literal, Self
@@ -49,16 +48,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties, VariableByteIntegers
 from paho.mqtt.reasoncodes import ReasonCode
 
-from alerts.channels._http import validate_ref
 from alerts.channels.base import DeliveryError, Thread, is_repeat
-from alerts.record import DEFAULT_TZ, Alert, AlertType
+from alerts.channels.options import DEFAULT_PREFIX, MqttChannelConfig
 from monitor.mqttread import read_all_packets
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert, AlertType
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_PREFIX = "crisismon/alerts"
 INFLIGHT = 1000
 """QoS 1 publishes of one batch awaiting their PUBACK at once; the next ones are sent as
 PUBACKs come in."""
@@ -69,51 +66,6 @@ INCIDENT_STATES: dict[AlertType, str] = {
     AlertType.CRISIS_ESCALATED: "escalated",
     AlertType.CRISIS_CLOSED: "closed",
 }
-
-
-@dataclass(frozen=True)
-class MqttChannelConfig:
-    """Publish alerts to an MQTT broker (``type = "mqtt"``)."""
-
-    type: Literal["mqtt"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    host: str = "127.0.0.1"
-    """Broker host."""
-    port: int = 1883
-    """Broker port (8883 is the usual one with TLS)."""
-    prefix: str = DEFAULT_PREFIX
-    """Topic prefix; alerts go to ``{prefix}/{brand}/{type}``."""
-    username: str = ""
-    """Login name; empty: anonymous."""
-    password: str = ""
-    """Secret ref for the password (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
-    client_id: str = ""
-    """MQTT client id; empty: a random one per connection."""
-    tls: bool = False
-    """Connect with TLS, verifying the broker against the system's CAs."""
-    protocol: Literal["5", "3.1.1"] = "5"
-    """MQTT protocol version; 3.1.1 only for brokers without MQTT 5."""
-    keepalive: Duration = Duration(60.0)
-    """MQTT keepalive: how soon a dead connection is noticed (at most 1.5 times this)."""
-    timeout: Duration = Duration(10.0)
-    """How long one send waits for the connection and for the broker's PUBACK."""
-    reconnect_min: Duration = Duration(1.0)
-    """First wait before reconnecting; doubles on each failure, with jitter."""
-    reconnect_max: Duration = Duration(15.0)
-    """Longest wait between reconnection attempts: pages flow again this soon after the
-    broker is back."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        if not 0 < self.port < 65536:
-            yield "port", "must be 1..65535"
-        if not self.prefix or any(c in self.prefix for c in "+#\0") or self.prefix.endswith("/"):
-            yield "prefix", "must be a topic without wildcards (+, #) or a trailing /"
-        if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
-            yield "reconnect_max", "needs 0 < reconnect_min <= reconnect_max"
-        if self.password and not self.username:
-            yield "username", "is required when password is set"
-        yield from validate_ref("password", self.password)
 
 
 def topic_segment(text: str) -> str:
@@ -465,7 +417,7 @@ def _hook_acks(client: aiomqtt.Client) -> dict[int, tuple[_Window, int]]:
         waiting = acks.pop(mid, None)
         if waiting is None:
             if inner is not None:
-                inner(c, userdata, mid, reason, props)  # type: ignore[call-arg]
+                inner(c, userdata, mid, reason, props)  # type: ignore[call-arg, arg-type]
             return
         waiting[0].acked(waiting[1])
 

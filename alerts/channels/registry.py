@@ -1,28 +1,56 @@
 """All channel kinds in one place: the config union and the factory.
 
 ``ChannelConfig`` is what ``[[channels]]`` tables load into; the settings loader tells
-the kinds apart by their ``type`` key.
+the kinds apart by their ``type`` key. The settings live in ``alerts.channels.options``;
+a channel's own module (and the network library it uses) is imported only when a channel
+of its kind is built, so a config naming no MQTT channel never loads paho.
 """
 
 from __future__ import annotations
 
+import importlib
 from datetime import tzinfo
+from typing import Any, cast
 
 from alerts.channels.base import Channel
-from alerts.channels.dingtalk import DingTalkChannel, DingTalkChannelConfig
-from alerts.channels.email import EmailChannel, EmailChannelConfig
-from alerts.channels.feishu import FeishuChannel, FeishuChannelConfig
-from alerts.channels.mqtt import MqttChannel, MqttChannelConfig
-from alerts.channels.slack import SlackChannel, SlackChannelConfig
-from alerts.channels.terminal import TerminalChannel, TerminalChannelConfig
-from alerts.channels.webhook import WebhookChannel, WebhookChannelConfig
-from alerts.channels.wecom import WeComChannel, WeComChannelConfig
-from alerts.record import DEFAULT_TZ
+from alerts.channels.options import (
+    DingTalkChannelConfig,
+    EmailChannelConfig,
+    FeishuChannelConfig,
+    MqttChannelConfig,
+    SlackChannelConfig,
+    TerminalChannelConfig,
+    WebhookChannelConfig,
+    WeComChannelConfig,
+)
+from rules.records import DEFAULT_TZ
 
 ChannelConfig = (DingTalkChannelConfig | WeComChannelConfig | FeishuChannelConfig
                  | SlackChannelConfig | WebhookChannelConfig | EmailChannelConfig
                  | MqttChannelConfig | TerminalChannelConfig)
 """Any one channel's settings; a ``[[channels]]`` table with its ``type``."""
+
+IMPLEMENTATIONS: dict[str, str] = {
+    "dingtalk": "alerts.channels.dingtalk:DingTalkChannel",
+    "wecom": "alerts.channels.wecom:WeComChannel",
+    "feishu": "alerts.channels.feishu:FeishuChannel",
+    "slack": "alerts.channels.slack:SlackChannel",
+    "webhook": "alerts.channels.webhook:WebhookChannel",
+    "email": "alerts.channels.email:EmailChannel",
+    "mqtt": "alerts.channels.mqtt:MqttChannel",
+    "terminal": "alerts.channels.terminal:TerminalChannel",
+}
+"""A channel kind (its settings' ``type``) -> ``module:Class`` of the channel, whose
+``from_config(cfg, tz)`` builds it. Strings, resolved on use: see the module docstring."""
+
+
+def channel_class(kind: str) -> type[Any]:
+    """The channel class for a ``[[channels]]`` ``type``, its module imported now."""
+    try:
+        module, _, name = IMPLEMENTATIONS[kind].partition(":")
+    except KeyError:
+        raise TypeError(f"not a channel kind: {kind!r}") from None
+    return cast("type[Any]", getattr(importlib.import_module(module), name))
 
 
 def build_channel(cfg: ChannelConfig, tz: tzinfo = DEFAULT_TZ) -> Channel:
@@ -30,21 +58,7 @@ def build_channel(cfg: ChannelConfig, tz: tzinfo = DEFAULT_TZ) -> Channel:
 
     ``tz`` is the config's zone, for the times written in messages and records.
     """
-    match cfg:
-        case DingTalkChannelConfig():
-            return DingTalkChannel.from_config(cfg, tz)
-        case WeComChannelConfig():
-            return WeComChannel.from_config(cfg, tz)
-        case FeishuChannelConfig():
-            return FeishuChannel.from_config(cfg, tz)
-        case SlackChannelConfig():
-            return SlackChannel.from_config(cfg, tz)
-        case WebhookChannelConfig():
-            return WebhookChannel.from_config(cfg, tz)
-        case EmailChannelConfig():
-            return EmailChannel.from_config(cfg, tz)
-        case MqttChannelConfig():
-            return MqttChannel.from_config(cfg, tz)
-        case TerminalChannelConfig():
-            return TerminalChannel.from_config(cfg, tz)
-    raise TypeError(f"not a channel config: {cfg!r}")
+    kind = getattr(cfg, "type", None)
+    if not isinstance(kind, str) or kind not in IMPLEMENTATIONS:
+        raise TypeError(f"not a channel config: {cfg!r}")
+    return cast(Channel, channel_class(kind).from_config(cfg, tz))

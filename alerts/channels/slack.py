@@ -24,15 +24,12 @@ channel).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Literal
 
 import structlog
 
 from alerts import digest
-from alerts.channels._http import HttpPoster, check_http, validate_ref, validate_url
+from alerts.channels._http import HttpPoster, check_http
 from alerts.channels.base import (
     DeliveryError,
     Thread,
@@ -41,14 +38,12 @@ from alerts.channels.base import (
     render_fields,
     render_title,
 )
-from alerts.record import DEFAULT_TZ, Alert
+from alerts.channels.options import SlackChannelConfig
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert
 
 log = structlog.get_logger(__name__)
 
-
-SEVERITIES = ("P1", "P2", "P3", "P4")
 
 # Errors worth another try (Slack's side or its rate limit); every other error means our
 # request or our token is wrong and stays wrong until someone fixes the config.
@@ -76,44 +71,6 @@ class SlackApiError(DeliveryError):
         super().__init__(f"Slack: {code}", retryable=retry,
                          retry_after=RETRYABLE_ERRORS.get(code))
         self.code = code
-
-
-@dataclass(frozen=True)
-class SlackChannelConfig:
-    """Slack (``type = "slack"``): an incoming webhook (``url``), or a bot (``token`` and
-    ``channel``) that threads each incident's updates under its first message."""
-
-    type: Literal["slack"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    url: str = ""
-    """Webhook mode: the incoming-webhook URL; it is the credential, so better a secret
-    ref (``env:NAME``, ``file:/path``, ``credential:NAME``). Cannot thread."""
-    token: str = ""
-    """Bot mode: secret ref for the bot token (``xoxb-…``, scope ``chat:write``)."""
-    channel: str = ""
-    """Bot mode: the conversation id to post in (``C0123456789``); invite the bot to it."""
-    api_url: str = "https://slack.com/api"
-    """Bot mode: the Web API base URL (a test points it at a fake)."""
-    broadcast: tuple[str, ...] = ("P1", "P2")
-    """Bot mode: thread replies of these severities, and every repeat, are also shown in
-    the channel (``reply_broadcast``), so a threaded page still reaches everyone."""
-    timeout: Duration = Duration(10.0)
-    """Give up on one attempt after this long (the outbox retries)."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        if bool(self.url) == bool(self.token):
-            yield "url", ("set either url (incoming webhook) or token and channel (a bot, "
-                          "which threads each incident's updates)")
-        if self.url:
-            yield from validate_url("url", self.url)
-        if self.token:
-            yield from validate_ref("token", self.token)
-            yield from validate_url("api_url", self.api_url)
-            if not self.channel.strip():
-                yield "channel", 'a bot (token) needs the conversation id, e.g. "C0123456789"'
-        if any(s not in SEVERITIES for s in self.broadcast):
-            yield "broadcast", "use P1, P2, P3, P4"
 
 
 def mrkdwn_escape(text: str) -> str:

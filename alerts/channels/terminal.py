@@ -7,31 +7,18 @@ stream is a TTY, so journald and files get clean text.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Literal, TextIO
 
 from alerts.channels.base import DeliveryError, Thread, level_label, type_label
-from alerts.record import DEFAULT_TZ, Alert
+from alerts.channels.options import TerminalChannelConfig
 from monitor.textsafe import printable
+from rules.records import DEFAULT_TZ, Alert
 
 _RESET = "\033[0m"
 _SEVERITY_STYLE = {"P1": "\033[1;97;41m", "P2": "\033[1;31m", "P3": "\033[33m", "P4": "\033[36m"}
 _DIM = "\033[2m"
 _BOLD = "\033[1m"
-
-
-@dataclass(frozen=True)
-class TerminalChannelConfig:
-    """Print each alert as one line (``type = "terminal"``)."""
-
-    type: Literal["terminal"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    stream: Literal["stdout", "stderr"] = "stdout"
-    """Where to print."""
-    color: Literal["auto", "always", "never"] = "auto"
-    """``auto``: colour only when the stream is a terminal."""
 
 
 def format_line(alert: Alert, tz: tzinfo = DEFAULT_TZ, colour: bool = False,

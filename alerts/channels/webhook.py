@@ -17,41 +17,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Literal
 
 import structlog
 
-from alerts.channels._http import HttpPoster, check_http, validate_ref, validate_url
+from alerts.channels._http import HttpPoster, check_http
 from alerts.channels.base import Thread
-from alerts.record import DEFAULT_TZ, Alert
+from alerts.channels.options import WebhookChannelConfig
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert
 
 log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Crisismon-Signature"
-
-
-@dataclass(frozen=True)
-class WebhookChannelConfig:
-    """A generic JSON webhook (``type = "webhook"``)."""
-
-    type: Literal["webhook"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    url: str
-    """Where to POST; or a secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
-    secret: str = ""
-    """Secret ref for the HMAC-SHA256 signature header; empty: unsigned."""
-    timeout: Duration = Duration(10.0)
-    """Give up on one attempt after this long (the outbox retries)."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        yield from validate_url("url", self.url)
-        yield from validate_ref("secret", self.secret)
 
 
 def sign_body(secret: str, body: bytes) -> str:

@@ -11,19 +11,16 @@ The ``key`` in the URL is the only credential.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import tzinfo
-from typing import Literal
 
 import structlog
 
 from alerts import digest
-from alerts.channels._http import HttpPoster, check_code, validate_url
+from alerts.channels._http import HttpPoster, check_code
 from alerts.channels.base import Thread, render_fields, render_title, truncate_utf8
-from alerts.record import DEFAULT_TZ, Alert
+from alerts.channels.options import WeComChannelConfig
 from monitor.secrets import Secret, load_secret
-from monitor.settings import Duration
+from rules.records import DEFAULT_TZ, Alert
 
 log = structlog.get_logger(__name__)
 
@@ -38,25 +35,6 @@ RETRYABLE_CODES: dict[int, float | None] = {
 MAX_CONTENT_BYTES = 4096
 
 _SEVERITY_COLOUR = {"P1": "warning", "P2": "warning", "P3": "comment", "P4": "comment"}
-
-
-@dataclass(frozen=True)
-class WeComChannelConfig:
-    """A WeCom group robot (``type = "wecom"``)."""
-
-    type: Literal["wecom"]
-    name: str
-    """Channel name, unique; deliveries are tracked per channel name."""
-    url: str
-    """The robot's webhook URL with its ``key``; as the key is the credential, better a
-    secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``)."""
-    mention: tuple[str, ...] = ()
-    """WeCom user ids to @ in every message (``<@userid>``)."""
-    timeout: Duration = Duration(10.0)
-    """Give up on one attempt after this long (the outbox retries)."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        yield from validate_url("url", self.url)
 
 
 def wecom_markdown(alert: Alert, tz: tzinfo, mention: tuple[str, ...] = (),

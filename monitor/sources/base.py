@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from monitor.model import Event
+from rules.records import Event
 
 
 @dataclass(frozen=True, slots=True)

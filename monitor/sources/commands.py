@@ -3,7 +3,7 @@
 A message on ``crisismon/commands`` (by default) is one JSON object, the same shape as a
 feed's action line: ``{"action": "ack", "target": "<alert, mention or incident id>",
 "by": "小王"}``, plus ``"public": true|false`` for ``resolve``. It becomes an
-:class:`~monitor.model.Action` stored as an event, exactly like an API or feed action,
+:class:`~rules.records.Action` stored as an event, exactly like an API or feed action,
 so it is replayed on restart. Subscribed at QoS 1 with a persistent session: commands
 sent while the daemon is down are delivered when it returns. A malformed command is
 logged with its reason and dropped (a bad command must not block the topic).
@@ -15,50 +15,17 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import Iterator
-from dataclasses import dataclass
 
 import aiomqtt
 import structlog
 
 from alerts.ack import base_alert_id
 from monitor.clock import Clock
-from monitor.model import Action, ActionKind
-from monitor.secrets import check_reference
-from monitor.settings import Duration
+from monitor.config import CommandsConfig
 from monitor.sources.base import Batch, Sink
+from rules.records import Action, ActionKind
 
 log = structlog.get_logger(__name__)
-
-DEFAULT_TOPIC = "crisismon/commands"
-
-
-@dataclass(frozen=True)
-class CommandsConfig:
-    """Acks and resolves over MQTT (``[commands]``)."""
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 1883
-    topic: str = DEFAULT_TOPIC
-    """Where commands are published; JSON ``{"action", "target", "by", "public"}``."""
-    client_id: str = "crisismon-commands"
-    """Stable, so the broker queues commands while the daemon is down."""
-    username: str = ""
-    password: str = ""
-    """A secret ref (``env:NAME``, ``file:/path``, ``credential:NAME``) or empty."""
-    backoff_max: Duration = Duration(15.0)
-    """Longest wait between reconnect attempts (acks flow again this soon after the
-    broker is back)."""
-
-    def validate(self) -> Iterator[tuple[str, str]]:
-        if not 0 < self.port < 65536:
-            yield "port", "must be 1..65535"
-        if not self.topic or any(c in self.topic for c in "+#"):
-            yield "topic", "must be a topic without wildcards"
-        if self.password and (problem := check_reference(self.password)):
-            yield "password", problem
-
 
 class BadCommand(ValueError):
     """A command message that cannot be an action; the message says why."""
@@ -73,7 +40,7 @@ def parse_command(payload: bytes, now: float, source: str = "mqtt") -> Action:
     if not isinstance(obj, dict):
         raise BadCommand("not a JSON object")
     try:
-        kind = ActionKind(obj.get("action"))
+        kind = ActionKind(obj.get("action", ""))
     except ValueError:
         raise BadCommand('"action" must be "ack" or "resolve"') from None
     target, by = obj.get("target"), obj.get("by", "mqtt")

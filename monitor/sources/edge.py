@@ -18,8 +18,8 @@ from typing import Any
 import msgspec
 import structlog
 
-from monitor.model import Event
 from monitor.normalise import BadInput, invalid_utf8, to_event
+from rules.records import Event
 
 log = structlog.get_logger(__name__)
 

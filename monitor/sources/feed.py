@@ -10,8 +10,8 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.feed import BadLine, FeedStats, parse_line, read_feeds
-from monitor.model import Event
 from monitor.sources.base import Batch, Sink
+from rules.records import Event
 
 log = structlog.get_logger(__name__)
 

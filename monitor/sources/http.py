@@ -34,10 +34,10 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.config import HttpSourceConfig, WeiboEndpoint
-from monitor.model import Event
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
 from monitor.sources.recorder import Recorder
+from rules.records import Event
 
 log = structlog.get_logger(__name__)
 

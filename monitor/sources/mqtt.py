@@ -31,11 +31,11 @@ from paho.mqtt.properties import Properties
 
 from monitor.clock import Clock
 from monitor.config import MqttSourceConfig
-from monitor.model import Event
 from monitor.mqttread import lean_publish, read_all_packets
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
 from monitor.sources.recorder import Recorder
+from rules.records import Event
 
 log = structlog.get_logger(__name__)
 

@@ -25,7 +25,7 @@ import gzip
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import msgspec
 import structlog
@@ -128,7 +128,8 @@ class Recorder:
             n += 1
         raw = path.open("xb")
         try:
-            out: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) \
+            # A binary file, though typeshed does not call GzipFile an IO[bytes].
+            out = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5)) \
                 if self.compress else raw
         except OSError:  # the gzip header did not fit: leave no empty file behind
             with contextlib.suppress(OSError):

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alerts.record import AlertType
 from monitor.app import build_pipeline
 from monitor.clock import SimClock
-from monitor.config import BrandConfig, Config, HttpConfig
+from monitor.config import Config, HttpConfig
 from monitor.daemon import Daemon
 from monitor.sources.base import Batch
 from monitor.store import Store
+from rules.policy import BrandConfig
+from rules.records import AlertType
 from tests.factories import T0, post
 from tests.integration.test_outbox_batch import BatchChannel
 

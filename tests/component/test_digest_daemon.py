@@ -8,10 +8,10 @@ from pathlib import Path
 
 from alerts.channels.base import Thread
 from alerts.digest import from_alert
-from alerts.record import Alert, AlertType
 from monitor.config import parse_config
 from monitor.digest_config import DigestConfig
 from monitor.digests import Schedule
+from rules.records import Alert, AlertType
 from tests.fixtures.clocks import StepClock
 from tests.fixtures.live import running_daemon, until
 

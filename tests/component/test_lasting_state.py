@@ -19,19 +19,18 @@ from pathlib import Path
 
 import pytest
 
-from alerts.record import Alert, AlertType
 from monitor.app import build_pipeline, build_scorer
 from monitor.clock import ScaledClock
 from monitor.config import AlertsConfig, Config, HttpConfig, StoreConfig, load_config
 from monitor.daemon import Daemon
 from monitor.feed import FeedStats, read_feeds
-from monitor.model import Author, Event, Post, PostKind
 from monitor.reload import reload_config
 from monitor.sources.base import Batch
 from monitor.sources.feed import FeedSource
 from monitor.store import Store
 from rules.engine import EscalationEngine, SnapshotError
 from rules.matching import BrandMatcher
+from rules.records import Alert, AlertType, Author, Event, Post, PostKind
 from rules.scoring import Scorer
 from tests.fixtures.live import running_daemon, until
 

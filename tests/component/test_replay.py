@@ -284,8 +284,8 @@ def test_the_real_cascades_replay_without_error(tmp_path: Path) -> None:
 
 def test_a_feed_ack_naming_an_alert_or_its_repeat_acks_the_mention(config: Config,
                                                                     tmp_path: Path) -> None:
-    from alerts.record import alert_id
     from monitor.replay import replay
+    from rules.records import alert_id
 
     first = "2026-05-20T09:00:00+08:00"
     lines = [

@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from alerts.record import Alert
 from monitor.app import build_pipeline
 from monitor.config import Config
-from monitor.model import Event
 from monitor.store import Store
+from rules.records import Alert, Event
 from rules.scoring import Scorer
 
 END = 1779408000.0  # 2026-05-22T08:00:00+08:00, after every deadline of the sample day
@@ -117,7 +116,7 @@ def test_an_event_that_breaks_a_stage_is_skipped_and_the_rest_go_on(
         config: Config, scorer: Scorer, events: list[Event], tmp_path: Path) -> None:
     from msgspec.structs import replace as copy
 
-    from monitor.model import Post
+    from rules.records import Post
 
     broken = Scorer(ExplodingSentiment(), scorer.lexicon, scorer.negative_below)
     store = Store(tmp_path / "s.db")

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from monitor.app import build_pipeline, build_scorer
-from monitor.config import BrandConfig, Config, HttpConfig
+from monitor.config import Config, HttpConfig
 from monitor.store import Store
+from rules.policy import BrandConfig
 from tests.factories import T0, author, post
 
 CONFIG = Config(brands=(BrandConfig(name="快书包", keywords=("快书包",),

@@ -21,15 +21,16 @@ import aiomqtt
 import pytest
 
 import monitor.api  # noqa: F401  (registers the routes under test)
-from alerts.channels.webhook import WebhookChannelConfig
+from alerts.channels.options import WebhookChannelConfig
 from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
-from monitor.config import AlertsConfig, BrandConfig, Config, HttpConfig
+from monitor.config import AlertsConfig, CommandsConfig, Config, HttpConfig
 from monitor.daemon import Daemon, build_channels
-from monitor.model import Author, Post, PostKind
 from monitor.sources.base import Batch, Source
-from monitor.sources.commands import CommandsConfig, CommandSource
+from monitor.sources.commands import CommandSource
 from monitor.store import Store
+from rules.policy import BrandConfig
+from rules.records import Author, Post, PostKind
 from tests.fakes.providers import WEBHOOK_SECRET, Providers, running_providers
 from tests.fixtures.broker import free_port
 

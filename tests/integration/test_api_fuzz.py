@@ -27,10 +27,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.clock import ScaledClock
-from monitor.config import AlertsConfig, BrandConfig, Config, CrisisConfig, HttpConfig
+from monitor.config import AlertsConfig, Config, HttpConfig
 from monitor.http import OPEN_PATHS, SIGN_IN_PATHS, build_app
-from monitor.model import Author, Post, PostKind
 from monitor.sources.base import Batch
+from rules.policy import BrandConfig, CrisisConfig
+from rules.records import Author, Post, PostKind
 from tests.fixtures.broker import free_port
 from tests.fixtures.live import TOKEN, Live, running_daemon
 

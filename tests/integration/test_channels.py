@@ -19,21 +19,30 @@ import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from alerts.channels.base import Channel, DeliveryError, Thread, parse_retry_after, render
-from alerts.channels.dingtalk import DingTalkChannel, DingTalkChannelConfig
-from alerts.channels.email import EmailChannel, EmailChannelConfig
-from alerts.channels.feishu import FeishuChannel, FeishuChannelConfig
-from alerts.channels.mqtt import MqttChannel, MqttChannelConfig, backoff_delay
+from alerts.channels.dingtalk import DingTalkChannel
+from alerts.channels.email import EmailChannel
+from alerts.channels.feishu import FeishuChannel
+from alerts.channels.mqtt import MqttChannel, backoff_delay
+from alerts.channels.options import (
+    DingTalkChannelConfig,
+    EmailChannelConfig,
+    FeishuChannelConfig,
+    MqttChannelConfig,
+    SlackChannelConfig,
+    WebhookChannelConfig,
+    WeComChannelConfig,
+)
 from alerts.channels.registry import ChannelConfig, build_channel
-from alerts.channels.slack import SlackChannel, SlackChannelConfig
+from alerts.channels.slack import SlackChannel
 from alerts.channels.terminal import TerminalChannel
-from alerts.channels.webhook import WebhookChannel, WebhookChannelConfig
-from alerts.channels.wecom import WeComChannel, WeComChannelConfig
+from alerts.channels.webhook import WebhookChannel
+from alerts.channels.wecom import WeComChannel
 from alerts.outbox import Outbox
-from alerts.record import Alert, AlertType
 from monitor.clock import SimClock
 from monitor.secrets import Secret, SecretError, load_secret, resolve_secret
-from monitor.settings import Duration, SettingsError, load_table
+from monitor.settings import SettingsError, load_table
 from monitor.store import Store
+from rules.records import Alert, AlertType, Duration
 from tests.fakes.providers import (
     DINGTALK_SECRET,
     FEISHU_SECRET,

@@ -7,13 +7,13 @@ process-level test (two ``crisismon run``, MQTT, SIGKILL) is ``test_cluster_pg.p
 from __future__ import annotations
 
 from alerts.outbox import Outbox
-from alerts.record import Alert, AlertType
 from monitor.app import build_pipeline
 from monitor.clock import SimClock
 from monitor.cluster import Cluster
 from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline
-from monitor.store_pg import PgStore
+from monitor.store.postgres import PgStore
+from rules.records import Alert, AlertType
 from tests.factories import BRAND, T0, config, official_comment, post
 from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
 

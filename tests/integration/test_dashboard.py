@@ -35,11 +35,12 @@ import monitor.api
 import monitor.dashboard  # noqa: F401  (registers the dashboard's routes)
 from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
-from monitor.config import BrandConfig, Config, HttpConfig, HttpUserConfig
+from monitor.config import Config, HttpConfig, HttpUserConfig
 from monitor.daemon import Daemon
-from monitor.model import Author, Post, PostKind
 from monitor.sources.base import Batch
 from monitor.store import Store
+from rules.policy import BrandConfig
+from rules.records import Author, Post, PostKind
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("CRISISMON_SHOTS") or ROOT / "test-artifacts")

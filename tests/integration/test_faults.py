@@ -35,27 +35,17 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from alerts.channels.mqtt import MqttChannelConfig
-from alerts.channels.webhook import WebhookChannelConfig
+from alerts.channels.options import MqttChannelConfig, WebhookChannelConfig
 from alerts.outbox import Outbox
-from alerts.record import Alert
 from monitor.clock import ScaledClock, SimClock
-from monitor.config import (
-    AlertsConfig,
-    BrandConfig,
-    Config,
-    CrisisConfig,
-    HttpConfig,
-    MqttSourceConfig,
-    SlaConfig,
-)
+from monitor.config import AlertsConfig, Config, HttpConfig, MqttSourceConfig
 from monitor.daemon import Daemon
 from monitor.feed import FeedStats, read_feeds
-from monitor.model import Author, Post, PostKind
-from monitor.settings import Duration
 from monitor.sources.base import Batch, Source
 from monitor.sources.mqtt import MqttSource
 from monitor.sources.recorder import Recorder
+from rules.policy import BrandConfig, CrisisConfig, SlaConfig
+from rules.records import Alert, Author, Duration, Post, PostKind
 from tests.fakes.providers import WEBHOOK_SECRET, running_providers
 from tests.fixtures.broker import free_port, start_broker
 from tests.fixtures.clocks import JumpClock, StepClock

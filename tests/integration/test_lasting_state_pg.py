@@ -9,14 +9,16 @@ retention deletes old events, mentions and delivered alerts in chunks.
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import time
 from pathlib import Path
 
-from alerts.record import Alert
 from monitor.app import build_pipeline
 from monitor.config import Config
-from monitor.model import Event
 from monitor.store import Store
-from monitor.store_pg import PgStore
+from monitor.store.postgres import PgStore
+from rules.records import Alert, Event
 from rules.scoring import Scorer
 from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
 
@@ -109,3 +111,44 @@ def test_retention_prunes_old_rows_in_chunks(
                             "alerts a WHERE a.id = d.alert_id)").fetchone()[0] == 0
     assert store.pruned_before() == cutoff
     store.close()
+
+
+def test_a_forked_snapshot_is_stored_by_the_child_while_the_parent_writes(
+        config: Config, scorer: Scorer, events: list[Event], schema: str) -> None:
+    """The periodic snapshot's row is written by the forked child through a connection
+    of its own (``PgStore.write_snapshot_forked``), not the parent's, and without the
+    write lock: it commits while the parent is inside a batch's transaction. A restart
+    (or a peer) then starts from it."""
+    half = len(events) // 2
+    store = PgStore(DSN, schema)
+    play(config, scorer, store, events[:half])
+    pipeline = build_pipeline(config, store, ["log"], scorer=scorer)
+    with store.transaction():
+        pipeline.rebuild()
+    body, seq = pipeline.engine.snapshot(), store.max_seq()
+    with store.transaction():  # a batch: the parent holds the write lock
+        pipeline.handle(events[half], events[half].created_at)
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                store.write_snapshot_forked(body, seq, 7.0, time.time(), 0.0)
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 60
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+            if time.monotonic() > deadline:  # it waits for our lock: fail, do not hang
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise AssertionError("the snapshot child waited for the write lock")
+            time.sleep(0.01)
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    assert store.load_snapshot() == (seq, 7.0, body)  # the parent's connection still works
+    store.close()
+    again = PgStore(DSN, schema)
+    restarted = build_pipeline(config, again, ["log"], scorer=scorer)
+    with again.transaction():
+        restarted.rebuild()
+    assert restarted.restored_from == seq and restarted.replayed == 1
+    again.close()

@@ -14,9 +14,9 @@ import pytest
 
 from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
-from alerts.record import Alert, AlertType
 from monitor.store import Store
-from monitor.store_pg import PgStore, drop_schema
+from monitor.store.postgres import PgStore, drop_schema
+from rules.records import Alert, AlertType
 from tests.integration.test_store_pg import DSN
 
 
@@ -40,7 +40,7 @@ def test_threads_and_send_times_survive_a_restart(reopen: Callable[[], Store]) -
     opened = _alert("a-1", AlertType.CRISIS_OPENED)
     update = _alert("a-2", AlertType.CRISIS_CHECKPOINT)
     store = reopen()
-    book, sends = ThreadBook(store.db), SendLog(store.db)
+    book, sends = ThreadBook(store), SendLog(store)
     first = book.get("slack", "inc-1")
     assert first == Thread("inc-1", 0)
     book.delivered("slack", first, opened, "1779242400.000100", 10.0)
@@ -49,7 +49,7 @@ def test_threads_and_send_times_survive_a_restart(reopen: Callable[[], Store]) -
     store.close()
 
     store = reopen()
-    book, sends = ThreadBook(store.db), SendLog(store.db)
+    book, sends = ThreadBook(store), SendLog(store)
     second = book.get("slack", "inc-1")
     assert (second.update, second.root, second.ref) == (1, opened, "1779242400.000100")
     assert book.get("mail", "inc-1") == Thread("inc-1", 0)  # threads are per channel

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from alerts.channels.base import DeliveryError
-from alerts.record import Alert
 from monitor.sources.base import Batch
+from rules.records import Alert
 from tests.factories import T0, official_comment, post
 from tests.fixtures.clocks import StepClock
 from tests.fixtures.live import metric, parse_metrics, running_daemon, until

@@ -19,11 +19,11 @@ from alerts.channels.slack import SlackChannel
 from alerts.channels.webhook import WebhookChannel
 from alerts.noise import PagingConfig, QuietHoursConfig, RateLimitConfig, Stages
 from alerts.outbox import Outbox
-from alerts.record import Alert, AlertType
 from monitor.clock import SimClock, WallClock
 from monitor.metrics import Metrics
 from monitor.secrets import Secret
 from monitor.store import Store
+from rules.records import Alert, AlertType
 from tests.fakes.providers import (
     SLACK_BOT_TOKEN,
     SLACK_CHANNEL,

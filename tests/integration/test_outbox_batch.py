@@ -14,11 +14,10 @@ from alerts.alertlog import AlertLogChannel
 from alerts.channels.base import Thread
 from alerts.noise import PagingConfig, RateLimitConfig, Stages
 from alerts.outbox import Outbox
-from alerts.record import Alert
 from monitor.clock import SimClock
 from monitor.metrics import Metrics
-from monitor.settings import Duration
 from monitor.store import Store
+from rules.records import Alert, Duration
 from tests.integration.test_outbox import alerts, drain_until_idle
 from tests.unit.test_oncall import SH
 

@@ -1,5 +1,5 @@
-"""The README's ``weibo-sim`` poller demo, run as written (only its ports and its folder
-under /tmp changed, so it cannot collide with anything else on the machine).
+"""The ``weibo-sim`` poller demo of docs/ingest.md, run as written (only its ports and its
+folder under /tmp changed, so it cannot collide with anything else on the machine).
 
 It must page the first mention to the duty responder, dated now (the simulator moves the
 recorded May times to its own start), never straight to leadership; the official reply,
@@ -28,11 +28,11 @@ FIRST_POST = "5010000000001657"  # 08:23:01, answered by the service account at 
 
 
 def demo_block() -> str:
-    """The shell block that follows "A poller demo" in the README."""
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    at = readme.index("A poller demo")
-    m = re.compile(r"```sh\n(.*?)```", re.S).search(readme, at)
-    assert m is not None, "the README lost its poller demo"
+    """The shell block that follows "A poller demo" in docs/ingest.md."""
+    doc = (ROOT / "docs" / "ingest.md").read_text(encoding="utf-8")
+    at = doc.index("A poller demo")
+    m = re.compile(r"```sh\n(.*?)```", re.S).search(doc, at)
+    assert m is not None, "docs/ingest.md lost its poller demo"
     return m.group(1)
 
 

@@ -24,13 +24,11 @@ from typing import Any
 import aiohttp
 import pytest
 
-from alerts.channels.webhook import WebhookChannelConfig
+from alerts.channels.options import WebhookChannelConfig
 from monitor.clock import ScaledClock
 from monitor.config import (
     AlertsConfig,
-    BrandConfig,
     Config,
-    CrisisConfig,
     HttpConfig,
     HttpSourceConfig,
     MqttSourceConfig,
@@ -40,6 +38,7 @@ from monitor.http import OPEN_PATHS, SIGN_IN_PATHS
 from monitor.sources.base import Batch, Source
 from monitor.sources.factory import build_sources
 from monitor.sources.mqtt import MqttSource
+from rules.policy import BrandConfig, CrisisConfig
 from tests.fakes.providers import WEBHOOK_SECRET, Fault, running_providers
 from tests.fixtures.broker import free_port
 from tests.fixtures.clocks import StepClock
@@ -161,7 +160,7 @@ async def test_no_secret_in_logs_metrics_readiness_or_store(
 
 
 def _post(pid: str, text: str, name: str = "顾客") -> Any:
-    from monitor.model import Author, Post, PostKind
+    from rules.records import Author, Post, PostKind
 
     return Post(id=pid, kind=PostKind.STATUS, created_at=T0, text=text,
                 author=Author(id="42", screen_name=name))

@@ -9,12 +9,11 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-from alerts.record import Alert
 from monitor.app import build_pipeline
 from monitor.config import Config
-from monitor.model import Event
 from monitor.store import Store
-from monitor.store_pg import PgStore, translate
+from monitor.store.postgres import PgStore
+from rules.records import Alert, Event
 from rules.scoring import Scorer
 from tests.fixtures.pg import DSN  # the `schema` fixture: tests/fixtures/pg.py
 
@@ -41,13 +40,28 @@ def signature(alerts: list[Alert]) -> list[tuple[str, str, float]]:
     return sorted((a.id, str(a.type), a.at) for a in alerts)
 
 
-def test_translate_sqlite_dialect() -> None:
-    assert translate("PRAGMA journal_mode=WAL") is None
-    assert translate("BEGIN IMMEDIATE") == "BEGIN"
-    assert translate("INSERT OR IGNORE INTO t (a) VALUES (?)") == \
-        "INSERT INTO t (a) VALUES (%s) ON CONFLICT DO NOTHING"
-    assert translate("CREATE TABLE x (seq INTEGER PRIMARY KEY, b BLOB, r REAL, n INTEGER)") == \
-        "CREATE TABLE x (seq BIGSERIAL PRIMARY KEY, b BYTEA, r DOUBLE PRECISION, n BIGINT)"
+PG_TYPES = {"INTEGER": "bigint", "REAL": "double precision", "BLOB": "bytea", "TEXT": "text"}
+"""The PostgreSQL type each SQLite column type is written as (``postgres.SCHEMA``)."""
+
+
+def test_the_two_schemas_agree(schema: str) -> None:
+    """Each backend has its own schema text: the same tables, columns, types (as mapped
+    above) and NOT NULLs (a primary key is one there); PostgreSQL has the brand leases
+    on top."""
+    lite = Store(":memory:")
+    want = {(t, c, PG_TYPES[ctype], bool(notnull) or pk > 0)
+            for (t,) in lite.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            for _cid, c, ctype, notnull, _default, pk in lite.db.execute(
+                f"PRAGMA table_info({t})")}
+    lite.close()
+    pg = PgStore(DSN, schema)
+    got = set(pg.db.execute(
+        "SELECT table_name, column_name, data_type, is_nullable = 'NO' FROM "
+        "information_schema.columns WHERE table_schema = ?", (schema,)))
+    pg.close()
+    assert len(want) > 60
+    assert {r for r in got if r[0] != "leases"} == want
+    assert {r[1] for r in got if r[0] == "leases"} == {"brand", "owner", "expires_at"}
 
 
 def test_restarts_on_postgres_match_sqlite(config: Config, scorer: Scorer,

@@ -10,10 +10,10 @@ import pytest
 
 from monitor.app import build_pipeline
 from monitor.config import load_config
-from monitor.model import Author, Post, PostKind
 from monitor.store import Store
 from rules.argument import ArgumentGuard
 from rules.lexicon import Lexicon, default_argument_lexicon
+from rules.records import Author, Post, PostKind
 
 ROOT = Path(__file__).resolve().parents[2]
 GUARD = ArgumentGuard(default_argument_lexicon())

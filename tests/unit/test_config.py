@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.config import ConfigError, load_config, parse_config
-from monitor.settings import format_duration, parse_duration
+from rules.records import format_duration, parse_duration
 
 ROOT = Path(__file__).resolve().parents[2]
 BRAND = '[[brands]]\nname = "快书包"\nkeywords = ["快书包"]\nofficial_accounts = ["1"]\n'

@@ -13,12 +13,11 @@ import math
 import msgspec
 import pytest
 
-from alerts.record import Alert
-from monitor.config import CrisisConfig
-from monitor.model import Author, Mention, Post, Score
 from rules.aboutness import Role, brand_role
 from rules.crisis import BrandActivity, Story, detect_burst, detect_story, spent_level
 from rules.engine import EscalationEngine
+from rules.policy import CrisisConfig
+from rules.records import Alert, Author, Mention, Post, Score
 from rules.stats import binom_sf, poisson_sf
 from tests.factories import T0, author, engine, mention, post
 
@@ -353,7 +352,8 @@ def test_a_reposters_aside_does_not_make_someone_elses_story_the_brands() -> Non
 
 
 def test_a_repost_naming_another_brand_still_counts_in_the_story_it_reposts() -> None:
-    from monitor.config import BrandConfig, Config
+    from monitor.config import Config
+    from rules.policy import BrandConfig
 
     cfg = Config(brands=(BrandConfig(name="快书包", keywords=("快书包",)),
                          BrandConfig(name="快递侠", keywords=("快递侠",))))

@@ -15,12 +15,12 @@ import pytest
 
 from alerts.channels.terminal import TerminalChannel, format_line
 from alerts.console import alert_line
-from alerts.record import DEFAULT_TZ, Alert, AlertType
 from monitor.config import ConfigError, HttpConfig, is_loopback, parse_config
 from monitor.dashboard import state_counts, urgency
 from monitor.http import Auth, Identity, serve
 from monitor.normalise import to_event
 from monitor.textsafe import printable
+from rules.records import DEFAULT_TZ, Alert, AlertType
 
 BRANDS = '[[brands]]\nname = "快书包"\nkeywords = ["快书包"]\n'
 HOSTILE = "\x1b[2J\x1b]0;pwned\x07坏\u202e人\u2066\u200f\x85\x9b31m"

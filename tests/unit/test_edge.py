@@ -9,10 +9,10 @@ import pytest
 
 from monitor.clock import SimClock
 from monitor.feed import FeedStats, read_feeds
-from monitor.model import Post
 from monitor.sources.edge import Edge, Rejection
 from monitor.sources.http import WalkCursor, retry_after
 from monitor.sources.recorder import Recorder
+from rules.records import Post
 
 POST = {"id": 5010000000000001, "created_at": "Wed May 20 08:25:40 +0800 2026",
         "text": "快書包&amp;ＡＢＣ 送貨太慢", "user": {"id": 42, "screen_name": "u42"},

@@ -6,10 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from alerts.record import Alert, AlertType
-from monitor.config import CrisisConfig
-from monitor.model import PostKind
 from rules.engine import EscalationEngine
+from rules.policy import CrisisConfig
+from rules.records import Alert, AlertType, PostKind
 from tests.factories import (
     BRAND,
     OFFICIAL,

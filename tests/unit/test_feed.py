@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from monitor.feed import FeedStats, iter_feed, read_feeds
-from monitor.model import Action, Post, PostKind
 from monitor.normalise import BadInput, is_pure_repost, normalise_text, parse_time, to_event
+from rules.records import Action, Post, PostKind
 
 STATUS = {"id": 1, "created_at": "Tue May 31 17:46:55 +0800 2011", "text": "快书包不错",
           "user": {"id": 7, "screen_name": "a", "followers_count": 3, "verified": False},

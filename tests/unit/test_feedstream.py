@@ -15,8 +15,8 @@ from monitor.app import build_scorer, default_assessor
 from monitor.config import load_config
 from monitor.feed import FeedStats, read_feeds
 from monitor.feedstream import FeedReader
-from monitor.model import Event, Post
 from rules.matching import BrandMatcher
+from rules.records import Event, Post
 from rules.scoring import assess_posts
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,9 @@ from hypothesis import strategies as st
 
 from monitor.config import ConfigError, parse_config
 from monitor.feed import FeedStats, iter_feed
-from monitor.model import Action, Post
 from monitor.normalise import BadInput, normalise_text, parse_time, to_event
-from monitor.settings import parse_duration
 from rules.matching import BrandMatcher
+from rules.records import Action, Post, parse_duration
 
 FAST = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -80,7 +79,7 @@ def test_duration_parser(text: str) -> None:
 @FAST
 @given(st.text(max_size=300))
 def test_normalise_and_match_any_text(text: str) -> None:
-    from monitor.config import BrandConfig
+    from rules.policy import BrandConfig
 
     out = normalise_text(text)
     assert normalise_text(out) == out  # idempotent: normalising once at the edge is enough

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.model import Author, Post, PostKind
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
+from rules.records import Author, Post, PostKind
 from rules.severity import SeverityPolicy, assess
 
 HARM = default_harm_table()
@@ -16,7 +16,7 @@ GRIEVANCE = default_grievance_table()
 @pytest.mark.parametrize(("text", "terms"), [
     # the issue's examples: harm the sentiment model reads as neutral
     ("吃了他们家的外卖，我和同事三个人都食物中毒了，已经送医", ("同事", "食物中毒", "送医")),
-    ("今天下午…后厨发生爆炸，玻璃全碎了，有店员受伤", ("爆炸", "店员", "受伤")),
+    ("今天下午…后厨发生爆炸，玻璃全碎了，有店员受伤", ("爆炸", "碎了", "店员", "受伤")),
     ("网传某乳企奶粉检出致癌物黄曲霉毒素", ("检出", "致癌物", "黄曲霉", "毒素")),
     ("买的婴儿床护栏断裂，孩子差点摔下来", ("婴儿", "断裂", "孩子", "差点", "摔下来")),
     # a hedge is not a negation: a rumour of harm is what PR must answer
@@ -155,7 +155,7 @@ def test_the_labelled_posts_are_read_as_the_labels_say() -> None:
     path = Path(__file__).resolve().parents[1] / "data" / "severity_posts.jsonl"
     rows = [json.loads(line) for line in path.read_text("utf-8").splitlines()]
     assert len(rows) >= 100 and sum(r["split"] == "heldout" for r in rows) >= 50
-    dev = [r for r in rows if r["split"] != "heldout"]
+    dev = [r for r in rows if not r["split"].startswith("heldout")]
     harm = [r for r in dev if r["label"] == "harm"]
     other = [r for r in dev if r["label"] != "harm"]
     assert sum(HARM.read(r["text"]).harm for r in harm) >= 0.9 * len(harm)
@@ -201,3 +201,37 @@ def test_pattern_anchors_never_skip_a_match() -> None:
                 matched += 1
                 assert any(a in m.group() for a in anchors), (pattern, m.group())
     assert matched > 200
+
+
+@pytest.mark.parametrize(("text", "harm"), [
+    ("听说养老院有老人被护工打了", True),                 # someone beaten
+    ("美容院做完疗程人直接虚脱了，叫了120", True),        # an emergency call
+    ("外卖骑手闯红灯，把一个过马路的老太太撞飞了", True),
+    ("旋转门转得太快，把一个小男孩卡住了", True),
+    ("烤箱门的玻璃自己碎了，碎片溅了一地，儿子就站在旁边", True),
+    ("手机屏幕摔了一下就碎了，售后换屏要九百", False),   # a broken thing is a complaint
+    ("网传超市卖的猪肉是病死猪", True),
+    ("今天被要求打了疫苗", False),                       # 打 a vaccine is not a blow
+    ("被这部剧虐得心都碎了", False),                     # a broken heart is a figure
+    ("杯子碎了", False),                                 # one weak cue alone
+])
+def test_more_ways_of_telling_harm(text: str, harm: bool) -> None:
+    assert HARM.read(text).harm is harm
+
+
+def test_one_harm_cue_and_a_sure_model_is_a_harm_report() -> None:
+    """A blast heard (one weak cue) is a harm report when the model is confidently
+    negative; not when it is merely negative, and a hospital alone never is."""
+    text = "刚刚听到隔壁商场一声巨响，窗户都震了"
+    reading = HARM.read(text)
+    assert not reading.harm and reading.weight == 1.0
+    sure = assess(0.05, True, (), 0.0, (), NOBODY, 0, None, POLICY, reading, GRIEVANCE.read(text),
+                  0.92)
+    assert sure.severity == "P1" and sure.danger
+    assert any("强烈负面" in r and "伤害报告" in r for r in sure.reasons)
+    unsure = assess(0.3, True, (), 0.0, (), NOBODY, 0, None, POLICY, reading,
+                    GRIEVANCE.read(text), 0.6)
+    assert unsure.severity != "P1" and not unsure.danger
+    setting = HARM.read("医生说明天再来复查")
+    assert not assess(0.05, True, (), 0.0, (), NOBODY, 0, None, POLICY, setting, GRIEVANCE.read(
+        "医生说明天再来复查"), 0.95).danger

@@ -14,10 +14,10 @@ import structlog
 
 from monitor.app import build_pipeline
 from monitor.config import LogConfig
-from monitor.model import Post
 from monitor.secrets import Secret
 from monitor.store import Store
 from monitor.telemetry import configure_logging, log_stream, service_mode
+from rules.records import Post
 from tests.factories import BRAND, T0, config, post
 
 

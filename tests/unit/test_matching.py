@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.config import BrandConfig
 from monitor.normalise import normalise_text
 from rules.matching import BrandMatcher
+from rules.policy import BrandConfig
 
 MIDEA = BrandConfig(
     name="美的",

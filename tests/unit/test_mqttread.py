@@ -25,7 +25,7 @@ _Stock.__init__ = _original_init  # type: ignore[method-assign]
 
 
 def test_shared_tables_pack_and_unpack_exactly_as_paho_does() -> None:
-    share_property_tables()  # idempotent: already done at import
+    share_property_tables()  # idempotent (install_patches makes it at daemon start)
     ours, stock = Properties(PacketTypes.PUBLISH), _Stock(PacketTypes.PUBLISH)
     for p in (ours, stock):
         p.ContentType = "application/json"
@@ -146,7 +146,7 @@ def test_publish_info_makes_its_condition_only_for_a_waiter() -> None:
 
     from paho.mqtt.client import MQTTMessageInfo
 
-    lazy_publish_conditions()  # idempotent: already done at import
+    lazy_publish_conditions()  # idempotent (install_patches makes it at daemon start)
     info = MQTTMessageInfo(5)
     assert (info.mid, info.rc, tuple(info)) == (5, MQTTErrorCode.MQTT_ERR_SUCCESS,
                                                 (MQTTErrorCode.MQTT_ERR_SUCCESS, 5))
@@ -164,3 +164,38 @@ def test_publish_info_makes_its_condition_only_for_a_waiter() -> None:
     waiter.join(5.0)
     assert not waiter.is_alive() and done and done[0] - started < 5.0
     assert waiting.is_published()
+
+
+async def test_patches_are_made_only_on_a_tested_paho_release(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from paho.mqtt.client import MQTTMessageInfo
+
+    from monitor import mqttread
+
+    # An untested release: nothing of paho's is touched (paho's own code is kept).
+    monkeypatch.setattr(Properties, "__init__", _original_init)
+    info_init = MQTTMessageInfo.__init__  # (patched or not, by an earlier test)
+    monkeypatch.setattr(mqttread, "paho_version", "3.0.0")
+    assert mqttread.install_patches() is False
+    assert Properties.__init__ is _original_init and MQTTMessageInfo.__init__ is info_init
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    own_read, own_publish = client._client.loop_read, client._client._handle_publish
+    read_all_packets(client)
+    lean_publish(client)
+    assert client._client.loop_read == own_read
+    assert client._client._handle_publish == own_publish
+    # A tested release: the class patches are made.
+    monkeypatch.setattr(mqttread, "paho_version", mqttread.TESTED_PAHO[-1] + "0")
+    assert mqttread.install_patches() is True
+    assert Properties.__init__ is not _original_init
+
+
+def test_importing_mqttread_patches_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = ("from paho.mqtt.properties import Properties; from paho.mqtt.client import "
+            "MQTTMessageInfo as I; a, b = Properties.__init__, I.__init__; "
+            "import monitor.mqttread as m; assert Properties.__init__ is a and I.__init__ is b; "
+            "m.install_patches(); assert Properties.__init__ is not a and I.__init__ is not b")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -17,7 +17,7 @@ from alerts.noise import (
     Stages,
     summary_alert,
 )
-from alerts.record import Alert, AlertType
+from rules.records import Alert, AlertType
 from tests.unit.test_oncall import SH, at
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from alerts.oncall import OnCall, OncallConfig
-from alerts.record import Alert, AlertType
 from alerts.router import Router
-from alerts.routing import RouteConfig
-from monitor.config import ConfigError, LadderConfig, parse_config
+from alerts.routing import LadderConfig, RouteConfig
+from monitor.config import ConfigError, parse_config
+from rules.records import Alert, AlertType
 from tests.factories import T0
 from tests.unit.test_oncall import SH, at
 

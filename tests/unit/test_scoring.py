@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.model import Author, Post, PostKind
+from rules.records import Author, Post, PostKind
 from rules.severity import SeverityPolicy, Tier, assess, influence_tier
 
 ROOT = Path(__file__).resolve().parents[2]

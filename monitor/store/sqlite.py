@@ -1,5 +1,8 @@
 """Durable state in SQLite (WAL): the events seen, the alerts raised, deliveries, cursors.
 
+``Store`` is also the interface: ``monitor.store.postgres.PgStore`` shares every method
+whose SQL both servers accept and replaces the rest (see there).
+
 Events are the truth, with what was decided about each (``events.decision``): on restart
 the engine is restored from its newest snapshot (``snapshots``, written in the transaction
 of the events it covers) and fed the events stored after it, which re-arms every pending
@@ -22,17 +25,21 @@ failure unit stays one event: ``mark`` / ``undo`` drop exactly the rows an event
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import msgspec
+import structlog
 
-from alerts.record import Alert
-from monitor.model import Action, Event, Post
+from rules.records import Action, Alert, Event, Post
+
+log = structlog.get_logger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -133,13 +140,28 @@ CREATE TABLE IF NOT EXISTS channel_sends (
     at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS channel_sends_at ON channel_sends (channel, at);
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    alert_id TEXT,
+    channel TEXT,
+    rep INTEGER,
+    outcome TEXT NOT NULL,
+    detail TEXT,
+    who TEXT,
+    via TEXT,
+    key TEXT UNIQUE
+);
+CREATE INDEX IF NOT EXISTS audit_alert ON audit (alert_id);
 """
 # alerts_seq: the store's open reads MAX(seq), a scan of every alert without it (0.56 s per
 # million). events.decision: what the pipeline decided about a post when it first saw it
 # (``monitor.decision``): empty for most posts, NULL for actions and for rows stored before
 # decisions were. snapshots: the engine's state as of events.seq (``save_snapshot``).
 # threads, channel_sends: the outbox's memory of incident threads and rate-limit windows,
-# read and written by alerts.ledger.
+# read and written by alerts.ledger. audit: every delivery attempt and every ack or resolve
+# (alerts.audit).
 
 _encoder = msgspec.json.Encoder()
 _post_decoder = msgspec.json.Decoder(Post)
@@ -189,17 +211,44 @@ MENTION_COLUMNS = ("key", "brand", "post_id", "created_at", "seen_at", "author",
                    "text", "sentiment", "negative", "severity", "reasons", "needs_reply",
                    "replied_at", "replied_by", "acked_by", "private_resolve_at", "incident_id")
 """The ``mentions`` projection's columns, in the order ``save_mentions`` takes them."""
+SHOWN_MENTION_COLUMNS = tuple(c for c in MENTION_COLUMNS if c != "seen_at")
+"""The columns ``mention_rows`` returns (the dashboard's), in order."""
 
 _SAVE_MENTION = (
     f"INSERT INTO mentions ({', '.join(MENTION_COLUMNS)}) "
     f"VALUES ({', '.join('?' for _ in MENTION_COLUMNS)}) ON CONFLICT(key) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in MENTION_COLUMNS if c != "key"))
-_INSERT_EVENT = ("INSERT OR IGNORE INTO events (key, kind, seen_at, body, decision) "
-                 "VALUES (?, ?, ?, ?, ?)")
-_INSERT_ALERT = ("INSERT OR IGNORE INTO alerts (id, seq, at, type, brand, level, severity, "
-                 "post_id, incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
-_INSERT_DELIVERY = "INSERT OR IGNORE INTO deliveries (alert_id, channel) VALUES (?, ?)"
+_INSERT_EVENT = ("INSERT INTO events (key, kind, seen_at, body, decision) "
+                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_INSERT_ALERT = ("INSERT INTO alerts (id, seq, at, type, brand, level, severity, post_id, "
+                 "incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+_INSERT_DELIVERY = ("INSERT INTO deliveries (alert_id, channel) VALUES (?, ?) "
+                    "ON CONFLICT DO NOTHING")
 _PROBE_CHUNK = 500
+SNAPSHOT_SUFFIX = ".snap"
+SNAPSHOT_PART = ".part"
+"""A snapshot file being written (``Store.write_snapshot_forked``): never read."""
+
+
+def _snapshot_row(db: sqlite3.Connection, body: bytes, at: float, taken_at: float,
+                  keep_for: float, seq: int, fixed: bool = True) -> None:
+    """``Store.save_snapshot``'s rows, on ``db`` (the store's or, on PostgreSQL, a forked
+    child's own connection: ``PgStore.write_snapshot_forked``)."""
+    if fixed and db.execute("SELECT 1 FROM snapshots WHERE seq > ?", (seq,)).fetchone():
+        return  # a newer one is stored (taken while this one was being written)
+    db.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
+    db.execute("INSERT INTO snapshots (seq, at, taken_at, body) VALUES (?, ?, ?, ?)",
+               (seq, at, taken_at, body))
+    db.execute("DELETE FROM snapshots WHERE seq < ? AND taken_at < ?", (seq, taken_at - keep_for))
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 """Keys per ``SELECT ... IN (...)`` (SQLite's old limit on bound variables is 999)."""
 
 
@@ -539,31 +588,130 @@ class Store:
         taken in the last ``keep_for`` seconds (a takeover may need one, see
         ``monitor.cluster``). ``seq``: the snapshot was taken earlier, when the newest
         stored event was ``seq`` (a forked snapshot, see ``monitor.daemon``); it is not
-        stored if a newer one is."""
+        stored if a newer one is. An empty ``body``: the body is in ``snapshot_file(seq)``
+        (``write_snapshot_forked``)."""
+        fixed = seq is not None
         if seq is None:
             seq = self.last_seq()
-        elif self.db.execute("SELECT 1 FROM snapshots WHERE seq > ?", (seq,)).fetchone():
-            return seq
-        self.db.execute("DELETE FROM snapshots WHERE seq >= ?", (seq,))
-        self.db.execute("INSERT INTO snapshots (seq, at, taken_at, body) VALUES (?, ?, ?, ?)",
-                        (seq, at, taken_at, body))
-        self.db.execute("DELETE FROM snapshots WHERE seq < ? AND taken_at < ?",
-                        (seq, taken_at - keep_for))
+        _snapshot_row(self.db, body, at, taken_at, keep_for, seq, fixed)
         return seq
+
+    # A periodic snapshot is written by a forked child (``monitor.daemon``), so that the
+    # event loop neither pickles the engine nor copies tens of MB into the database: on
+    # SQLite the child writes a file next to the store (``snapshot_file``: written under
+    # another name, fsynced, renamed, the directory fsynced), and the parent then records
+    # it with a row whose body is empty (``record_snapshot``); the files no row names any
+    # more are deleted once that commit is on disk (``remove_snapshot_files``, in a
+    # thread: the fsync stays off the event loop). A kill -9 at any point leaves the previous
+    # snapshot usable: before the commit, the new file is unnamed (a left-over, deleted
+    # later); after it, the new one is complete. The child never touches ``self.db``:
+    # an SQLite connection must not be used, nor its locks relied on, across a fork.
+    def snapshot_dir(self) -> Path | None:
+        """The folder of snapshot files (None: an in-memory store, which has none)."""
+        return None if self.path == ":memory:" else Path(self.path + ".snapshots")
+
+    def snapshot_file(self, seq: int) -> Path:
+        folder = self.snapshot_dir()
+        if folder is None:
+            raise ValueError("an in-memory store keeps no snapshot files")
+        return folder / f"{seq:015d}{SNAPSHOT_SUFFIX}"
+
+    def forks_snapshots(self) -> bool:
+        """Whether ``write_snapshot_forked`` can store a snapshot from a forked child."""
+        return self.snapshot_dir() is not None
+
+    def write_snapshot_forked(self, body: bytes, seq: int, at: float, taken_at: float,
+                              keep_for: float) -> None:
+        """In a forked child: write ``body`` (the engine as of events.seq ``seq``) where
+        ``record_snapshot`` in the parent then finds it. Durable when it returns."""
+        final = self.snapshot_file(seq)
+        final.parent.mkdir(exist_ok=True)
+        part = final.with_suffix(SNAPSHOT_PART)
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(part, final)
+        _fsync_dir(final.parent)
+
+    def record_snapshot(self, seq: int, at: float, taken_at: float, keep_for: float) -> None:
+        """In the parent, once the child's ``write_snapshot_forked`` succeeded: record it
+        with a row of its own (its own transaction; call outside one). The files it
+        replaces are deleted after (``stale_snapshot_files``, ``remove_snapshot_files``)."""
+        if self._in_tx:
+            raise RuntimeError("record_snapshot runs in a transaction of its own")
+        with self.transaction():
+            self.save_snapshot(b"", at, taken_at, keep_for, seq)
+
+    def stale_snapshot_files(self) -> list[Path]:
+        """The snapshot files no row names now: older ones, replaced; a child's that was
+        never recorded; one half-written by a child killed while writing. Only the daemon
+        asks, when no child of its own is writing."""
+        folder = self.snapshot_dir()
+        if folder is None or not folder.is_dir():
+            return []
+        named = {int(r[0]) for r in self.db.execute(
+            "SELECT seq FROM snapshots WHERE length(body) = 0")}
+        return [path for path in folder.iterdir() if path.suffix == SNAPSHOT_PART or (
+            path.suffix == SNAPSHOT_SUFFIX and path.stem.isdigit()
+            and int(path.stem) not in named)]
+
+    def remove_snapshot_files(self, paths: Sequence[Path]) -> int:
+        """Delete ``paths`` (``stale_snapshot_files``) once the commits that stopped
+        naming them are on disk: the write-ahead log is synced first (in WAL mode with
+        ``synchronous=NORMAL`` a commit survives kill -9 but not a power loss, which must
+        not bring back a row whose file is gone). Touches no connection: any thread may
+        call it (the daemon's does, off the event loop). Returns how many."""
+        if not paths:
+            return 0
+        with contextlib.suppress(FileNotFoundError):  # (none: not WAL, or checkpointed
+            fd = os.open(self.path + "-wal", os.O_RDONLY)  # and synced, then truncated)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        return len(paths)
+
+    def drop_snapshot_files(self) -> int:
+        """``remove_snapshot_files(stale_snapshot_files())``, here and now (at start)."""
+        return self.remove_snapshot_files(self.stale_snapshot_files())
+
+    def _snapshot_body(self, seq: int, body: bytes) -> bytes | None:
+        """A row's body: its own, or its file's (None: the file is gone)."""
+        if body:
+            return body
+        try:
+            return self.snapshot_file(seq).read_bytes()
+        except (OSError, ValueError) as exc:
+            log.warning("engine snapshot file missing; trying an older snapshot", seq=seq,
+                        error=f"{type(exc).__name__}: {exc}")
+            return None
 
     def load_snapshot(self, taken_before: float | None = None
                       ) -> tuple[int, float, bytes] | None:
         """The newest snapshot (taken at or before ``taken_before``, wall time, if
-        given): (seq, engine time, body); None if there is none."""
+        given): (seq, engine time, body); None if there is none. One whose file is gone
+        (a store copied without its ``snapshot_dir``) is passed over for the next."""
         if taken_before is None:
-            row = self.db.execute("SELECT seq, at, body FROM snapshots ORDER BY seq DESC "
-                                  "LIMIT 1").fetchone()
+            rows = self.db.execute("SELECT seq, at FROM snapshots ORDER BY seq DESC").fetchall()
         else:  # or, if none is that old, the oldest kept (events before it may be gone)
-            row = self.db.execute("SELECT seq, at, body FROM snapshots WHERE taken_at <= ? "
-                                  "ORDER BY seq DESC LIMIT 1", (taken_before,)).fetchone() \
-                or self.db.execute("SELECT seq, at, body FROM snapshots ORDER BY seq "
-                                   "LIMIT 1").fetchone()
-        return None if row is None else (int(row[0]), float(row[1]), bytes(row[2]))
+            rows = self.db.execute("SELECT seq, at FROM snapshots WHERE taken_at <= ? "
+                                   "ORDER BY seq DESC", (taken_before,)).fetchall() \
+                + self.db.execute("SELECT seq, at FROM snapshots WHERE taken_at > ? "
+                                  "ORDER BY seq", (taken_before,)).fetchall()
+        for seq, at in rows:
+            row = self.db.execute("SELECT body FROM snapshots WHERE seq = ?", (seq,)).fetchone()
+            body = None if row is None else self._snapshot_body(int(seq), bytes(row[0]))
+            if body is not None:
+                return int(seq), float(at), body
+        return None
 
     # ---------------------------------------------------------------- retention
     PRUNED_META = "pruned_before"
@@ -803,13 +951,15 @@ class Store:
     def add_repeat(self, alert_id: str, rep: int, channels: Sequence[str]) -> None:
         """Queue repeat number ``rep`` of an alert on ``channels``."""
         self._write_buffered()
-        self.db.executemany("INSERT OR IGNORE INTO deliveries (alert_id, channel, rep) "
-                            "VALUES (?, ?, ?)", [(alert_id, c, rep) for c in channels])
+        self.db.executemany("INSERT INTO deliveries (alert_id, channel, rep) "
+                            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                            [(alert_id, c, rep) for c in channels])
 
     def arm_repeat(self, alert_id: str, next_at: float) -> None:
         """Start the repeat schedule of a page that went out (once; later calls are no-ops)."""
         self._write_buffered()
-        self.db.execute("INSERT OR IGNORE INTO repeats (alert_id, n, next_at) VALUES (?, 0, ?)",
+        self.db.execute("INSERT INTO repeats (alert_id, n, next_at) VALUES (?, 0, ?) "
+                        "ON CONFLICT DO NOTHING",
                         (alert_id, next_at))
 
     def due_repeats(self, now: float) -> list[tuple[Alert, int]]:
@@ -833,6 +983,107 @@ class Store:
         rows = self.db.execute("SELECT channel, state, COUNT(*) FROM deliveries GROUP BY 1, 2")
         return {(c, s): n for c, s, n in rows}
 
+    def defer_group(self, channel: str, grp: str, next_try: float,
+                    error: str | None = None) -> None:
+        """Put the flush of held group ``grp`` on ``channel`` off to ``next_try`` (waiting
+        for the rate limit; or after a failed try, with its ``error``)."""
+        if error is None:
+            self.db.execute("UPDATE deliveries SET next_try = ? WHERE channel = ? "
+                            "AND state = 'held' AND grp = ?", (next_try, channel, grp))
+        else:
+            self.db.execute("UPDATE deliveries SET next_try = ?, last_error = ? WHERE "
+                            "channel = ? AND state = 'held' AND grp = ?",
+                            (next_try, error[:500], channel, grp))
+
+    def oldest_pending(self, now: float) -> dict[str, float]:
+        """Per channel: when the oldest page (not a repeat) still to go out was raised,
+        among those due at ``now`` or tried at least once (``/metrics``)."""
+        rows = self.db.execute(
+            "SELECT d.channel, MIN(a.at) FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+            "WHERE d.state IN ('pending', 'held') AND d.rep = 0 AND (d.next_try <= ? OR "
+            "d.attempts > 0) GROUP BY d.channel", (now,))
+        return {channel: at for channel, at in rows}
+
+    def has_alert(self, alert_id: str) -> bool:
+        """Whether alert ``alert_id`` is stored (committed or written; not buffered)."""
+        return self.db.execute("SELECT 1 FROM alerts WHERE id = ?",
+                               (alert_id,)).fetchone() is not None
+
+    # ---------------------------------------------------------------- outbox memory
+    def thread(self, channel: str, incident_id: str) -> tuple[int, str, str | None] | None:
+        """The incident thread on ``channel``: (messages sent, JSON of its first message,
+        the provider's handle on it); None before its first message (``alerts.ledger``)."""
+        row = self.db.execute("SELECT sent, root, ref FROM threads WHERE channel = ? AND "
+                              "incident_id = ?", (channel, incident_id)).fetchone()
+        return None if row is None else (int(row[0]), row[1], row[2])
+
+    def start_thread(self, channel: str, incident_id: str, sent: int, root: str,
+                     ref: str | None, now: float) -> None:
+        """(Re)start an incident thread at message ``root`` (JSON), ``sent`` messages in."""
+        self.db.execute(
+            "INSERT INTO threads (channel, incident_id, sent, root, ref, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (channel, incident_id) DO UPDATE SET "
+            "sent = excluded.sent, root = excluded.root, ref = excluded.ref, "
+            "updated_at = excluded.updated_at", (channel, incident_id, sent, root, ref, now))
+
+    def count_thread(self, channel: str, incident_id: str, sent: int, now: float) -> None:
+        """An incident thread now holds ``sent`` messages."""
+        self.db.execute("UPDATE threads SET sent = ?, updated_at = ? WHERE channel = ? "
+                        "AND incident_id = ?", (sent, now, channel, incident_id))
+
+    def send_times(self, channel: str, since: float) -> list[float]:
+        """When ``channel`` sent its messages after ``since``, oldest first (rate limits)."""
+        rows = self.db.execute("SELECT at FROM channel_sends WHERE channel = ? AND at > ? "
+                               "ORDER BY at", (channel, since))
+        return [float(r[0]) for r in rows]
+
+    def record_send(self, channel: str, at: float, forget_before: float) -> None:
+        """``channel`` sent a message at ``at``; its sends up to ``forget_before`` go."""
+        self.db.execute("INSERT INTO channel_sends (channel, at) VALUES (?, ?)", (channel, at))
+        self.db.execute("DELETE FROM channel_sends WHERE channel = ? AND at <= ?",
+                        (channel, forget_before))
+
+    # ---------------------------------------------------------------- audit log
+    AUDIT_COLUMNS = ("seq", "at", "kind", "alert_id", "channel", "rep", "outcome", "detail",
+                     "who", "via")
+    """The columns ``audit_entries`` returns, in order."""
+
+    def audit_delivery(self, at: float, alert_id: str, channel: str, rep: int, outcome: str,
+                       detail: str | None) -> None:
+        """Log one try of one page on one channel (``alerts.audit``)."""
+        self.db.execute("INSERT INTO audit (at, kind, alert_id, channel, rep, outcome, detail) "
+                        "VALUES (?, 'delivery', ?, ?, ?, ?, ?)",
+                        (at, alert_id, channel, rep, outcome, detail))
+
+    def audit_deliveries(self, rows: Sequence[tuple[float, str, str, int, str, str | None]]
+                         ) -> None:
+        """``audit_delivery`` for many: (at, alert id, channel, rep, outcome, detail)."""
+        self.db.executemany("INSERT INTO audit (at, kind, alert_id, channel, rep, outcome, "
+                            "detail) VALUES (?, 'delivery', ?, ?, ?, ?, ?)", rows)
+
+    def record_action(self, at: float, kind: str, alert_id: str, outcome: str,
+                      detail: str | None, who: str, via: str | None, key: str) -> None:
+        """Log a responder's ack or resolve, once per ``key`` (a rebuild replays it)."""
+        self.db.execute("INSERT INTO audit (at, kind, alert_id, outcome, detail, who, via, key) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                        (at, kind, alert_id, outcome, detail, who, via, key))
+
+    def audit_entries(self, limit: int, alert_id: str | None = None,
+                      kind: str | None = None) -> list[tuple[Any, ...]]:
+        """The newest ``limit`` audit rows (``AUDIT_COLUMNS``), newest first; optionally
+        only those of one alert (its repeats too) or of one kind."""
+        where, args = [], []
+        if alert_id:
+            where.append("(alert_id = ? OR alert_id LIKE ?)")
+            args += [alert_id, f"{alert_id}-r%"]
+        if kind:
+            where.append("kind = ?")
+            args.append(kind)
+        sql = f"SELECT {', '.join(self.AUDIT_COLUMNS)} FROM audit"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return self.db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit)).fetchall()
+
     # ---------------------------------------------------------------- projections
     def save_mentions(self, rows: Sequence[tuple[object, ...]]) -> None:
         """Insert or refresh mention rows, values in ``MENTION_COLUMNS`` order."""
@@ -852,3 +1103,129 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         self.db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
                         "DO UPDATE SET value = excluded.value", (key, value))
+
+    # ---------------------------------------------------------------- projection reads
+    def mention_rows(self, open_only: bool, newest_first: bool = False
+                     ) -> list[tuple[Any, ...]]:
+        """Mention rows (``SHOWN_MENTION_COLUMNS``), by default only those still waiting
+        for a public reply; newest first if asked (the dashboard)."""
+        sql = f"SELECT {', '.join(SHOWN_MENTION_COLUMNS)} FROM mentions"
+        if open_only:
+            sql += " WHERE needs_reply = 1 AND replied_at IS NULL"
+        if newest_first:
+            sql += " ORDER BY created_at DESC"
+        return self.db.execute(sql).fetchall()
+
+    def mentions_between(self, start: float, end: float) -> list[tuple[Any, ...]]:
+        """Mentions first posted in [start, end), oldest first: (brand, post id,
+        created_at, author, followers, text, sentiment, negative, needs_reply,
+        replied_at) (digests)."""
+        return self.db.execute(
+            "SELECT brand, post_id, created_at, author, followers, text, sentiment, negative, "
+            "needs_reply, replied_at FROM mentions WHERE created_at >= ? AND created_at < ? "
+            "ORDER BY created_at, post_id", (start, end)).fetchall()
+
+    def first_mentions(self) -> dict[str, float]:
+        """Per brand: when its first mention still kept was posted."""
+        return {b: float(t) for b, t in self.db.execute(
+            "SELECT brand, MIN(created_at) FROM mentions GROUP BY brand")}
+
+    def mention_counts(self, start: float, end: float) -> dict[str, tuple[int, int]]:
+        """Per brand: (mentions, negative mentions) first posted in [start, end)."""
+        return {b: (int(n), int(neg or 0)) for b, n, neg in self.db.execute(
+            "SELECT brand, COUNT(*), SUM(negative) FROM mentions WHERE created_at >= ? "
+            "AND created_at < ? GROUP BY brand", (start, end))}
+
+    def mention_times(self, brand: str, post_id: str) -> list[float]:
+        """When the mention of ``brand`` by post ``post_id`` was posted (none if unknown)."""
+        return [float(t) for (t,) in self.db.execute(
+            "SELECT created_at FROM mentions WHERE brand = ? AND post_id = ?",
+            (brand, post_id))]
+
+    def first_negative(self, brand: str, start: float, end: float) -> float | None:
+        """When the first negative mention of ``brand`` in [start, end] was posted."""
+        row = self.db.execute("SELECT MIN(created_at) FROM mentions WHERE brand = ? AND "
+                              "negative = 1 AND created_at >= ? AND created_at <= ?",
+                              (brand, start, end)).fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def negative_times(self, brand: str, start: float, end: float) -> list[float]:
+        """When each negative mention of ``brand`` in [start, end) was posted."""
+        return [t for (t,) in self.db.execute(
+            "SELECT created_at FROM mentions WHERE brand = ? AND negative = 1 "
+            "AND created_at >= ? AND created_at < ?", (brand, start, end))]
+
+    def replied_keys(self, keys: Sequence[str]) -> set[str]:
+        """Which of the mentions ``keys`` are stored as replied to already."""
+        known: set[str] = set()
+        for i in range(0, len(keys), _PROBE_CHUNK):
+            part = keys[i:i + _PROBE_CHUNK]
+            known.update(r[0] for r in self.db.execute(
+                "SELECT key FROM mentions WHERE replied_at IS NOT NULL AND key IN "
+                f"({', '.join('?' * len(part))})", part))
+        return known
+
+    def incident_bodies(self, by_id: bool = False) -> list[str]:
+        """Every incident's JSON, as stored (or by id)."""
+        sql = "SELECT body FROM incidents" + (" ORDER BY id" if by_id else "")
+        return [body for (body,) in self.db.execute(sql)]
+
+    def alert_counts(self, start: float, end: float, types: Sequence[str]
+                     ) -> list[tuple[str, str, int]]:
+        """(brand, type, alerts) of the alerts of ``types`` raised in [start, end)."""
+        marks = ", ".join("?" for _ in types)
+        return [(b, t, int(n)) for b, t, n in self.db.execute(
+            f"SELECT brand, type, COUNT(*) FROM alerts WHERE at >= ? AND at < ? AND type IN "
+            f"({marks}) GROUP BY brand, type", (start, end, *types))]
+
+    def incident_alerts(self, types: Sequence[str], before: float
+                        ) -> list[tuple[str, float, str]]:
+        """(type, at, incident id) of the incidents' alerts of ``types`` raised before
+        ``before``."""
+        marks = ", ".join("?" for _ in types)
+        return self.db.execute(
+            f"SELECT type, at, incident_id FROM alerts WHERE incident_id IS NOT NULL AND "
+            f"type IN ({marks}) AND at < ?", (*types, before)).fetchall()
+
+    def alerts_of_type(self, kind: str) -> list[Alert]:
+        """Every alert of type ``kind``, in the order raised."""
+        self._write_buffered()
+        rows = self.db.execute("SELECT body FROM alerts WHERE type = ? ORDER BY seq", (kind,))
+        return [Alert.from_record(msgspec.json.decode(r[0])) for r in rows]
+
+    def latest_alerts(self, types: Sequence[str], post_ids: Sequence[str]
+                      ) -> dict[tuple[str, str], str]:
+        """(post id, brand) -> id of the newest alert of ``types`` about that post."""
+        latest: dict[tuple[str, str], str] = {}
+        marks = ", ".join("?" for _ in types)
+        for start in range(0, len(post_ids), _PROBE_CHUNK):
+            chunk = post_ids[start:start + _PROBE_CHUNK]
+            rows = self.db.execute(
+                f"SELECT post_id, brand, id FROM alerts WHERE type IN ({marks}) AND post_id "
+                f"IN ({', '.join('?' for _ in chunk)}) ORDER BY seq", (*types, *chunk))
+            latest.update({(p, b): a for p, b, a in rows})
+        return latest
+
+    # ---------------------------------------------------------------- SQLite upkeep
+    def wait_when_locked(self, ms: int) -> None:
+        """How long a write waits for another process's lock before it fails."""
+        self.db.execute(f"PRAGMA busy_timeout={int(ms)}")
+
+    def in_wal_mode(self) -> bool:
+        """A file in WAL mode, whose log a ``checkpoint`` folds back (``monitor.walcheck``)."""
+        if self.path == ":memory:":
+            return False
+        return str(self.db.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal"
+
+    def auto_checkpoint(self, pages: int) -> None:
+        """SQLite's own checkpoint after ``pages`` pages of log (0: off; 1000: default)."""
+        self.db.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
+
+    def checkpoint(self) -> None:
+        """Fold the log back into the file without waiting for readers (PASSIVE), on a
+        connection of its own: safe from another thread, shares nothing with this one."""
+        db = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            db.close()

@@ -1,0 +1,116 @@
+"""What a post does (rules.acts), and how the scorer weighs it: a plain question, notice,
+promotion or thanks is not read as negative unless the model is sure or something went
+wrong in it."""
+
+from __future__ import annotations
+
+import pytest
+
+from rules.acts import ACT_NEGATIVE_ODDS, read_acts
+from rules.lexicon import Lexicon
+from rules.scoring import Scorer
+from rules.sentiment import Polarity
+from rules.textnorm import normalise_for_scoring
+
+
+def acts(text: str) -> tuple[str, ...]:
+    return read_acts(normalise_for_scoring(text).lower())
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("请问一下海底捞五道口店周末要排多久的队？", ("询问",)),
+    ("有人知道这家店几点开门吗", ("询问",)),
+    ("这款扫地机吸力怎么样？", ("询问",)),
+    ("孕妇可以喝低因拿铁吗？", ("询问",)),
+    ("乐康乳业今日发布第三季度财报，营收同比增长12%", ("通告",)),
+    ("小区快递站从今天起营业时间调整为早八点到晚九点", ("通告",)),
+    ("转发抽奖：关注并转发本条，周五抽5位送兑换券", ("推广",)),
+    ("鲜丰外卖今天满30减15", ("推广",)),
+    ("冒雨送餐还提前到了，给个五星好评", ("称赞",)),
+    ("健身一个月瘦了十斤，感谢教练", ("称赞",)),
+    ("味道还不错，推荐", ("称赞",)),                    # 还不错 is not 还不…
+    ("請問門店可以帶寵物進去嗎？", ("询问",)),          # traditional characters
+])
+def test_reads_the_act(text: str, expected: tuple[str, ...]) -> None:
+    assert acts(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "到底什么时候退款？",                 # exasperated, and money
+    "凭什么不给退？",                     # rhetorical
+    "为什么快递三天了还没到？",
+    "官方通报：该品牌奶粉抽检不合格，已下架召回",  # bad corporate news
+    "感谢某某快递让我等了一个星期，呵呵",   # sarcasm
+    "今天天气不错",                       # no act at all
+    "",
+])
+def test_no_act_or_blocked(text: str) -> None:
+    assert acts(text) == ()
+
+
+class Fixed:
+    """A three-class test double: the same class probabilities for every text."""
+
+    name = "fixed"
+
+    def __init__(self, pol: Polarity) -> None:
+        self.pol = pol
+
+    def polarity_many(self, texts):
+        return [self.pol] * len(texts)
+
+    def score_many(self, texts):
+        return [self.pol.sentiment] * len(texts)
+
+    def score(self, text: str) -> float:
+        return self.pol.sentiment
+
+
+def test_negative_odds_is_a_prior_correction() -> None:
+    p = Polarity(0.6, 0.1, 0.3).negative_odds(0.2)
+    assert sum(p) == pytest.approx(1.0)
+    # odds of negative against the rest: 0.6/0.4 -> 0.12/0.4
+    assert p.negative / (1 - p.negative) == pytest.approx(0.2 * 0.6 / 0.4)
+    assert p.neutral / p.positive == pytest.approx(0.1 / 0.3)   # the rest keep their ratio
+
+
+def test_a_question_the_model_reads_as_negative_is_not_negative() -> None:
+    scorer = Scorer(Fixed(Polarity(0.66, 0.2, 0.14)), Lexicon({}), 0.4)
+    s = scorer.score_text("请问一下门店周末要排多久的队？")
+    assert not s.negative and s.polarity == "neutral" and s.severity == "P4"
+    assert s.p_negative == pytest.approx(0.66 * ACT_NEGATIVE_ODDS
+                                         / (0.66 * ACT_NEGATIVE_ODDS + 0.34), abs=1e-4)
+    assert "非投诉：询问" in s.reasons
+    # the same model call on a complaint stays negative
+    s = scorer.score_text("到底什么时候给我退款？")
+    assert s.negative and s.p_negative == pytest.approx(0.66)
+    # and a reading turned off leaves the model alone
+    off = Scorer(Fixed(Polarity(0.66, 0.2, 0.14)), Lexicon({}), 0.4, act_negative_odds=1.0)
+    assert off.score_text("请问一下门店周末要排多久的队？").negative
+
+
+def test_a_model_that_is_sure_still_wins() -> None:
+    scorer = Scorer(Fixed(Polarity(0.97, 0.01, 0.02)), Lexicon({}), 0.4)
+    assert scorer.score_text("请问门店可以带宠物进去吗？").negative
+
+
+def test_anchors_never_skip_a_match() -> None:
+    """An act's pattern runs only when one of its anchors is in the post: every match on
+    the labelled posts and replies must contain one, or the shortcut would change verdicts."""
+    import json
+    from pathlib import Path
+
+    from rules.acts import ACTS, ANCHORS
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    texts = [normalise_for_scoring(json.loads(line)["text"]).lower()
+             for name in ("severity_posts.jsonl", "official_replies.jsonl")
+             for line in (data / name).read_text("utf-8").splitlines()]
+    texts += ["这款扫地机吸力怎么样", "从3月1日起恢复营业", "抽两位送券"]
+    matched = 0
+    for (name, rx), anchors in zip(ACTS, ANCHORS, strict=True):
+        for text in texts:
+            for m in rx.finditer(text):
+                matched += 1
+                assert any(a in m.group() for a in anchors), (name, m.group())
+    assert matched > 50
