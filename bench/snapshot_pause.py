@@ -21,12 +21,19 @@ thread as live):
 
 Prints one line per snapshot and the load average: figures on a shared machine are noisy,
 the loop's share less so than the wall time.
+
+``--gc``: instead, the garbage collector's pauses while the engine grows: ``--mentions``
+(default here 200,000) fed into a fresh engine in batches of 1,000, every collection timed
+(``gc.callbacks``), once as before and once with a ``gc.freeze()`` every ``--freeze-every``
+mentions (20,000: about a snapshot's worth at 5,000 posts/s), as each forked snapshot now
+does (``monitor.daemon.GcWatch``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import sys
@@ -43,6 +50,7 @@ from monitor.config import Config  # noqa: E402
 from monitor.daemon import Daemon, LagWatch  # noqa: E402
 from monitor.store import Store  # noqa: E402
 from monitor.walcheck import Checkpointer  # noqa: E402
+from rules.engine import EscalationEngine  # noqa: E402
 from rules.policy import BrandConfig  # noqa: E402
 from rules.records import Author, Mention, Post, PostKind, Score  # noqa: E402
 
@@ -96,10 +104,14 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
     daemon = Daemon(config, store, pipeline, ScaledClock(T0, 1.0), [])
     filler = Filler(daemon, texts)
     t = time.perf_counter()
-    filler.add(args.mentions, T0)
+    filler.add(0 if args.gc else args.mentions, T0)
     print(f"engine: {len(pipeline.engine.clocks):,} reply clocks, "
           f"{pipeline.engine.pending():,} pending deadlines, filled in "
           f"{time.perf_counter() - t:.1f}s", flush=True)
+    if args.gc:
+        gc_pauses(daemon, filler, args)
+        store.close()
+        return
     checkpoints = asyncio.create_task(Checkpointer(store).run())
     blocked, worst = [], []
     for i in range(args.rounds):
@@ -131,14 +143,59 @@ async def run(args: argparse.Namespace, tmp: Path) -> None:
           f"({os.cpu_count()} CPUs)")
 
 
+def gc_pauses(daemon: Daemon, filler: Filler, args: argparse.Namespace) -> None:
+    """The collector's pauses while ``args.mentions`` go into a fresh engine, without and
+    with a freeze every ``args.freeze_every`` (see the module docstring)."""
+    for every in (0, args.freeze_every):
+        pipeline = daemon.pipeline
+        pipeline.engine = EscalationEngine(pipeline.config.brands, pipeline.config.sla,
+                                           pipeline.config.crisis, pipeline.config.tz)
+        gc.collect()
+        full: list[float] = []
+        times = {"all": 0.0, "start": 0.0}
+
+        def on_gc(phase: str, info: dict[str, int], times: dict[str, float] = times,
+                  full: list[float] = full) -> None:
+            if phase == "start":
+                times["start"] = time.perf_counter()
+                return
+            took = time.perf_counter() - times["start"]
+            times["all"] += took
+            if info["generation"] == 2:
+                full.append(took)
+
+        gc.callbacks.append(on_gc)
+        t = time.perf_counter()
+        try:
+            for n in range(0, args.mentions, 1000):
+                filler.add(1000, T0 + n / 1000)
+                if every and (n + 1000) % every == 0:
+                    gc.freeze()
+        finally:
+            gc.callbacks.remove(on_gc)
+            gc.unfreeze()
+        took = time.perf_counter() - t
+        what = f"a freeze every {every:,} mentions" if every else "no freeze (before)"
+        print(f"{what}: {args.mentions:,} mentions in {took:.1f} s; full collections "
+              f"{len(full)}: " + (", ".join(f"{x * 1000:.0f}" for x in full) + " ms"
+                                  if full else "none") +
+              f"; all collections {times['all']:.2f} s; load {os.getloadavg()[0]:.2f}",
+              flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mentions", type=int, default=100_000,
-                        help="open reply clocks in the engine")
+    parser.add_argument("--mentions", type=int, default=None,
+                        help="open reply clocks in the engine (100,000; --gc: 200,000)")
+    parser.add_argument("--gc", action="store_true",
+                        help="measure the collector's pauses instead (module docstring)")
+    parser.add_argument("--freeze-every", type=int, default=20_000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--rate", type=float, default=1250.0,
                         help="mentions a second into the engine while snapshotting")
     args = parser.parse_args()
+    if args.mentions is None:
+        args.mentions = 200_000 if args.gc else 100_000
     if not DATA.is_file():
         raise SystemExit(f"{DATA} not found (the shared data next to this checkout)")
     with tempfile.TemporaryDirectory(prefix="crisismon-snapshot-") as tmp:

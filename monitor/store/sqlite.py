@@ -626,7 +626,10 @@ class Store:
         ``record_snapshot`` in the parent then finds it. Durable when it returns."""
         final = self.snapshot_file(seq)
         final.parent.mkdir(exist_ok=True)
-        part = final.with_suffix(SNAPSHOT_PART)
+        # The writer's own name: a child orphaned by a kill -9 may still be writing the
+        # same ``seq`` when the next daemon's first child does (the last rename wins;
+        # either file is the engine as of that ``seq``).
+        part = final.with_name(f"{final.stem}.{os.getpid()}{SNAPSHOT_PART}")
         fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             view = memoryview(body)

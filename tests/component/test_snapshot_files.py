@@ -204,3 +204,18 @@ def test_gc_watch_freezes_thaws_on_schedule_and_counts_pauses() -> None:
     worst, full = watch.take()
     assert full == 1 and worst >= 0.0
     assert watch.take() == (0.0, 0)
+
+
+def test_two_writers_of_one_seq_never_mix_their_bytes(config: Config, tmp_path: Path) -> None:
+    """A child orphaned by a kill -9 of its daemon may still be writing when the next
+    daemon's first child writes the same ``seq``: each writes a file of its own name and
+    renames it whole, so the snapshot file is one writer's, never a mix."""
+    store = Store(tmp_path / "s.db")
+    body = EscalationEngine(config.brands, config.sla, config.crisis, config.tz).snapshot()
+    orphan = store.snapshot_file(4).with_name(f"{4:015d}.999999{SNAPSHOT_PART}")
+    orphan.parent.mkdir()
+    orphan.write_bytes(b"half of what an orphaned child was writing")
+    store.write_snapshot_forked(body, 4, 1.0, 100.0, 0.0)
+    assert store.snapshot_file(4).read_bytes() == body
+    assert orphan.read_bytes() == b"half of what an orphaned child was writing"
+    store.close()

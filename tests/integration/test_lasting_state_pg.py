@@ -8,14 +8,19 @@ retention deletes old events, mentions and delivered alerts in chunks.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import gc
 import os
 import signal
 import time
 from pathlib import Path
 
 from monitor.app import build_pipeline
-from monitor.config import Config
+from monitor.clock import SimClock
+from monitor.config import AlertsConfig, Config
+from monitor.daemon import Daemon
+from monitor.sources.base import Batch
 from monitor.store import Store
 from monitor.store.postgres import PgStore
 from rules.records import Alert, Event
@@ -152,3 +157,31 @@ def test_a_forked_snapshot_is_stored_by_the_child_while_the_parent_writes(
         restarted.rebuild()
     assert restarted.restored_from == seq and restarted.replayed == 1
     again.close()
+
+
+def test_the_daemons_forked_snapshot_on_postgresql(
+        config: Config, scorer: Scorer, events: list[Event], schema: str,
+        tmp_path: Path) -> None:
+    """``Daemon.snapshot_forked`` end to end on PostgreSQL: the child's row is the
+    snapshot (no file, nothing for the parent to record), as of the state at the fork."""
+    half = len(events) // 2
+    store = PgStore(DSN, schema)
+    cfg = dataclasses.replace(config, alerts=AlertsConfig(terminal=False,
+                                                          log=str(tmp_path / "alerts.jsonl")))
+    pipeline = build_pipeline(cfg, store, ["log"], scorer=scorer)
+    daemon = Daemon(cfg, store, pipeline, SimClock(events[half].created_at), [])
+
+    async def run() -> tuple[int, bytes]:
+        await daemon.ingest(Batch("test", events[:half], None))
+        expected = daemon.pipeline.engine.snapshot()
+        try:
+            seq = await daemon.snapshot_forked()
+        finally:
+            gc.unfreeze()  # (``Daemon.run`` would, at its end)
+        await daemon.ingest(Batch("test", events[half:], None))  # after it
+        return seq, expected
+
+    seq, expected = asyncio.run(run())
+    assert store.load_snapshot() == (seq, events[half].created_at, expected)
+    assert 0 < seq < store.max_seq() and store.snapshot_dir() is None
+    store.close()
