@@ -217,6 +217,7 @@ def cross_validate(labels: list[dict[str, Any]], sections: dict[str, Any], score
 
     held: list[Row] = []
     chosen = []
+
     def cautious(combo: tuple[Any, ...]) -> tuple[float, ...]:
         order = {k: v for k, v in zip(keys, combo, strict=True)}
         return tuple(CAUTIOUS[k] * float(order[k]) for k in CAUTIOUS if k in order)

@@ -2,9 +2,9 @@
 
 A grim story that names a brand is not the brand's crisis when the brand is only a
 landmark (一对老人在华联超市门口…), an object someone owns or rides in (乘坐本田轿车的
-领导, 书记的奥迪车), a thing bought or stolen (买苹果手机, 包里有佳能相机, a model named
-between brand and product: 佳能EOS 5D 机身), or a source
-or platform (来自腾讯微博的图, 在百度注册, 新浪新闻正播报, @优酷). Nor is a giveaway or a
+领导, 书记的奥迪车), a thing bought or stolen (买苹果手机, 包里有佳能相机, also with a
+model named between brand and product: 佳能EOS 5D 机身), or a source or platform
+(来自腾讯微博的图, 在百度注册, 新浪新闻正播报, @优酷). Nor is a giveaway or a
 promotion (有奖转发, 7.5折). What the role words are is Chinese grammar, not this data:
 a place noun after the name, a verb of riding, owning, buying or hitting before it, a
 medium noun after it. The brand is the subject again (and a story can be its crisis)
