@@ -24,16 +24,13 @@ import structlog
 
 from alerts.digest import dur as fmt_seconds  # one duration format for reports and digests
 from monitor.config import Config
+from monitor.mention_record import MENTION_FIELDS  # noqa: F401  (what the report reads)
 from rules.deadlines import in_time
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_REPLY_WITHIN = 300.0
 DEFAULT_BURST_WINDOW = 1800.0
-MENTION_FIELDS = ("id", "brand", "created_at", "sentiment", "negative", "needs_reply",
-                  "reply_seconds")
-"""The fields of a ``mentions.jsonl`` record that the report and its plots read: all the
-replay hands its report process (a summary of records holding only these is the same)."""
 
 
 class ReportError(Exception):
