@@ -3,15 +3,20 @@
 ``MentionRecord`` is a mention with its reply clock, as the outputs see it. It is made in
 two ways and written in two:
 
-- ``from_clock``: from the engine's ``ReplyClock`` (the replay's ``mentions.jsonl``, the
-  store's ``mentions`` row);
+- ``from_clock``: from the engine's ``ReplyClock``, every field set;
 - ``from_row``: from a stored row read back (``SHOWN_MENTION_COLUMNS``: the dashboard,
   the digests);
 - ``to_row`` / ``stored_rows``: the ``mentions`` projection's row (``MENTION_COLUMNS``),
   which the pipeline writes once per batch (``Pipeline._flush_projections``, straight
   from each changed clock: ``stored_rows`` takes a record or a clock alike);
-- ``to_dict`` / ``to_json``: the ``mentions.jsonl`` record and line; the analyst report
-  reads its ``MENTION_FIELDS`` (the replay's and the digests' plots alike).
+- ``to_dict`` / ``to_json`` (``mention_dict``, ``mention_json``): the ``mentions.jsonl``
+  record and line; the analyst report reads its ``MENTION_FIELDS`` (the replay's and the
+  digests' plots alike).
+
+``stored_rows`` and ``mention_dict`` read a ``MentionFields``: a record, or the engine's
+``ReplyClock`` itself, whose attribute names the record's fields share. The replay's
+paths (the rows written every batch, ``mentions.jsonl`` at the end) pass the clocks
+straight in and make no record: the same serialiser, without an object per mention.
 
 The store keeps fewer fields than the JSON line: a record read back from a row has None
 for ``kind``, ``author_id``, ``keywords``, ``polarity``, ``p_negative`` and ``terms`` (and
@@ -50,7 +55,7 @@ def _reasons_json(t: tuple[str, ...]) -> str:
     return json.dumps(t, ensure_ascii=False)
 
 
-class MentionRecord(msgspec.Struct, kw_only=True, gc=False):
+class MentionRecord(msgspec.Struct, gc=False):
     """A mention and its reply clock, as ``mentions.jsonl``, the store, the dashboard and
     the digests show it (field order: that of a ``mentions.jsonl`` line)."""
 
@@ -59,22 +64,22 @@ class MentionRecord(msgspec.Struct, kw_only=True, gc=False):
     post_id: str
     """The post's id (``id`` in the JSON)."""
     brand: str
-    kind: str | None = None
+    kind: str | None
     created_at: float
-    seen_at: float | None = None
-    author_id: str | None = None
+    seen_at: float | None
+    author_id: str | None
     author_name: str | None
     """The screen name (``author`` in the JSON; from a stored row: the shown name, see
     ``shown_author``)."""
     followers: int
     text: str
-    keywords: tuple[str, ...] | None = None
+    keywords: tuple[str, ...] | None
     sentiment: float
     negative: bool
-    polarity: str | None = None
-    p_negative: float | None = None
+    polarity: str | None
+    p_negative: float | None
     severity: str
-    terms: tuple[str, ...] | None = None
+    terms: tuple[str, ...] | None
     reasons: tuple[str, ...]
     needs_reply: bool
     replied_at: float | None
@@ -86,15 +91,13 @@ class MentionRecord(msgspec.Struct, kw_only=True, gc=False):
     @classmethod
     def from_clock(cls, clock: ReplyClock) -> MentionRecord:
         """The mention of an engine's reply clock, every field set."""
+        # Positional: keywords cost about as much again as the record's own work.
         return cls(
-            key=clock.key, post_id=clock.post_id, brand=clock.brand, kind=str(clock.kind),
-            created_at=clock.created_at, seen_at=clock.seen_at, author_id=clock.author_id,
-            author_name=clock.author_name, followers=clock.followers, text=clock.text,
-            keywords=clock.keywords, sentiment=clock.sentiment, negative=clock.negative,
-            polarity=clock.polarity, p_negative=clock.p_negative, severity=clock.severity,
-            terms=clock.terms, reasons=clock.reasons, needs_reply=clock.needs_reply,
-            replied_at=clock.replied_at, replied_by=clock.replied_by, acked_by=clock.acked_by,
-            private_resolve_at=clock.private_resolve_at, incident_id=clock.incident_id)
+            clock.key, clock.post_id, clock.brand, str(clock.kind), clock.created_at,
+            clock.seen_at, clock.author_id, clock.author_name, clock.followers, clock.text,
+            clock.keywords, clock.sentiment, clock.negative, clock.polarity, clock.p_negative,
+            clock.severity, clock.terms, clock.reasons, clock.needs_reply, clock.replied_at,
+            clock.replied_by, clock.acked_by, clock.private_resolve_at, clock.incident_id)
 
     @classmethod
     def from_row(cls, row: Sequence[Any]) -> MentionRecord:
@@ -104,10 +107,11 @@ class MentionRecord(msgspec.Struct, kw_only=True, gc=False):
          severity, reasons, needs_reply, replied_at, replied_by, acked_by, private_at,
          incident_id) = row
         return cls(
-            key=key, post_id=str(post_id), brand=brand, created_at=float(created),
-            author_name=author,
-            followers=int(followers), text=text, sentiment=float(sentiment),
-            negative=bool(negative), severity=severity, reasons=tuple(json.loads(reasons)),
+            key=key, post_id=str(post_id), brand=brand, kind=None, created_at=float(created),
+            seen_at=None, author_id=None, author_name=author, followers=int(followers),
+            text=text, keywords=None, sentiment=float(sentiment), negative=bool(negative),
+            polarity=None, p_negative=None, severity=severity, terms=None,
+            reasons=tuple(json.loads(reasons)),
             needs_reply=bool(needs_reply),
             replied_at=None if replied_at is None else float(replied_at),
             replied_by=replied_by, acked_by=acked_by,
@@ -131,29 +135,8 @@ class MentionRecord(msgspec.Struct, kw_only=True, gc=False):
         return stored_rows((self,), reasons_json)[0]
 
     def to_dict(self, tz: tzinfo, until: float = math.inf) -> dict[str, Any]:
-        """The ``mentions.jsonl`` record, times in ``tz``. ``until``: a reply made at or
-        after it is left out (``replied_at``, ``reply_seconds``: a digest's period end)."""
-        replied = self.replied_at if self.replied_at is None or self.replied_at < until \
-            else None
-        private = self.private_resolve_at
-        return {
-            "id": self.post_id, "brand": self.brand, "kind": self.kind,
-            "created_at": format_instant(self.created_at, tz),
-            "author_id": self.author_id, "author": self.author_name,
-            "followers": self.followers, "text": self.text,
-            "keywords": None if self.keywords is None else list(self.keywords),
-            "sentiment": self.sentiment, "negative": self.negative,
-            "polarity": self.polarity, "p_negative": self.p_negative,
-            "severity": self.severity,
-            "terms": None if self.terms is None else list(self.terms),
-            "reasons": list(self.reasons), "needs_reply": self.needs_reply,
-            "replied_at": None if replied is None else format_instant(replied, tz),
-            "reply_seconds": None if replied is None else replied - self.created_at,
-            "replied_by": self.replied_by,
-            "acked_by": self.acked_by,
-            "private_resolve_at": None if private is None else format_instant(private, tz),
-            "incident_id": self.incident_id,
-        }
+        """The ``mentions.jsonl`` record (``mention_dict``)."""
+        return mention_dict(self, tz, until)
 
     def to_json(self, tz: tzinfo) -> str:
         """The ``mentions.jsonl`` line (no newline): ``json.dumps(to_dict(tz),
@@ -161,9 +144,10 @@ class MentionRecord(msgspec.Struct, kw_only=True, gc=False):
         return mention_json(self.to_dict(tz))
 
 
-class Stored(Protocol):
-    """What a stored mention row is made of: a ``MentionRecord``, or the engine's
-    ``ReplyClock`` itself (whose attributes the record's fields are named after)."""
+class MentionFields(Protocol):
+    """A mention's fields, as the serialisers read them: a ``MentionRecord``, or the
+    engine's ``ReplyClock`` itself (whose attributes the record's fields are named after:
+    on the replay's paths the rows and lines are built from the clocks, no record made)."""
 
     @property
     def key(self) -> str: ...
@@ -171,6 +155,8 @@ class Stored(Protocol):
     def brand(self) -> str: ...
     @property
     def post_id(self) -> str: ...
+    @property
+    def kind(self) -> str | None: ...
     @property
     def created_at(self) -> float: ...
     @property
@@ -184,11 +170,19 @@ class Stored(Protocol):
     @property
     def text(self) -> str: ...
     @property
+    def keywords(self) -> tuple[str, ...] | None: ...
+    @property
     def sentiment(self) -> float: ...
     @property
     def negative(self) -> bool: ...
     @property
+    def polarity(self) -> str | None: ...
+    @property
+    def p_negative(self) -> float | None: ...
+    @property
     def severity(self) -> str: ...
+    @property
+    def terms(self) -> tuple[str, ...] | None: ...
     @property
     def reasons(self) -> tuple[str, ...]: ...
     @property
@@ -205,7 +199,7 @@ class Stored(Protocol):
     def incident_id(self) -> str | None: ...
 
 
-def stored_rows(mentions: Iterable[Stored],
+def stored_rows(mentions: Iterable[MentionFields],
                 reasons_json: Callable[[tuple[str, ...]], str] = _reasons_json
                 ) -> list[tuple[object, ...]]:
     """The ``mentions`` projection's rows of ``mentions``, values in ``MENTION_COLUMNS``
@@ -221,6 +215,35 @@ def stored_rows(mentions: Iterable[Stored],
              m.followers, m.text, m.sentiment, int(m.negative), m.severity,
              reasons_json(m.reasons), int(m.needs_reply), m.replied_at, m.replied_by,
              m.acked_by, m.private_resolve_at, m.incident_id) for m in mentions]
+
+
+def mention_dict(m: MentionFields, tz: tzinfo, until: float = math.inf) -> dict[str, Any]:
+    """The ``mentions.jsonl`` record of ``m`` (a ``MentionRecord``, or straight from the
+    engine's ``ReplyClock`` in the replay, as ``stored_rows``), times in ``tz``.
+    ``until``: a reply made at or after it is left out (``replied_at``, ``reply_seconds``:
+    a digest's period end). Lists are tuples here: the JSON text is the same."""
+    replied = m.replied_at
+    if replied is not None and replied >= until:
+        replied = None
+    private = m.private_resolve_at
+    return {
+        "id": m.post_id, "brand": m.brand, "kind": m.kind and str(m.kind),
+        "created_at": format_instant(m.created_at, tz),
+        "author_id": m.author_id, "author": m.author_name,
+        "followers": m.followers, "text": m.text,
+        "keywords": m.keywords,
+        "sentiment": m.sentiment, "negative": m.negative,
+        "polarity": m.polarity, "p_negative": m.p_negative,
+        "severity": m.severity,
+        "terms": m.terms,
+        "reasons": m.reasons, "needs_reply": m.needs_reply,
+        "replied_at": None if replied is None else format_instant(replied, tz),
+        "reply_seconds": None if replied is None else replied - m.created_at,
+        "replied_by": m.replied_by,
+        "acked_by": m.acked_by,
+        "private_resolve_at": None if private is None else format_instant(private, tz),
+        "incident_id": m.incident_id,
+    }
 
 
 report_fields: Callable[[dict[str, Any]], tuple[object, ...]] = operator.itemgetter(

@@ -45,7 +45,7 @@ from monitor.digests import Digests
 from monitor.digests import compute as digest_compute
 from monitor.feed import FeedStats
 from monitor.feedstream import FeedReader
-from monitor.mention_record import MentionRecord, mention_json, report_fields, report_record
+from monitor.mention_record import mention_dict, mention_json, report_fields, report_record
 from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
@@ -300,7 +300,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     needing = 0
     mention_recs = []
     for clock in pipeline.engine.clocks.values():
-        rec = MentionRecord.from_clock(clock).to_dict(tz)  # the mentions.jsonl record
+        rec = mention_dict(clock, tz)  # the mentions.jsonl record (no MentionRecord made)
         if rec["needs_reply"]:
             needing += 1
             replied_in_time += in_time(rec["reply_seconds"], sla)

@@ -13,6 +13,7 @@ from monitor.config import Config, load_config
 from monitor.mention_record import (
     MENTION_FIELDS,
     MentionRecord,
+    mention_dict,
     mention_json,
     report_fields,
     report_record,
@@ -57,7 +58,7 @@ def test_stored_row_reads_back_as_the_jsonl_record(
         m = MentionRecord.from_row(row)
         assert all(getattr(m, f) is None for f in NOT_STORED)
         want = by_id[(m.brand, m.post_id)]
-        got = m.to_dict(config.tz)
+        got = json.loads(mention_json(m.to_dict(config.tz)))
         # What the store keeps comes back as the JSON line has it; the author is the shown
         # name (the screen name, else the id).
         assert got["author"] == (want["author"] or want["author_id"])
@@ -71,8 +72,9 @@ def test_stored_row_reads_back_as_the_jsonl_record(
 
 def test_clock_and_record_give_the_same_row_and_line(
         config: Config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``stored_rows`` takes the engine's clocks directly (the hot path) or records: the
-    same row either way, and ``to_json`` is the line of ``to_dict``."""
+    """``stored_rows`` and ``mention_dict`` take the engine's clocks directly (the replay's
+    paths) or records: the same row and record either way, and ``to_json`` is the line of
+    ``to_dict``."""
     from monitor.pipeline import Pipeline
 
     clocks = []
@@ -88,14 +90,17 @@ def test_clock_and_record_give_the_same_row_and_line(
     for clock in clocks:
         rec = MentionRecord.from_clock(clock)
         assert stored_rows([clock]) == [rec.to_row()]
+        assert mention_dict(clock, config.tz) == rec.to_dict(config.tz)  # every field kept
         assert rec.to_json(config.tz) == mention_json(rec.to_dict(config.tz))
 
 
 def test_until_leaves_out_a_later_reply(config: Config) -> None:
     """A digest reads the mention as it stood when its period ended."""
-    m = MentionRecord(key="b\x1f1", post_id="1", brand="b", created_at=1000.0,
-                      author_name="a", followers=3, text="t", sentiment=0.1, negative=True,
-                      severity="P2", reasons=("r",), needs_reply=True, replied_at=1100.0,
+    m = MentionRecord(key="b\x1f1", post_id="1", brand="b", kind="original",
+                      created_at=1000.0, seen_at=1000.0, author_id="9", author_name="a",
+                      followers=3, text="t", keywords=("b",), sentiment=0.1, negative=True,
+                      polarity="negative", p_negative=0.9, severity="P2", terms=(),
+                      reasons=("r",), needs_reply=True, replied_at=1100.0,
                       replied_by="official", acked_by=None, private_resolve_at=None,
                       incident_id=None)
     assert m.reply_seconds() == 100.0
