@@ -24,7 +24,6 @@ import structlog
 
 from alerts.digest import dur as fmt_seconds  # one duration format for reports and digests
 from monitor.config import Config
-from monitor.mention_record import MENTION_FIELDS  # noqa: F401  (what the report reads)
 from rules.deadlines import in_time
 
 log = structlog.get_logger(__name__)
