@@ -41,7 +41,9 @@ from alerts.channels.base import Thread
 from alerts.ledger import SendLog, ThreadBook
 from alerts.noise import BUILT_IN, Outcome, Page, Stages, Verdict, summary_alert
 from monitor.clock import Clock
+from monitor.clock import wait as clock_wait
 from monitor.locks import StoreLocks, is_locked, retry_delay
+from monitor.retry import FailureLog, backoff
 from monitor.store import PendingDelivery, Store
 from rules.records import Alert, AlertType
 
@@ -79,22 +81,6 @@ firehose each turn also stores a batch of up to 1,000 posts: with 200 a pass, th
 channel sent ~200 pages/s behind 5,000 posts/s while 1,250 mentions/s came in. A pass takes
 what is due, so at a steady rate passes stay small (and quick); the cap bounds one pass
 after an outage (~0.2 s of sending at 10,000/s)."""
-
-
-class DeliveryFailed(Exception):
-    """A send failed. ``retryable`` False means retrying cannot help (a 4xx, bad config)."""
-
-    def __init__(self, message: str, retryable: bool = True,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-def backoff(attempts: int, rng: random.Random) -> float:
-    """Seconds before try ``attempts + 1``: exponential, capped, with full jitter."""
-    ceiling = min(BACKOFF_MAX, BACKOFF_BASE * (2 ** min(attempts, 16)))
-    return ceiling / 2 + rng.random() * ceiling / 2
 
 
 def _about(alert: Alert) -> contextlib.AbstractContextManager[None]:
@@ -140,10 +126,14 @@ class Outbox:
         self.stages.limiter.bind(SendLog(store))
         self._wake = {name: asyncio.Event() for name in self.channels}
         self._repeat_wake = asyncio.Event()
+        self._repeat_at: float | None = None
+        """When the repeat loop wakes next by itself (None: not until woken): a schedule
+        armed for later needs no pass of its own."""
         self._rng = random.Random(seed)
         self.failures: dict[str, int] = {name: 0 for name in self.channels}
         self.sent: dict[str, int] = {name: 0 for name in self.channels}
-        self._down: set[str] = set()
+        self._health: dict[str, FailureLog] = {}
+        """Channel -> its run of failures: logged when it starts and when it ends."""
         self._group_failures: dict[tuple[str, str], int] = {}
         self._paused: dict[str, float] = {}
         """Channel -> until when it rests after a retryable failure: a receiver that is
@@ -154,9 +144,14 @@ class Outbox:
         for event in self._wake.values():
             event.set()
 
+    def woken(self) -> bool:
+        """Whether a worker was told of new alerts and has not yet taken them (a
+        simulated clock's driver lets it run before moving time on)."""
+        return any(event.is_set() for event in self._wake.values())
+
     def failing(self) -> set[str]:
         """Channels whose last try failed (logged once as "channel failing")."""
-        return set(self._down)
+        return {name for name, health in self._health.items() if health.failing}
 
     async def run(self, name: str) -> None:
         """Worker loop for one channel; runs until cancelled."""
@@ -178,13 +173,10 @@ class Outbox:
             if locked:
                 self.locks.unlocked(f"outbox:{name}")
                 locked = 0
-            retry = self.next_try(name)
-            timeout = None if retry is None else max(0.0, retry - self.clock.now())
-            try:
-                async with asyncio.timeout(timeout):
-                    await wake.wait()
-            except TimeoutError:
-                pass
+            # Until woken (new alerts) or the next retry, deferral or group flush is due,
+            # on the clock those times are computed with: a simulated clock drives this
+            # loop exactly as the wall clock does live.
+            await clock_wait(self.clock, wake, self.next_try(name))
 
     def next_try(self, name: str) -> float | None:
         """When channel ``name`` next has something to do (None: nothing queued)."""
@@ -212,10 +204,11 @@ class Outbox:
             if self._paused.get(name, now) > now:
                 return sent
             sent += await self._flush_groups(channel, now)
-            batch = self.store.pending_deliveries(name, now,
-                                                  limit=BATCH_MAX if batched else 100)
+            limit = BATCH_MAX if batched else 100
+            batch = self.store.pending_deliveries(name, now, limit=limit)
             if not batch:
                 return sent
+            last = len(batch) < limit  # nothing else due now: no second query for it
             window: list[PendingDelivery] = []
             for item in batch:
                 if item.rep and self.settled(item.alert):
@@ -239,6 +232,8 @@ class Outbox:
                 sent += went
                 if blocked:
                     return sent  # a retryable failure: the channel rests (``_paused``)
+            if last and self.clock.now() == now:
+                return sent
 
     def _cancel(self, item: PendingDelivery, now: float) -> None:
         """A repeat whose alert was acked or answered meanwhile: never sent."""
@@ -311,7 +306,7 @@ class Outbox:
                 retryable = getattr(exc, "retryable", True)
                 retry_after = getattr(exc, "retry_after", None)
                 delay = REFUSED_GROUP_RETRY if not retryable else \
-                    retry_after if retry_after is not None else backoff(n, self._rng)
+                    retry_after if retry_after is not None else self._backoff(n)
                 with self.store.transaction():  # locked: nothing written, tried again
                     self.store.defer_group(name, grp, now + delay, f"{type(exc).__name__}: {exc}")
                     self.audit.delivery(now, message.id, name, 0,
@@ -356,7 +351,7 @@ class Outbox:
         now = self.clock.now()
         retryable = getattr(exc, "retryable", True)
         retry_after = getattr(exc, "retry_after", None)
-        delay = retry_after if retry_after is not None else backoff(item.attempts, self._rng)
+        delay = retry_after if retry_after is not None else self._backoff(item.attempts)
         next_try = now + delay if retryable else None
         with self.store.transaction():  # locked: nothing written, the worker tries again
             self.store.mark_failed(item.alert.id, name, f"{type(exc).__name__}: {exc}",
@@ -471,20 +466,27 @@ class Outbox:
         if rep == 0 and self.repeat_every > 0 and self.repeat_max > 0 and alert.level >= 1 \
                 and channel not in BUILT_IN:
             self.store.arm_repeat(alert.id, now + self.repeat_every)
-            self._repeat_wake.set()
+            if self._repeat_at is None or now + self.repeat_every < self._repeat_at:
+                self._repeat_wake.set()
+
+    def _backoff(self, attempts: int) -> float:
+        """Seconds before try ``attempts + 1`` of a failing page (jittered, capped)."""
+        return backoff(attempts + 1, base=BACKOFF_BASE, cap=BACKOFF_MAX, rand=self._rng.random)
+
+    def _health_of(self, name: str) -> FailureLog:
+        health = self._health.get(name)
+        if health is None:
+            health = self._health[name] = FailureLog(log, "channel failing",
+                                                      "channel recovered", channel=name)
+        return health
 
     def _failing(self, name: str, delivery_id: str, exc: BaseException,
                  retry_in: float | None) -> None:
-        if name not in self._down:  # log once when it starts failing, once when back
-            self._down.add(name)
-            log.warning("channel failing", channel=name, alert_id=delivery_id,
-                        error=str(exc)[:200],
-                        retry_in=None if retry_in is None else round(retry_in, 1))
+        self._health_of(name).failed(exc, alert_id=delivery_id,
+                                     retry_in=None if retry_in is None else round(retry_in, 1))
 
     def _recovered(self, name: str) -> None:
-        if name in self._down:
-            self._down.discard(name)
-            log.info("channel recovered", channel=name)
+        self._health_of(name).succeeded()
 
     # ------------------------------------------------------------------ repeats
     def fire_repeats(self, now: float) -> int:
@@ -514,13 +516,9 @@ class Outbox:
         while True:
             self._repeat_wake.clear()
             await self.locks.retry("repeats", lambda: self.fire_repeats(self.clock.now()))
-            nxt = self.store.next_repeat()
-            timeout = None if nxt is None else max(0.0, nxt - self.clock.now())
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._repeat_wake.wait()
-            except TimeoutError:
-                pass
+            self._repeat_at = self.store.next_repeat()
+            await clock_wait(self.clock, self._repeat_wake, self._repeat_at)
+            self._repeat_at = None
 
     async def flush(self, timeout: float) -> None:
         """On shutdown: one more pass over every channel, bounded in time."""

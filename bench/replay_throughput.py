@@ -1,15 +1,23 @@
-"""Replay throughput of the whole pipeline on a synthetic day of real Weibo texts.
+"""Replay throughput of the whole pipeline on two synthetic days of real Weibo texts.
 
-    python bench/replay_throughput.py [--posts 100000] [--runs 3] [--naive-sample 300] [--profile]
+    python bench/replay_throughput.py [--posts 100000] [--runs 3] [--naive-sample 300]
+                                      [--days light,heavy] [--paging] [--profile]
 
-Builds a deterministic day (``bench/synth.py``: 100,000+ posts over 3 brands, brand keywords
-injected into 15 % of real Weibo texts, official replies to 40 % of the mentions, reposts, a
-negative burst) in a temporary directory, then runs it through ``monitor.replay.replay`` --
-exactly what ``crisismon replay FEED --speed max`` does: match, score, escalation engine,
-SQLite store, alert log, report files -- in a fresh interpreter, ``--runs`` times, and
-prints posts/s of the best run. Beside it, in the same run, the naive loop a
-user would otherwise write (substring brand check plus ``SnowNLP(text).sentiments`` per
-post), timed on a seeded sample and extrapolated to the day.
+Builds two deterministic days (``bench/synth.py``) in a temporary directory:
+
+- ``light``: 100,000+ posts over 3 brands, brand keywords injected into 15 % of real Weibo
+  texts, official replies to 40 % of the mentions, reposts, a negative burst;
+- ``heavy`` (mention-heavy): a third of the posts name a brand and only 5 % of those get
+  an official reply, so most mentions raise warning, breach and escalation.
+
+Each day runs through ``monitor.replay.replay`` -- exactly what ``crisismon replay FEED
+--speed max`` does: match, score, escalation engine, SQLite store, alert log, report files
+-- in a fresh interpreter, ``--runs`` times, and the best run's posts/s is printed. With
+``--paging`` the config also has a ``[[channels]]`` entry, so the replay runs the daemon's
+outbox (noise stages, repeats) into a recording channel and writes deliveries.jsonl.
+Beside it, in the same run, the naive loop a user would otherwise write (substring brand
+check plus ``SnowNLP(text).sentiments`` per post), timed on a seeded sample and
+extrapolated; both days must reach the targets against it.
 """
 
 from __future__ import annotations
@@ -32,6 +40,17 @@ from monitor.replay import replay
 
 TARGET_POSTS_S = 20_000
 TARGET_SPEEDUP = 100
+DAYS = {
+    "light": {},
+    "heavy": {"mention_share": 1 / 3, "reply_share": 0.05},
+}
+"""``make_day`` arguments of each day (the rest are its defaults)."""
+PAGING_CHANNEL = """
+[[channels]]                        # recorded by the replay (deliveries.jsonl), never sent
+type = "webhook"
+name = "duty"
+url = "https://duty.example.com/hooks/crisismon"
+"""
 
 
 def naive_loop(texts: list[str], keywords: list[str]) -> float:
@@ -49,6 +68,9 @@ def replay_once(feed: Path, config_file: Path, out: Path, profile: bool = False)
     """One ``replay`` of ``feed``, timed from the call (imports done, as the CLI has them
     done before it starts): prints a JSON line with the wall and stage seconds."""
     config = load_config(config_file)
+    from monitor.telemetry import configure_logging
+
+    configure_logging(config.log)  # as ``crisismon replay`` does (no debug lines)
     if profile:
         import cProfile
         import pstats
@@ -76,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-only", type=Path, default=None,
                     help="(internal) time the naive loop on this JSON list of texts")
     ap.add_argument("--runs", type=int, default=3, help="replays (best one counts)")
+    ap.add_argument("--days", default="light,heavy",
+                    help="which days, comma-separated (light, heavy)")
+    ap.add_argument("--paging", action="store_true",
+                    help="a recorded [[channels]] entry: the replay runs the outbox too")
     ap.add_argument("--replay-only", nargs=3, type=Path, default=None,
                     metavar=("FEED", "CONFIG", "OUT"),
                     help="(internal) replay FEED once, print wall and stage seconds")
@@ -95,48 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crisismon-bench-") as tmp:
         base = args.keep or Path(tmp)
         base.mkdir(parents=True, exist_ok=True)
-        t0 = time.perf_counter()
-        day = make_day(args.posts)
-        feed = write_feed(day, base / "day.jsonl")
-        (base / "config.toml").write_text(brand_config(), encoding="utf-8")
-        load_config(base / "config.toml")  # refuse a bad config here, not in the child
-        gen_s = time.perf_counter() - t0
-        n_posts = len(day)
-        texts = [row["text"] for row in day]
-        sample = random.Random(11).sample(texts, min(args.naive_sample, len(texts)))
-        del day, texts
-        print(f"synthetic day: {n_posts:,} lines ({args.posts:,} posts + official replies), "
-              f"{len(BRANDS)} brands, generated in {gen_s:.1f}s -> {feed}")
-
-        # The replay runs in a fresh interpreter too, as ``crisismon replay`` does (and as
-        # the naive loop below does): in this process it would fork its reader and report
-        # workers from a heap still holding the generated day, and pay for that.
-        out = base / "out"
-        runs = []
-        for _ in range(args.runs):
-            cmd = [sys.executable, __file__, "--replay-only", str(feed), str(base / "config.toml"),
-                   str(out)] + (["--profile"] if args.profile else [])
-            child = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            if args.profile:
-                print(child.stdout)
-            runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
-        walls = sorted(r["wall"] for r in runs)
-        best = min(runs, key=lambda r: r["wall"])
-        wall = best["wall"]
-        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
-        rate = n_posts / wall
-        print(f"replay (--speed max): {wall:.2f}s wall for {n_posts:,} lines "
-              f"-> {rate:,.0f} posts/s (incl. reading the feed, model load, writing outputs; "
-              f"fresh interpreter, best of {len(runs)}: "
-              + ", ".join(f"{w:.2f}s" for w in walls) + ")")
-        stages = best["stages"]
-        print("  stages: " + ", ".join(f"{k} {stages[k]:.2f}s" for k in
-                                       ("read", "pipeline", "outputs", "report")))
-        core = n_posts / (stages["read"] + stages["pipeline"])
-        print(f"  without the output files and the analyst report (read + pipeline only): "
-              f"{core:,.0f} posts/s")
-        print(f"  mentions {report['mentions']:,}, incidents {report['incidents']}, "
-              f"alerts {report['alerts']:,} {report['alerts_by_type']}")
+        config_file = base / "config.toml"
+        config_file.write_text(brand_config() + (PAGING_CHANNEL if args.paging else ""),
+                               encoding="utf-8")
+        load_config(config_file)  # refuse a bad config here, not in the child
+        rates: dict[str, float] = {}
+        sample: list[str] = []
+        for name in args.days.split(","):
+            t0 = time.perf_counter()
+            day = make_day(args.posts, **DAYS[name])
+            feed = write_feed(day, base / f"{name}.jsonl")
+            gen_s = time.perf_counter() - t0
+            n_posts = len(day)
+            if not sample:  # the naive loop's sample: from the first day
+                texts = [row["text"] for row in day]
+                sample = random.Random(11).sample(texts, min(args.naive_sample, len(texts)))
+                del texts
+            del day
+            print(f"{name} day: {n_posts:,} lines ({args.posts:,} posts + official replies), "
+                  f"{len(BRANDS)} brands, generated in {gen_s:.1f}s -> {feed}")
+            rates[name] = replay_day(feed, config_file, base / f"out-{name}", n_posts, args)
 
         # The naive loop runs in a fresh interpreter, as the user's script would: run in
         # this process its speed moved by up to 40 % with whatever the replay had left on
@@ -147,20 +151,59 @@ def main(argv: list[str] | None = None) -> int:
         naive = subprocess.run([sys.executable, __file__, "--naive-only", str(sample_file)],
                                capture_output=True, text=True, check=True)
         naive_rate = float(naive.stdout.split()[-1])
-        naive_day = n_posts / naive_rate
+        naive_day = args.posts / naive_rate
         print(f"naive loop (substring check + SnowNLP(text).sentiments per post): "
               f"{naive_rate:,.0f} posts/s (fresh interpreter, best of 3 passes over a "
               f"{len(sample)}-post sample) -> "
-              f"{naive_day / 60:,.1f} min for the day (extrapolated), no alerts or state")
-        speedup = rate / naive_rate
-        print(f"speed-up: {speedup:,.0f}x")
+              f"{naive_day / 60:,.1f} min for a day (extrapolated), no alerts or state")
         print(f"load average at the end: {Path('/proc/loadavg').read_text().split()[0]}")
-        print("targets:")
-        print(f"  {'PASS' if rate >= TARGET_POSTS_S else 'MISS'} {rate:,.0f} >= "
-              f"{TARGET_POSTS_S:,} posts/s")
-        print(f"  {'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'} {speedup:,.0f}x >= "
-              f"{TARGET_SPEEDUP}x the naive loop")
+        print("targets" + (" (with the outbox: --paging)" if args.paging else "") + ":")
+        for name, rate in rates.items():
+            speedup = rate / naive_rate
+            print(f"  {'PASS' if rate >= TARGET_POSTS_S else 'MISS'} {name}: {rate:,.0f} >= "
+                  f"{TARGET_POSTS_S:,} posts/s")
+            print(f"  {'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'} {name}: "
+                  f"{speedup:,.0f}x >= {TARGET_SPEEDUP}x the naive loop")
     return 0
+
+
+def replay_day(feed: Path, config_file: Path, out: Path, n_posts: int,
+               args: argparse.Namespace) -> float:
+    """Replay ``feed`` ``args.runs`` times, each in a fresh interpreter; print the figures;
+    the best run's posts/s."""
+    # The replay runs in a fresh interpreter, as ``crisismon replay`` does (and as the
+    # naive loop does): in this process it would fork its reader and report workers from
+    # a heap still holding the generated day, and pay for that.
+    runs = []
+    for _ in range(args.runs):
+        cmd = [sys.executable, __file__, "--replay-only", str(feed), str(config_file),
+               str(out)] + (["--profile"] if args.profile else [])
+        child = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        if args.profile:
+            print(child.stdout)
+        runs.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    walls = sorted(r["wall"] for r in runs)
+    best = min(runs, key=lambda r: r["wall"])
+    wall = best["wall"]
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    rate = n_posts / wall
+    print(f"  replay (--speed max): {wall:.2f}s wall for {n_posts:,} lines "
+          f"-> {rate:,.0f} posts/s (incl. reading the feed, model load, writing outputs; "
+          f"fresh interpreter, best of {len(runs)}: " + ", ".join(f"{w:.2f}s" for w in walls)
+          + ")")
+    stages = best["stages"]
+    print("    stages: " + ", ".join(f"{k} {stages[k]:.2f}s" for k in
+                                     ("read", "pipeline", "outputs", "report")))
+    core = n_posts / (stages["read"] + stages["pipeline"])
+    print(f"    without the output files and the analyst report (read + pipeline only): "
+          f"{core:,.0f} posts/s")
+    print(f"    mentions {report['mentions']:,}, incidents {report['incidents']}, "
+          f"alerts {report['alerts']:,} {report['alerts_by_type']}")
+    deliveries = out / "deliveries.jsonl"
+    if deliveries.is_file():
+        with deliveries.open(encoding="utf-8") as fh:
+            print(f"    deliveries.jsonl: {sum(1 for _ in fh):,} delivery outcomes")
+    return rate
 
 
 if __name__ == "__main__":

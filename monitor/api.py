@@ -15,12 +15,15 @@ dashboard's session) acts under that name, whatever ``by`` says; with the shared
 ``by`` names them (``api`` when absent).
 
 Answers: 200 ``{"ok": true, "action": {...}}``; 404 unknown id; 400 bad JSON or fields.
+
+Retries are safe: the action's id is derived from the request (``monitor.normalise.
+parse_action``), so the same call made twice is one action, stored and audited once. A
+client that means a second, identical action sends a new ``Idempotency-Key`` header.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -28,8 +31,9 @@ from aiohttp import web
 from alerts.ack import base_alert_id
 from alerts.audit import AuditLog
 from monitor.http import identity, register
+from monitor.normalise import BadInput, parse_action
 from monitor.sources.base import Batch
-from rules.records import Action, ActionKind, format_instant
+from rules.records import format_instant
 
 if TYPE_CHECKING:
     from monitor.daemon import Daemon
@@ -50,20 +54,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise BadRequest("body must be a JSON object")
     return data
-
-
-def _by(data: dict[str, Any]) -> str:
-    by = data.get("by", "api")
-    if not isinstance(by, str) or not by.strip():
-        raise BadRequest('"by" must be a non-empty string (who is acting)')
-    return by.strip()
-
-
-def _public(data: dict[str, Any]) -> bool:
-    public = data.get("public")
-    if not isinstance(public, bool):
-        raise BadRequest('"public": true|false is required (was the answer public?)')
-    return public
 
 
 def _known(daemon: Daemon, kind: str, target: str) -> bool:
@@ -91,17 +81,18 @@ def paging_routes(app: web.Application, daemon: Daemon) -> None:
         try:
             data = await _body(request)
             ident = identity(request)
-            by = ident.name if ident is not None and ident.name else _by(data)
-            public = _public(data) if verb == "resolve" and kind == "mentions" else \
-                data.get("public") if isinstance(data.get("public"), bool) else None
-        except BadRequest as exc:
+            # The request's own id: a client's retry (Idempotency-Key header, or "id" in
+            # the body) is the same action, and so is the same ack posted twice.
+            action = parse_action(
+                {**data, "action": verb, "target": target}, "api", now=daemon.clock.now(),
+                by=ident.name if ident is not None and ident.name else None,
+                key=request.headers.get("Idempotency-Key"), default_by="api",
+                needs_public=kind == "mentions")
+        except (BadRequest, BadInput) as exc:
             return web.json_response({"error": str(exc)}, status=400)
+        target, by, public, now = action.target, action.by, action.public, action.created_at
         if not _known(daemon, kind, target):
             return web.json_response({"error": f"no such {kind[:-1]}: {target}"}, status=404)
-        now = daemon.clock.now()
-        action = Action(id=f"api:{verb}:{target}:{uuid.uuid4().hex[:12]}",
-                        action=ActionKind(verb), target=target, by=by, created_at=now,
-                        public=public, source="api")
         await daemon.ingest(Batch("api", [action]))
         return web.json_response({"ok": True, "action": {
             "id": action.id, "action": verb, "target": target, "by": by, "public": public,

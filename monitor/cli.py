@@ -146,9 +146,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
             raise UsageError(problem)
     printer = None
     if not args.quiet:
-        from alerts.console import TerminalPrinter
+        from alerts.channels.terminal import TerminalChannel
 
-        printer = TerminalPrinter(sys.stdout, config.tz).print
+        printer = TerminalChannel("terminal", sys.stdout, tz=config.tz).write
     with _progress_bar(f"replay -> {args.out}") as progress:
         result = asyncio.run(replay(config, args.feeds, args.out, speed=args.speed,
                                     until=args.until, on_alert=printer, progress=progress))

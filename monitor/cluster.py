@@ -34,6 +34,7 @@ import structlog
 from monitor.clock import Clock, WallClock
 from monitor.lease import Leases
 from monitor.pipeline import Pipeline
+from monitor.retry import FailureLog
 from monitor.store.postgres import PgStore
 from rules.records import Alert
 
@@ -67,7 +68,7 @@ class Cluster:
         self.watermark = 0
         """``events.seq`` up to which this engine has every event."""
         self._valid_until = 0.0
-        self._failing = False
+        self._renewal = FailureLog(log, "lease renewal failing", "lease renewal recovered")
         pipeline.owns = self.owns
 
     def owns(self, brand: str) -> bool:
@@ -116,17 +117,13 @@ class Cluster:
             try:
                 gained = self.claim()
             except psycopg.Error as exc:
-                if not self._failing:  # logged once when it starts, once when it recovers
-                    self._failing = True
-                    log.warning("lease renewal failing", error=str(exc)[:200])
+                self._renewal.failed(exc)
                 if self.held and self.clock.now() >= self._valid_until:
                     # A peer may hold them now: stop paging rather than page twice.
                     log.warning("brand leases lapsed", brands=sorted(self.held))
                     self._set_held(frozenset())
                 continue
-            if self._failing:
-                self._failing = False
-                log.info("lease renewal recovered")
+            self._renewal.succeeded()
             if gained:
                 self.take_over(daemon, gained)
 
@@ -187,19 +184,15 @@ class Cluster:
 
     async def run_catch_up(self, daemon: Daemon) -> None:
         """Catch up every ``catch_up_every``, forever."""
-        failing = False
+        health = FailureLog(log, "catch-up with peers failing", "catch-up with peers recovered")
         while True:
             await self.clock.sleep_until(self.clock.now() + self.catch_up_every)
             try:
                 self.catch_up(daemon)
             except psycopg.Error as exc:  # the store is down: the batch rolled back whole
-                if not failing:
-                    failing = True
-                    log.warning("catch-up with peers failing", error=str(exc)[:200])
+                health.failed(exc)
                 continue
-            if failing:
-                failing = False
-                log.info("catch-up with peers recovered")
+            health.succeeded()
 
 
 def build_cluster(daemon: Daemon) -> Cluster | None:

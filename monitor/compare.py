@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -24,6 +24,25 @@ class Side:
 
     name: str
     summary: Summary
+    deliveries: list[dict[str, Any]] = field(default_factory=list)
+    """Its ``deliveries.jsonl``: what its outbox did on each paging channel."""
+
+    def pages(self) -> dict[str, Counter[str]]:
+        """Per paging channel, how many delivery outcomes of each state: ``delivered``
+        is a message sent (a page, a repeat, or one summary of held pages)."""
+        out: dict[str, Counter[str]] = {}
+        for d in self.deliveries:
+            out.setdefault(d["channel"], Counter())[d["state"]] += 1
+        return out
+
+
+def load_deliveries(out_dir: Path) -> list[dict[str, Any]]:
+    """A replay folder's ``deliveries.jsonl`` (empty: no paging channel configured)."""
+    path = out_dir / "deliveries.jsonl"
+    if not path.is_file():
+        return []
+    with path.open(encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
 
 
 async def run_side(name: str, config: Config, feeds: list[Path], out_dir: Path) -> Side:
@@ -31,7 +50,7 @@ async def run_side(name: str, config: Config, feeds: list[Path], out_dir: Path) 
     from monitor.replay import replay
 
     await replay(config, feeds, out_dir)
-    return Side(name, load_summary(out_dir, config))
+    return Side(name, load_summary(out_dir, config), load_deliveries(out_dir))
 
 
 def comparison(a: Side, b: Side) -> dict[str, Any]:
@@ -54,9 +73,28 @@ def comparison(a: Side, b: Side) -> dict[str, Any]:
                    "only_a": sorted(set(ids_a) - set(ids_b)),
                    "only_b": sorted(set(ids_b) - set(ids_a))},
         "by_type": {t: {"a": count_a[t], "b": count_b[t]} for t in types},
+        "pages": pages_per_channel(a, b),
         "sla_compliance": {"a": a.summary.compliance(), "b": b.summary.compliance()},
         "incidents": {"a": incidents(a), "b": incidents(b)},
     }
+
+
+PAGE_STATES = ("delivered", "silenced", "deferred", "held", "summarised", "cancelled",
+               "repeat")
+"""The delivery outcomes ``compare`` counts per channel (``deliveries.jsonl`` states)."""
+
+
+def pages_per_channel(a: Side, b: Side) -> dict[str, dict[str, dict[str, int]]]:
+    """Per paging channel of either config: per state, how many in A and in B.
+    ``delivered`` is the pages the channel would have received (summaries as one)."""
+    pa, pb = a.pages(), b.pages()
+    out: dict[str, dict[str, dict[str, int]]] = {}
+    for channel in sorted({*pa, *pb}):
+        ca, cb = pa.get(channel, Counter()), pb.get(channel, Counter())
+        states = [st for st in PAGE_STATES if ca[st] or cb[st]]
+        states += sorted({*ca, *cb} - set(PAGE_STATES))
+        out[channel] = {st: {"a": ca[st], "b": cb[st]} for st in states}
+    return out
 
 
 def print_comparison(a: Side, b: Side, file: TextIO | None = None) -> dict[str, Any]:
@@ -80,6 +118,18 @@ def print_comparison(a: Side, b: Side, file: TextIO | None = None) -> dict[str, 
     t.add_row("[bold]all[/bold]", str(al["a"]), str(al["b"]), f"{al['b'] - al['a']:+d}")
     t.add_row("only in this config", str(len(al["only_a"])), str(len(al["only_b"])), "")
     console.print(t)
+    if data["pages"]:
+        pg = Table(title="Pages per channel (delivered: messages the channel would have "
+                         "received)")
+        for col in ("channel", "outcome"):
+            pg.add_column(col)
+        pg.add_column(f"A {a.name}", justify="right")
+        pg.add_column(f"B {b.name}", justify="right")
+        pg.add_column("B − A", justify="right")
+        for channel, states in data["pages"].items():
+            for st, n in states.items():
+                pg.add_row(channel, st, str(n["a"]), str(n["b"]), f"{n['b'] - n['a']:+d}")
+        console.print(pg)
     s = Table(title="5-minute rule")
     s.add_column("")
     s.add_column(f"A {a.name}", justify="right")

@@ -27,18 +27,19 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from alerts.alertlog import AlertLogChannel
-from alerts.console import ConsoleChannel
+from alerts.channels.terminal import TerminalChannel
 from alerts.outbox import Outbox, Sender
 from monitor import api as _api  # noqa: F401 - registers the ack/resolve/audit API
 from monitor import dashboard as _dashboard  # noqa: F401 - /dashboard and its views
 from monitor import ops as _ops  # noqa: F401 - registers /healthz, /readyz, /metrics
 from monitor.app import build_pipeline, open_store
-from monitor.clock import Clock, ScaledClock, WallClock
+from monitor.clock import Clock, ScaledClock, SimClock, WallClock
+from monitor.clock import wait as clock_wait
 from monitor.clockwatch import CHECK_EVERY, ClockWatch
 from monitor.config import Config, FeedSourceConfig
 from monitor.digests import run_digests
@@ -110,6 +111,8 @@ class Daemon:
         self.recorder = recorder
         """The recorder of live input, if any (its failures are shown in ``/metrics``)."""
         self.watch = ClockWatch(clock)
+        self.coalesce = TIMER_COALESCE
+        """Real seconds the timer rests after firing (0: fire each deadline alone)."""
         self._rearm = asyncio.Event()
         self.batches = 0
         self.sources: Sequence[Source] = ()
@@ -401,15 +404,11 @@ class Daemon:
         while True:
             self._rearm.clear()
             due = self.pipeline.engine.next_due()
-            waits: set[asyncio.Future[Any]] = {asyncio.ensure_future(self._rearm.wait())}
-            if due is not None:
-                waits.add(asyncio.ensure_future(self.clock.sleep_until(due)))
-            try:
-                await asyncio.wait(waits, timeout=CHECK_EVERY,
-                                   return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
+            until = due
+            if not isinstance(self.clock, SimClock):  # (simulated time cannot jump)
+                check = self.clock.now() + CHECK_EVERY * getattr(self.clock, "speed", 1.0)
+                until = check if due is None else min(due, check)
+            await clock_wait(self.clock, self._rearm, until)
             jump = self.watch.check()
             fired = 0
             if due is not None and self.clock.now() >= due:
@@ -418,11 +417,14 @@ class Daemon:
                 fired = await self._fire_due()
             if jump:
                 self.clock_jumped(jump, fired)
-            if fired:
+            if fired and self.coalesce:
                 # Gather what falls due in the next moment into the next firing: at 250
                 # mentions/s a deadline falls due every 4 ms, and firing each alone cost a
                 # commit and an outbox pass each. An alert's ``at`` stays its due time.
-                await asyncio.sleep(TIMER_COALESCE)
+                # On the engine's clock (``coalesce`` real seconds at its speed), so a
+                # simulated clock drives this wait too.
+                speed = getattr(self.clock, "speed", 1.0)
+                await self.clock.sleep_until(self.clock.now() + self.coalesce * speed)
 
     def clock_jumped(self, seconds: float, fired: int) -> None:
         """Log and count a jump of the clock (``fired``: alerts the catch-up raised)."""
@@ -650,7 +652,7 @@ def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clo
 def build_channels(config: Config) -> list[Sender]:
     channels: list[Sender] = [AlertLogChannel(config.resolve(config.alerts.log), config.tz)]
     if config.alerts.terminal and not logs_on_stdout(config.log):
-        channels.append(ConsoleChannel(sys.stdout, config.tz))
+        channels.append(TerminalChannel("terminal", sys.stdout, tz=config.tz))
     elif config.alerts.terminal:  # service mode: stdout carries the log lines
         log.info("terminal alert channel off: log lines go to stdout (log.stream)")
     channels.extend(build_paging_channels(config))  # [[channels]]; a missing secret: ConfigError

@@ -41,6 +41,7 @@ from aiohttp import web
 from monitor.dashboard_page import render_page
 from monitor.http import AUTH, DAEMON, Identity, identity, register, set_session
 from monitor.textsafe import printable
+from rules.deadlines import reply_deadlines
 from rules.records import format_instant
 
 if TYPE_CHECKING:
@@ -87,11 +88,15 @@ def mention_row(daemon: Daemon, row: tuple[Any, ...], reposts: int) -> dict[str,
     """One stored mention as the page and scripts see it (texts cleaned for display)."""
     (key, brand, post_id, created, author, followers, text, sentiment, negative, severity,
      reasons, needs_reply, replied_at, replied_by, acked_by, private_at, incident_id) = row
-    sla = daemon.config.sla
+    # The deadlines the engine armed: the reply rule the mention was first seen under
+    # (a reload does not move them), else the configured one.
+    clock = daemon.pipeline.engine.clocks.get(key)
+    warn_at, deadline, escalate_at = reply_deadlines(
+        created, daemon.config.sla if clock is None else clock.sla)
     return {
         "key": key, "brand": printable(brand), "post_id": post_id, "url": weibo_url(post_id),
-        "created_at": created, "warn_at": created + sla.warn_at,
-        "deadline": created + sla.reply_within, "escalate_at": created + sla.escalate_after,
+        "created_at": created, "warn_at": warn_at,
+        "deadline": deadline, "escalate_at": escalate_at,
         "author": printable(author), "followers": followers, "reposts": reposts,
         "text": printable(text), "sentiment": sentiment, "negative": bool(negative),
         "severity": severity, "reasons": [printable(r) for r in json.loads(reasons)],

@@ -118,7 +118,7 @@ def _mail(config: Config, channels: tuple[str, ...]) -> bool:
 def _send(config: Config, store: Any, digest: Digest, plots: dict[str, bytes],
           channels: tuple[str, ...]) -> None:
     """Store ``digest`` in the outbox for ``channels`` and deliver it now."""
-    from alerts.console import ConsoleChannel
+    from alerts.channels.terminal import TerminalChannel
     from alerts.outbox import Outbox
     from monitor.clock import WallClock
     from monitor.digests import store_digest
@@ -135,7 +135,7 @@ def _send(config: Config, store: Any, digest: Digest, plots: dict[str, bytes],
               "were", file=sys.stderr)
     senders: list[Any] = [c for c in build_paging_channels(config) if c.name in channels]
     if "terminal" in channels:
-        senders.append(ConsoleChannel(sys.stderr, config.tz))
+        senders.append(TerminalChannel("terminal", sys.stderr, tz=config.tz))
 
     async def deliver() -> dict[str, int]:
         outbox = Outbox(store, {c.name: c for c in senders}, WallClock())

@@ -36,6 +36,7 @@ import structlog
 
 from alerts.digest import Digest, digest_alert
 from monitor.digest_config import DigestConfig, cron_trigger
+from rules.deadlines import in_time, reply_due
 from rules.records import Alert, AlertType, alert_id, format_instant
 
 if TYPE_CHECKING:
@@ -223,9 +224,9 @@ def compute(store: Store, config: Config, cfg: DigestConfig, start: float, end: 
         # deadline had not passed by then, unanswered, is pending, not late.
         times = sorted(m.replied_at - m.created_at for m in needing
                        if m.replied_at is not None and m.replied_at < end)
-        in_time = sum(1 for s in times if s <= within)
+        replied_in_time = sum(1 for s in times if in_time(s, within))
         pending = sum(1 for m in needing if (m.replied_at is None or m.replied_at >= end)
-                      and m.created_at + within >= end)
+                      and reply_due(m.created_at, config.sla) >= end)
         judged = len(needing) - pending
         negative = sum(1 for m in rows if m.negative)
         base = baselines.get(brand)
@@ -238,8 +239,8 @@ def compute(store: Store, config: Config, cfg: DigestConfig, start: float, end: 
             "baseline": None if base is None else {"mentions": base[0],
                                                    "negative_share": base[1]},
             "needing_reply": len(needing),
-            "replied_in_time": in_time,
-            "replied_in_time_pct": round(100 * in_time / judged, 1) if judged else None,
+            "replied_in_time": replied_in_time,
+            "replied_in_time_pct": round(100 * replied_in_time / judged, 1) if judged else None,
             "pending": pending,
             "median_reply_seconds": _median(times),
             "p90_reply_seconds": nearest_rank(times, 0.9),

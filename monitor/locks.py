@@ -31,6 +31,8 @@ from typing import TypeVar
 
 import structlog
 
+from monitor.retry import backoff
+
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
@@ -51,7 +53,8 @@ def is_locked(exc: BaseException) -> bool:
 
 def retry_delay(attempt: int) -> float:
     """Seconds before try ``attempt + 1`` of a locked write: doubling, capped."""
-    return min(RETRY_MAX, RETRY_FIRST * 2 ** min(attempt, 10))
+    # No jitter: the wait is for another process's lock, not shared with other clients.
+    return backoff(attempt + 1, base=RETRY_FIRST, cap=RETRY_MAX, rand=None)
 
 
 class StoreLocks:

@@ -7,14 +7,17 @@ malformed raises ``BadInput`` with a one-line reason; callers count and skip it.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
 import zhconv
 
+from alerts.ack import base_alert_id
 from monitor.textsafe import printable
 from rules.records import Action, ActionKind, Author, Event, Post, PostKind
 
@@ -230,7 +233,7 @@ def to_event(obj: Any, source: str = "") -> Event:
     if not isinstance(obj, dict):
         raise BadInput(f"expected a JSON object, got {type(obj).__name__}")
     if "action" in obj:
-        return _to_action(obj, source)
+        return parse_action(obj, source)
     post_id = _id(obj.get("id", obj.get("idstr")), "id")
     if "created_at" not in obj:
         raise BadInput("created_at is missing")
@@ -255,26 +258,60 @@ def to_event(obj: Any, source: str = "") -> Event:
     )
 
 
-def _to_action(obj: dict[str, Any], source: str) -> Action:
+def parse_action(obj: Mapping[str, Any], source: str, *, now: float | None = None,
+                 by: str | None = None, key: str | None = None, default_by: str = "unknown",
+                 needs_public: bool = True) -> Action:
+    """A responder's ack or resolve, from a feed line, an API request or an MQTT command.
+
+    The one place an :class:`Action` is made. ``obj`` holds ``action``, ``target``,
+    ``by``, ``public`` and, in a feed, ``created_at``; ``now`` is given for a request
+    that happens when it arrives (API, MQTT), and then any ``created_at`` in ``obj`` is
+    ignored. ``by`` overrides ``obj["by"]`` (a signed-in user); ``default_by`` stands in
+    when neither names anyone. ``needs_public``: a resolve must say whether the answer
+    was public (``False`` only for an incident's resolve over the API).
+
+    The id is derived from the request: its action, target, who, ``public``, its own
+    ``created_at`` (a feed line's, not ``now``) and the client's idempotency key
+    (``key``, else ``obj["id"]``). The same request sent twice (a client's retry, MQTT
+    redelivery, a feed read again) is the same action, and the store keeps it once; a
+    client that means a second, identical action sends a new key. A target naming a
+    repeat page (``a-…-r2``) names the alert it repeats. Raises ``BadInput``.
+    """
     try:
-        kind = ActionKind(obj["action"])
-    except (ValueError, TypeError):
-        raise BadInput(f'action {obj["action"]!r} is not "ack" or "resolve"') from None
-    target = _id(obj.get("target"), "target")
-    if "created_at" not in obj:
+        kind = ActionKind(str(obj.get("action")))
+    except ValueError:
+        raise BadInput(f'action {str(obj.get("action"))[:40]!r} is not "ack" or "resolve"') \
+            from None
+    target = base_alert_id(_id(obj.get("target"), "target (alert, mention or incident id)"))
+    if now is not None:
+        created, when = now, ""
+    elif "created_at" in obj:
+        created = parse_time(obj["created_at"])
+        when = repr(created)
+    else:
         raise BadInput("created_at is missing")
-    created = parse_time(obj["created_at"])
     public = obj.get("public")
     if public is not None and not isinstance(public, bool):
-        raise BadInput("public must be true or false")
-    if kind is ActionKind.RESOLVE and public is None:
-        raise BadInput('a resolve needs "public": true or false')
-    by = str(obj.get("by") or "unknown")[:100]
-    action_id = obj.get("id")
-    if action_id is None:
-        action_id = f"{kind}:{target}:{by}:{created:.3f}"
-    return Action(id=_id(str(action_id)[:64], "id"), action=kind, target=target, by=by,
-                  created_at=created, public=public, source=source)
+        raise BadInput('"public" must be true or false')
+    if kind is ActionKind.RESOLVE and public is None and needs_public:
+        raise BadInput('a resolve needs "public": true or false (was the answer public?)')
+    if kind is ActionKind.ACK:
+        public = None  # an ack says nothing about the answer
+    who = by or obj.get("by") or default_by
+    if not isinstance(who, str):
+        raise BadInput('"by" must be a name (who is acting)')
+    who = who.strip()[:100] or default_by
+    given = key if key is not None else obj.get("id")
+    if given is None:
+        idem = ""
+    elif isinstance(given, str | int) and not isinstance(given, bool) and str(given).strip():
+        idem = str(given).strip()[:200]
+    else:
+        raise BadInput("id (idempotency key) must be a string or a number")
+    content = "\x1f".join((kind, target, who, repr(public), when, idem))
+    action_id = "act-" + hashlib.blake2b(content.encode(), digest_size=8).hexdigest()
+    return Action(id=action_id, action=kind, target=target, by=who, created_at=created,
+                  public=public, source=source)
 
 
 def is_pure_repost(post: Post) -> bool:

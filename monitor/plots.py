@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from rules.deadlines import in_time
+
 if TYPE_CHECKING:
     from monitor.report import Summary
 
@@ -321,8 +323,7 @@ def plot_sla(plt: Any, summary: Summary, path: Path) -> None:
     for m in summary.needing:
         row = per_hour[int(m["created_at"][11:13])]  # local ISO time: its hour, unparsed
         row[0] += 1
-        row[1] += int(m["reply_seconds"] is not None
-                      and m["reply_seconds"] <= summary.reply_within)
+        row[1] += in_time(m["reply_seconds"], summary.reply_within)
     hours = list(range(24))
     a2.bar(hours, [100 * ok / n if n else 0 for n, ok in per_hour.values()],
            color=["#2563eb" if per_hour[h][0] else "#e5e7eb" for h in hours])

@@ -36,8 +36,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-LIVE = ("brands", "ladder", "scoring", "sla", "crisis")
-"""Sections a reload applies (to new posts)."""
 RESTART = ("store", "sources", "http", "log", "record", "alerts", "timezone", "digests")
 """Sections that only take effect on restart (the digest task keeps its schedules)."""
 

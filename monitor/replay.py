@@ -4,6 +4,14 @@ Time comes only from the feed: the clock jumps to each line's ``created_at`` (pa
 ``--speed N``, or not at all with ``max``), and after the last line it runs on until
 every pending deadline has passed (or ``--until``). The same input gives a
 byte-identical ``alerts.jsonl``.
+
+Replay is the daemon: the same pipeline, and with ``[[channels]]`` configured the same
+outbox (silences, quiet hours, grouping, rate limits, repeats), whose workers wait on the
+simulated clock. Each paging channel is a ``Recorder``: what it would have been sent is
+in ``deliveries.jsonl``, one line per outcome. The clock's timers (deadlines, retries,
+deferrals, group flushes, repeats) fire in time order, each at its own moment, and after
+each the outbox runs until it waits again; the replay ends when the feed is done and no
+timer is due before the end (burst mode).
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from typing import Any
 import msgspec
 import structlog
 
+from alerts.channels.base import Thread
+from alerts.outbox import Outbox
 from monitor import workers
 from monitor.app import build_pipeline, default_assessor
 from monitor.clock import SimClock
@@ -36,9 +46,11 @@ from monitor.digests import Digests
 from monitor.digests import compute as digest_compute
 from monitor.feed import FeedStats
 from monitor.feedstream import FeedReader
+from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
 from monitor.report import MENTION_FIELDS
 from monitor.store import Store
+from rules.deadlines import in_time
 from rules.records import Alert, format_instant
 
 ReportRecords = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
@@ -67,6 +79,8 @@ class ReplayResult:
     clock_end: float | None = None
     digests: list[dict[str, Any]] = field(default_factory=list, repr=False)
     """The ``digests.jsonl`` records: each ``[[digests]]`` made on the simulated clock."""
+    deliveries: list[dict[str, Any]] | None = field(default=None, repr=False)
+    """The ``deliveries.jsonl`` records (None: no paging channel, no outbox)."""
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks. ``read``
     is the time the replay waited for the feed reader (and decoded its chunks); with a
@@ -78,17 +92,19 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
                  speed: float | None = None, until: float | None = None,
                  on_alert: Callable[[Alert], None] | None = None,
                  pipeline_factory: Callable[[Store], Pipeline] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> ReplayResult:
+                 progress: Callable[[int, int], None] | None = None,
+                 analyst_report: bool = True) -> ReplayResult:
     """Run ``feeds`` through the pipeline; write alerts, mentions, incidents and a report.
 
     ``speed`` None runs as fast as the CPU allows; otherwise simulated seconds per wall
     second. ``until`` stops the clock there instead of running every deadline out.
     ``progress(done, total)`` is told how many events are handled, every thousand.
+    ``analyst_report`` False: the JSON files only, no ``report.html`` or plots.
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     # Forked first, while this process is small: it imports matplotlib during the replay.
-    reporter = ReportWorker(config)
+    reporter = ReportWorker(config) if analyst_report else None
     # Reads ahead on the second core, and matches and scores there what it read; with a
     # pipeline of the caller's, the pipeline does its own matching and scoring.
     reader = FeedReader(feeds, FeedStats(), batch=PREPARE_EVERY, assessor=None
@@ -103,8 +119,11 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         store = Store(state, exclusive=True, durable=False)
         # The reader loads the models and scores every post: none are loaded here unless
         # a post arrives unscored (no fork: the reader runs in this process).
+        # Every alert gets a delivery row on each paging channel it is routed to, as
+        # live; the replay's outbox sends them to channels that record (``Recorder``).
         pipeline = (pipeline_factory(store) if pipeline_factory
-                    else build_pipeline(config, store, lazy_scorer=True))
+                    else build_pipeline(config, store, paging_channels(config),
+                                        lazy_scorer=True))
         # No cycle collection while replaying: what the replay builds (clocks, alerts,
         # rows) lives to its end or is freed by reference counting, and the collector
         # only walked it again and again (a 100,000-post replay leaves 37 objects for it,
@@ -119,16 +138,18 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
                 gc.enable()
     finally:
         reader.close()
-        reporter.close()
+        if reporter is not None:
+            reporter.close()
 
 
 async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipeline,
                out_dir: Path, speed: float | None, until: float | None,
                on_alert: Callable[[Alert], None] | None,
                progress: Callable[[int, int], None] | None, started: float,
-               reporter: ReportWorker) -> ReplayResult:
+               reporter: ReportWorker | None) -> ReplayResult:
     result = ReplayResult(out_dir=out_dir, feed=reader.stats)
     clock: SimClock | None = None
+    paging: ReplayOutbox | None = None
     wall0 = sim0 = 0.0
     waited = 0.0  # for the reader: the read stage, as far as it held the replay up
 
@@ -143,6 +164,8 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
         if on_alert:
             for a in alerts:
                 on_alert(a)
+        if paging is not None and alerts:
+            paging.outbox.notify()
 
     store.begin()
     i = 0
@@ -166,6 +189,29 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             nxt = digests.next_at() or math.inf
         return nxt
 
+    async def advance(t: float, inclusive: bool) -> None:
+        """Fire every deadline and outbox timer due before ``t`` (or at ``t``, if
+        ``inclusive``) in time order, each at its own moment; after each, the outbox
+        runs until it waits again (burst mode: nothing runs ahead of the clock)."""
+        nonlocal next_digest
+        assert clock is not None
+        while True:
+            due = pipeline.engine.next_due()
+            timer = None if paging is None else clock.next_timer()
+            nxt = due if timer is None or (due is not None and due <= timer) else timer
+            if nxt is None or nxt > t or (nxt == t and not inclusive):
+                return
+            if nxt >= next_digest:
+                next_digest = make_digests(nxt)
+            await pace(nxt)
+            if nxt == due:
+                clock.advance_to(due)
+                emit(pipeline.tick(due))
+                if paging is not None:
+                    await clock.settle(paging.tasks)
+            else:
+                await clock.run_until(nxt, paging.tasks)  # type: ignore[union-attr]
+
     while True:
         t0 = time.perf_counter()
         read = next(chunks, None)
@@ -178,9 +224,14 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
         if read.bodies is not None:
             store.encoded(read.bodies)
         if clock is None:
-            clock = SimClock(chunk[0].created_at)
+            clock = SimClock(chunk[0].created_at, autojump=False)
             wall0, sim0 = time.monotonic(), clock.now()
             result.clock_start = sim0
+            if pipeline.channels:
+                store.commit()  # (the outbox's tables are made outside a transaction)
+                paging = ReplayOutbox(config, store, pipeline, clock)
+                store.begin()
+                await clock.settle(paging.tasks)
             if digests is not None:
                 digests.due(sim0)  # starts each schedule: its first is the next fire time
                 next_digest = digests.next_at() or math.inf
@@ -193,15 +244,16 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             if j % PREPARE_EVERY == 0:  # match and score the next events in one batch
                 pipeline.prepare(chunk[j:j + PREPARE_EVERY],
                                  None if assessed is None else assessed[j // PREPARE_EVERY])
-            if speed is not None:
-                # Deadlines between two lines fall due in (scaled) real time, not in a heap.
-                while (due := pipeline.engine.next_due()) is not None and due < event.created_at:
-                    await pace(due)
-                    clock.advance_to(due)
-                    emit(pipeline.tick(due))
+            if speed is not None or paging is not None:
+                # Deadlines and outbox timers between two lines fire one by one, in time
+                # order (paced in real time with ``--speed N``). Without an outbox, at full
+                # speed, ``handle`` fires the deadlines before its event itself, together.
+                await advance(event.created_at, inclusive=False)
                 await pace(event.created_at)
             clock.advance_to(event.created_at)
             emit(pipeline.handle(event, clock.now()))
+            if paging is not None and paging.outbox_due():
+                await clock.settle(paging.tasks)
             i += 1
             if progress is not None and i % 1000 == 0:
                 progress(i, max(i, reader.expected or 0))
@@ -210,13 +262,9 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
                 store.begin()
                 await asyncio.sleep(0)  # let signals and progress output through
     if clock is not None:
+        # Run until idle: every deadline and outbox timer up to the end (arq's burst mode).
         end = until if until is not None else math.inf
-        while (due := pipeline.engine.next_due()) is not None and due <= end:
-            if due >= next_digest:
-                next_digest = make_digests(due)
-            await pace(due)
-            clock.advance_to(due)
-            emit(pipeline.tick(due))
+        await advance(end, inclusive=True)
         if until is not None:
             if until >= next_digest:
                 next_digest = make_digests(until)
@@ -224,12 +272,16 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
         result.clock_end = clock.now()
     if progress is not None:
         progress(i, i)
+    if paging is not None:
+        await paging.stop()
+        result.deliveries = paging.records(config)
     store.commit()
     result.seconds = time.perf_counter() - started
     result.stage_seconds["read"] = waited
     result.stage_seconds["pipeline"] = result.seconds - waited
-    write_outputs(config, pipeline, result, reporter)
+    write_outputs(config, pipeline, result, reporter, render=reporter is not None)
     write_digests(config, result)
+    write_deliveries(result)
     result.stage_seconds["outputs"] = (time.perf_counter() - started - result.seconds
                                        - result.stage_seconds.get("report", 0.0))
     store.close()
@@ -237,10 +289,10 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
 
 
 def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
-                  reporter: ReportWorker | None = None) -> None:
+                  reporter: ReportWorker | None = None, render: bool = True) -> None:
     """``alerts.jsonl``, ``mentions.jsonl``, ``incidents.jsonl`` and ``report.json``, and
-    the analyst report: by ``reporter`` while the files are written, if given, else after
-    them in this process."""
+    the analyst report (unless not ``render``): by ``reporter`` while the files are
+    written, if given, else after them in this process."""
     tz = config.tz
     out = result.out_dir
     # Every record first, so the report process can render while the files are written.
@@ -253,7 +305,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
         needs_reply = clock.needs_reply
         if needs_reply:
             needing += 1
-            replied_in_time += int(reply_s is not None and reply_s <= sla)
+            replied_in_time += in_time(reply_s, sla)
         mention_recs.append({
             "id": clock.post_id, "brand": clock.brand, "kind": str(clock.kind),
             "created_at": format_instant(clock.created_at, tz),
@@ -320,10 +372,86 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     (out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n",
                                      encoding="utf-8")
     t0 = time.perf_counter()
-    if reporter is None or not reporter.finish(out):
+    if render and (reporter is None or not reporter.finish(out)):
         write_analyst_report(config, out, (mention_recs, incidents,
                                            report_alerts(slim, tz), report))
     result.stage_seconds["report"] = report_s + time.perf_counter() - t0
+
+
+def paging_channels(config: Config) -> list[str]:
+    """The paging channels a replay records: the ``[[channels]]`` (the alert log is
+    ``alerts.jsonl`` itself)."""
+    return [c.name for c in config.channels]
+
+
+class Recorder:
+    """A paging channel that records what would have been sent instead of sending it.
+
+    It sends in batches (``send_batch``), so the outbox hands it a pass's pages at once,
+    and it never fails. What it was given is in the replay's audit log (deliveries.jsonl).
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.sent = 0
+
+    async def send(self, alert: Alert, thread: Thread | None = None) -> str | None:
+        self.sent += 1
+        return None
+
+    async def send_batch(self, items: list[tuple[Alert, Thread | None]]) -> list[str | None]:
+        self.sent += len(items)
+        return [None] * len(items)
+
+
+class ReplayOutbox:
+    """The daemon's outbox over the replay's store, on the simulated clock, with a
+    ``Recorder`` per paging channel: silences, quiet hours, grouping, rate limits and
+    repeats are replayed as they would have happened live."""
+
+    def __init__(self, config: Config, store: Store, pipeline: Pipeline,
+                 clock: SimClock) -> None:
+        self.store = store
+        self.clock = clock
+        self.recorders = [Recorder(name) for name in pipeline.channels]
+        self.outbox = Outbox(store, {r.name: r for r in self.recorders}, clock,
+                             seed=0, **outbox_options(config, pipeline))
+        self._tasks = [asyncio.create_task(self.outbox.run(r.name), name=f"outbox:{r.name}")
+                       for r in self.recorders]
+        self._tasks.append(asyncio.create_task(self.outbox.run_repeats(),
+                                               name="outbox:repeats"))
+        self.tasks = len(self._tasks)
+        """How many tasks wait on the clock when the outbox is idle (``SimClock.settle``)."""
+
+    def outbox_due(self) -> bool:
+        """Whether the outbox was woken (new alerts) and must run before time moves on."""
+        return self.outbox.woken()
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for task in self._tasks:  # a worker that failed fails the replay
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+
+    def records(self, config: Config) -> list[dict[str, Any]]:
+        """Every delivery outcome the outbox recorded, in order (``deliveries.jsonl``)."""
+        tz = config.tz
+        entries = self.outbox.audit.entries(limit=1 << 62, kind="delivery")
+        return [{"at": format_instant(e.at, tz), "alert_id": e.alert_id, "channel": e.channel,
+                 "rep": e.rep, "state": e.outcome, "detail": e.detail} for e in entries]
+
+
+def write_deliveries(result: ReplayResult) -> None:
+    """``deliveries.jsonl``: one line per delivery outcome on a paging channel (a stale
+    file from an earlier replay into the folder is removed when there is none)."""
+    path = result.out_dir / "deliveries.jsonl"
+    if result.deliveries is None:
+        path.unlink(missing_ok=True)
+        return
+    with path.open("w", encoding="utf-8") as fh:
+        fh.writelines(_to_json(rec) + "\n" for rec in result.deliveries)
 
 
 def write_digests(config: Config, result: ReplayResult) -> None:

@@ -24,6 +24,7 @@ import structlog
 
 from alerts.digest import dur as fmt_seconds  # one duration format for reports and digests
 from monitor.config import Config
+from rules.deadlines import in_time
 
 log = structlog.get_logger(__name__)
 
@@ -114,7 +115,7 @@ class Summary:
 
     @property
     def in_time(self) -> int:
-        return sum(1 for s in self.reply_times if s <= self.reply_within)
+        return sum(1 for s in self.reply_times if in_time(s, self.reply_within))
 
     @property
     def breaches(self) -> int:
@@ -140,8 +141,7 @@ class Summary:
         for m in self.needing:
             row = out[m["brand"]]
             row[0] += 1
-            row[1] += int(m["reply_seconds"] is not None
-                          and m["reply_seconds"] <= self.reply_within)
+            row[1] += in_time(m["reply_seconds"], self.reply_within)
         return {b: (n, ok) for b, (n, ok) in sorted(out.items())}
 
     def as_dict(self) -> dict[str, Any]:

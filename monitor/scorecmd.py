@@ -59,7 +59,8 @@ class LineScorer:
             if t is None:
                 lines.append(INVALID)
                 continue
-            s = scorer.score_text(t, next(polarities))
+            # ``t`` went through normalise_text: already simplified, no control characters.
+            s = scorer.score_text(t, next(polarities), simplified=True)
             lines.append(encode(ScoreLine(s.sentiment, s.negative, s.polarity, s.p_negative,
                                           [m.brand for m in match(t)], s.severity,
                                           list(s.terms))))

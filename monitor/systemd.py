@@ -20,6 +20,8 @@ from collections.abc import Callable, Mapping
 
 import structlog
 
+from monitor.retry import FailureLog
+
 log = structlog.get_logger(__name__)
 
 
@@ -36,7 +38,7 @@ class Notifier:
             self.address = address
         self.watchdog_interval = watchdog_interval(env)
         self._sock: socket.socket | None = None
-        self._failing = False
+        self._health = FailureLog(log, "sd_notify failing", "sd_notify recovered")
 
     @property
     def enabled(self) -> bool:
@@ -52,14 +54,9 @@ class Notifier:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
             self._sock.sendto(message, self.address)
         except OSError as exc:
-            if not self._failing:  # once when it starts failing, once when it recovers
-                log.warning("sd_notify failing", socket=os.environ.get("NOTIFY_SOCKET"),
-                            error=str(exc))
-            self._failing = True
+            self._health.failed(exc, socket=os.environ.get("NOTIFY_SOCKET"))
             return False
-        if self._failing:
-            log.info("sd_notify recovered")
-            self._failing = False
+        self._health.succeeded()
         return True
 
     async def watchdog(self, status: Callable[[], str] | None = None,

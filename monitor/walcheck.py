@@ -23,6 +23,7 @@ import sqlite3
 
 import structlog
 
+from monitor.retry import FailureLog
 from monitor.store import Store
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,12 @@ class Checkpointer:
         self.store = store
         self.every = every
         self.passes = 0
-        self.failures = 0
+        self.health = FailureLog(log, "wal checkpoint failed", "wal checkpoint recovered")
+
+    @property
+    def failures(self) -> int:
+        """Passes that failed since start."""
+        return self.health.total
 
     @staticmethod
     def applies(store: object) -> bool:
@@ -60,9 +66,9 @@ class Checkpointer:
                 try:
                     await asyncio.to_thread(self._checkpoint)
                 except sqlite3.Error as exc:  # busy or failing: the next pass goes on
-                    self.failures += 1
-                    if self.failures == 1:
-                        log.warning("wal checkpoint failed", error=f"{type(exc).__name__}: {exc}")
+                    self.health.failed(f"{type(exc).__name__}: {exc}")
+                    continue
+                self.health.succeeded()
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self.store.auto_checkpoint(1000)  # SQLite's default

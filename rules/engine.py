@@ -41,6 +41,7 @@ from rules.crisis import (
     harm_words,
     is_negative,
 )
+from rules.deadlines import escalate_due, followup_due, reply_due, warn_due
 from rules.policy import BrandConfig, CrisisConfig, SlaConfig
 from rules.records import (
     Action,
@@ -259,11 +260,6 @@ class ReplyClock:
     @property
     def kind(self) -> PostKind:
         return PostKind.COMMENT if self.flags & _COMMENT else PostKind.STATUS
-
-    @property
-    def tracks_reposts(self) -> bool:
-        """True for an original status: only those count reposts (comments and reposts don't)."""
-        return bool(self.flags & _TRACKS_REPOSTS)
 
     @property
     def is_open(self) -> bool:
@@ -552,9 +548,9 @@ class EscalationEngine:
             return []
         alert_type, level = _REPLY_STEPS[d.step]
         if d.step is Step.WARN:
-            self._at(clock.created_at + clock.sla.reply_within, Step.BREACH, clock)
+            self._at(reply_due(clock.created_at, clock.sla), Step.BREACH, clock)
         elif d.step is Step.BREACH:
-            self._at(clock.created_at + clock.sla.escalate_after, Step.ESCALATE, clock)
+            self._at(escalate_due(clock.created_at, clock.sla), Step.ESCALATE, clock)
         return [self._mention_alert(clock, alert_type, d.due, level,
                                     wording.reply_overdue(clock, alert_type, clock.sla, self.tz))]
 
@@ -622,10 +618,6 @@ class EscalationEngine:
                      post_id=inc.trigger_post_id, incident_id=inc.id)
 
     # ----------------------------------------------------------------- inputs
-    def tracks(self, post_id: str) -> bool:
-        """True if this post id is a mention the engine knows."""
-        return post_id in self.by_post
-
     def _share(self, t: tuple[str, ...]) -> tuple[str, ...]:
         """One copy of each keyword/term/reason tuple (few distinct ones, ~50 bytes each)."""
         if not t:
@@ -660,7 +652,7 @@ class EscalationEngine:
             out.append(self._mention_alert(clock, AlertType.MENTION_NEW, now, Level.DUTY,
                                            wording.new_mention(clock, sla, self.tz)))
             if clock.replied_at is None:
-                self._at(post.created_at + sla.warn_at, Step.WARN, clock)
+                self._at(warn_due(post.created_at, sla), Step.WARN, clock)
         out.extend(self._crisis_on_mention(mention, clock, now))
         clock.incident_id = self.open_incident.get(mention.brand)
         self.dirty_mentions[clock] = None
@@ -797,8 +789,8 @@ class EscalationEngine:
                 self._mark_replied(clock, action.created_at, action.by)
             elif clock.private_resolve_at is None:
                 clock.private_resolve_at = action.created_at
-                self._at(action.created_at + clock.sla.public_followup_within, Step.FOLLOWUP,
-                         clock, action.created_at)
+                self._at(followup_due(action.created_at, clock.sla), Step.FOLLOWUP, clock,
+                         action.created_at)
         return []
 
     # ----------------------------------------------------------------- crisis

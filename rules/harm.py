@@ -52,9 +52,6 @@ SETTING = "setting"
 OUTCOME = frozenset({"injury", "death", "medical"})
 """Categories whose negation (没有受伤, 无人员伤亡) says nobody was hurt."""
 
-PERSONAL = frozenset({"poisoning", "medical", "injury", "death", "violence", "fire", "electric"})
-"""Categories of harm to a person or of a hazard to one (``Reading.to_a_person``)."""
-
 KIND_WORDS = {
     "poisoning": "中毒不适", "medical": "就医", "injury": "受伤", "death": "死亡",
     "violence": "暴力", "fire": "火灾爆炸", "electric": "漏电泄漏", "failure": "产品故障",
@@ -150,13 +147,6 @@ class Reading:
             return False  # 差点摔倒…没有受伤: the near miss is the story, and it ended well
         return self.weight >= HARM_AT
 
-    @property
-    def to_a_person(self) -> bool:
-        """A cue of harm to a person or of a hazard counts (an injury, a symptom, a fire),
-        not only a thing that broke, a finding (检测出) or a hospital: those are complaints
-        unless a second cue makes them harm."""
-        return any(k in PERSONAL for k in self.kinds)
-
     def kind_words(self) -> str:
         return "、".join(dict.fromkeys(KIND_WORDS.get(k, k) for k in self.kinds))
 
@@ -196,12 +186,12 @@ HARM_PATTERNS: tuple[Pattern, ...] = (
      "contamination", ("吃出", "喝出", "咬出", "吃到", "喝到", "咬到")),
     # an accident: falling, crushing, being thrown or caught
     (r"摔(?:下来|下去|倒|伤|了|得|出去)|砸(?:在|到|中|伤)|卷(?:进|入|住)|夹(?:到|伤|住)"
-     r"|卡(?:住|在)|甩(?:出去|了出去)|撞(?:到|上|伤|倒|飞|翻)|磕(?:在|到|破)|掉下来|坠"
+     r"|卡住|甩(?:出去|了出去)|撞(?:到|上|伤|倒|飞|翻)|磕(?:在|到|破)|掉下来|坠"
      r"|出事了|出人命", 1.0,
      "failure", ("摔", "砸", "卷", "夹", "卡", "甩", "撞", "磕", "掉下来", "坠", "出事了",
                  "出人命")),
     # someone beaten: 被 (by whom) then the blow (被护工打了, 被店员推倒在地)
-    (r"被[^,.!?;。]{0,6}?(?:打|踢|扇|掐|推倒|推搡|拽)(?:了|伤|得|成|倒|在)"
+    (r"被(?!驴|门|炮)[^,.!?;。]{0,6}?(?:打|踢|扇|掐|推倒|推搡|拽)(?:了|伤|得|成|倒|在)"
      r"(?![^,.!?;。]{0,3}(?:针|疫苗|电话|折|卡|分|车|包|球))", 2.0, "violence",
      ("被",)),
     # an emergency call (叫了120, 拨打120)

@@ -16,7 +16,7 @@ from rules.matching import BrandMatch, BrandMatcher
 from rules.records import Author, Post, Score
 from rules.sentiment import Polarity, SentimentModel, polarities
 from rules.severity import SeverityPolicy, Tier, assess
-from rules.textnorm import normalise_for_scoring
+from rules.textnorm import fold_simplified, normalise_for_scoring
 
 DANGER = "danger"
 _NOBODY = Author(id="")
@@ -42,9 +42,13 @@ class Scorer:
         """Factor on the odds of negative for a post read as a plain question, notice,
         promotion or thanks (``rules.acts``); 1.0 turns the reading off."""
 
-    def score_text(self, text: str, p: Polarity | float | None = None) -> Score:
-        """Score a bare text (``crisismon score``): no author, no reach."""
-        return self._score(text, p, None)
+    def score_text(self, text: str, p: Polarity | float | None = None, *,
+                   simplified: bool = False) -> Score:
+        """Score a bare text (``crisismon score``): no author, no reach. ``simplified``: the
+        text is already in simplified characters with no control characters (as
+        ``monitor.normalise`` leaves it), so reading it needs only NFKC and lower case
+        (~5 µs a text less)."""
+        return self._score(text, p, None, simplified)
 
     def score(self, post: Post, p: Polarity | float | None = None) -> Score:
         """Score a post: sentiment (or the given ``p`` from ``score_many``, or a bare
@@ -64,13 +68,19 @@ class Scorer:
             return p, True, "negative"
         return p, False, "positive" if pol.positive >= pol.neutral else "neutral"
 
-    def _score(self, text: str, p: Polarity | float | None, post: Post | None) -> Score:
+    def _score(self, text: str, p: Polarity | float | None, post: Post | None,
+               simplified: bool = False) -> Score:
         if p is None:
             p = polarities(self.sentiment, [text])[0]
         elif not isinstance(p, Polarity):
             p = Polarity.from_binary(p)
         pol = p
-        norm = normalise_for_scoring(text).lower() if text else ""
+        if not text:
+            norm = ""
+        elif simplified:
+            norm = fold_simplified(text)
+        else:
+            norm = normalise_for_scoring(text).lower()
         found = self.lexicon.find_normalised(norm) if norm else []
         if found:
             complaint = tuple(t.term for t in found if t.category != DANGER)

@@ -5,9 +5,7 @@ the sentiment model), sentiment, crisis-lexicon terms, the author's influence an
 post's reach. The rule is a short list a PR lead can read and argue with:
 
 - P1: the post reports harm (poisoning, fire, explosion, injury, death, a child in danger, a
-  product failure that could hurt someone: ``Reading.harm``) and is not clearly positive, or
-  it has one cue of harm to a person and the model is confidently negative (P(negative) >=
-  ``confident_negative``: the model's certainty corroborates the cue as a second cue would);
+  product failure that could hurt someone: ``Reading.harm``) and is not clearly positive;
   or a complaint (negative, or with grievance cues) with complaint terms from a super author,
   or from a strong author with big reach;
 - P2: a complaint (money, service, fraud) whose strength reaches ``grievance_p2`` (grievance
@@ -105,14 +103,6 @@ def assess(sentiment: float, negative: bool, danger_terms: tuple[str, ...],
     if harm is None:
         harm = Reading(2.0, danger_terms, strongest=2.0) if danger_terms else NOTHING
     danger = harm.harm and not positive
-    # One cue of harm to a person (a blast heard, blood drawn with a reused needle) is
-    # corroborated by the model being sure the post is negative, as a second cue would
-    # corroborate it: how people tell of harm is open-ended, and a cue list catches only
-    # part of it. A broken thing or a finding alone stays a complaint (Reading.to_a_person).
-    corroborated = (not danger and not positive and negative and harm.weight >= 1.0
-                    and p_negative >= policy.confident_negative
-                    and harm.to_a_person)
-    danger = danger or corroborated
     complaint = grievance.weight >= 1.0 and not positive
     if negative:
         reasons.append(f"负面（正面概率 {sentiment:.2f}）")
@@ -128,8 +118,7 @@ def assess(sentiment: float, negative: bool, danger_terms: tuple[str, ...],
         reasons.append(f"传播量大（转发+评论 {reach}）")
     if danger:
         kinds = f"（{harm.kind_words()}）" if harm.kinds else ""
-        sure = f"，且强烈负面（负面概率 {p_negative:.2f}）" if corroborated else ""
-        reasons.append(f"伤害报告{kinds}：" + "、".join(harm.terms) + sure)
+        reasons.append(f"伤害报告{kinds}：" + "、".join(harm.terms))
     elif harm.harm:
         reasons.append("危险词但明显正面：" + "、".join(harm.terms))
     elif harm.dropped:

@@ -68,6 +68,17 @@ def normalise_for_scoring(text: str, max_chars: int = MAX_SCORING_CHARS) -> str:
     return to_simplified(text)
 
 
+def fold_simplified(text: str, max_chars: int = MAX_SCORING_CHARS) -> str:
+    """``normalise_for_scoring(text).lower()`` for a text already in simplified characters
+    without control characters (``monitor.normalise`` output): only the cap, NFKC and lower
+    case are left to do. (NFKC could in theory turn a compatibility ideograph into a
+    traditional one; such a character then stays as it is.)"""
+    text = text[:max_chars]
+    if not unicodedata.is_normalized("NFKC", text):
+        text = unicodedata.normalize("NFKC", text)
+    return text.lower()
+
+
 SEP = "\x1e"
 """Separator of texts in one joined batch string: a control character, so it never survives
 scoring normalisation inside a text (a text's own SEP folds to a space, as any control does)."""

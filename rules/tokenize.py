@@ -6,8 +6,9 @@ to its dictionary directly and stay whole (no placeholder protection needed).
 
 Weibo bracket emoticons (``[怒]``) and emoji are lifted out *before* segmentation and kept as
 single tokens: they are the strongest sentiment signal in Weibo text and the segmenter would
-otherwise split ``[哈哈]`` into ``[`` ``哈哈`` ``]``. Tokens in the scope of a negator are
-rewritten ``NOT_<token>`` so that 不/没/别 + 好 cannot look like praise.
+otherwise split ``[哈哈]`` into ``[`` ``哈哈`` ``]``. :data:`NEGATORS` and the punctuation that
+ends their scope are defined here; the featuriser (``rules.weibo_sentiment.featurise``) marks
+the tokens in a negator's scope, so that 不/没/别 + 好 cannot look like praise.
 """
 
 from __future__ import annotations
@@ -20,9 +21,6 @@ from collections.abc import Iterable
 import rjieba
 
 from rules.textnorm import SEP
-
-EMOTICON_RE = re.compile(r"\[[^\[\]]{1,8}\]")
-"""Weibo bracket emoticon, e.g. ``[怒]``, ``[泪]``, ``[哈哈]``, ``[中国赞]``."""
 
 # Pictographic emoji blocks plus dingbats/misc symbols (☹ ❤ ✌). Variation selectors and ZWJ
 # are dropped with the rest of the emoji sequence: each pictograph becomes its own token.
@@ -41,13 +39,14 @@ _STRIP_RE = re.compile(
     r"|@[^\s:：@,，.。!！?？/、;；)）(（\[\]]{1,30}"
 )
 
-# Batch forms: an emoticon never spans two texts of a joined batch.
+# A Weibo bracket emoticon (``[怒]``, ``[泪]``, ``[中国赞]``); it never spans two texts of a
+# joined batch.
 _EMOTICON_BATCH_RE = re.compile(r"\[[^\[\]\x1e]{1,8}\]")
 _SEP_RE = re.compile(SEP)
 
 
 def _is_emoji_then_pos(match: tuple[int, str]) -> tuple[bool, int]:
-    # Per text the order is all emoticons, then all emoji (as in ``raw_tokens``); a sort by
+    # Per text the order is all emoticons, then all emoji; a sort by
     # (is emoji, position) keeps that order within each text, and bisect assigns texts.
     return (match[1][0] != "[", match[0])
 
@@ -60,9 +59,6 @@ NEGATORS: frozenset[str] = frozenset(
     }
 )
 """Tokens that put the next few tokens in negation scope."""
-
-NEGATION_SCOPE = 2
-"""How many following tokens a negator flips (stops early at punctuation)."""
 
 # Punctuation ends a negation scope; runs of the same mark collapse to one token.
 _PUNCT = frozenset("，,。.!！?？;；:：、~～…/\\|()（）【】《》\"'“”‘’-—_=+*&^%$#<>")
@@ -91,23 +87,8 @@ class Segmenter:
                 new += 1
         return new
 
-    def cut(self, text: str) -> list[str]:
-        """Plain jieba segmentation (HMM on, for unknown words), whitespace dropped."""
-        return [t for t in self._jieba.cut(text) if not t.isspace()]
-
-    def raw_tokens(self, text: str) -> list[str]:
-        """Emoticons and emoji first, then the segmented rest of already-normalised (and
-        lower-cased) text, whitespace tokens included: the vectorised featuriser of
-        :mod:`rules.weibo_sentiment` does negation marking itself, in numpy."""
-        specials = EMOTICON_RE.findall(text)
-        specials += EMOJI_RE.findall(text)
-        if specials or "@" in text or "http" in text:
-            text = _STRIP_RE.sub(" ", text)
-        specials += self._jieba.cut(text)
-        return specials
-
     def raw_tokens_batch(self, joined: str, n_docs: int) -> tuple[list[str], list[int]]:
-        """:meth:`raw_tokens` of a whole batch in ONE segmenter call: ``joined`` holds
+        """Sentiment tokens of a whole batch in ONE segmenter call: ``joined`` holds
         ``n_docs`` folded texts separated by ``rules.textnorm.SEP``. Returns the flat token list
         (per text: emoticons, emoji, then words; separators removed) and each text's count.
 
@@ -124,7 +105,7 @@ class Segmenter:
                 ordered = sorted(found, key=_is_emoji_then_pos) if len(found) > 1 else found
                 for pos, tok in ordered:
                     specials.setdefault(bisect_right(seps, pos), []).append(tok)
-        # Always applied (unlike ``raw_tokens``), so a text's tokens never depend on the
+        # Always applied, so a text's tokens never depend on the
         # other texts of its batch: ``score_many`` equals ``score`` text by text.
         joined = _STRIP_RE.sub(" ", joined)
         cut = self._jieba.cut(joined)
@@ -145,39 +126,6 @@ class Segmenter:
             start = end + 1
         return out, counts
 
-    def tokens(self, text: str) -> list[str]:
-        """Sentiment tokens of already-normalised text: emoticons, emoji, then words with
-        negation marking; Latin lower-cased, repeated punctuation collapsed."""
-        specials = EMOTICON_RE.findall(text)
-        specials += EMOJI_RE.findall(text)
-        if specials or "@" in text or "http" in text:
-            text = _STRIP_RE.sub(" ", text)
-        out: list[str] = specials
-        scope = 0
-        prev = ""
-        for tok in self._jieba.cut(text):
-            if tok.isspace():
-                continue
-            if tok in _PUNCT:
-                scope = 0
-                if tok == prev:
-                    continue
-                out.append(tok)
-                prev = tok
-                continue
-            if tok.isascii():
-                tok = tok.lower()
-            if tok in NEGATORS:
-                out.append(tok)
-                scope = NEGATION_SCOPE
-            elif scope:
-                out.append("NOT_" + tok)
-                scope -= 1
-            else:
-                out.append(tok)
-            prev = tok
-        return out
-
 
 _DEFAULT: Segmenter | None = None
 _DEFAULT_LOCK = threading.Lock()
@@ -191,13 +139,3 @@ def default_segmenter() -> Segmenter:
             if _DEFAULT is None:
                 _DEFAULT = Segmenter()
     return _DEFAULT
-
-
-def add_words(words: Iterable[str]) -> int:
-    """Add brand names / lexicon terms to the default segmenter so they stay whole."""
-    return default_segmenter().add_words(words)
-
-
-def tokens(text: str) -> list[str]:
-    """Sentiment tokens of normalised text with the default segmenter."""
-    return default_segmenter().tokens(text)

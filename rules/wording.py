@@ -10,6 +10,7 @@ from datetime import datetime, tzinfo
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from rules.deadlines import reply_due
 from rules.policy import CrisisConfig, SlaConfig
 from rules.records import AlertType, Post, format_duration, local_minute
 
@@ -83,7 +84,7 @@ def _mention_body(clock: ReplyClock) -> list[str]:
 
 
 def new_mention(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:
-    due = clock.created_at + sla.reply_within
+    due = reply_due(clock.created_at, sla)
     who, head = _mention_page(clock)
     body = list(head)
     title = f"[{clock.severity}] {clock.brand} 新提及 {who}"
@@ -102,7 +103,7 @@ def reply_overdue(clock: ReplyClock, alert_type: AlertType, sla: SlaConfig,
                   tz: tzinfo) -> tuple[str, str]:
     short, advice = _OVERDUE[alert_type]
     created = clock.created_at
-    due = created + sla.reply_within
+    due = reply_due(created, sla)
     who, head = _mention_page(clock)
     body = list(head)
     title = f"[{clock.severity}] {clock.brand} {short}：{who}"

@@ -7,13 +7,13 @@ the durable outbox are the caller's job (the outbox); a channel never sleeps or 
 
 from __future__ import annotations
 
-import email.utils
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
+from monitor.retry import parse_retry_after
 from rules.records import DEFAULT_TZ, Alert, AlertType, Level
 
 
@@ -95,28 +95,6 @@ def status_error(status: int, detail: str, headers: Mapping[str, str] | None = N
         retry_after = parse_retry_after((headers or {}).get("Retry-After"), now)
         return DeliveryError(message, retryable=True, retry_after=retry_after)
     return DeliveryError(message, retryable=status >= 500 or status == 408)
-
-
-def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    if now is None:
-        # A date needs "now" to become a delay; wall time is right here, it is the
-        # provider's wall clock we are comparing with.
-        now = datetime.now(UTC).timestamp()
-    return max(0.0, when.timestamp() - now)
 
 
 TYPE_LABELS: dict[AlertType, str] = {

@@ -51,6 +51,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from alerts.channels.base import DeliveryError, Thread, is_repeat
 from alerts.channels.options import DEFAULT_PREFIX, MqttChannelConfig
 from monitor.mqttread import read_all_packets
+from monitor.retry import FailureLog, backoff
 from monitor.secrets import Secret, load_secret
 from rules.records import DEFAULT_TZ, Alert, AlertType
 
@@ -86,16 +87,6 @@ def incident_topic(prefix: str, brand: str, incident_id: str) -> str:
 def updates_topic(prefix: str, brand: str, incident_id: str) -> str:
     """``{prefix}/{brand}/incident/{incident_id}/updates`` (every message about it)."""
     return incident_topic(prefix, brand, incident_id) + "/updates"
-
-
-def backoff_delay(failures: int, low: float, high: float, rnd: Callable[[], float]) -> float:
-    """Wait before reconnect number ``failures`` (1, 2, …): "equal jitter" exponential.
-
-    Half fixed, half random, so many daemons restarted with one broker do not stampede
-    it in lockstep, yet a wait never collapses to zero.
-    """
-    cap = min(high, low * 2 ** max(0, failures - 1))
-    return cap / 2 + rnd() * cap / 2
 
 
 class MqttChannel:
@@ -189,15 +180,15 @@ class MqttChannel:
         A lost connection is logged once when it starts and once when it recovers, not
         on every failed attempt.
         """
-        failures = 0
+        health = FailureLog(log, "mqtt.connection_lost", "mqtt.reconnected", channel=self.name,
+                            host=self._host, port=self._port)
         while True:
             client = self._make_client()
             try:
                 async with client:
-                    log.info("mqtt.connected" if not failures else "mqtt.reconnected",
-                             channel=self.name, host=self._host, port=self._port,
-                             attempts=failures)
-                    failures = 0
+                    if not health.succeeded():
+                        log.info("mqtt.connected", channel=self.name, host=self._host,
+                                 port=self._port)
                     self._client = client
                     self._connected.set()
                     # We subscribe to nothing; the iterator only ends by raising when the
@@ -205,22 +196,19 @@ class MqttChannel:
                     async for _ in client.messages:
                         pass
             except aiomqtt.MqttError as exc:
-                if failures == 0:
-                    log.warning("mqtt.connection_lost", channel=self.name, host=self._host,
-                                port=self._port, error=str(exc))
-            except Exception:
+                health.failed(exc)
+            except Exception as exc:
                 # Anything else (a TLS setup error, a bug) must not kill the supervisor
                 # silently: sends would then time out forever with no hint why.
-                if failures == 0:
-                    log.exception("mqtt.connection_failed", channel=self.name,
-                                  host=self._host, port=self._port)
+                health.failed(exc, exc_info=True)
             finally:
                 self._client = None
                 self._connected.clear()
                 for window in self._windows:  # their PUBACKs will never come
                     window.wake.set()
-            failures += 1
-            await asyncio.sleep(backoff_delay(failures, *self._reconnect, self._rnd))
+            low, high = self._reconnect
+            await asyncio.sleep(backoff(max(health.failures, 1), base=low, cap=high,
+                                        rand=self._rnd))
 
     def _properties(self, alert: Alert, thread: Thread | None = None) -> Properties | None:
         if not self._v5:

@@ -1,7 +1,10 @@
 """One readable line per alert on a text stream (stdout by default), coloured in a terminal.
 
-For a person watching the daemon in the foreground, and for demos. Colour only when the
-stream is a TTY, so journald and files get clean text.
+For a person watching the daemon in the foreground, and for demos: the built-in
+``terminal`` channel (``[alerts] terminal = true``), a ``type = "terminal"`` channel, the
+lines ``crisismon replay`` prints and digests sent to ``"terminal"``. A digest is printed
+as its plain text, not one line. Colour only when the stream is a TTY, so journald and
+files get clean text.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Literal, TextIO
 
 from alerts.channels.base import DeliveryError, Thread, level_label, type_label
 from alerts.channels.options import TerminalChannelConfig
+from alerts.digest import from_alert, is_digest, plain_text
 from monitor.textsafe import printable
 from rules.records import DEFAULT_TZ, Alert
 
@@ -65,11 +69,20 @@ class TerminalChannel:
         stream = sys.stderr if cfg.stream == "stderr" else sys.stdout
         return cls(cfg.name, stream, cfg.color, tz)
 
+    def write(self, alert: Alert, thread: Thread | None = None) -> None:
+        """Print the line (a digest: its text) and flush, so a piped stdout does not hold
+        it back. Raises OSError or ValueError when the stream is closed."""
+        if is_digest(alert):
+            text = printable(plain_text(from_alert(alert)[0]), keep_lines=True)
+        else:
+            text = format_line(alert, self._tz, self._colour, thread) + "\n"
+        self._stream.write(text)
+        self._stream.flush()
+
     async def send(self, alert: Alert, thread: Thread | None = None) -> None:
-        """Print the line and flush (a piped stdout would otherwise hold it back)."""
+        """:meth:`write`, as a channel: a closed stream is a delivery that cannot work."""
         try:
-            self._stream.write(format_line(alert, self._tz, self._colour, thread) + "\n")
-            self._stream.flush()
+            self.write(alert, thread)
         except (OSError, ValueError) as exc:  # closed pipe / closed file
             raise DeliveryError(f"terminal: {type(exc).__name__}: {exc}",
                                 retryable=False) from None

@@ -12,71 +12,55 @@ logged with its reason and dropped (a bad command must not block the topic).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import random
 
 import aiomqtt
 import structlog
 
-from alerts.ack import base_alert_id
 from monitor.clock import Clock
 from monitor.config import CommandsConfig
+from monitor.normalise import BadInput, parse_action
+from monitor.retry import FailureLog, backoff
 from monitor.sources.base import Batch, Sink
-from rules.records import Action, ActionKind
+from rules.records import Action
 
 log = structlog.get_logger(__name__)
 
-class BadCommand(ValueError):
-    """A command message that cannot be an action; the message says why."""
-
 
 def parse_command(payload: bytes, now: float, source: str = "mqtt") -> Action:
-    """One command message -> an Action (created now). Raises BadCommand."""
+    """One command message -> an Action (created now). Raises BadInput.
+
+    The message's ``id``, when the sender gives one, is its idempotency key; without
+    one, the same command twice (a redelivery, a bot's retry) is one action.
+    """
     try:
         obj = json.loads(payload)
     except (ValueError, UnicodeDecodeError):
-        raise BadCommand("not JSON") from None
+        raise BadInput("not JSON") from None
     if not isinstance(obj, dict):
-        raise BadCommand("not a JSON object")
-    try:
-        kind = ActionKind(obj.get("action", ""))
-    except ValueError:
-        raise BadCommand('"action" must be "ack" or "resolve"') from None
-    target, by = obj.get("target"), obj.get("by", "mqtt")
-    if not isinstance(target, str | int) or not str(target).strip():
-        raise BadCommand('"target" (alert, mention or incident id) is required')
-    if not isinstance(by, str) or not by.strip():
-        raise BadCommand('"by" must be a name')
-    public = obj.get("public")
-    if kind is ActionKind.RESOLVE and not isinstance(public, bool):
-        raise BadCommand('"public": true|false is required with resolve')
-    # The message id when the sender gives one (a retry is then stored once), else the
-    # content and time: two identical commands a moment apart are two actions.
-    given = obj.get("id")
-    digest = hashlib.blake2b(payload + repr(now).encode(), digest_size=8).hexdigest()
-    aid = f"{source}:{given}" if isinstance(given, str) and given else f"{source}:{digest}"
-    # A page's repeat names itself a-…-r2; acking it acks the alert it repeats (as the
-    # HTTP API does).
-    return Action(id=aid, action=kind, target=base_alert_id(str(target).strip()), by=by,
-                  created_at=now, public=public if kind is ActionKind.RESOLVE else None,
-                  source=source)
+        raise BadInput("not a JSON object")
+    return parse_action(obj, source, now=now, default_by="mqtt")
 
 
 class CommandSource:
     """Subscribes to the command topic and hands each valid command to the sink."""
 
     def __init__(self, config: CommandsConfig, clock: Clock, password: str = "",
-                 name: str = "commands") -> None:
+                 name: str = "commands", rng: random.Random | None = None) -> None:
         self.name = name
         self.config = config
         self.clock = clock
         self.password = password
         self.subscribed = asyncio.Event()
         self.rejected = 0
-        self._failures = 0
-        self.failures_total = 0
+        self.rng = rng or random.Random()
+        self.health = FailureLog(log, "source failing", "source recovered", source=name)
+
+    @property
+    def failures_total(self) -> int:
         """Failed connection attempts since start (``crisismon_source_failures_total``)."""
+        return self.health.total
 
     async def run(self, sink: Sink) -> None:
         """Receive until cancelled, reconnecting with jittered backoff."""
@@ -84,12 +68,9 @@ class CommandSource:
             try:
                 await self._session(sink)
             except aiomqtt.MqttError as exc:
-                self._failures += 1
-                self.failures_total += 1
-                if self._failures == 1:
-                    log.warning("source failing", source=self.name, error=str(exc))
-                cap = min(float(self.config.backoff_max), 2.0 ** min(self._failures, 10))
-                await asyncio.sleep(random.uniform(cap / 2, cap))
+                failures = self.health.failed(exc)
+                await asyncio.sleep(backoff(failures, base=2.0, cap=float(self.config.backoff_max),
+                                            rand=self.rng.random))
             finally:
                 self.subscribed.clear()
 
@@ -100,16 +81,14 @@ class CommandSource:
                                   password=self.password or None, clean_session=False,
                                   timeout=10.0) as client:
             await client.subscribe(cfg.topic, qos=1)
-            if self._failures:
-                log.info("source recovered", source=self.name, failed_attempts=self._failures)
-                self._failures = 0
+            self.health.succeeded()
             self.subscribed.set()
             async for message in client.messages:
                 payload = message.payload if isinstance(message.payload, bytes) else \
                     str(message.payload or "").encode()
                 try:
                     action = parse_command(payload, self.clock.now(), self.name)
-                except BadCommand as exc:
+                except BadInput as exc:
                     self.rejected += 1
                     log.warning("command rejected", source=self.name, topic=str(message.topic),
                                 reason=str(exc))

@@ -25,7 +25,6 @@ import contextlib
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -34,6 +33,7 @@ import structlog
 
 from monitor.clock import Clock
 from monitor.config import HttpSourceConfig, WeiboEndpoint
+from monitor.retry import FailureLog, backoff, parse_retry_after
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
 from monitor.sources.recorder import Recorder
@@ -134,21 +134,6 @@ def _item_id(obj: Any) -> str | None:
     return str(value)
 
 
-def retry_after(headers: Any, now: float) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date)."""
-    value = headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - now)
-    except (TypeError, ValueError):
-        return None
-
-
 class WeiboPoller:
     """Polls one endpoint (one keyword, for search) and keeps its own cursor."""
 
@@ -173,10 +158,7 @@ class WeiboPoller:
         self.recorder = recorder
         self.rng = rng or random.Random()
         self.edge = Edge(name)
-        self.failures = 0
-        """Failed polls in a row (0 once one works)."""
-        self.failures_total = 0
-        """Failed polls since start (``crisismon_source_failures_total``)."""
+        self.health = FailureLog(log, "source failing", "source recovered", source=name)
         self.requests = 0
         self._last_refresh = clock.now()
 
@@ -189,7 +171,7 @@ class WeiboPoller:
             except FetchError as exc:
                 wait = self._failed(exc)
             else:
-                self._recovered()
+                self.health.succeeded()
                 # An unfinished walk (max_pages reached) goes on at once.
                 wait = self.interval if complete else 0.0
             await self.clock.sleep_until(self.clock.now() + wait)
@@ -273,7 +255,7 @@ class WeiboPoller:
             data = None
         code = data.get("error_code") if isinstance(data, dict) else None
         if status == 429 or code in RATE_LIMIT_CODES:
-            wait = retry_after(headers, self.clock.now())
+            wait = parse_retry_after(headers.get("Retry-After"), self.clock.now())
             if wait is None:  # Weibo's windows are hourly: wait for the next one
                 now = self.clock.now()
                 wait = HOURLY - now % HOURLY
@@ -282,7 +264,8 @@ class WeiboPoller:
         if status != 200 or code is not None:
             message = data.get("error") if isinstance(data, dict) else None
             raise FetchError(f"HTTP {status}" + (f" error_code {code}: {message}" if code else ""),
-                             retry_after(headers, self.clock.now()) if status >= 500 else None)
+                             parse_retry_after(headers.get("Retry-After"), self.clock.now())
+                             if status >= 500 else None)
         if not isinstance(data, dict):
             raise FetchError("answer is not a JSON object (truncated?)")
         items = data.get(self.key, [])
@@ -301,20 +284,22 @@ class WeiboPoller:
         if cursor is not None:
             self.cursor = cursor
 
+    @property
+    def failures(self) -> int:
+        """Failed polls in a row (0 once one works)."""
+        return self.health.failures
+
+    @property
+    def failures_total(self) -> int:
+        """Failed polls since start (``crisismon_source_failures_total``)."""
+        return self.health.total
+
     def _failed(self, exc: FetchError) -> float:
-        self.failures += 1
-        self.failures_total += 1
-        if self.failures == 1:
-            log.warning("source failing", source=self.name, error=str(exc))
+        failures = self.health.failed(exc)
         if exc.retry_after is not None:  # the server said when: no jitter, no guessing
             return exc.retry_after
-        delay = min(self.backoff_max, BACKOFF_BASE * 2 ** min(self.failures - 1, 20))
-        return self.rng.uniform(delay / 2, delay)  # jitter: pollers must not retry in step
-
-    def _recovered(self) -> None:
-        if self.failures:
-            log.info("source recovered", source=self.name, failed_attempts=self.failures)
-            self.failures = 0
+        # Jitter: pollers must not retry in step.
+        return backoff(failures, base=BACKOFF_BASE, cap=self.backoff_max, rand=self.rng.random)
 
 
 class WeiboApiSource:

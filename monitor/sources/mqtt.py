@@ -32,6 +32,7 @@ from paho.mqtt.properties import Properties
 from monitor.clock import Clock
 from monitor.config import MqttSourceConfig
 from monitor.mqttread import lean_publish, read_all_packets
+from monitor.retry import FailureLog, backoff
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
 from monitor.sources.recorder import Recorder
@@ -68,11 +69,18 @@ class MqttSource:
         self.edge = Edge(name, config.max_payload)
         self.subscribed = asyncio.Event()
         """Set while connected and subscribed (tests wait for it before publishing)."""
-        self.failures = 0
-        """Failed connection attempts in a row (0 while connected)."""
-        self.failures_total = 0
-        """Failed connection attempts since start (``crisismon_source_failures_total``)."""
+        self.health = FailureLog(log, "source failing", "source recovered", source=name)
         self.messages = 0
+
+    @property
+    def failures(self) -> int:
+        """Failed connection attempts in a row (0 while connected)."""
+        return self.health.failures
+
+    @property
+    def failures_total(self) -> int:
+        """Failed connection attempts since start (``crisismon_source_failures_total``)."""
+        return self.health.total
 
     async def run(self, sink: Sink) -> None:
         """Receive until cancelled, reconnecting after any connection loss."""
@@ -84,14 +92,10 @@ class MqttSource:
                 await self._session(sink)
             except aiomqtt.MqttError as exc:
                 self.subscribed.clear()
-                self.failures += 1
-                self.failures_total += 1
-                if self.failures == 1:
-                    log.warning("source failing", source=self.name, error=str(exc))
-                delay = min(float(self.config.backoff_max),
-                            BACKOFF_BASE * 2 ** min(self.failures - 1, 20))
-                await self.clock.sleep_until(self.clock.now() + self.rng.uniform(delay / 2,
-                                                                                   delay))
+                failures = self.health.failed(exc)
+                delay = backoff(failures, base=BACKOFF_BASE,
+                                cap=float(self.config.backoff_max), rand=self.rng.random)
+                await self.clock.sleep_until(self.clock.now() + delay)
             finally:
                 self.subscribed.clear()
 
@@ -117,9 +121,7 @@ class MqttSource:
         async with client:
             for topic in self.config.topics:
                 await client.subscribe(subscription(topic, self.config.share_group), qos=1)
-            if self.failures:
-                log.info("source recovered", source=self.name, failed_attempts=self.failures)
-                self.failures = 0
+            self.health.succeeded()
             self.subscribed.set()
             messages = client.messages
             queue: asyncio.Queue[aiomqtt.Message] = client._queue

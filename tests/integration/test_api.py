@@ -144,6 +144,28 @@ async def test_ack_over_http_is_stored_replayed_and_audited(env: Env) -> None:
     assert next(e for e in entries if e["kind"] == "ack")["by"] == "小王"
 
 
+async def test_the_same_ack_posted_twice_is_one_action(env: Env) -> None:
+    """A client's retry (its answer was lost) must not become a second action."""
+    await env.daemon.ingest(Batch("test", [post("9005")]))
+    await until(lambda: len(env.providers.webhook.received) == 1)
+    alert_id = env.providers.webhook.received[0].body["id"]
+    url = f"{env.base}/api/alerts/{alert_id}/ack"
+    ids = []
+    for _ in range(2):
+        async with env.http.post(url, json={"by": "小王"}, headers=auth()) as r:
+            assert r.status == 200
+            ids.append((await r.json())["action"]["id"])
+    assert ids[0] == ids[1]
+    actions = [e for _, e in env.daemon.store.events() if type(e).__name__ == "Action"]
+    assert [a.id for a in actions] == ids[:1]
+    assert len(env.daemon.outbox.audit.entries(10, alert_id, "ack")) == 1
+    # A client that means a second ack says so with a new key: that one is kept.
+    async with env.http.post(url, json={"by": "小王"},
+                             headers={**auth(), "Idempotency-Key": "second"}) as r:
+        assert r.status == 200 and (await r.json())["action"]["id"] != ids[0]
+    assert len(env.daemon.outbox.audit.entries(10, alert_id, "ack")) == 2
+
+
 async def test_resolve_mention_public_ends_the_clock_and_bad_input_is_refused(env: Env) -> None:
     await env.daemon.ingest(Batch("test", [post("9002")]))
     url = f"{env.base}/api/mentions/9002/resolve"

@@ -18,11 +18,11 @@ import aiomqtt
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from alerts.channels.base import Channel, DeliveryError, Thread, parse_retry_after, render
+from alerts.channels.base import Channel, DeliveryError, Thread, render
 from alerts.channels.dingtalk import DingTalkChannel
 from alerts.channels.email import EmailChannel
 from alerts.channels.feishu import FeishuChannel
-from alerts.channels.mqtt import MqttChannel, backoff_delay
+from alerts.channels.mqtt import MqttChannel
 from alerts.channels.options import (
     DingTalkChannelConfig,
     EmailChannelConfig,
@@ -429,12 +429,6 @@ async def test_nobody_listening_is_retryable() -> None:
     assert err.value.retryable and "s3cret-token" not in err.value.message
 
 
-def test_retry_after_accepts_seconds_and_http_dates() -> None:
-    assert parse_retry_after("120") == 120.0
-    assert parse_retry_after("Fri, 01 May 2026 01:05:30 GMT", now=1777597500.0) == 30.0
-    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
-
-
 # --- e-mail -------------------------------------------------------------------------------
 
 @dataclass
@@ -743,13 +737,6 @@ async def test_mqtt_reconnects_when_the_broker_comes_up(topic_prefix: str) -> No
             assert msg.payload == alert.to_json().encode()
     finally:
         await channel.aclose()
-
-
-def test_backoff_grows_with_jitter_and_stays_bounded() -> None:
-    lows = [backoff_delay(n, 1.0, 60.0, lambda: 0.0) for n in range(1, 10)]
-    highs = [backoff_delay(n, 1.0, 60.0, lambda: 1.0) for n in range(1, 10)]
-    assert lows == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0]
-    assert highs == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
 
 
 # --- terminal -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import io
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC
@@ -21,13 +22,15 @@ from alerts.channels.dingtalk import DingTalkChannel
 from alerts.channels.email import EmailChannel
 from alerts.channels.feishu import FeishuChannel
 from alerts.channels.slack import SlackChannel
+from alerts.channels.terminal import TerminalChannel
 from alerts.channels.wecom import WeComChannel
-from alerts.digest import Digest, digest_alert
+from alerts.digest import Digest, digest_alert, plain_text
 from alerts.noise import PagingConfig, SilenceConfig, Stages
 from alerts.outbox import Outbox
 from monitor.clock import SimClock
 from monitor.secrets import Secret
 from monitor.store import Store
+from monitor.textsafe import printable
 from tests.fakes.providers import (
     DINGTALK_SECRET,
     FEISHU_SECRET,
@@ -224,3 +227,13 @@ async def test_outbox_retries_a_digest_until_delivered_and_silences_do_not_hold_
         store.close()
     (got,) = providers.dingtalk.received
     assert json.loads(json.dumps(got.body))["markdown"]["title"].startswith("舆情摘要")
+
+
+async def test_terminal_prints_a_digest_as_its_text() -> None:
+    """The one terminal channel (built-in, configured, replay's printer) prints a digest
+    whole, one brand per block, not as a one-line page."""
+    out = io.StringIO()
+    await TerminalChannel("terminal", out).send(digest_alert(SMALL))
+    text = out.getvalue()
+    assert text == printable(plain_text(SMALL), keep_lines=True)
+    assert "品牌00" in text and text.count("\n") > 3 and "\x1b" not in text

@@ -155,7 +155,7 @@ async def test_webhook_down_ten_minutes_then_every_alert_once_and_others_unblock
                                  secret="env:FAULT_HOOK_SECRET", timeout=Duration(2.0)),
             WebhookChannelConfig(type="webhook", name="ok", url=providers.webhook_url,
                                  secret="env:FAULT_HOOK_SECRET", timeout=Duration(2.0))))
-        clock = SimClock(T0)  # the outbox's: 10 minutes of backoff, walked in steps
+        clock = SimClock(T0, autojump=False)  # the outbox's: 10 minutes of backoff, walked in steps
         await receiver.listen()
         receiver.mode = "503"
         async with running_daemon(config, tmp_path / "s.db", ScaledClock(T0, 1.0),
@@ -651,7 +651,7 @@ async def test_mqtt_broker_down_a_minute_then_everything_caught_up(
     persist = tmp_path / "broker"  # the broker keeps sessions across its restart
     topic = f"crisismon-test/{uuid.uuid4().hex}/posts"
     backoff = StepClock(T0)  # the source's reconnect waits: the test walks them
-    delivery = SimClock(T0)  # the outbox's retry waits
+    delivery = SimClock(T0, autojump=False)  # the outbox's retry waits
     config = base_config(tmp_path, channels=(MqttChannelConfig(
         type="mqtt", name="mq", port=port, timeout=Duration(0.3),
         reconnect_min=Duration(0.05), reconnect_max=Duration(0.2)),))

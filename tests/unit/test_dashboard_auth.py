@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 
 from alerts.channels.terminal import TerminalChannel, format_line
-from alerts.console import alert_line
 from monitor.config import ConfigError, HttpConfig, is_loopback, parse_config
 from monitor.dashboard import state_counts, urgency
 from monitor.http import Auth, Identity, serve
@@ -65,8 +64,8 @@ def test_terminal_lines_carry_no_escape_from_the_data(colour: bool) -> None:
         line = line.replace(code, "")
     assert "\x1b" not in line and "\u202e" not in line and "\x9b" not in line, repr(line)
     assert "\n" not in line and "坏人" in line
-    console = alert_line(_alert(f"新提及 @{HOSTILE}\n第二行"), DEFAULT_TZ)
-    assert "\x1b" not in console and "\u202e" not in console and "\n" not in console
+    plain = format_line(_alert(f"新提及 @{HOSTILE}\n第二行"), DEFAULT_TZ)
+    assert "\x1b" not in plain and "\u202e" not in plain and "\n" not in plain
 
 
 async def test_terminal_channel_writes_one_clean_line() -> None:

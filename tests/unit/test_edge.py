@@ -10,7 +10,7 @@ import pytest
 from monitor.clock import SimClock
 from monitor.feed import FeedStats, read_feeds
 from monitor.sources.edge import Edge, Rejection
-from monitor.sources.http import WalkCursor, retry_after
+from monitor.sources.http import WalkCursor
 from monitor.sources.recorder import Recorder
 from rules.records import Post
 
@@ -64,13 +64,6 @@ def test_a_bom_is_not_an_error() -> None:
 @pytest.mark.parametrize("text", ["", "123", "123|456|789", "|456|"])
 def test_walk_cursor_round_trips(text: str) -> None:
     assert str(WalkCursor.parse(text)) == text
-
-
-def test_retry_after_reads_seconds_and_dates() -> None:
-    assert retry_after({"Retry-After": "120"}, 0.0) == 120.0
-    assert retry_after({"Retry-After": "Thu, 01 Jan 1970 00:10:00 GMT"}, 0.0) == 600.0
-    assert retry_after({}, 0.0) is None
-    assert retry_after({"Retry-After": "soon"}, 0.0) is None
 
 
 def test_recorder_writes_replayable_rotating_files(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -212,6 +212,8 @@ def test_pattern_anchors_never_skip_a_match() -> None:
     ("手机屏幕摔了一下就碎了，售后换屏要九百", False),   # a broken thing is a complaint
     ("网传超市卖的猪肉是病死猪", True),
     ("今天被要求打了疫苗", False),                       # 打 a vaccine is not a blow
+    ("我就是脑袋被驴踢了才来看这场球", False),           # an idiom
+    ("问候你全家", False),
     ("被这部剧虐得心都碎了", False),                     # a broken heart is a figure
     ("杯子碎了", False),                                 # one weak cue alone
 ])
@@ -219,19 +221,15 @@ def test_more_ways_of_telling_harm(text: str, harm: bool) -> None:
     assert HARM.read(text).harm is harm
 
 
-def test_one_harm_cue_and_a_sure_model_is_a_harm_report() -> None:
-    """A blast heard (one weak cue) is a harm report when the model is confidently
-    negative; not when it is merely negative, and a hospital alone never is."""
+def test_one_weak_cue_is_not_a_harm_report_however_sure_the_model() -> None:
+    """Tried and taken back: letting a confidently negative model stand in for a second
+    cue doubled the harm reports on general Weibo posts (307 -> 660 of 15,442 in
+    human_train.jsonl), nearly all of them feelings (气炸了, 头疼, 恶心, 伤心事). A single weak
+    cue stays below P1 however negative the post."""
     text = "刚刚听到隔壁商场一声巨响，窗户都震了"
     reading = HARM.read(text)
     assert not reading.harm and reading.weight == 1.0
-    sure = assess(0.05, True, (), 0.0, (), NOBODY, 0, None, POLICY, reading, GRIEVANCE.read(text),
-                  0.92)
-    assert sure.severity == "P1" and sure.danger
-    assert any("强烈负面" in r and "伤害报告" in r for r in sure.reasons)
-    unsure = assess(0.3, True, (), 0.0, (), NOBODY, 0, None, POLICY, reading,
-                    GRIEVANCE.read(text), 0.6)
-    assert unsure.severity != "P1" and not unsure.danger
-    setting = HARM.read("医生说明天再来复查")
-    assert not assess(0.05, True, (), 0.0, (), NOBODY, 0, None, POLICY, setting, GRIEVANCE.read(
-        "医生说明天再来复查"), 0.95).danger
+    a = assess(0.05, True, (), 0.0, (), NOBODY, 0, None, POLICY, reading, GRIEVANCE.read(text),
+               0.92)
+    assert a.severity != "P1" and not a.danger
+    assert not HARM.read("我的头快炸了，气炸了").harm

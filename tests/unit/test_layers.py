@@ -7,9 +7,9 @@ never from a layer above, at module level or inside a function alike.
 | layer     | holds                                                                      |
 |-----------|----------------------------------------------------------------------------|
 | rules     | records, policy, matching, scoring, the escalation engine (and ``seeds``)   |
-| base      | the few ``monitor`` modules ``alerts`` needs: clock, store, locks, secrets, |
-|           | text cleaning, paho helpers. They belong below alerts but live in monitor/  |
-|           | today; the store is moving to its own package (issue 19, "one owner").      |
+| base      | the few ``monitor`` modules ``alerts`` needs: clock, store, locks, retry,   |
+|           | secrets, text cleaning, paho helpers. They belong below alerts but live in  |
+|           | monitor/ today; the store is moving to its own package (issue 19).          |
 | alerts    | records to pages: outbox, router, paging noise control, channels           |
 | monitor   | sources, pipeline, daemon, API, CLI: everything that wires the rest         |
 
@@ -28,8 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rules", "alerts", "monitor", "seeds")
 
-BASE = ("monitor.clock", "monitor.locks", "monitor.mqttread", "monitor.secrets",
-        "monitor.store", "monitor.textsafe")
+BASE = ("monitor.clock", "monitor.locks", "monitor.mqttread", "monitor.retry",
+        "monitor.secrets", "monitor.store", "monitor.textsafe")
 """``monitor`` modules in the ``base`` layer (see the module docstring)."""
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
@@ -173,6 +173,25 @@ build_channel(config.channels[0], config.tz)
 print(json.dumps([len(config.channels), before, net()]))
 """.replace("NETWORK", repr(NETWORK))
     assert _run(code) == [4, [], ["aiomqtt", "paho"]]
+
+
+def test_the_daemon_imports_no_channel_until_one_is_configured() -> None:
+    # The whole program (CLI, daemon, paging, HTTP server) imported: the channel modules
+    # stay unloaded until build_channel makes one, and then only that kind's.
+    from alerts.channels.registry import IMPLEMENTATIONS
+
+    kinds = sorted(IMPLEMENTATIONS)
+    code = f"""
+import json, sys
+import monitor.cli, monitor.daemon, monitor.paging
+from alerts.channels.options import WebhookChannelConfig
+from alerts.channels.registry import build_channel
+loaded = lambda: sorted(k for k in {kinds!r} if f'alerts.channels.{{k}}' in sys.modules)
+before = loaded()
+build_channel(WebhookChannelConfig(type="webhook", name="w", url="https://example.com/h"))
+print(json.dumps([before, loaded()]))
+"""
+    assert _run(code) == [[], ["webhook"]]
 
 
 def test_a_bad_channel_option_is_still_refused_with_its_key() -> None:

@@ -119,3 +119,25 @@ def test_score_texts_as_arguments() -> None:
     assert run.returncode == 0, run.stderr
     (rec,) = [json.loads(x) for x in run.stdout.splitlines()]
     assert rec["negative"] is True and "退款" in rec["terms"]
+
+
+def test_simplified_text_is_read_as_the_full_normalisation_reads_it() -> None:
+    """``crisismon score`` passes text already through ``normalise_text`` and skips the
+    second simplification (``simplified=True``): on such text the shortcut must read
+    exactly what the full scoring normalisation reads."""
+    from monitor.app import build_scorer
+    from monitor.config import load_config
+    from monitor.normalise import normalise_text
+    from rules.textnorm import fold_simplified, normalise_for_scoring
+
+    data = ROOT / "tests" / "data"
+    texts = [json.loads(line)["text"] for name in ("severity_posts.jsonl",
+                                                   "official_replies.jsonl")
+             for line in (data / name).read_text("utf-8").splitlines()]
+    texts += ["據說門店後廚起火了，有店員受傷", "ＡＢＣ１２３，全角！",
+              "emoji 😀 and\u200bzero width", "bell\x07 and\ttab", "Ⅻ ① ㎏", "", "x" * 10_000]
+    scorer = build_scorer(load_config(ROOT / "config.toml"))
+    for raw in texts:
+        text = normalise_text(raw)
+        assert fold_simplified(text) == normalise_for_scoring(text).lower(), raw
+        assert scorer.score_text(text, 0.3, simplified=True) == scorer.score_text(text, 0.3)
