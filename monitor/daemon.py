@@ -131,6 +131,9 @@ class Daemon:
         """How long the last engine snapshot blocked the loop (see SNAPSHOT_*)."""
         self.snapshot_total = 0.0
         """... and how long it took in all (a forked child's pickling included)."""
+        self.snapshot_cpu = 0.0
+        """CPU seconds the last forked snapshot's child used (``snapshot_loop`` keeps it
+        under a quarter of a core)."""
         self.gc_watch = GcWatch()
         """The garbage collector's pauses (logged with each snapshot), and its freezing."""
         self.pruned = 0
@@ -286,7 +289,8 @@ class Daemon:
                 os._exit(code)
         fork_s = time.perf_counter() - t
         self.events_since_snapshot = 0  # counted from the fixed state on
-        _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+        _, status, usage = await asyncio.to_thread(os.wait4, pid, 0)
+        self.snapshot_cpu = usage.ru_utime + usage.ru_stime
         self.gc_watch.thaw_if_due()
         if os.waitstatus_to_exitcode(status) != 0:
             self.events_since_snapshot += events
@@ -304,6 +308,7 @@ class Daemon:
                  forgotten=forgotten, forked=True, seconds=round(self.snapshot_total, 3),
                  loop_blocked_s=round(blocked, 3), fix_s=round(fix_s, 3),
                  fork_s=round(fork_s, 3), record_s=round(record_s, 3),
+                 child_cpu_s=round(self.snapshot_cpu, 3),
                  gc_worst_ms=round(gc_worst * 1000, 1), gc_full=gc_full,
                  gc_garbage=gc_garbage)
         return seq
@@ -317,8 +322,11 @@ class Daemon:
             self.gc_watch.tick()  # (between snapshots too: ``GcWatch``)
             elapsed = time.monotonic() - last
             n = self.events_since_snapshot
+            # The child's CPU, not its wall time: that includes the fsync of its file,
+            # which costs no CPU but made the spacing (and the events a kill -9 leaves
+            # to feed again: 39,597 in one run, load 11) grow with the disk's latency.
             if not n or elapsed < self.snapshot_seconds / SNAPSHOT_MAX_SHARE \
-                    or elapsed < 4 * self.snapshot_total:  # (a forked child's CPU too)
+                    or elapsed < 4 * self.snapshot_cpu:  # (a forked child's CPU too)
                 continue
             if n >= SNAPSHOT_AFTER_EVENTS or elapsed >= SNAPSHOT_EVERY:
                 try:
