@@ -296,7 +296,13 @@ class Alert:
         cached = self._json
         if cached is not None and cached[0] is tz:
             return cached[1]
-        line = record_json(self.to_record(tz))
+        # ``to_record``'s shape, built here: its ``list`` of the recipients is the same
+        # JSON array as the tuple itself, and this runs once per alert.
+        line = record_json({
+            "id": self.id, "type": str(self.type), "at": format_instant(self.at, tz),
+            "brand": self.brand, "level": self.level, "severity": self.severity,
+            "post_id": self.post_id, "incident_id": self.incident_id,
+            "recipients": self.recipients, "title": self.title, "text": self.text})
         object.__setattr__(self, "_json", (tz, line))
         return line
 
