@@ -32,7 +32,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from alerts.alertlog import AlertLogChannel
-from alerts.channels.terminal import TerminalChannel
 from alerts.outbox import Outbox, Sender
 from monitor import api as _api  # noqa: F401 - registers the ack/resolve/audit API
 from monitor import dashboard as _dashboard  # noqa: F401 - /dashboard and its views
@@ -638,6 +637,9 @@ def make_clock(config: Config, store: Store, feeds: Sequence[FeedSource]) -> Clo
 def build_channels(config: Config) -> list[Sender]:
     channels: list[Sender] = [AlertLogChannel(config.resolve(config.alerts.log), config.tz)]
     if config.alerts.terminal and not logs_on_stdout(config.log):
+        # Imported here: a channel module loads only when that channel is in use.
+        from alerts.channels.terminal import TerminalChannel
+
         channels.append(TerminalChannel("terminal", sys.stdout, tz=config.tz))
     elif config.alerts.terminal:  # service mode: stdout carries the log lines
         log.info("terminal alert channel off: log lines go to stdout (log.stream)")

@@ -6,12 +6,14 @@ negativity count all of its posts. Three triggers open an incident (one per bran
 time, at most one per story):
 
 - **spread** (a negative story): the story's negative share is improbably high against
-  the brand's own normal share (one-sided binomial tail below ``story_alpha``; a Beta
-  prior stands in for a brand with no history), it is moving (its posts in the last
-  ``spread_window`` are improbably many against the brand's normal volume, a Poisson
-  tail with a Gamma prior), and it is *about* the brand (``rules.aboutness``: a
-  landmark, an object, a source or a giveaway is not). A negative root by an influential
-  author is tested at ``influential_alpha``, so it opens early. Where the reposts carry no
+  the brand's own normal share (one-sided binomial tail; a Beta prior stands in for a
+  brand with no history), it is moving (its posts in the last ``spread_window`` are
+  improbably many against the brand's normal volume, a Poisson tail with a Gamma prior),
+  and it is *about* the brand (``rules.aboutness``: a landmark, an object, a source or a
+  giveaway is not). The story is tested again at every post with words, so one look's
+  level is spent out of the story's ``story_alpha`` (``spent_level``), not ``story_alpha``
+  itself. A negative root by an influential author spends ``influential_alpha``. Where
+  the reposts carry no
   words (counter growth), a negative root about the brand opens on speed alone
   (``spread_min_reposts`` influential / ``viral_min_reposts`` anyone).
 - **danger**: a post reporting harm (poisoning, fire, injury, death) about the brand, once
@@ -19,8 +21,8 @@ time, at most one per story):
   (``danger_spread_posts`` in ``spread_window``), or a second author reports harm in
   another story. A single uncorroborated report is a P1 *mention*, not an incident.
 - **burst**: independent negative posts (each its own story) in ``burst_window``,
-  improbably many against the brand's normal rate of them (Poisson tail), at least
-  ``burst_min_negatives`` and ``burst_factor`` times that rate.
+  improbably many against the brand's normal rate of them (Poisson tail, at a level spent
+  the same way), at least ``burst_min_negatives`` and ``burst_factor`` times that rate.
 
 Everything here is plain data (dataclasses of numbers, lists and dicts) so the engine's
 state can be snapshotted, and deterministic (no clock, no randomness, no hash order).
@@ -308,6 +310,26 @@ def _claim(story: Story, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def spent_level(alpha: float, n: int, first: int) -> float:
+    """The level of one look of a test that is repeated as its evidence grows.
+
+    A story is tested again at every post with words (a burst at every negative post): a
+    normal story looked at 300 times at a fixed level crosses it far more often than that
+    level says. So the looks are grouped into doublings of the evidence ``n`` from the
+    first look ``first`` (epoch 0: ``first`` <= n < 2·``first``, epoch 1: up to
+    4·``first``, ...) and epoch j may spend alpha / 2^(j+1): the epochs together spend at
+    most ``alpha`` (alpha spending over the story's life). Looks inside one epoch share
+    most of their posts (the tests at n and 1.5·n are strongly correlated), so an epoch is
+    counted as one look: an approximation, not an exact family-wise bound. Early looks get
+    the largest share, so a story that is clear early still opens early; a big story that
+    drifts a little above normal after hundreds of posts does not."""
+    epoch, edge = 0, 2 * max(1, first)
+    while n >= edge:
+        epoch += 1
+        edge *= 2
+    return alpha / 2 ** (epoch + 1)
+
+
 def speed_surprise(story: Story, activity: BrandActivity, now: float,
                    cfg: CrisisConfig) -> tuple[int, float, float]:
     """Posts of ``story`` in the last ``spread_window``, the brand's normal count for
@@ -328,7 +350,8 @@ def detect_story(story: Story, activity: BrandActivity, now: float,
         return None  # a real but small rise: a big story makes any rise "significant"
     p = binom_sf(k, n, share0)
     early = story.influential and story.root_negative
-    alpha = cfg.influential_alpha if early else cfg.story_alpha
+    alpha = spent_level(cfg.influential_alpha if early else cfg.story_alpha, n,
+                        cfg.story_min_scored)
     if p >= alpha:
         return None
     moving, normal, p_speed = speed_surprise(story, activity, now, cfg)
@@ -354,7 +377,7 @@ def detect_wordless_spread(story: Story, activity: BrandActivity, now: float,
     moving, normal, p_speed = speed_surprise(story, activity, now, cfg)
     reposts = moving - (1 if story.started > now - cfg.spread_window else 0)  # not the root
     needed = cfg.spread_min_reposts if story.influential else cfg.viral_min_reposts
-    if reposts < needed or p_speed >= cfg.story_alpha:
+    if reposts < needed or p_speed >= spent_level(cfg.story_alpha, reposts, needed):
         return None
     detail = (f"「{_claim(story)}」{_who(story)}的负面微博 {_span(cfg.spread_window)}内"
               f"被转发 {reposts} 次（该品牌平时 {_span(cfg.spread_window)}约 {normal:.1f} 条）")
@@ -394,9 +417,10 @@ def detect_burst(activity: BrandActivity, now: float, cfg: CrisisConfig) -> Dete
     if n < max(float(cfg.burst_min_negatives), cfg.burst_factor * normal):
         return None
     p = poisson_sf(n, normal)
-    if p >= cfg.story_alpha:
+    alpha = spent_level(cfg.story_alpha, n, cfg.burst_min_negatives)
+    if p >= alpha:
         return None
-    severity = "P1" if p < cfg.story_alpha ** 2 and n >= 2 * cfg.burst_min_negatives else "P2"
+    severity = "P1" if p < alpha ** 2 and n >= 2 * cfg.burst_min_negatives else "P2"
     detail = (f"{_span(cfg.burst_window)}内 {n} 条各自独立的负面微博（不是同一条的转发）"
               f"（该品牌平时约 {normal:.1f} 条，纯属偶然的概率 {p:.0e}）")
     return Detection(Trigger.BURST, severity, detail)

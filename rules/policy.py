@@ -73,12 +73,15 @@ class CrisisConfig:
     """Authors with at least this many followers (or verified) are influential."""
     danger_min_posts: int = 1
     """Negative mentions with a danger term (爆炸, 中毒 ...) in the burst window to open one."""
-    story_alpha: float = 1e-2
-    """A story's negative share must be this improbable under the brand's normal share
-    (one-sided binomial tail) to open an incident; also the level of the volume tests."""
-    influential_alpha: float = 1e-2
-    """The same test's level for a story whose root is a negative post by an influential
-    author: it reaches many people at once, so less evidence is needed, earlier."""
+    story_alpha: float = 0.05
+    """How often a normal story may open an incident over its whole life: the story's
+    negative share (one-sided binomial tail against the brand's normal share) and its speed
+    are tested at every post with words, each look at a level spent out of this one
+    (``rules.crisis.spent_level``: half of it while the story has 8-15 posts with words, a
+    quarter at 16-31, ...); bursts are tested the same way."""
+    influential_alpha: float = 0.05
+    """The same, for a story whose root is a negative post by an influential author (it
+    reaches many people at once: a higher value opens it on less evidence)."""
     story_share_factor: float = 1.5
     """... and its negative share must be at least this many times the brand's normal one
     (an effect size: in a story of 500 posts a rise from 20% to 26% is significant, and

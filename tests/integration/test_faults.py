@@ -501,6 +501,9 @@ async def test_store_locked_by_another_process_loses_and_duplicates_nothing(
         held = time.monotonic() - t_locked
         await until(lambda: store.count_events() == 6, what="the posts after the lock")
         await until(lambda: len(gate.sent) == 12, what="6 mention pages and 6 warnings")
+        # The outbox marks its channel unlocked when its pass returns, a moment after
+        # the last send: read the gauge once every writer got through.
+        await until(lambda: not daemon.locks.waiting, what="every writer through")
         after = await live.metrics()
         # Once more, and stop the daemon while its batch waits: nothing was acknowledged.
         locker = Locker(db)

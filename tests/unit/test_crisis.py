@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from rules.aboutness import Role, brand_role
-from rules.crisis import BrandActivity, Story, detect_burst, detect_story
+from rules.crisis import BrandActivity, Story, detect_burst, detect_story, spent_level
 from rules.engine import EscalationEngine
 from rules.policy import CrisisConfig
 from rules.records import Alert, Author, Mention, Post, Score
@@ -52,6 +52,24 @@ def test_poisson_tail_is_the_exact_sum(k: int, mu: float) -> None:
     assert poisson_sf(k, mu) == pytest.approx(exact, rel=1e-9, abs=1e-15)
 
 
+@pytest.mark.parametrize(("n", "first", "level"), [
+    # story_alpha 0.05 spent over doublings of the evidence from the first look (8 posts)
+    (8, 8, 0.025), (15, 8, 0.025),  # epoch 0: half
+    (16, 8, 0.0125), (31, 8, 0.0125),  # epoch 1: a quarter
+    (32, 8, 0.00625), (64, 8, 0.003125), (127, 8, 0.003125), (128, 8, 0.0015625),
+    (5, 8, 0.025),  # before the first look (a burst counts from burst_min_negatives)
+    (6, 6, 0.025), (12, 6, 0.0125),
+])
+def test_a_repeated_test_spends_its_level_over_doublings_of_the_evidence(
+        n: int, first: int, level: float) -> None:
+    assert spent_level(0.05, n, first) == level
+
+
+def test_the_levels_of_all_epochs_add_up_to_at_most_the_storys_level() -> None:
+    epochs = [spent_level(0.05, 8 * 2 ** j, 8) for j in range(40)]
+    assert sum(epochs) <= 0.05 and sum(epochs) > 0.05 * (1 - 1e-9)
+
+
 # ----------------------------------------------------------------------------- aboutness
 @pytest.mark.parametrize(("text", "keywords", "role"), [
     # the brand acts, speaks, is accused, or its product fails
@@ -60,6 +78,8 @@ def test_poisson_tail_is_the_exact_sum(k: int, mu: float) -> None:
     ("今天在小满咖啡喝了冰拿铁，半小时后上吐下泻", ["小满咖啡"], Role.ABOUT),
     ("网友举报快书包虚假宣传", ["快书包"], Role.ABOUT),
     ("宝马车自燃，车主险些丧命", ["宝马"], Role.ABOUT),
+    ("苹果iPhone 6手机爆炸，机主受伤", ["苹果"], Role.ABOUT),  # a model named, then failing
+    ("三星Galaxy Note7手机起火", ["三星"], Role.ABOUT),
     ("在某药房买药被刷5万，当时店员称每瓶30元", ["某药房"], Role.ABOUT),
     # a landmark, a vehicle or device owned, a thing bought, a source or platform
     ("一对老人在华联超市门口卖煎饼，孙女走丢了", ["华联"], Role.PASSING),
@@ -67,6 +87,9 @@ def test_poisson_tail_is_the_exact_sum(k: int, mu: float) -> None:
     ("一辆白色本田车掉进湖里", ["本田"], Role.PASSING),
     ("书记的奥迪车70多万，却没钱修桥", ["奥迪"], Role.PASSING),
     ("大学生为买苹果手机网贷欠款70万", ["苹果"], Role.PASSING),
+    # an item in a list of stolen things: brand, model, product noun
+    ("背包被窃，内有身份证、银行卡，还有佳能EOS 5D Mark III 机身和两个镜头", ["佳能"],
+     Role.PASSING),
     ("【来自腾讯微博的一张图】台北的一块菜地", ["腾讯"], Role.PASSING),
     ("嫌疑人曾在百度注册名为某某的账号", ["百度"], Role.PASSING),
     ("温州某证券营业部一女子跳楼", ["某证券"], Role.PASSING),
@@ -97,17 +120,23 @@ def story(n_scored: int, n_negative: int, posts_in_last_hour: int, *, influentia
 
 
 @pytest.mark.parametrize(("scored", "negative", "moving", "kw", "expected"), [
-    # a brand with no history: prior share 20%, prior volume 5 posts an hour; alpha 0.01;
-    # the share must also reach 1.5 x 20% = 30%
-    (40, 25, 40, {}, ("spread", "P1")),  # 62% negative, p = 5.5e-9 < alpha² (1e-4): P1
-    (40, 17, 40, {}, ("spread", "P2")),  # 42%, p = 9.9e-4 < alpha: P2
+    # a brand with no history: prior share 20%, prior volume 5 posts an hour; the share
+    # must also reach 1.5 x 20% = 30%. story_alpha 0.05 is spent over the story's looks:
+    # 0.025 at 8-15 posts with words, 0.0125 at 16-31, 0.00625 at 32-63, 0.003125 at 64-127
+    (40, 25, 40, {}, ("spread", "P1")),  # 62% negative, p = 5.5e-9 < level² (3.9e-5): P1
+    (40, 17, 40, {}, ("spread", "P2")),  # 42%, p = 9.9e-4 < 0.00625: P2
     (40, 14, 40, {}, None),  # 35%, p = 0.019: could be chance
     (40, 12, 40, {}, None),  # 30%, p = 0.088
     (400, 110, 400, {}, None),  # 27.5% of a giant cascade: p = 1.9e-4, but under 30%
     (7, 7, 40, {}, None),  # under story_min_scored posts with words: too few to judge
     (40, 25, 5, {}, None),  # negative but not moving: 5 in the hour is the brand's normal
-    (20, 9, 20, {}, ("spread", "P2")),  # 45% of 20, p = 0.00998
+    (20, 9, 20, {}, ("spread", "P2")),  # 45% of 20, p = 0.00998 < 0.0125
     (20, 8, 20, {}, None),  # 40% of 20, p = 0.032
+    (16, 8, 16, {}, ("spread", "P2")),  # 50% of 16, p = 0.0070 < 0.0125: early, clear
+    # the same evidence late in a story that has been looked at 64 times: a fixed level of
+    # 0.01 would open at p = 0.0051, the spent level (0.003125) needs more
+    (64, 22, 64, {}, None),
+    (64, 23, 64, {}, ("spread", "P2")),  # p = 0.0022 < 0.003125
     (20, 9, 20, {"influential": True}, ("spread", "P1")),  # an influential author: P1
     (20, 9, 20, {"influential": True, "root_negative": False}, ("spread", "P1")),
     (40, 30, 40, {"role": Role.PASSING}, None),  # grim, but the brand is a landmark
@@ -178,7 +207,7 @@ def test_reposts_that_do_not_name_the_brand_count_in_its_story() -> None:
     stories = e.stories[int(root.id)]
     assert [(s.n_posts, s.n_scored, s.n_negative) for s in stories] == [(41, 21, 21)]
     # 8 posts with words (the root + 7 negative reposts at minutes 1..13) is the minimum
-    # to judge; 8 of 8 negative against a 20% norm: p = 0.2^8 = 2.6e-6 < alpha² (1e-4):
+    # to judge; 8 of 8 negative against a 20% norm: p = 0.2^8 = 2.6e-6 < level² (6.3e-4):
     # P1 at minute 13.
     assert opened(alerts) == [(13 * M, "P1", "spread")]
 
@@ -247,7 +276,7 @@ def test_harm_opens_an_incident_only_when_corroborated(
     (0, 12, "P1"),
     (8, 8, None),  # a brand that gets 8 an hour: ~3.2 expected in 30 min (prior mixed in)
     (8, 10, None),  # p = 0.002, but under burst_factor (4) x 3.2
-    (8, 14, "P1"),  # p = 7.5e-6 < alpha² (1e-4), and twice burst_min_negatives
+    (8, 14, "P1"),  # p = 7.5e-6 < level² (0.0125² = 1.6e-4), and twice burst_min_negatives
     (8, 20, "P1"),
 ])
 def test_burst_of_separate_negative_posts(history_per_hour: int, n: int,
