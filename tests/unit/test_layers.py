@@ -177,7 +177,8 @@ print(json.dumps([len(config.channels), before, net()]))
 
 def test_the_daemon_imports_no_channel_until_one_is_configured() -> None:
     # The whole program (CLI, daemon, paging, HTTP server) imported: the channel modules
-    # stay unloaded until build_channel makes one, and then only that kind's.
+    # stay unloaded until build_channel makes one, and then only that kind's (the
+    # terminal too: the daemon imports it when ``[alerts] terminal`` is on).
     from alerts.channels.registry import IMPLEMENTATIONS
 
     kinds = sorted(IMPLEMENTATIONS)
