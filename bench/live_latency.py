@@ -321,8 +321,8 @@ def print_snapshots(path: Path, start_at: float) -> None:
     print(f"engine snapshots: {len(snaps)}, {len(blocked)} periodic; loop blocked per "
           f"periodic snapshot: max {max(blocked) * 1000:.0f} ms, mean "
           f"{sum(blocked) / len(blocked) * 1000:.0f} ms")
-    keys = ("loop_blocked_s", "fix_s", "fork_s", "record_s", "seconds", "bytes", "mentions",
-            "seq", "gc_worst_ms", "gc_full")
+    keys = ("loop_blocked_s", "fix_s", "fork_s", "record_s", "seconds", "child_cpu_s",
+            "mentions", "seq", "gc_worst_ms", "gc_full", "gc_garbage")
     for s in snaps:
         print("  " + " ".join(f"{k}={s[k]}" for k in keys if k in s))
 

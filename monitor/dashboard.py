@@ -40,6 +40,7 @@ from aiohttp import web
 
 from monitor.dashboard_page import render_page
 from monitor.http import AUTH, DAEMON, Identity, identity, register, set_session
+from monitor.mention_record import MentionRecord
 from monitor.textsafe import printable
 from rules.deadlines import reply_deadlines
 from rules.records import format_instant
@@ -86,23 +87,22 @@ def _clean(text: str | None) -> str | None:
 
 def mention_row(daemon: Daemon, row: tuple[Any, ...], reposts: int) -> dict[str, Any]:
     """One stored mention as the page and scripts see it (texts cleaned for display)."""
-    (key, brand, post_id, created, author, followers, text, sentiment, negative, severity,
-     reasons, needs_reply, replied_at, replied_by, acked_by, private_at, incident_id) = row
+    m = MentionRecord.from_row(row)
     # The deadlines the engine armed: the reply rule the mention was first seen under
     # (a reload does not move them), else the configured one.
-    clock = daemon.pipeline.engine.clocks.get(key)
+    clock = daemon.pipeline.engine.clocks.get(m.key)
     warn_at, deadline, escalate_at = reply_deadlines(
-        created, daemon.config.sla if clock is None else clock.sla)
+        m.created_at, daemon.config.sla if clock is None else clock.sla)
     return {
-        "key": key, "brand": printable(brand), "post_id": post_id, "url": weibo_url(post_id),
-        "created_at": created, "warn_at": warn_at,
+        "key": m.key, "brand": printable(m.brand), "post_id": m.post_id,
+        "url": weibo_url(m.post_id), "created_at": m.created_at, "warn_at": warn_at,
         "deadline": deadline, "escalate_at": escalate_at,
-        "author": printable(author), "followers": followers, "reposts": reposts,
-        "text": printable(text), "sentiment": sentiment, "negative": bool(negative),
-        "severity": severity, "reasons": [printable(r) for r in json.loads(reasons)],
-        "needs_reply": bool(needs_reply), "replied_at": replied_at,
-        "replied_by": _clean(replied_by), "acked_by": _clean(acked_by),
-        "private_resolve_at": private_at, "incident_id": incident_id,
+        "author": printable(m.shown_author), "followers": m.followers, "reposts": reposts,
+        "text": printable(m.text), "sentiment": m.sentiment, "negative": m.negative,
+        "severity": m.severity, "reasons": [printable(r) for r in m.reasons],
+        "needs_reply": m.needs_reply, "replied_at": m.replied_at,
+        "replied_by": _clean(m.replied_by), "acked_by": _clean(m.acked_by),
+        "private_resolve_at": m.private_resolve_at, "incident_id": m.incident_id,
     }
 
 

@@ -36,6 +36,7 @@ import structlog
 
 from alerts.digest import Digest, digest_alert
 from monitor.digest_config import DigestConfig, cron_trigger
+from monitor.mention_record import MentionRecord, report_fields, report_record
 from rules.deadlines import in_time, reply_due
 from rules.records import Alert, AlertType, alert_id, format_instant
 
@@ -93,25 +94,8 @@ class Schedule:
 
 
 # --------------------------------------------------------------------- figures
-@dataclass(frozen=True, slots=True)
-class _MentionRow:
-    brand: str
-    post_id: str
-    created_at: float
-    author: str
-    followers: int
-    text: str
-    sentiment: float
-    negative: bool
-    needs_reply: bool
-    replied_at: float | None
-
-
-def _mentions(store: Store, start: float, end: float) -> list[_MentionRow]:
-    rows = store.mentions_between(start, end)
-    return [_MentionRow(b, str(p), float(c), str(a), int(f), str(t), float(s), bool(n), bool(r),
-                        None if rep is None else float(rep))
-            for b, p, c, a, f, t, s, n, r, rep in rows]
+def _mentions(store: Store, start: float, end: float) -> list[MentionRecord]:
+    return [MentionRecord.from_row(row) for row in store.mentions_between(start, end)]
 
 
 def _baselines(store: Store, start: float, span: float,
@@ -213,7 +197,7 @@ def compute(store: Store, config: Config, cfg: DigestConfig, start: float, end: 
     baselines = _baselines(store, start, float(cfg.baseline), end - start)
     breaches = _breaches(store, start, end)
     incidents = _incidents(store, config, start, end)
-    per_brand: dict[str, list[_MentionRow]] = defaultdict(list)
+    per_brand: dict[str, list[MentionRecord]] = defaultdict(list)
     for m in mentions:
         per_brand[m.brand].append(m)
     out = []
@@ -246,7 +230,8 @@ def compute(store: Store, config: Config, cfg: DigestConfig, start: float, end: 
             "p90_reply_seconds": nearest_rank(times, 0.9),
             "breaches": dict(breaches.get(brand, {"L0": 0, "L1": 0, "L2": 0})),
             "incidents": incidents.get(brand, []),
-            "top_posts": [{"post_id": m.post_id, "author": m.author, "followers": m.followers,
+            "top_posts": [{"post_id": m.post_id, "author": m.shown_author,
+                           "followers": m.followers,
                            "created_at": format_instant(m.created_at, tz),
                            "negative": m.negative, "text": m.text[:140],
                            "replied": m.replied_at is not None and m.replied_at < end}
@@ -272,11 +257,8 @@ def period_summary(store: Store, config: Config, digest: Digest) -> Any:
     assert start is not None and end is not None
     names = {b["brand"] for b in digest.brands}
     tz = config.tz
-    mentions = [{"id": m.post_id, "brand": m.brand, "created_at": format_instant(m.created_at, tz),
-                 "sentiment": m.sentiment, "negative": m.negative,
-                 "needs_reply": m.needs_reply,
-                 "reply_seconds": None if m.replied_at is None or m.replied_at >= end
-                 else m.replied_at - m.created_at}
+    # The report's fields of each mentions.jsonl record, as it stood when the period ended.
+    mentions = [report_record(report_fields(m.to_dict(tz, until=end)))
                 for m in _mentions(store, start, end) if m.brand in names]
     incidents = []
     for body in store.incident_bodies(by_id=True):

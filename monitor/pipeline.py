@@ -22,6 +22,7 @@ from alerts.router import Router
 from monitor import decision as decisions
 from monitor.config import Config
 from monitor.decision import NOTHING, BrandDecision, Decision
+from monitor.mention_record import stored_rows
 from monitor.normalise import is_pure_repost
 from monitor.store import CountsSeen, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
@@ -473,13 +474,7 @@ class Pipeline:
         """The mention rows and incident records changed since the last write."""
         engine = self.engine
         reasons_json = self._reasons_json
-        rows = [(
-            c.key, c.brand, c.post_id, c.created_at, c.seen_at, c.author_name or c.author_id,
-            c.followers, c.text, c.sentiment, int(c.negative), c.severity,
-            reasons_json(c.reasons), int(c.needs_reply), c.replied_at,
-            c.replied_by, c.acked_by, c.private_resolve_at, c.incident_id)
-            for c in engine.dirty_mentions]
-        self.store.save_mentions(rows)
+        self.store.save_mentions(stored_rows(engine.dirty_mentions, reasons_json))
         self.store.save_incidents([
             (inc.id, inc.brand, json.dumps(incident_record(inc, self.config, engine.policy(inc)),
                                            ensure_ascii=False))

@@ -22,7 +22,6 @@ import functools
 import gc
 import json
 import math
-import operator
 import os
 import pickle
 import time
@@ -46,9 +45,9 @@ from monitor.digests import Digests
 from monitor.digests import compute as digest_compute
 from monitor.feed import FeedStats
 from monitor.feedstream import FeedReader
+from monitor.mention_record import mention_dict, mention_json, report_fields, report_record
 from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
-from monitor.report import MENTION_FIELDS
 from monitor.store import Store
 from rules.deadlines import in_time
 from rules.records import Alert, format_instant
@@ -301,29 +300,11 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     needing = 0
     mention_recs = []
     for clock in pipeline.engine.clocks.values():
-        reply_s = None if clock.replied_at is None else clock.replied_at - clock.created_at
-        needs_reply = clock.needs_reply
-        if needs_reply:
+        rec = mention_dict(clock, tz)  # the mentions.jsonl record (no MentionRecord made)
+        if rec["needs_reply"]:
             needing += 1
-            replied_in_time += in_time(reply_s, sla)
-        mention_recs.append({
-            "id": clock.post_id, "brand": clock.brand, "kind": str(clock.kind),
-            "created_at": format_instant(clock.created_at, tz),
-            "author_id": clock.author_id, "author": clock.author_name,
-            "followers": clock.followers, "text": clock.text,
-            "keywords": list(clock.keywords), "sentiment": clock.sentiment,
-            "negative": clock.negative, "polarity": clock.polarity,
-            "p_negative": clock.p_negative, "severity": clock.severity,
-            "terms": list(clock.terms), "reasons": list(clock.reasons),
-            "needs_reply": needs_reply,
-            "replied_at": None if clock.replied_at is None
-            else format_instant(clock.replied_at, tz),
-            "reply_seconds": reply_s, "replied_by": clock.replied_by,
-            "acked_by": clock.acked_by,
-            "private_resolve_at": None if clock.private_resolve_at is None
-            else format_instant(clock.private_resolve_at, tz),
-            "incident_id": clock.incident_id,
-        })
+            replied_in_time += in_time(rec["reply_seconds"], sla)
+        mention_recs.append(rec)
     incidents = [incident_record(inc, config) for inc in pipeline.engine.incidents.values()]
     by_type = Counter(str(a.type) for a in result.alerts)
     feed = result.feed
@@ -358,8 +339,8 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     slim = [(alert.type.value, alert.at, alert.incident_id) for alert in result.alerts]
     t0 = time.perf_counter()
     if reporter is not None:
-        pick = operator.itemgetter(*MENTION_FIELDS)
-        reporter.submit(out, ([pick(rec) for rec in mention_recs], incidents, slim, report))
+        reporter.submit(out, ([report_fields(rec) for rec in mention_recs], incidents, slim,
+                              report))
     report_s = time.perf_counter() - t0
     with (out / "alerts.jsonl").open("wb") as fh:
         # The line the store encoded for each alert (cached on it, in the same zone),
@@ -371,7 +352,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
             write(alert.to_json(tz).encode())
             write(b"\n")
     with (out / "mentions.jsonl").open("w", encoding="utf-8") as fh:
-        fh.writelines(_to_json(rec) + "\n" for rec in mention_recs)
+        fh.writelines(mention_json(rec) + "\n" for rec in mention_recs)
     with (out / "incidents.jsonl").open("w", encoding="utf-8") as fh:
         for rec in incidents:
             fh.write(_to_json(rec) + "\n")
@@ -475,7 +456,7 @@ SlimAlert = tuple[str, float, str | None]
 """An alert as the report reads it (``monitor.report`` and ``monitor.plots`` read no other
 field of an alert record): type, ``at`` (epoch seconds), incident id."""
 SlimMention = tuple[object, ...]
-"""A mention record's values of ``monitor.report.MENTION_FIELDS``, in that order."""
+"""A mention record's values of ``monitor.mention_record.MENTION_FIELDS``, in that order."""
 
 
 def report_alerts(slim: list[SlimAlert], tz: tzinfo) -> list[dict[str, Any]]:
@@ -602,7 +583,7 @@ def _report_process(conn: Any, config: Config) -> None:
         out, (mentions, incidents, slim, run) = _unpack_records(conn.recv_bytes())
     except (EOFError, OSError):
         return  # the replay ended without a report (it failed, or was interrupted)
-    records = ([dict(zip(MENTION_FIELDS, m, strict=True)) for m in mentions], incidents,
+    records = ([report_record(m) for m in mentions], incidents,
                report_alerts(slim, config.tz), run)
     conn.send(_render_report(config, out, records, split=True))
 

@@ -30,10 +30,6 @@ log = structlog.get_logger(__name__)
 
 DEFAULT_REPLY_WITHIN = 300.0
 DEFAULT_BURST_WINDOW = 1800.0
-MENTION_FIELDS = ("id", "brand", "created_at", "sentiment", "negative", "needs_reply",
-                  "reply_seconds")
-"""The fields of a ``mentions.jsonl`` record that the report and its plots read: all the
-replay hands its report process (a summary of records holding only these is the same)."""
 
 
 class ReportError(Exception):

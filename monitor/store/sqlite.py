@@ -1123,13 +1123,11 @@ class Store:
         return self.db.execute(sql).fetchall()
 
     def mentions_between(self, start: float, end: float) -> list[tuple[Any, ...]]:
-        """Mentions first posted in [start, end), oldest first: (brand, post id,
-        created_at, author, followers, text, sentiment, negative, needs_reply,
-        replied_at) (digests)."""
+        """Mention rows (``SHOWN_MENTION_COLUMNS``) first posted in [start, end), oldest
+        first (digests)."""
         return self.db.execute(
-            "SELECT brand, post_id, created_at, author, followers, text, sentiment, negative, "
-            "needs_reply, replied_at FROM mentions WHERE created_at >= ? AND created_at < ? "
-            "ORDER BY created_at, post_id", (start, end)).fetchall()
+            f"SELECT {', '.join(SHOWN_MENTION_COLUMNS)} FROM mentions WHERE created_at >= ? "
+            "AND created_at < ? ORDER BY created_at, post_id", (start, end)).fetchall()
 
     def first_mentions(self) -> dict[str, float]:
         """Per brand: when its first mention still kept was posted."""

@@ -113,7 +113,8 @@ def test_replay_writes_a_self_contained_report_and_plots(replayed: Path) -> None
 def test_the_replays_report_equals_one_rebuilt_from_its_files(replayed: Path,
                                                                tmp_path: Path) -> None:
     """The replay hands its report process only the mention fields the report reads
-    (``MENTION_FIELDS``): the page and plots it wrote are those the whole files give."""
+    (``monitor.mention_record.MENTION_FIELDS``): the page and plots it wrote are those
+    the whole files give."""
     import shutil
 
     from monitor.report import write_report

@@ -23,7 +23,7 @@ import pytest
 from monitor.app import build_pipeline
 from monitor.clock import ScaledClock
 from monitor.config import AlertsConfig, Config, HttpConfig
-from monitor.daemon import GC_THAW_EVERY, GcWatch
+from monitor.daemon import GC_FREEZE_EVERY, GC_THAW_EVERY, GcWatch
 from monitor.sources.base import Batch
 from monitor.store import SNAPSHOT_PART, SNAPSHOT_SUFFIX, Store
 from rules.engine import EscalationEngine
@@ -192,18 +192,22 @@ def test_forgotten_mentions_leave_no_garbage_cycles(
 def test_gc_watch_freezes_thaws_on_schedule_and_counts_pauses() -> None:
     watch = GcWatch()
     try:
-        watch.freeze()
+        watch.tick()  # too soon for either
+        assert gc.get_freeze_count() == 0
+        watch.frozen -= GC_FREEZE_EVERY  # (real seconds: the collector's time)
+        watch.tick()
         assert gc.get_freeze_count() > 0
         assert not watch.thaw_if_due() and gc.get_freeze_count() > 0
-        watch.thawed -= GC_THAW_EVERY  # an hour on (real seconds: the collector's time)
-        assert watch.thaw_if_due() and gc.get_freeze_count() == 0
+        watch.thawed -= GC_THAW_EVERY  # an hour on
+        watch.tick()
+        assert gc.get_freeze_count() == 0
     finally:
         gc.unfreeze()
     watch.on_gc("start", {"generation": 2})
-    watch.on_gc("stop", {"generation": 2, "collected": 0})
-    worst, full = watch.take()
-    assert full == 1 and worst >= 0.0
-    assert watch.take() == (0.0, 0)
+    watch.on_gc("stop", {"generation": 2, "collected": 3})
+    worst, full, garbage = watch.take()
+    assert full == 1 and garbage == 3 and worst >= 0.0
+    assert watch.take() == (0.0, 0, 0)
 
 
 def test_two_writers_of_one_seq_never_mix_their_bytes(config: Config, tmp_path: Path) -> None:
