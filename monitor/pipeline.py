@@ -460,11 +460,13 @@ class Pipeline:
         if not raw:
             return raw
         new: list[Alert] = []
+        owns, plan, add, all_channels = (self.owns, self.router.plan, self.store.add_alerts,
+                                         self.channels)
         for alert in raw:  # each alert gets a delivery only on the channels it is routed to
-            if not self.owns(alert.brand):
+            if not owns(alert.brand):
                 continue  # another instance holds this brand's lease and pages for it
-            addressed, channels = self.router.plan(alert, self.channels)
-            new.extend(self.store.add_alerts((addressed,), channels))
+            addressed, channels = plan(alert, all_channels)
+            new += add((addressed,), channels)
         self.stats.alerts += len(new)
         return new
 

@@ -240,6 +240,24 @@ class _Record(msgspec.Struct):
 
 _record_decoder = msgspec.json.Decoder(_Record)
 
+
+class _Line(msgspec.Struct):
+    """``Alert.to_record``'s shape as a struct: msgspec encodes it as the same JSON
+    object as that dict (fields in this order; the recipients tuple is the same array as
+    its list), ~20 % faster, once per alert (130,000 on the mention-heavy day)."""
+
+    id: str
+    type: str
+    at: str
+    brand: str
+    level: int
+    severity: str
+    post_id: str | None
+    incident_id: str | None
+    recipients: tuple[str, ...]
+    title: str
+    text: str
+
 DECODED_MAX = 4096
 """Alerts :meth:`Alert.from_json` keeps decoded, by their stored line: each channel's
 outbox worker reads the same pages, and decoding was the largest cost of a pass after
@@ -296,7 +314,13 @@ class Alert:
         cached = self._json
         if cached is not None and cached[0] is tz:
             return cached[1]
-        line = record_json(self.to_record(tz))
+        try:  # ``record_json(self.to_record(tz))``, once per alert, without the dict
+            line = _encode(_Line(self.id, str(self.type), format_instant(self.at, tz),
+                                 self.brand, self.level, self.severity, self.post_id,
+                                 self.incident_id, self.recipients, self.title,
+                                 self.text)).decode()
+        except (msgspec.EncodeError, UnicodeEncodeError):
+            line = record_json(self.to_record(tz))
         object.__setattr__(self, "_json", (tz, line))
         return line
 

@@ -59,12 +59,12 @@ def _clock_author(clock: ReplyClock) -> str:
 
 
 @lru_cache(maxsize=4096)
-def _mention_page(clock: ReplyClock) -> tuple[str, tuple[str, ...]]:
+def _mention_page(clock: ReplyClock) -> tuple[str, str]:
     """``@name`` for the title (the author line up to its first space) and the body lines
-    every mention page opens with, built together: a replay words ~50,000 of these pages,
-    and both start from the author line. Cached by clock: what they show of it never
-    changes once it is made, and its warning, breach and escalation pages follow its
-    first page within minutes."""
+    every mention page opens with (joined), built together: a replay words ~130,000 of
+    these pages, and both start from the author line. Cached by clock: what they show of
+    it never changes once it is made, and its warning, breach and escalation pages follow
+    its first page within minutes."""
     c = clock
     author = _clock_author(c)
     mood = "负面" if c.negative else "非负面"
@@ -76,20 +76,19 @@ def _mention_page(clock: ReplyClock) -> tuple[str, tuple[str, ...]]:
         lines.append("原因：" + "；".join(c.reasons))
     lines.append(f"微博 {c.post_id}（{'评论' if c.kind == 'comment' else '微博'}） "
                  f"转发 {c.reposts_count} 评论 {c.comments_count}")
-    return author.split(" ", 1)[0], tuple(lines)
+    return author.split(" ", 1)[0], "\n".join(lines)
 
 
 def _mention_body(clock: ReplyClock) -> list[str]:
-    return list(_mention_page(clock)[1])
+    return [_mention_page(clock)[1]]
 
 
 def new_mention(clock: ReplyClock, sla: SlaConfig, tz: tzinfo) -> tuple[str, str]:
     due = reply_due(clock.created_at, sla)
     who, head = _mention_page(clock)
-    body = list(head)
     title = f"[{clock.severity}] {clock.brand} 新提及 {who}"
-    body.append(f"请在 {clock_time(due, tz)} 前公开回复（{_duration(sla.reply_within)}规则）")
-    return title, "\n".join(body)
+    return title, (f"{head}\n请在 {clock_time(due, tz)} 前公开回复"
+                   f"（{_duration(sla.reply_within)}规则）")
 
 
 _OVERDUE = {
@@ -105,13 +104,11 @@ def reply_overdue(clock: ReplyClock, alert_type: AlertType, sla: SlaConfig,
     created = clock.created_at
     due = reply_due(created, sla)
     who, head = _mention_page(clock)
-    body = list(head)
     title = f"[{clock.severity}] {clock.brand} {short}：{who}"
-    body.append(f"发布于 {clock_time(created, tz)}，回复时限 {clock_time(due, tz)}；"
-                f"{advice}")
+    text = f"{head}\n发布于 {clock_time(created, tz)}，回复时限 {clock_time(due, tz)}；{advice}"
     if clock.acked_by:
-        body.append(f"已由 {clock.acked_by} 确认（确认不停止计时，只有公开回复才算）")
-    return title, "\n".join(body)
+        text += f"\n已由 {clock.acked_by} 确认（确认不停止计时，只有公开回复才算）"
+    return title, text
 
 
 @lru_cache(maxsize=64)

@@ -828,24 +828,27 @@ class Store:
         """Record alerts (and a pending delivery per channel); return only the new ones."""
         new: list[Alert] = []
         seen = self._seen_ids
+        buffered = self._alert_ids  # (names held locally: this runs once per alert)
+        rows = self._alerts
         for alert in alerts:
-            if alert.id in self._alert_ids:
+            aid = alert.id
+            if aid in buffered:
                 continue
             # One primary-key lookup per alert (~7 us) unless the id was never buffered.
-            if (seen is None or alert.id in seen) and self.db.execute(
-                    "SELECT 1 FROM alerts WHERE id = ?", (alert.id,)).fetchone() is not None:
+            if (seen is None or aid in seen) and self.db.execute(
+                    "SELECT 1 FROM alerts WHERE id = ?", (aid,)).fetchone() is not None:
                 continue
             if seen is not None:
-                seen.add(alert.id)
+                seen.add(aid)
                 if len(seen) > SEEN_IDS_MAX:  # bounded memory: back to a lookup each
                     self._seen_ids = seen = None
-            self._alert_seq += 1
-            self._alert_ids.add(alert.id)
-            self._alerts.append((alert.id, self._alert_seq, alert.at, str(alert.type),
-                                 alert.brand, alert.level, alert.severity, alert.post_id,
-                                 alert.incident_id, alert.to_json()))
+            self._alert_seq = seq = self._alert_seq + 1
+            buffered.add(aid)
+            rows.append((aid, seq, alert.at, str(alert.type), alert.brand, alert.level,
+                         alert.severity, alert.post_id, alert.incident_id, alert.to_json()))
             new.append(alert)
-            self._deliveries.extend((alert.id, channel) for channel in channels)
+            if channels:
+                self._deliveries.extend((aid, channel) for channel in channels)
         if not self._in_tx:
             self.flush()
         return new
