@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 
 EVERY = 1.0
 """Seconds between checkpoints: ~1,000 pages of log at 5,000 posts/s, as SQLite's own."""
+RESET_ABOVE = 32 * 1024 * 1024
+"""Log size above which a pass is finished on the writer's connection so the log starts
+again (``Store.finish_checkpoint``): passes from another connection alone let it grow."""
 
 
 class Checkpointer:
@@ -39,6 +42,8 @@ class Checkpointer:
         self.store = store
         self.every = every
         self.passes = 0
+        self.resets = 0
+        """Passes finished on the writer's connection (the log started again after each)."""
         self.health = FailureLog(log, "wal checkpoint failed", "wal checkpoint recovered")
 
     @property
@@ -69,6 +74,11 @@ class Checkpointer:
                     self.health.failed(f"{type(exc).__name__}: {exc}")
                     continue
                 self.health.succeeded()
+                if self.store.wal_bytes() > RESET_ABOVE:
+                    # The last frames on the writer's own connection, between two
+                    # transactions (little is left after the pass): the log starts again.
+                    with contextlib.suppress(sqlite3.Error):
+                        self.resets += self.store.finish_checkpoint()
         finally:
             with contextlib.suppress(sqlite3.Error):
                 self.store.auto_checkpoint(1000)  # SQLite's default

@@ -356,6 +356,14 @@ class PgStore(Store):
     def checkpoint(self) -> None:
         """Nothing to fold back (see ``in_wal_mode``)."""
 
+    def wal_bytes(self) -> int:
+        """No SQLite log (see ``in_wal_mode``)."""
+        return 0
+
+    def finish_checkpoint(self) -> bool:
+        """Nothing to fold back (see ``in_wal_mode``)."""
+        return False
+
     # ------------------------------------------------------------- outbox, per brand
     def _brands(self) -> list[str]:
         return sorted(self.only_brands or ())

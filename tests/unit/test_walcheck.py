@@ -61,3 +61,30 @@ async def test_checkpoints_run_off_the_store_connection(tmp_path: Path) -> None:
     reopened = Store(path)
     assert reopened.get_meta("k9") == str(_write.calls % 10) * 3000  # type: ignore[attr-defined]
     reopened.close()
+
+
+async def test_a_pass_the_writer_outran_is_finished_on_the_writer_connection(
+        tmp_path: Path) -> None:
+    """A pass from another connection copies only what was committed when it began; the
+    writer commits more meanwhile, so the log never starts over and grew without end
+    (7.7 GB in a 300k-post ingest). ``finish_checkpoint`` copies the rest on the writer's
+    connection, between transactions, and the next write starts the log over."""
+    path = tmp_path / "s.db"
+    store = Store(path)
+    checkpointer = Checkpointer(store, every=3600.0)
+    task = asyncio.create_task(checkpointer.run())
+    await asyncio.sleep(0)  # the store's own checkpoint is off
+    _write(store, 2000)
+    store.begin()
+    store.set_meta("racing", "x" * 3000)  # the writer is mid-transaction ...
+    checkpointer._checkpoint()  # ... while the pass runs in its thread
+    assert store.finish_checkpoint() is False  # never inside a transaction
+    store.commit()
+    _write(store, 10)
+    assert store.wal_bytes() > 0
+    assert store.finish_checkpoint() is True
+    _write(store, 10)
+    assert _log_frames(path) < 100  # the log started over
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    store.close()
