@@ -31,6 +31,7 @@ import gc
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ import msgspec
 
 from monitor import workers
 from monitor.feed import BadLine, FeedStats, feed_lines, parse_line
-from monitor.normalise import BadInput, parse_time
+from monitor.normalise import BadInput, parse_time, simplify_posts
 from monitor.store import encode_event, event_key
 from rules.records import Action, Event, Post
 from rules.scoring import Assessment
@@ -67,7 +68,8 @@ _encoder = msgspec.msgpack.Encoder()
 _chunk_decoder = msgspec.msgpack.Decoder(_CHUNK_TYPE)
 _TAG_CHUNK = b"C"
 _TAG_SORTED = b"S"  # then the number of lines with a time, in decimal
-_TAG_END = b"E"  # then a pickle: the FeedStats, or the exception that ended the reading
+_TAG_END = b"E"  # then a pickle: (the FeedStats, or the exception that ended the reading;
+# the reader's CPU seconds)
 
 
 def _line_time(line: bytes) -> float | None:
@@ -108,7 +110,8 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
 
     def parse(fi: int, k: int) -> Event | BadLine:
         lineno, line = files[fi][k]
-        parsed = parse_line(line, str(paths[fi]), lineno, f"{paths[fi].name}:{lineno}")
+        parsed = parse_line(line, str(paths[fi]), lineno, f"{paths[fi].name}:{lineno}",
+                            simplify=False)  # for the chunk at once: ``simplify_posts``
         if isinstance(parsed, BadLine):
             bad.append((fi, lineno, parsed))
         return parsed
@@ -123,6 +126,7 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
         stats.events += 1
         out.append(parsed)
         if len(out) == chunk:
+            simplify_posts(out)
             yield out
             out = []
     for fi, k in untimed:
@@ -132,6 +136,7 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
     bad.sort(key=lambda b: (b[0], b[1]))
     stats.bad.extend(b for _fi, _line, b in bad)
     if out:
+        simplify_posts(out)
         yield out
 
 
@@ -166,6 +171,9 @@ class FeedReader:
         self.chunk = chunk
         self.expected: int | None = None
         """Events to come (lines with a time), once the reader has sorted the lines."""
+        self.cpu_seconds: float | None = None
+        """CPU seconds the forked reader used (read, parse, match, score, encode), once it
+        is done; None in-process (its work is then the caller's)."""
         self._proc: Any = None
         self._conn: Any = None
         started = workers.start(_read_process, self.paths, chunk, assessor, batch,
@@ -197,7 +205,7 @@ class FeedReader:
             if msg[:1] == _TAG_SORTED:
                 self._sorted(int(msg[1:]))
                 continue
-            ended = pickle.loads(msg[1:])
+            ended, self.cpu_seconds = pickle.loads(msg[1:])
             if isinstance(ended, BaseException):
                 raise ended
             self.stats.lines, self.stats.events = ended.lines, ended.events
@@ -293,10 +301,11 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         ended = exc
     except Exception as exc:  # handed to the replay, which raises it
         ended = exc
+    cpu = time.process_time()  # this process's own: a forked child starts at zero
     try:
-        end = pickle.dumps(ended)
+        end = pickle.dumps((ended, cpu))
     except Exception:  # an exception that does not pickle
-        end = pickle.dumps(RuntimeError(f"feed reader: {ended!r}"))
+        end = pickle.dumps((RuntimeError(f"feed reader: {ended!r}"), cpu))
     with contextlib.suppress(OSError):  # the replay is gone: no one to tell
         sender.send(_TAG_END + end)
     sender.close()

@@ -83,6 +83,7 @@ class ReplayResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks. ``read``
     is the time the replay waited for the feed reader (and decoded its chunks); with a
+    forked reader, ``reader_cpu`` is the CPU seconds that process used; with a
     report process, ``report`` is only what the replay spends on it beyond the output
     files: handing the records over and waiting for it to finish."""
 
@@ -278,6 +279,8 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
     result.seconds = time.perf_counter() - started
     result.stage_seconds["read"] = waited
     result.stage_seconds["pipeline"] = result.seconds - waited
+    if reader.cpu_seconds is not None:
+        result.stage_seconds["reader_cpu"] = reader.cpu_seconds
     write_outputs(config, pipeline, result, reporter, render=reporter is not None)
     write_digests(config, result)
     write_deliveries(result)
