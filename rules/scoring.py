@@ -167,11 +167,12 @@ def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
     found: dict[str, tuple[Post, list[BrandMatch]]] = {}
     seen: set[str] = set()
     roots: set[str] = set()  # this batch's mentions
-    for post in posts:
+    naming = matcher.candidates([post.text for post in posts])  # the others name no brand
+    for i, post in enumerate(posts):
         if post.id in seen:
             continue
         seen.add(post.id)
-        matches = matcher.match(post.text, post.author.id)
+        matches = matcher.match(post.text, post.author.id) if i in naming else []
         if matches:
             found[post.id] = (post, matches)
             roots.add(post.id)
