@@ -62,6 +62,16 @@ PRAISE = re.compile(
 )
 """Thanks, a recommendation, a repeat purchase."""
 
+GOOD = re.compile(
+    # a good quality raised by a degree word (太过瘾了, 真香啊, 特别干净, 服务很周到), in a post
+    # with no turn (但是, 就是, 可惜: 好吃，就是太慢了 is a complaint) and not negated (不太好用)
+    r"^(?!.*(?:但|可是|就是|不过|可惜|然而|只是|要是|如果|本以为|以为))"
+    r".*(?<![不没])(?<!不是)(?:太|真|好|超|很|特别|非常|超级|巨|贼)(?:好吃|好喝|好用|好看|好听|好玩|舒服"
+    r"|方便|划算|实惠|过瘾|香|爽|赞|棒|省心|给力|贴心|可爱|惊艳|干净|暖心|专业|耐心|细心|周到"
+    r"|新鲜|好闻|顺滑|清爽|软糯|酥脆|解馋|下饭)(?:了|啊|呀|哦|吧|!|,|。|~|$)"
+)
+"""A good quality said with a degree word, nothing turning against it."""
+
 # What may go wrong with a thing one bought (broken, stuck, leaking, lost, irritating, a
 # letdown). Negated after a degree or frequency adverb it is praise: 屏幕都没碎, 一次都没坏过,
 # 一点都不卡, 还不伤头发, 居然没哭. Left out on purpose: words whose absence is itself a
@@ -134,7 +144,7 @@ BLOCK = re.compile(
 )
 """Any of these and the post is not read as a plain act: it may well be a complaint."""
 
-ACTS = (("询问", ASK), ("通告", ANNOUNCE), ("推广", PROMOTE), ("称赞", PRAISE),
+ACTS = (("询问", ASK), ("通告", ANNOUNCE), ("推广", PROMOTE), ("称赞", PRAISE), ("称赞", GOOD),
         *(("夸张", rx) for rx in HYPERBOLE), ("没出毛病", NO_FLAW), ("解围", RELIEF))
 
 FIGURATIVE = frozenset(("夸张", "没出毛病"))
@@ -152,6 +162,9 @@ ANCHORS = (
      "上新", "新品上市", "免费领", "领券", "直降", "兑换券", "代金券", "转发", "关注"),
     ("好评", "五星", "点赞", "感谢", "谢谢", "推荐", "回购", "安利", "强推", "必须收", "绝配",
      "yyds", "良心", "靠谱", "给力", "满意", "贴心", "太好"),
+    ("好吃", "好喝", "好用", "好看", "好听", "好玩", "舒服", "方便", "划算", "实惠", "过瘾", "香",
+     "爽", "赞", "棒", "省心", "给力", "贴心", "可爱", "惊艳", "干净", "暖心", "专业", "耐心",
+     "细心", "周到", "新鲜", "好闻", "顺滑", "清爽", "软糯", "酥脆", "解馋", "下饭"),
     ("好吃", "好喝", "好看", "好听", "好用", "好玩", "美", "香", "甜", "爽", "帅", "可爱", "萌",
      "馋", "惊艳", "舒服", "过瘾", "上头", "感动", "开心", "幸福", "爱"),
     ("笑",),
@@ -186,6 +199,7 @@ def _anchor_automaton() -> ahocorasick.Automaton:
 
 
 _ANCHORS = _anchor_automaton()
+_MENTION = re.compile(r"@[^\s:,.!?;。]+")
 
 ACT_NEGATIVE_ODDS = 0.2
 """Factor on the odds of negative for a post read as one of the acts (see the module
@@ -199,6 +213,8 @@ def read_acts(norm: str, weak_cue: bool = False) -> tuple[str, ...]:
     ``FIGURATIVE`` acts, which explain such a cue, are read then."""
     if not norm:
         return ()
+    if "@" in norm:  # a user's name (@此鱼需治愈, @天使狗狗好可爱) says nothing of the post
+        norm = _MENTION.sub(" ", norm)
     mask = 0
     for _end, m in _ANCHORS.iter(norm):
         mask |= m

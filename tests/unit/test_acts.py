@@ -31,6 +31,7 @@ def acts(text: str) -> tuple[str, ...]:
     ("味道还不错，推荐", ("称赞",)),                    # 还不错 is not 还不…
     ("請問門店可以帶寵物進去嗎？", ("询问",)),          # traditional characters
     ("朋友说这款奶粉喝了不上火，真的吗", ("询问",)),      # checking a claim heard
+    ("新换的床垫睡着特别舒服", ("称赞",)),              # a good quality with a degree word
     # hyperbole: pleasure, laughter, slang praise, popularity, won over, hooked, the day
     ("这家的芝士蛋糕好吃到想哭", ("夸张",)),
     ("笑死，主播今天又翻车了", ("夸张",)),
@@ -74,6 +75,8 @@ def test_reads_the_act(text: str, expected: tuple[str, ...]) -> None:
     "谁懂我今天有多累",                     # 谁懂我 is no 太懂我
     "在梦里拒绝了他",                       # 拒绝了 is no 绝了
     "冷笑了一声",                           # 冷笑 is no laughter
+    "很好吃，就是送得太慢了",               # the turn is the verdict
+    "用起来不是很方便",                     # a good word negated
 ])
 def test_no_act_or_blocked(text: str) -> None:
     assert acts(text) == ()
