@@ -186,11 +186,11 @@ can match at all, and only their patterns run (most posts run none; a test check
 match lacks its anchor)."""
 
 
-def _anchor_automaton() -> ahocorasick.Automaton:
+def _anchor_automaton(first: int, last: int) -> ahocorasick.Automaton:
     auto = ahocorasick.Automaton()
     masks: dict[str, int] = {}
-    for i, words in enumerate(ANCHORS):
-        for w in words:
+    for i in range(first, last):
+        for w in ANCHORS[i]:
             masks[w] = masks.get(w, 0) | (1 << i)
     for w, mask in masks.items():
         auto.add_word(w, mask)
@@ -198,7 +198,14 @@ def _anchor_automaton() -> ahocorasick.Automaton:
     return auto
 
 
-_ANCHORS = _anchor_automaton()
+_PLAIN = 4
+"""ACTS[:_PLAIN] are the plain acts (a question, a notice, a promotion, thanks); the rest
+(hyperbole, a negated flaw, relief, a good quality) are read only in a post the model
+leans negative on: they exist to correct that, and skipping them elsewhere saves most of
+their cost."""
+_PLAIN_ANCHORS = _anchor_automaton(0, _PLAIN)
+_MORE_ANCHORS = _anchor_automaton(_PLAIN, len(ACTS))
+_FIGURATIVE_MASK = sum(1 << i for i, (name, _) in enumerate(ACTS) if name in FIGURATIVE)
 _MENTION = re.compile(r"@[^\s:,.!?;。]+")
 
 ACT_NEGATIVE_ODDS = 0.2
@@ -206,23 +213,30 @@ ACT_NEGATIVE_ODDS = 0.2
 docstring and docs/sentiment.md for how it was chosen)."""
 
 
-def read_acts(norm: str, weak_cue: bool = False) -> tuple[str, ...]:
+def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True
+              ) -> tuple[str, ...]:
     """The acts ``norm`` (``normalise_for_scoring(text).lower()``) performs, by name, empty
     when it performs none or when something in it blocks the reading. ``weak_cue``: the
     post has a harm or grievance cue too weak to report harm or a complaint; only the
-    ``FIGURATIVE`` acts, which explain such a cue, are read then."""
-    if not norm:
+    ``FIGURATIVE`` acts, which explain such a cue, are read then. ``leaning_negative``:
+    the model would call the post negative; otherwise only the plain acts are read."""
+    if not norm or (weak_cue and not leaning_negative):
         return ()
     if "@" in norm:  # a user's name (@此鱼需治愈, @天使狗狗好可爱) says nothing of the post
         norm = _MENTION.sub(" ", norm)
     mask = 0
-    for _end, m in _ANCHORS.iter(norm):
-        mask |= m
+    if not weak_cue:
+        for _end, m in _PLAIN_ANCHORS.iter(norm):
+            mask |= m
+    if leaning_negative:
+        for _end, m in _MORE_ANCHORS.iter(norm):
+            mask |= m
+        if weak_cue:
+            mask &= _FIGURATIVE_MASK
     if not mask:
         return ()
     found = tuple(dict.fromkeys(name for i, (name, rx) in enumerate(ACTS)
-                                if mask >> i & 1 and (not weak_cue or name in FIGURATIVE)
-                                and rx.search(norm)))
+                                if mask >> i & 1 and rx.search(norm)))
     if not found:
         return ()
     # A negated flaw is not a bad word: 一点都不后悔 and 没有任何问题 are not blocked by

@@ -98,7 +98,8 @@ class Scorer:
         if harm.harm or grievance.weight >= 1.0 or complaint:
             acts: tuple[str, ...] = ()
         else:
-            acts = read_acts(norm, bool(harm.weight or grievance.weight))
+            acts = read_acts(norm, bool(harm.weight or grievance.weight),
+                             pol.sentiment < self.negative_below)
         if acts and self.act_negative_odds != 1.0:
             pol = pol.negative_odds(self.act_negative_odds)
         p, negative, polarity = self.polarity(pol)
