@@ -18,6 +18,14 @@ consistent with one another.
 The patterns are general forms of Chinese questions, notices, promotions and thanks, written
 from the grammar, not from the labelled posts; ``bench/severity.py`` reports them on the parts
 written before and after (``heldout2``).
+
+The same emotion labels read hyperbole (累死了, 好喝到哭, 笑死), praise told through a negated
+flaw (屏幕都没碎，牛; 一次都没坏过) and the product as relief (加班到十点…一碗热汤面续命) as the
+feeling they carry, while the brand is not what the feeling is about. Those readings
+(``夸张``, ``没出毛病``, ``解围``, and a good quality with a degree word under ``称赞``) are
+asked only where the model leans negative; a weak harm or grievance cue lets the figurative
+ones through (they explain it), a harm report or a complaint blocks all. ``heldout3`` of the
+severity set was written before them.
 """
 
 from __future__ import annotations
