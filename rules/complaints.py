@@ -38,19 +38,35 @@ _DEGREES = ("也太", "太", "有点", "有点儿", "有些", "好", "很", "超
             "稍微", "偏", "略")
 _DEGREE = (r"(?<!不)(?<!不是)(?<!没那么)(?:"
            + "|".join(sorted(_DEGREES, key=len, reverse=True)) + ")")
-_BAD_ONE = "慢|凉|咸|淡|油|腻|硬|贵|少|差|烂|脏|臭|坑|水|渣|吵|旧|卡|沉|老|low"
-_BAD_MANY = ("难吃|难喝|难用|难闻|恶心|敷衍|粗糙|离谱|过分|失望|坑爹|坑人|不新鲜|不熟|随便"
-             "|不专业|不负责|不卫生|不靠谱|不值|垃圾|劣质|磨蹭|拖拉|抠门|小气|差劲|一般|麻烦|不方便|不便|简陋|吵闹")
+_BAD_ONE = "慢|凉|咸|淡|油|腻|硬|贵|少|差|烂|脏|臭|坑|水|渣|吵|旧|卡|沉|老|low|一般|随便|麻烦"
+_BAD_MANY = ("难吃|难喝|难用|难闻|恶心|敷衍|粗糙|离谱|过分|失望|坑爹|坑人|不新鲜|不熟"
+             "|不专业|不负责|不卫生|不靠谱|不值|垃圾|劣质|磨蹭|拖拉|抠门|小气|差劲|不方便|不便|简陋|吵闹")
+_BAD = rf"(?<![不没])(?:(?:{_BAD_ONE}){_END}|{_BAD_MANY})"
+"""A bad quality of the product or service (not 不过分, 没那么贵)."""
+_TOPIC = ("送餐|配送|送货|发货|物流|上菜|出餐|速度|服务|态度|味道|口味|口感|分量|份量|价格|价钱"
+          "|质量|做工|包装|卫生|设施|设备|隔音")
+"""What a review judges: a bad quality said of one of these is a complaint without 太/有点."""
+_VERB = "送|做|发|来|上|回复|回|修|装|处理"
 _GOOD = "好吃|好喝|好用|新鲜|热|值|实惠|满意|专业|靠谱|负责|好|干净|卫生|准时|及时"
 _ORDER = "菜|饭|汤|面|粥|粉|饮料|奶茶|咖啡|餐|外卖|东西|饼|肉|鸡|包子|饺子|米线|披萨|汉堡|薯条"
 
 COMPLAINT_PATTERNS: tuple[Pattern, ...] = (
     # a degree adverb on a bad quality (太慢了, 有点贵, 好咸, 也太敷衍了吧, 越来越难吃)
-    (rf"{_DEGREE}(?:(?:{_BAD_ONE}){_END}|{_BAD_MANY})", 1.0, "quality",
+    (rf"{_DEGREE}{_BAD}", 1.0, "quality",
      # anchors: the degree word's last character then the quality (有点慢 holds 点慢), so
      # the pattern runs on few posts (慢, 少 alone are everywhere)
      tuple(sorted({d[-1] + q for d in _DEGREES
                    for q in _BAD_ONE.split("|") + _BAD_MANY.split("|")}))),
+    # a bad quality said of what a review judges, with no degree word (送餐慢, 分量少，, 质量差)
+    (rf"(?:{_TOPIC})(?:也|还|就|都|实在|真心)?{_BAD}", 1.0,
+     "quality", tuple(_TOPIC.split("|"))),
+    # a verb's complement of a bad degree (送得慢, 做得太差, 回复得晚)
+    (rf"(?:{_VERB})得(?:{_DEGREE})?(?:{_BAD}|晚{_END})", 1.0, "service",
+     tuple(f"{v}得" for v in _VERB.split("|"))),
+    # the verdict after a contrast (味道不错，就是有点咸; 但是送得慢; 不过分量少):
+    # the clause after 但是/就是/不过 carries the complaint of a mixed review
+    (rf"(?:但是|可是|就是|不过|只是|可惜|缺点是)[^,.!?;。]{{0,6}}?{_BAD}", 1.0, "quality",
+     ("但是", "可是", "就是", "不过", "只是", "可惜", "缺点是")),
     # a good quality flatly denied (一点都不好吃, 根本不新鲜, 完全不热, 一点也不值)
     (rf"(?:一点(?:都|也)|根本|完全|压根|丝毫)(?:不|没)(?:{_GOOD})", 1.0, "quality",
      ("一点都不", "一点也不", "一点都没", "一点也没", "根本", "完全", "压根", "丝毫")),

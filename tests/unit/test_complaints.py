@@ -20,6 +20,9 @@ GRIEVANCE = default_grievance_table()
 @pytest.mark.parametrize(("text", "terms"), [
     ("送餐有点慢", ("有点慢",)),                   # a degree adverb on a bad quality
     ("价格比较贵，味道很一般", ("比较贵", "很一般")),
+    ("送餐慢，分量也少，", ("送餐慢", "分量也少")),  # a quality of what reviews judge
+    ("送得晚了", ("送得晚",)),                     # a verb's complement
+    ("味道不错，就是有点咸", ("就是有点咸",)),     # the verdict after a contrast
     ("菜都凉了", ("都凉了",)),                     # what happened to the order
     ("汤洒了一半", ("汤洒了",)),
     ("少送了一份", ("少送",)),                     # missing or wrong
@@ -54,6 +57,10 @@ def test_complaints_are_read(text: str, terms: tuple[str, ...]) -> None:
     "今天天气凉了，来碗热汤",         # the weather, not the food
     "很少见这么好的店",               # 少 not closing its phrase
     "买了不后悔",
+    "价格不贵，味道好",               # a bad quality negated
+    "但是不过分",
+    "但是一般来说不会",               # 一般 must close its phrase
+    "但是麻烦您再确认一下",
     "不好意思久等了",
     "物流很快，好评",
 ])
