@@ -52,9 +52,13 @@ where they fall on a list of all events."""
 
 
 Assessor = Callable[[Sequence[Post]], dict[str, Assessment]]
-"""Brand matches and scores of the posts that mention a brand, by post id."""
+"""Brand matches and scores of the posts that mention a brand, by post id. One with a
+``decide(posts, assessed) -> dict[str, bytes]`` method (``monitor.app.ReaderWork``) also
+decides ahead what needs no engine (``monitor.pipeline.early_decisions``)."""
 Assessed = list[dict[str, Assessment]]
 """A chunk's assessments, one mapping per batch of ``batch`` events."""
+Decided = list[dict[str, bytes]]
+"""A chunk's decisions made ahead, encoded, by post id, one mapping per batch."""
 
 
 class _Timed(msgspec.Struct):
@@ -63,7 +67,7 @@ class _Timed(msgspec.Struct):
 
 _time_decoder = msgspec.json.Decoder(_Timed)
 _CHUNK_TYPE = tuple[list[Post], list[tuple[int, Action]], Assessed | None,
-                    dict[str, bytes]]
+                    Decided | None, dict[str, bytes]]
 _encoder = msgspec.msgpack.Encoder()
 _chunk_decoder = msgspec.msgpack.Decoder(_CHUNK_TYPE)
 _TAG_CHUNK = b"C"
@@ -147,6 +151,8 @@ class Chunk:
     events: list[Event]
     assessed: Assessed | None = None
     """Brand matches and scores, per batch (see ``FeedReader``)."""
+    decided: Decided | None = None
+    """Decisions made ahead, per batch (see ``Pipeline.prepare``)."""
     bodies: dict[str, bytes] | None = None
     """Each event as the store keeps it, by event key (``Store.encoded``)."""
 
@@ -194,13 +200,14 @@ class FeedReader:
                 raise RuntimeError("the feed reader process ended early (exit code "
                                    f"{self._proc.exitcode})") from None
             if msg[:1] == _TAG_CHUNK:
-                posts, actions, assessed, bodies = _chunk_decoder.decode(memoryview(msg)[1:])
+                posts, actions, assessed, decided, bodies = _chunk_decoder.decode(
+                    memoryview(msg)[1:])
                 events: list[Event] = posts  # type: ignore[assignment]
                 if actions:
                     events = list(posts)
                     for at, action in actions:
                         events.insert(at, action)
-                yield Chunk(events, assessed, bodies)
+                yield Chunk(events, assessed, decided, bodies)
                 continue
             if msg[:1] == _TAG_SORTED:
                 self._sorted(int(msg[1:]))
@@ -274,6 +281,7 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         # first chunks unscored had both processes load them, and the replay still
         # waited for the reader while it loaded them later.
         assess = assessor() if assessor is not None else None
+        decide = getattr(assess, "decide", None)
 
         def sorted_(n: int) -> None:
             sender.send(_TAG_SORTED + str(n).encode())
@@ -286,13 +294,19 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
                     posts.append(event)
                 else:
                     actions.append((i, event))
-            assessed = None if assess is None else [
-                assess([e for e in events[j:j + batch] if isinstance(e, Post)])
-                for j in range(0, len(events), batch)]
+            assessed: Assessed | None = None
+            decided: Decided | None = None
+            if assess is not None:
+                batches = [[e for e in events[j:j + batch] if isinstance(e, Post)]
+                           for j in range(0, len(events), batch)]
+                assessed = [assess(b) for b in batches]
+                if decide is not None:  # the replay's process is spared deciding these
+                    decided = [decide(b, a) for b, a in zip(batches, assessed, strict=True)]
             bodies: dict[str, bytes] = {}
             for event in events:  # the first of a key is the one the store may keep
                 bodies.setdefault(event_key(event), encode_event(event))
-            sender.send(_TAG_CHUNK + _encoder.encode((posts, actions, assessed, bodies)))
+            sender.send(_TAG_CHUNK + _encoder.encode((posts, actions, assessed, decided,
+                                                      bodies)))
         ended: object = stats
     except OSError as exc:
         if isinstance(exc, BrokenPipeError | ConnectionResetError):

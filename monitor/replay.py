@@ -220,7 +220,7 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             break
         if stopped:
             continue  # past ``until``: read on only for the feed's counts
-        chunk, assessed = read.events, read.assessed
+        chunk, assessed, decided = read.events, read.assessed, read.decided
         if read.bodies is not None:
             store.encoded(read.bodies)
         if clock is None:
@@ -243,7 +243,8 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
                 next_digest = make_digests(event.created_at)
             if j % PREPARE_EVERY == 0:  # match and score the next events in one batch
                 pipeline.prepare(chunk[j:j + PREPARE_EVERY],
-                                 None if assessed is None else assessed[j // PREPARE_EVERY])
+                                 None if assessed is None else assessed[j // PREPARE_EVERY],
+                                 None if decided is None else decided[j // PREPARE_EVERY])
             if speed is not None or paging is not None:
                 # Deadlines and outbox timers between two lines fire one by one, in time
                 # order (paced in real time with ``--speed N``). Without an outbox, at full
