@@ -13,6 +13,9 @@ Costs found by profiling ``crisismon run`` (bench/live_latency.py, 1,000 and 5,0
   ~1,300 PUBACKs back, ~25,000 calls a second. On a plain TCP socket,
   :func:`read_all_packets` reads what the socket holds in one call and cuts the packets
   out of it itself (TLS and websockets keep paho's reads).
+- **A system call per packet sent.** paho sends each queued packet with its own
+  ``send``: the source's PUBACK for every post and the channel's PUBLISH for every
+  alert. :func:`coalesce_writes` sends what is queued in one call.
 - **A PUBACK decoded into objects.** paho builds a ``ReasonCode`` and a ``Properties``
   for each PUBACK and logs it; :func:`lean_puback` takes a plain success PUBACK (the
   message id, and nothing or a zero reason code) straight to paho's own bookkeeping.
@@ -33,7 +36,7 @@ Costs found by profiling ``crisismon run`` (bench/live_latency.py, 1,000 and 5,0
   1,250 alerts/s on the MQTT channel. :func:`lazy_publish_conditions` makes it on first
   use.
 
-All six reach into paho's private attributes. None is made on import: the two that
+All seven reach into paho's private attributes. None is made on import: the two that
 change paho's classes are installed by :func:`install_patches` (called once at daemon
 start, ``monitor.daemon.run_daemon``), the two per connection by the source or channel
 that opens it. Each is made only on a paho release it was tested with
@@ -45,12 +48,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import threading
 
 import aiomqtt
 import structlog
 from paho.mqtt import __version__ as paho_version
-from paho.mqtt.client import MQTT_LOG_ERR, MQTTMessageInfo, MQTTv5, time_func
+from paho.mqtt.client import (
+    DISCONNECT,
+    MQTT_LOG_ERR,
+    PUBLISH,
+    MQTTMessageInfo,
+    MQTTv5,
+    time_func,
+)
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import MQTTException, Properties
@@ -67,6 +78,14 @@ READ_MAX = 1000
 """Packets read in one turn at most, so one busy connection cannot starve the loop."""
 READ_BYTES = 256 * 1024
 """Bytes asked of the socket per ``recv`` (a plain TCP socket, see ``read_all_packets``)."""
+WRITE_BYTES = 256 * 1024
+"""Bytes of queued packets given to one ``send`` at most (``coalesce_writes``)."""
+
+
+def plain_socket(sock: object) -> bool:
+    """A plain TCP socket (not TLS, not paho's websocket wrapper): what the patches that
+    read and write the socket themselves handle; any other keeps paho's own code."""
+    return isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket)
 
 
 _refused: set[str] = set()
@@ -131,7 +150,7 @@ def read_all_packets(client: aiomqtt.Client, most: int = READ_MAX) -> None:
         sock = paho._sock
         if sock is None:
             return MQTTErrorCode.MQTT_ERR_NO_CONN
-        if type(sock) is not socket.socket:  # TLS or websockets: paho's own reads
+        if not plain_socket(sock):  # TLS or websockets: paho's own reads
             return packet_reads()
         if source[0] is not sock:  # a new connection starts with no bytes of the last
             partial.clear()
@@ -206,6 +225,70 @@ def handle_packets(paho: object, buf: bytearray) -> tuple[MQTTErrorCode, int]:
         with paho._msgtime_mutex:  # type: ignore[attr-defined]
             paho._last_bytes_received = time_func()  # type: ignore[attr-defined]
     return rc, n
+
+
+def coalesce_writes(client: aiomqtt.Client) -> None:
+    """Make ``client`` send the packets it has queued with one ``send`` (up to
+    ``WRITE_BYTES``) instead of one each, on a plain TCP socket. A QoS 0 PUBLISH or a
+    DISCONNECT at the head of the queue (paho does more once those are written) and
+    any other socket take paho's own ``_packet_write``. Call before connecting."""
+    if not paho_tested("coalesce_writes"):
+        return
+    paho = client._client
+    names = ("_packet_write", "_out_packet", "_sock", "_msgtime_mutex", "_easy_log")
+    if not all(hasattr(paho, name) for name in names):
+        log.warning("mqtt: paho internals changed; a send per packet", paho=paho_version)
+        return
+    original = paho._packet_write
+
+    def packet_write() -> MQTTErrorCode:
+        out, sock = paho._out_packet, paho._sock
+        if not plain_socket(sock):
+            return original()
+        sent = False
+        while out:
+            run, size = [], 0
+            for packet in out:
+                kind = packet["command"] & 0xF0
+                if kind == DISCONNECT or (kind == PUBLISH and not packet["qos"]):
+                    break
+                run.append(packet)
+                size += packet["to_process"]
+                if size >= WRITE_BYTES:
+                    break
+            if not run:
+                return original()  # paho's own handling of what needs more than a send
+            data = b"".join(bytes(p["packet"][p["pos"]:]) if p["pos"] else p["packet"]
+                            for p in run)
+            try:
+                written = sock.send(data)  # type: ignore[union-attr]
+            except (AttributeError, ValueError):  # (paho's answers to a closed socket)
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError as err:
+                paho._easy_log(MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if written <= 0:
+                break
+            sent = True
+            for packet in run:  # what went out leaves the queue; a cut packet stays first
+                left = packet["to_process"]
+                if written >= left:
+                    out.popleft()
+                    packet["pos"] += left
+                    packet["to_process"] = 0
+                    written -= left
+                else:
+                    packet["pos"] += written
+                    packet["to_process"] -= written
+                    break
+        if sent:
+            with paho._msgtime_mutex:
+                paho._last_msg_out = time_func()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    paho._packet_write = packet_write  # type: ignore[method-assign]
 
 
 _SUCCESS = ReasonCode(PacketTypes.PUBACK, "Success")

@@ -303,3 +303,51 @@ async def test_loop_read_on_a_socket_reads_all_it_holds_in_few_calls() -> None:
     finally:
         paho._sock = None
         ours.close()
+
+
+async def test_coalesced_writes_send_the_same_bytes_in_few_calls() -> None:
+    import socket
+
+    from monitor.mqttread import coalesce_writes
+
+    class Socket(socket.socket):
+        """Takes at most ``room`` bytes a call, then says "would block" once."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.room, self.calls, self.got, self.full = 700, 0, bytearray(), False
+
+        def send(self, data: bytes, flags: int = 0) -> int:  # type: ignore[override]
+            self.calls += 1
+            if self.full:
+                self.full = False
+                raise BlockingIOError
+            self.full = True
+            self.got += bytes(data[:self.room])
+            return min(len(data), self.room)
+
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    sock = Socket()
+    try:
+        paho._sock = sock  # type: ignore[assignment]
+        coalesce_writes(client)
+        packets = [(0x40, bytearray(b"\x40\x02\x00" + bytes([n]))) for n in range(100)]
+        packets += [(0x32, bytearray(b"\x32\x05\x00\x01t\x00\x01")),  # QoS 1 PUBLISH
+                    (0x30, bytearray(b"\x30\x03\x00\x01u"))]  # QoS 0
+        for command, packet in packets:
+            paho._out_packet.append({"command": command, "mid": 0, "qos": command >> 1 & 3,
+                                     "pos": 0, "to_process": len(packet), "packet": packet,
+                                     "info": None})
+        rcs = []
+        while paho._out_packet and len(rcs) < 20:
+            if paho._out_packet[0]["command"] == 0x30:  # QoS 0 last: paho's own path
+                break
+            rcs.append(paho._packet_write())
+        stream = b"".join(p for _, p in packets[:-1])
+        assert bytes(sock.got) == stream  # in order, nothing twice, cut packets resumed
+        assert sock.calls < 10 and MQTTErrorCode.MQTT_ERR_AGAIN in rcs
+        assert [p["command"] for p in paho._out_packet] == [0x30]
+    finally:
+        paho._sock = None
+        sock.close()
