@@ -26,6 +26,11 @@ feeling they carry, while the brand is not what the feeling is about. Those read
 asked only where the model leans negative; a weak harm or grievance cue lets the figurative
 ones through (they explain it), a harm report or a complaint blocks all. ``heldout3`` of the
 severity set was written before them.
+
+The fourth round's ``他事`` reads a purchase told beside a feeling about something else, with
+the reason the product is there (考试挂了心情超差，点了份麦当劳安慰一下自己): the complaint
+grammar found nothing against the seller, and the post gives the product a role beside the
+feeling. ``heldout4`` was written before it.
 """
 
 from __future__ import annotations
