@@ -10,6 +10,7 @@ from typing import Protocol
 import msgspec
 
 from rules.acts import ACT_NEGATIVE_ODDS, read_acts
+from rules.complaints import COMPLAINT_NEGATIVE_ODDS
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatch, BrandMatcher
@@ -30,7 +31,8 @@ class Scorer:
                  policy: SeverityPolicy | None = None,
                  tiers: dict[str, Tier] | None = None, harm: CueTable | None = None,
                  grievance: CueTable | None = None,
-                 act_negative_odds: float = ACT_NEGATIVE_ODDS) -> None:
+                 act_negative_odds: float = ACT_NEGATIVE_ODDS,
+                 complaint_negative_odds: float = COMPLAINT_NEGATIVE_ODDS) -> None:
         self.sentiment = sentiment
         self.lexicon = lexicon
         self.negative_below = negative_below
@@ -41,6 +43,10 @@ class Scorer:
         self.act_negative_odds = act_negative_odds
         """Factor on the odds of negative for a post read as a plain question, notice,
         promotion or thanks (``rules.acts``); 1.0 turns the reading off."""
+        self.complaint_negative_odds = complaint_negative_odds
+        """Factor on the odds of negative for a post whose grievance cues reach weight 1:
+        it says the product or the service failed the customer (``rules.complaints``);
+        1.0 turns the correction off."""
 
     def score_text(self, text: str, p: Polarity | float | None = None, *,
                    simplified: bool = False) -> Score:
@@ -96,6 +102,10 @@ class Scorer:
         acts = () if harm.weight or grievance.weight or complaint else read_acts(norm)
         if acts and self.act_negative_odds != 1.0:
             pol = pol.negative_odds(self.act_negative_odds)
+        # A grievance against the seller, however calmly told (送餐有点慢, 菜都凉了): the
+        # emotion-labelled corpus under-reads such posts as neutral (rules.complaints).
+        elif grievance.weight >= 1.0 and self.complaint_negative_odds != 1.0:
+            pol = pol.negative_odds(self.complaint_negative_odds)
         p, negative, polarity = self.polarity(pol)
         if post is not None:
             author = post.author
