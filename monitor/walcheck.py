@@ -61,6 +61,7 @@ class Checkpointer:
         self._quiet.set()
         self._wanted = asyncio.Event()
         """A pass is wanted now, not at the next ``every`` (``make_room``)."""
+        self._running = False
 
     @property
     def failures(self) -> int:
@@ -76,6 +77,8 @@ class Checkpointer:
         """For a bulk writer, between two of its transactions: return once no pass is
         running; if the log has grown past ``WAL_KEEP_BYTES``, after a pass run now
         (see the module docstring)."""
+        if not self._running:  # (stopped, or not started: no pass would come)
+            return
         if self._quiet.is_set() and self.store.wal_bytes() > WAL_KEEP_BYTES:
             self._quiet.clear()  # (``run`` starts the pass at its next step)
             self._wanted.set()
@@ -90,6 +93,7 @@ class Checkpointer:
     async def run(self) -> None:
         """Until cancelled; the store's own automatic checkpoint is off meanwhile."""
         self.store.auto_checkpoint(0)
+        self._running = True
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
@@ -101,6 +105,7 @@ class Checkpointer:
                 finally:
                     self._quiet.set()
         finally:
+            self._running = False
             self._quiet.set()  # (no bulk writer waits for a pass that will not come)
             with contextlib.suppress(sqlite3.Error):
                 self.store.auto_checkpoint(1000)  # SQLite's default
