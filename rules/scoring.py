@@ -99,7 +99,13 @@ class Scorer:
         grievance = self.grievance.read_normalised(norm)
         # A question, a notice, a promotion or thanks, with nothing gone wrong in it: the
         # emotion-labelled corpus over-reads such posts as negative (rules.acts).
-        acts = () if harm.weight or grievance.weight or complaint else read_acts(norm)
+        # A reported harm or a complaint always wins; a single weak cue (画面炸裂's 炸,
+        # 屏幕都没碎's 摔) lets only the figurative readings through, which explain it.
+        if harm.harm or grievance.weight >= 1.0 or complaint:
+            acts: tuple[str, ...] = ()
+        else:
+            acts = read_acts(norm, bool(harm.weight or grievance.weight),
+                             pol.sentiment < self.negative_below)
         if acts and self.act_negative_odds != 1.0:
             pol = pol.negative_odds(self.act_negative_odds)
         # A grievance against the seller, however calmly told (送餐有点慢, 菜都凉了): the
