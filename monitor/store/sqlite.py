@@ -226,7 +226,11 @@ _SAVE_MENTION = (
 _INSERT_EVENT = ("INSERT INTO events (key, kind, seen_at, body, decision) "
                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 _INSERT_ALERT = ("INSERT INTO alerts (id, seq, at, type, brand, level, severity, post_id, "
-                 "incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+                 "incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT)) "
+                 "ON CONFLICT DO NOTHING")
+"""The body is bound as the line's UTF-8 bytes (``Alert.to_json_bytes``) and stored as
+the same TEXT as the line itself (a BLOB cast to TEXT keeps its bytes: the database is
+UTF-8): no ``str`` made per alert only to be encoded again for SQLite."""
 _INSERT_DELIVERY = ("INSERT INTO deliveries (alert_id, channel) VALUES (?, ?) "
                     "ON CONFLICT DO NOTHING")
 _PROBE_CHUNK = 500
@@ -837,6 +841,7 @@ class Store:
         seen = self._seen_ids
         buffered = self._alert_ids  # (names held locally: this runs once per alert)
         rows = self._alerts
+        body = self._alert_body
         for alert in alerts:
             aid = alert.id
             if aid in buffered:
@@ -852,13 +857,18 @@ class Store:
             self._alert_seq = seq = self._alert_seq + 1
             buffered.add(aid)
             rows.append((aid, seq, alert.at, str(alert.type), alert.brand, alert.level,
-                         alert.severity, alert.post_id, alert.incident_id, alert.to_json()))
+                         alert.severity, alert.post_id, alert.incident_id, body(alert)))
             new.append(alert)
             if channels:
                 self._deliveries.extend((aid, channel) for channel in channels)
         if not self._in_tx:
             self.flush()
         return new
+
+    @staticmethod
+    def _alert_body(alert: Alert) -> str | bytes:
+        """The ``body`` value bound for ``alert`` (see ``_INSERT_ALERT``)."""
+        return alert.to_json_bytes()
 
     def alert_ids(self) -> set[str]:
         self._write_buffered()
