@@ -14,7 +14,6 @@ from alerts.oncall import OnCall
 from alerts.routing import DEFAULT_TEAM, LadderConfig, RouteConfig, first_match
 from rules.records import Alert
 
-_UNMATCHED = object()
 _MATCHED_MAX = 4096
 
 
@@ -54,8 +53,9 @@ class Router:
                 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """``plan`` without addressing the alert: its recipients, and its channels."""
         key = (alert.brand, alert.type, alert.severity, alert.level)
-        route = self._matched.get(key, _UNMATCHED)
-        if route is _UNMATCHED:
+        try:
+            route = self._matched[key]
+        except KeyError:
             if len(self._matched) >= _MATCHED_MAX:
                 self._matched.clear()
             route = self._matched[key] = first_match(self.routes, alert)

@@ -109,6 +109,8 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     # pipeline of the caller's, the pipeline does its own matching and scoring.
     reader = FeedReader(feeds, FeedStats(), batch=PREPARE_EVERY, assessor=None
                         if pipeline_factory else functools.partial(default_assessor, config))
+    store: Store | None = None
+    done = False
     try:
         state = out_dir / "state.db"
         for suffix in ("", "-wal", "-shm"):
@@ -116,7 +118,12 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         # Created just now and rebuilt on every run: no one else's events or alerts in it
         # (no lookup per new key or alert id), and nothing a crash could lose that a rerun
         # would not rebuild (no fsyncs, no write-ahead log).
-        store = Store(state, exclusive=True, durable=False)
+        # Its inserts in a process of their own, on the second core, unless the outbox
+        # or the digests read the store while the feed is replayed (each read waits
+        # for the writes before it).
+        store = Store(state, exclusive=True, durable=False,
+                      write_behind=not (config.channels or config.digests
+                                        or pipeline_factory))
         # The reader loads the models and scores every post: none are loaded here unless
         # a post arrives unscored (no fork: the reader runs in this process).
         # Every alert gets a delivery row on each paging channel it is routed to, as
@@ -131,12 +138,16 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return await _run(config, reader, store, pipeline, out_dir, speed, until,
-                              on_alert, progress, started, reporter)
+            result = await _run(config, reader, store, pipeline, out_dir, speed, until,
+                                on_alert, progress, started, reporter)
+            done = True
+            return result
         finally:
             if collecting:
                 gc.enable()
     finally:
+        if store is not None and not done:
+            store.abandon()
         reader.close()
         if reporter is not None:
             reporter.close()

@@ -310,7 +310,8 @@ class Store:
     _seen_ids: set[str] | None = None  # see __init__; PgStore never tracks them
     _seen_keys: set[str] | None = None
 
-    def __init__(self, path: str | Path, exclusive: bool = False, durable: bool = True) -> None:
+    def __init__(self, path: str | Path, exclusive: bool = False, durable: bool = True,
+                 write_behind: bool = False) -> None:
         """Open (and create or migrate) the database at ``path``.
 
         ``exclusive``: nothing but this object writes alerts and events into the database
@@ -320,6 +321,9 @@ class Store:
         ``durable`` False: no fsync at all (``synchronous=OFF``) and no write-ahead log,
         for a database rebuilt from nothing on every run (the replay's), which a crash or a
         power loss only makes run again. Readers must wait for its writer's commits.
+        ``write_behind`` (with ``durable`` False): the connection runs in a forked writer
+        process (``monitor.store.behind``), which inserts a batch's rows while this one
+        goes on; in-process where no process can be forked.
         """
         self.path = str(path)
         if self.path != ":memory:":
@@ -342,6 +346,8 @@ class Store:
         # The log is cut back to this size whenever it starts again (``finish_checkpoint``).
         self.db.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
         self.db.execute("PRAGMA busy_timeout=5000")
+        if write_behind and not durable and self.path != ":memory:":
+            self._write_behind()
         migrate = _migrate_deliveries(self.db)
         _migrate_events(self.db)
         self.db.executescript(SCHEMA)
@@ -362,6 +368,34 @@ class Store:
         """Every alert id ever buffered, when tracked: a superset of the stored ids (a
         rollback may drop some; it is never trimmed), so an id outside it is not stored
         and needs no query. None: not tracked (shared database, or grown too large)."""
+
+    _BEHIND_PRAGMAS = ("PRAGMA page_size=16384", "PRAGMA cache_size=-65536",
+                       "PRAGMA journal_mode=MEMORY",
+                       "PRAGMA synchronous=OFF", f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}",
+                       "PRAGMA busy_timeout=5000")
+    """A non-durable store's settings (see ``__init__``): the writer's connection makes
+    the file, so ``page_size`` is its to set."""
+
+    def _write_behind(self) -> None:
+        """Hand the connection to a writer process (closed here first: a connection must
+        not cross a fork); keep it here if none can be started."""
+        from monitor.store.behind import WriteBehind
+
+        self.db.close()
+        try:
+            self.db = WriteBehind(self.path, self._BEHIND_PRAGMAS)  # type: ignore[assignment]
+        except OSError:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in self._BEHIND_PRAGMAS:
+                self.db.execute(pragma)
+
+    def abandon(self) -> None:
+        """After a failure: end a write-behind writer without waiting for its writes (a
+        store with its connection in this process is left as it is)."""
+        from monitor.store.behind import WriteBehind
+
+        if isinstance(self.db, WriteBehind):
+            self.db.abandon()
 
     def _init_buffers(self) -> None:
         self._encoded: dict[str, bytes] = {}
