@@ -476,14 +476,21 @@ async def bench(args: argparse.Namespace, host: str, port: int, tmp: Path) -> No
         print(f"publishing {args.rate:,}/s for {args.seconds}s, then a burst of "
               f"{args.burst:,} in {args.burst_seconds}s (on top), then {args.after}s more",
               flush=True)
+        was_cpu, was_stored = CPU["start"], 0
         while time.time() < start_at + total:
             await asyncio.sleep(10)
             el = time.time() - start_at
             kib = rss[-1][1] if rss else 0
             stored, pending = await asyncio.to_thread(store_progress, tmp / "var" / "crisismon.db")
+            # CPU per post stored over the last 10 s: if it grows through the run, some
+            # per-post cost grows with the state (the store's indexes, the engine).
+            cpu = cpu_seconds(proc.pid) or was_cpu
+            per_post = (cpu - was_cpu) / max(stored - was_stored, 1) * 1e6
+            was_cpu, was_stored = cpu, stored
             print(f"  t={el:5.0f}s posts stored {stored:,}, deliveries pending {pending:,}, "
                   f"mention.new received {len(receiver.arrived):,}; daemon RSS "
-                  f"{kib / 1024:.0f} MiB, load {os.getloadavg()[0]:.2f}", flush=True)
+                  f"{kib / 1024:.0f} MiB, CPU {per_post:.0f} us/post, "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
             if proc.poll() is not None:
                 raise SystemExit(f"daemon exited {proc.returncode}: see {tmp / 'daemon.log'}")
         sent: dict[int, float] = await asyncio.to_thread(parent.recv)

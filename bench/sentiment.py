@@ -104,7 +104,8 @@ def three_class_report(model: WeiboSentiment, path: Path) -> float:
 
 
 def served_scorer(model: WeiboSentiment):
-    """The scorer ``crisismon score`` uses, around ``model`` (crisis lexicon, acts reading)."""
+    """The scorer ``crisismon score`` uses, around ``model`` (crisis lexicon, acts and
+    complaint readings)."""
     from rules.lexicon import default_crisis_lexicon
     from rules.scoring import Scorer
 
@@ -147,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {path.name}: {size_mb:.2f} MB, {model.n_features} features, "
           f"load {load_s:.2f}s (incl. jieba dictionary)")
     print(f"trained on: {', '.join(model.meta.get('trained_on', []))}")
-    print(f"accuracy below is of negative: 'as served' is crisismon score's (the acts reading, "
-          f"then sentiment < {NEGATIVE_BELOW}); 'weibo-lr' is the model's alone")
+    print("accuracy below is of negative: 'as served' is crisismon score's (the acts and "
+          f"complaint readings, then sentiment < {NEGATIVE_BELOW}); 'weibo-lr' is the model's "
+          "alone")
     hyper = model.meta.get("settings", model.meta.get("hyper", {}))
     if hyper:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in sorted(hyper.items())))

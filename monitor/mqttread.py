@@ -8,6 +8,17 @@ Costs found by profiling ``crisismon run`` (bench/live_latency.py, 1,000 and 5,0
   turn: with the loop also storing batches and sending alerts, the daemon fell behind
   its input (~800 posts/s stored) and every post waited in the socket for its turn.
   :func:`read_all_packets` reads what the socket holds.
+- **Three or four system calls a packet.** paho reads a packet's first byte, then each
+  byte of its length, then the rest, each with its own ``recv``: at 5,000 posts/s in and
+  ~1,300 PUBACKs back, ~25,000 calls a second. On a plain TCP socket,
+  :func:`read_all_packets` reads what the socket holds in one call and cuts the packets
+  out of it itself (TLS and websockets keep paho's reads).
+- **A system call per packet sent.** paho sends each queued packet with its own
+  ``send``: the source's PUBACK for every post and the channel's PUBLISH for every
+  alert. :func:`coalesce_writes` sends what is queued in one call.
+- **A PUBACK decoded into objects.** paho builds a ``ReasonCode`` and a ``Properties``
+  for each PUBACK and logs it; :func:`lean_puback` takes a plain success PUBACK (the
+  message id, and nothing or a zero reason code) straight to paho's own bookkeeping.
 - **MQTT 5 properties.** Every PUBLISH received (and every one sent with properties)
   builds a ``paho.mqtt.properties.Properties``, whose constructor rebuilds two tables of
   27 entries each time: a quarter of the daemon's CPU at that rate. The tables are
@@ -25,7 +36,7 @@ Costs found by profiling ``crisismon run`` (bench/live_latency.py, 1,000 and 5,0
   1,250 alerts/s on the MQTT channel. :func:`lazy_publish_conditions` makes it on first
   use.
 
-All four reach into paho's private attributes. None is made on import: the two that
+All seven reach into paho's private attributes. None is made on import: the two that
 change paho's classes are installed by :func:`install_patches` (called once at daemon
 start, ``monitor.daemon.run_daemon``), the two per connection by the source or channel
 that opens it. Each is made only on a paho release it was tested with
@@ -36,15 +47,25 @@ leaves paho's own code in place and logs a warning: slower, never wrong.
 from __future__ import annotations
 
 import asyncio
+import socket
+import ssl
 import threading
 
 import aiomqtt
 import structlog
 from paho.mqtt import __version__ as paho_version
-from paho.mqtt.client import MQTTMessageInfo, MQTTv5
+from paho.mqtt.client import (
+    DISCONNECT,
+    MQTT_LOG_ERR,
+    PUBLISH,
+    MQTTMessageInfo,
+    MQTTv5,
+    time_func,
+)
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.properties import MQTTException, Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +76,16 @@ after running them on it."""
 
 READ_MAX = 1000
 """Packets read in one turn at most, so one busy connection cannot starve the loop."""
+READ_BYTES = 256 * 1024
+"""Bytes asked of the socket per ``recv`` (a plain TCP socket, see ``read_all_packets``)."""
+WRITE_BYTES = 256 * 1024
+"""Bytes of queued packets given to one ``send`` at most (``coalesce_writes``)."""
+
+
+def plain_socket(sock: object) -> bool:
+    """A plain TCP socket (not TLS, not paho's websocket wrapper): what the patches that
+    read and write the socket themselves handle; any other keeps paho's own code."""
+    return isinstance(sock, socket.socket) and not isinstance(sock, ssl.SSLSocket)
 
 
 _refused: set[str] = set()
@@ -97,7 +128,7 @@ def read_all_packets(client: aiomqtt.Client, most: int = READ_MAX) -> None:
                     paho=paho_version)
         return
 
-    def loop_read(max_packets: int = 1) -> MQTTErrorCode:
+    def packet_reads() -> MQTTErrorCode:
         # paho's own loop_read, with a higher bound: _packet_read reads one packet (or
         # part of one) and says MQTT_ERR_AGAIN once the socket has nothing more.
         for _ in range(most):
@@ -110,7 +141,191 @@ def read_all_packets(client: aiomqtt.Client, most: int = READ_MAX) -> None:
                 break
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    partial = bytearray()
+    """Bytes read that do not make a whole packet yet (the rest is still to come, so the
+    socket becomes readable again: nothing whole is ever left waiting here)."""
+    source: list[object] = [None]  # the socket ``partial`` came from
+
+    def loop_read(max_packets: int = 1) -> MQTTErrorCode:
+        sock = paho._sock
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        if not plain_socket(sock):  # TLS or websockets: paho's own reads
+            return packet_reads()
+        if source[0] is not sock:  # a new connection starts with no bytes of the last
+            partial.clear()
+            source[0] = sock
+        handled = 0
+        while handled < most:  # level-triggered: what is left makes the next call
+            try:
+                data = sock.recv(READ_BYTES)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as err:
+                paho._easy_log(MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return paho._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+            if not data:
+                return paho._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+            partial.extend(data)
+            rc, n = handle_packets(paho, partial)
+            handled += n
+            if rc > 0:
+                return paho._loop_rc_handle(rc)
+            if len(data) < READ_BYTES:  # the socket had no more just now
+                break
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
     paho.loop_read = loop_read  # type: ignore[method-assign]
+
+
+def _fresh_packet() -> dict[str, object]:
+    """paho's ``_in_packet`` between packets (as ``_packet_read`` leaves it)."""
+    return {"command": 0, "have_remaining": 0, "remaining_count": [], "remaining_mult": 1,
+            "remaining_length": 0, "packet": bytearray(b""), "to_process": 0, "pos": 0}
+
+
+def handle_packets(paho: object, buf: bytearray) -> tuple[MQTTErrorCode, int]:
+    """Hand every whole packet at the start of ``buf`` to paho's ``_packet_handle``, as
+    its ``_packet_read`` does once it has read one, and cut them off ``buf``. Returns
+    (the first error code, else success; how many packets were handled)."""
+    pos, end, n = 0, len(buf), 0
+    rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+    while end - pos >= 2:
+        # Fixed header: the command byte, then the remaining length (1-4 bytes, 7 bits
+        # each, low first; MQTT 5.0 section 1.5.5).
+        i, length, mult, header = pos + 1, 0, 1, False
+        while i < end:
+            byte = buf[i]
+            i += 1
+            length += (byte & 0x7F) * mult
+            mult *= 128
+            if not byte & 0x80:
+                header = True
+                break
+            if i - pos > 4:  # a fifth length byte: paho calls it a protocol error
+                rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+                break
+        if rc > 0 or not header or i + length > end:
+            break  # an error, or the packet is not whole yet
+        paho._in_packet = {  # type: ignore[attr-defined]
+            "command": buf[pos], "have_remaining": 1, "remaining_count": list(buf[pos + 1:i]),
+            "remaining_mult": mult, "remaining_length": length,
+            "packet": buf[i:i + length], "to_process": 0, "pos": 0}
+        pos = i + length
+        n += 1
+        try:
+            rc = paho._packet_handle()  # type: ignore[attr-defined]
+        except MQTTException:  # paho's MalformedPacket
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        if rc > 0:
+            break
+    del buf[:pos]
+    paho._in_packet = _fresh_packet()  # type: ignore[attr-defined]
+    if n:
+        with paho._msgtime_mutex:  # type: ignore[attr-defined]
+            paho._last_bytes_received = time_func()  # type: ignore[attr-defined]
+    return rc, n
+
+
+def coalesce_writes(client: aiomqtt.Client) -> None:
+    """Make ``client`` send the packets it has queued with one ``send`` (up to
+    ``WRITE_BYTES``) instead of one each, on a plain TCP socket. A QoS 0 PUBLISH or a
+    DISCONNECT at the head of the queue (paho does more once those are written) and
+    any other socket take paho's own ``_packet_write``. Call before connecting."""
+    if not paho_tested("coalesce_writes"):
+        return
+    paho = client._client
+    names = ("_packet_write", "_out_packet", "_sock", "_msgtime_mutex", "_easy_log")
+    if not all(hasattr(paho, name) for name in names):
+        log.warning("mqtt: paho internals changed; a send per packet", paho=paho_version)
+        return
+    original = paho._packet_write
+
+    def packet_write() -> MQTTErrorCode:
+        out, sock = paho._out_packet, paho._sock
+        if not plain_socket(sock):
+            return original()
+        sent = False
+        while out:
+            run, size = [], 0
+            for packet in out:
+                kind = packet["command"] & 0xF0
+                if kind == DISCONNECT or (kind == PUBLISH and not packet["qos"]):
+                    break
+                run.append(packet)
+                size += packet["to_process"]
+                if size >= WRITE_BYTES:
+                    break
+            if not run:
+                return original()  # paho's own handling of what needs more than a send
+            data = b"".join(bytes(p["packet"][p["pos"]:]) if p["pos"] else p["packet"]
+                            for p in run)
+            try:
+                written = sock.send(data)  # type: ignore[union-attr]
+            except (AttributeError, ValueError):  # (paho's answers to a closed socket)
+                return MQTTErrorCode.MQTT_ERR_SUCCESS
+            except BlockingIOError:
+                return MQTTErrorCode.MQTT_ERR_AGAIN
+            except OSError as err:
+                paho._easy_log(MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                return MQTTErrorCode.MQTT_ERR_CONN_LOST
+            if written <= 0:
+                break
+            sent = True
+            for packet in run:  # what went out leaves the queue; a cut packet stays first
+                left = packet["to_process"]
+                if written >= left:
+                    out.popleft()
+                    packet["pos"] += left
+                    packet["to_process"] = 0
+                    written -= left
+                else:
+                    packet["pos"] += written
+                    packet["to_process"] -= written
+                    break
+        if sent:
+            with paho._msgtime_mutex:
+                paho._last_msg_out = time_func()
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    paho._packet_write = packet_write  # type: ignore[method-assign]
+
+
+_SUCCESS = ReasonCode(PacketTypes.PUBACK, "Success")
+_NO_PROPERTIES = Properties(PacketTypes.PUBACK)
+
+
+def lean_puback(client: aiomqtt.Client) -> None:
+    """Make ``client`` take a plain success PUBACK (message id; then nothing, or a zero
+    reason code with no properties) to paho's own bookkeeping (``_do_on_publish``) with
+    one shared success code: no ``ReasonCode``, ``Properties`` or log line a PUBACK. Any
+    other PUBACK or PUBCOMP takes paho's path. Call before connecting."""
+    if not paho_tested("lean_puback"):
+        return
+    paho = client._client
+    names = ("_handle_pubackcomp", "_in_packet", "_out_message_mutex", "_out_messages",
+             "_do_on_publish")
+    if not all(hasattr(paho, name) for name in names):
+        log.warning("mqtt: paho internals changed; paho's own PUBACK handling",
+                    paho=paho_version)
+        return
+    original = paho._handle_pubackcomp
+
+    def handle_pubackcomp(cmd: str) -> MQTTErrorCode:
+        packet = paho._in_packet["packet"]
+        size = len(packet)
+        # After the id: a reason code of 0 (success) and an empty property length, each
+        # left out when the rest is (MQTT 5.0 section 3.4.2.1); MQTT 3.1.1: the id alone.
+        if cmd != "PUBACK" or not 2 <= size <= (4 if paho._protocol == MQTTv5 else 2) \
+                or any(packet[2:]):
+            return original(cmd)  # type: ignore[arg-type]
+        mid = (packet[0] << 8) | packet[1]
+        with paho._out_message_mutex:
+            if mid in paho._out_messages:
+                return paho._do_on_publish(mid, _SUCCESS, _NO_PROPERTIES)
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    paho._handle_pubackcomp = handle_pubackcomp  # type: ignore[method-assign]
 
 
 def lean_publish(client: aiomqtt.Client) -> None:

@@ -10,6 +10,7 @@ from typing import Protocol
 import msgspec
 
 from rules.acts import ACT_NEGATIVE_ODDS, read_acts
+from rules.complaints import COMPLAINT_NEGATIVE_ODDS
 from rules.harm import CueTable, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon
 from rules.matching import BrandMatch, BrandMatcher
@@ -30,7 +31,8 @@ class Scorer:
                  policy: SeverityPolicy | None = None,
                  tiers: dict[str, Tier] | None = None, harm: CueTable | None = None,
                  grievance: CueTable | None = None,
-                 act_negative_odds: float = ACT_NEGATIVE_ODDS) -> None:
+                 act_negative_odds: float = ACT_NEGATIVE_ODDS,
+                 complaint_negative_odds: float = COMPLAINT_NEGATIVE_ODDS) -> None:
         self.sentiment = sentiment
         self.lexicon = lexicon
         self.negative_below = negative_below
@@ -41,6 +43,10 @@ class Scorer:
         self.act_negative_odds = act_negative_odds
         """Factor on the odds of negative for a post read as a plain question, notice,
         promotion or thanks (``rules.acts``); 1.0 turns the reading off."""
+        self.complaint_negative_odds = complaint_negative_odds
+        """Factor on the odds of negative for a post whose grievance cues reach weight 1:
+        it says the product or the service failed the customer (``rules.complaints``);
+        1.0 turns the correction off."""
 
     def score_text(self, text: str, p: Polarity | float | None = None, *,
                    simplified: bool = False) -> Score:
@@ -93,9 +99,19 @@ class Scorer:
         grievance = self.grievance.read_normalised(norm)
         # A question, a notice, a promotion or thanks, with nothing gone wrong in it: the
         # emotion-labelled corpus over-reads such posts as negative (rules.acts).
-        acts = () if harm.weight or grievance.weight or complaint else read_acts(norm)
+        # A reported harm or a complaint always wins; a single weak cue (画面炸裂's 炸,
+        # 屏幕都没碎's 摔) lets only the figurative readings through, which explain it.
+        if harm.harm or grievance.weight >= 1.0 or complaint:
+            acts: tuple[str, ...] = ()
+        else:
+            acts = read_acts(norm, bool(harm.weight or grievance.weight),
+                             pol.sentiment < self.negative_below)
         if acts and self.act_negative_odds != 1.0:
             pol = pol.negative_odds(self.act_negative_odds)
+        # A grievance against the seller, however calmly told (送餐有点慢, 菜都凉了): the
+        # emotion-labelled corpus under-reads such posts as neutral (rules.complaints).
+        elif grievance.weight >= 1.0 and self.complaint_negative_odds != 1.0:
+            pol = pol.negative_odds(self.complaint_negative_odds)
         p, negative, polarity = self.polarity(pol)
         if post is not None:
             author = post.author

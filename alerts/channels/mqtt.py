@@ -50,7 +50,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from alerts.channels.base import DeliveryError, Thread, is_repeat
 from alerts.channels.options import DEFAULT_PREFIX, MqttChannelConfig
-from monitor.mqttread import read_all_packets
+from monitor.mqttread import coalesce_writes, lean_puback, read_all_packets
 from monitor.retry import FailureLog, backoff
 from monitor.secrets import Secret, load_secret
 from rules.records import DEFAULT_TZ, Alert, AlertType
@@ -171,6 +171,8 @@ class MqttChannel:
             max_inflight_messages=0,
         )
         read_all_packets(client)  # every PUBACK the socket holds in one loop turn
+        lean_puback(client)  # and none of paho's objects per PUBACK
+        coalesce_writes(client)  # the publishes of a pass in few sends, not one each
         self._acks = _hook_acks(client)
         return client
 

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 
 from monitor.clock import Clock
 from monitor.config import MqttSourceConfig
-from monitor.mqttread import lean_publish, read_all_packets
+from monitor.mqttread import coalesce_writes, lean_publish, read_all_packets
 from monitor.retry import FailureLog, backoff
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
@@ -114,6 +114,7 @@ class MqttSource:
         client._client.manual_ack_set(True)
         read_all_packets(client)  # else one message per event-loop turn (monitor.mqttread)
         lean_publish(client)  # and none of paho's per-message objects
+        coalesce_writes(client)  # a batch's PUBACKs in one send, not one each
         return client
 
     async def _session(self, sink: Sink) -> None:

@@ -361,6 +361,10 @@ class PgStore(Store):
     def checkpoint(self) -> None:
         """Nothing to fold back (see ``in_wal_mode``)."""
 
+    def wal_log_bytes(self) -> int:
+        """SQLite's write-ahead log only (``Checkpointer.applies``): none here."""
+        return 0
+
     def wal_bytes(self) -> int:
         """No SQLite log (see ``in_wal_mode``)."""
         return 0

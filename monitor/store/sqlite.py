@@ -357,6 +357,8 @@ class Store:
                 "last_error, delivered_at) SELECT alert_id, channel, state, attempts, next_try, "
                 "last_error, delivered_at FROM deliveries_v1; DROP TABLE deliveries_v1;")
         self._in_tx = False
+        self._log_bytes = 0
+        """The log's length at the last ``checkpoint`` pass (``wal_log_bytes``)."""
         self._alert_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
         self._init_buffers()
         empty = self.db.execute("SELECT 1 FROM alerts LIMIT 1").fetchone() is None
@@ -1297,9 +1299,18 @@ class Store:
 
     def checkpoint(self) -> None:
         """Fold the log back into the file without waiting for readers (PASSIVE), on a
-        connection of its own: safe from another thread, shares nothing with this one."""
+        connection of its own: safe from another thread, shares nothing with this one.
+        Notes how long the log was (``wal_log_bytes``)."""
         db = sqlite3.connect(self.path, isolation_level=None)
         try:
-            db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _busy, frames, _done = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            page = db.execute("PRAGMA page_size").fetchone()[0]
         finally:
             db.close()
+        self._log_bytes = max(0, int(frames)) * int(page)
+
+    def wal_log_bytes(self) -> int:
+        """How much the log held at the last ``checkpoint`` pass: its frames since it last
+        started over, not the file's size, which ``journal_size_limit`` leaves at up to
+        ``WAL_KEEP_BYTES`` after the log starts again (0: no pass yet)."""
+        return self._log_bytes

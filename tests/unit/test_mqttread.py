@@ -199,3 +199,155 @@ def test_importing_mqttread_patches_nothing() -> None:
             "import monitor.mqttread as m; assert Properties.__init__ is a and I.__init__ is b; "
             "m.install_patches(); assert Properties.__init__ is not a and I.__init__ is not b")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _wire(command: int, body: bytes) -> bytes:
+    """A whole packet as it comes off the socket: command, remaining length, body."""
+    length, out = len(body), bytearray([command])
+    while True:
+        byte, length = length & 0x7F, length >> 7
+        out.append(byte | (0x80 if length else 0))
+        if not length:
+            return bytes(out + body)
+
+
+async def test_handle_packets_cuts_whole_packets_and_keeps_a_partial_one() -> None:
+    from monitor.mqttread import handle_packets
+
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    seen: list[tuple[int, bytes, int]] = []
+    paho._packet_handle = lambda: seen.append(  # type: ignore[method-assign]
+        (paho._in_packet["command"], bytes(paho._in_packet["packet"]),
+         paho._in_packet["remaining_length"])) or MQTTErrorCode.MQTT_ERR_SUCCESS
+    big = bytes(range(256)) * 2  # a two-byte remaining length (512)
+    stream = _wire(0x40, b"\x00\x07") + _wire(0x30, big) + _wire(0x32, b"x" * 130)
+    buf = bytearray()
+    # The bytes arrive in pieces, cut anywhere: each packet is handled once, whole, in order.
+    fed = 0
+    for step in (1, 1, 2, 7, 300, 220, 1000):
+        buf.extend(stream[fed:fed + step])
+        fed += step
+        rc, _n = handle_packets(paho, buf)
+        assert rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+    assert fed >= len(stream) and not buf
+    assert seen == [(0x40, b"\x00\x07", 2), (0x30, big, 512), (0x32, b"x" * 130, 130)]
+    assert paho._in_packet["command"] == 0  # left as paho's own reader leaves it
+
+
+async def test_handle_packets_stops_at_a_length_paho_refuses() -> None:
+    from monitor.mqttread import handle_packets
+
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    paho._packet_handle = lambda: MQTTErrorCode.MQTT_ERR_SUCCESS  # type: ignore[method-assign]
+    rc, n = handle_packets(paho, bytearray(b"\x30\xff\xff\xff\xff\x01"))  # five length bytes
+    assert (rc, n) == (MQTTErrorCode.MQTT_ERR_PROTOCOL, 0)
+
+
+@pytest.mark.parametrize("v5", [True, False])
+async def test_lean_puback_reaches_paho_bookkeeping_as_paho_does(v5: bool) -> None:
+    from monitor.mqttread import lean_puback
+
+    protocol = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
+    packets = [b"\x00\x05", b"\x01\x00"] + ([b"\x00\x06\x00", b"\x00\x07\x00\x00",
+                                              b"\x00\x08\x10"] if v5 else [])
+    results = []
+    for lean in (False, True):
+        client = aiomqtt.Client("127.0.0.1", 1883, protocol=protocol)
+        paho = client._client
+        acked: list[tuple[int, int]] = []
+        paho._do_on_publish = lambda mid, reason, props, acked=acked: (  # type: ignore
+            acked.append((mid, reason.value)), MQTTErrorCode.MQTT_ERR_SUCCESS)[1]
+        for mid in (5, 6, 7, 8, 256):
+            paho._out_messages[mid] = object()  # type: ignore[assignment]
+        if lean:
+            lean_puback(client)
+        for packet in [*packets, b"\x00\x09"]:  # 9: not ours, nothing to do
+            paho._in_packet = {"command": 0x40, "packet": bytearray(packet)}
+            assert paho._handle_pubackcomp("PUBACK") == MQTTErrorCode.MQTT_ERR_SUCCESS
+        results.append(acked)
+    assert results[0] == results[1]
+    assert [m for m, _ in results[1]] == [5, 256, *([6, 7, 8] if v5 else [])]
+    assert (8, 0x10) in results[1] if v5 else True  # "no matching subscribers": paho's path
+
+
+async def test_loop_read_on_a_socket_reads_all_it_holds_in_few_calls() -> None:
+    import socket
+
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    try:
+        paho._sock = ours  # type: ignore[assignment]
+        seen: list[bytes] = []
+        paho._packet_handle = lambda: seen.append(  # type: ignore[method-assign]
+            bytes(paho._in_packet["packet"])) or MQTTErrorCode.MQTT_ERR_SUCCESS
+        read_all_packets(client)
+        bodies = [f"post {n}".encode() * (n % 50 + 1) for n in range(300)]
+        stream = b"".join(_wire(0x30, b) for b in bodies)
+        theirs.sendall(stream[:1001])  # a packet cut in two
+        assert paho.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS
+        first = len(seen)
+        assert 0 < first < 300 and seen == bodies[:first]
+        theirs.sendall(stream[1001:])
+        while len(seen) < 300 and paho.loop_read() == MQTTErrorCode.MQTT_ERR_SUCCESS:
+            pass
+        assert seen == bodies
+        theirs.close()  # the broker went away: paho's "connection lost"
+        lost: list[int] = []
+        paho._loop_rc_handle = lambda rc: lost.append(rc) or rc  # type: ignore
+        paho.loop_read()
+        assert lost == [MQTTErrorCode.MQTT_ERR_CONN_LOST]
+    finally:
+        paho._sock = None
+        ours.close()
+
+
+async def test_coalesced_writes_send_the_same_bytes_in_few_calls() -> None:
+    import socket
+
+    from monitor.mqttread import coalesce_writes
+
+    class Socket(socket.socket):
+        """Takes at most ``room`` bytes a call, then says "would block" once."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.room, self.calls, self.got, self.full = 700, 0, bytearray(), False
+
+        def send(self, data: bytes, flags: int = 0) -> int:  # type: ignore[override]
+            self.calls += 1
+            if self.full:
+                self.full = False
+                raise BlockingIOError
+            self.full = True
+            self.got += bytes(data[:self.room])
+            return min(len(data), self.room)
+
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    sock = Socket()
+    try:
+        paho._sock = sock  # type: ignore[assignment]
+        coalesce_writes(client)
+        packets = [(0x40, bytearray(b"\x40\x02\x00" + bytes([n]))) for n in range(100)]
+        packets += [(0x32, bytearray(b"\x32\x05\x00\x01t\x00\x01")),  # QoS 1 PUBLISH
+                    (0x30, bytearray(b"\x30\x03\x00\x01u"))]  # QoS 0
+        for command, packet in packets:
+            paho._out_packet.append({"command": command, "mid": 0, "qos": command >> 1 & 3,
+                                     "pos": 0, "to_process": len(packet), "packet": packet,
+                                     "info": None})
+        rcs = []
+        while paho._out_packet and len(rcs) < 20:
+            if paho._out_packet[0]["command"] == 0x30:  # QoS 0 last: paho's own path
+                break
+            rcs.append(paho._packet_write())
+        stream = b"".join(p for _, p in packets[:-1])
+        assert bytes(sock.got) == stream  # in order, nothing twice, cut packets resumed
+        assert sock.calls < 10 and MQTTErrorCode.MQTT_ERR_AGAIN in rcs
+        assert [p["command"] for p in paho._out_packet] == [0x30]
+    finally:
+        paho._sock = None
+        sock.close()
