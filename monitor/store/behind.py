@@ -18,6 +18,7 @@ fails, as it would have at the write itself.
 from __future__ import annotations
 
 import contextlib
+import gc
 import pickle
 import queue
 import sqlite3
@@ -127,6 +128,10 @@ class WriteBehind:
 
 def _writer_process(conn: Any, path: str, pragmas: list[str]) -> None:
     """The writer: run each statement in the order sent; answer those waited for."""
+    # No cycle collection: what it makes (rows, answers) is freed by reference counting,
+    # and the collector's passes would walk the replay's heap, inherited by the fork.
+    gc.freeze()
+    gc.disable()
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in pragmas:
         db.execute(pragma)
