@@ -87,7 +87,14 @@ PRUNE_EVERY = 60.0
 PRUNE_FIRST = 10.0
 """Real seconds after start of the first retention pass (a long stop leaves much)."""
 PRUNE_CHUNK = 200
-"""Rows deleted per transaction: the loop runs between two (see ``prune``)."""
+"""Rows deleted per transaction at first: the loop runs between two (see ``prune``) ..."""
+PRUNE_CHUNK_SECONDS = 0.02
+"""... then halved while one takes longer than this, doubled while one takes less than
+half of it (between ``PRUNE_CHUNK_MIN`` and ``PRUNE_CHUNK_MAX``): a transaction is a wait
+of the loop, and its time per row varies by table (an alert's delivery and repeat rows
+and their indexes: ~9 KB of log a row, an event ~4 KB) and by the machine's load."""
+PRUNE_CHUNK_MIN = 10
+PRUNE_CHUNK_MAX = 200
 
 
 class Daemon:
@@ -139,6 +146,8 @@ class Daemon:
         """Rows the retention deleted since start."""
         self.prune_lag = 0.0
         """The event loop's worst lag during the last retention pass, in seconds."""
+        self.checkpointer: Checkpointer | None = None
+        """Copies a SQLite store's log on another core; the retention waits out its passes."""
 
     async def ingest(self, batch: Batch) -> None:
         """Store and process one batch; the cursor advances in the same transaction.
@@ -363,23 +372,34 @@ class Daemon:
         open_incidents = list(self.pipeline.engine.open_incident.values())
         from_at = [(float("-inf"), "")]
 
-        def alerts() -> tuple[int, int]:
-            seen, deleted, from_at[0] = self.store.prune_alerts(cutoff, PRUNE_CHUNK, from_at[0])
+        def alerts(limit: int) -> tuple[int, int]:
+            seen, deleted, from_at[0] = self.store.prune_alerts(cutoff, limit, from_at[0])
             return seen, deleted
 
-        steps: list[Callable[[], tuple[int, int]]] = [
-            lambda: self.store.prune_events(cutoff, PRUNE_CHUNK),
-            lambda: self.store.prune_mentions(cutoff, PRUNE_CHUNK, open_incidents), alerts]
+        steps: list[Callable[[int], tuple[int, int]]] = [
+            lambda limit: self.store.prune_events(cutoff, limit),
+            lambda limit: self.store.prune_mentions(cutoff, limit, open_incidents), alerts]
         longest = 0.0
         for step in steps:
+            limit = PRUNE_CHUNK
             while True:
                 t = time.perf_counter()
-                seen, n = await self.locks.retry("prune", functools.partial(self._in_tx, step))
-                longest = max(longest, time.perf_counter() - t)
+                seen, n = await self.locks.retry(
+                    "prune", functools.partial(self._in_tx, functools.partial(step, limit)))
+                took = time.perf_counter() - t
+                longest = max(longest, took)
                 total += n
-                if seen < PRUNE_CHUNK:
+                if seen < limit:
                     break
+                if took > PRUNE_CHUNK_SECONDS:
+                    limit = max(PRUNE_CHUNK_MIN, limit // 2)
+                elif took < PRUNE_CHUNK_SECONDS / 2:
+                    limit = min(PRUNE_CHUNK_MAX, limit * 2)
                 await asyncio.sleep(0)  # the loop (ingest, timer, outbox) runs between chunks
+                if self.checkpointer is not None:
+                    # Not while a pass copies the log, nor past a log's length without
+                    # one: both cost the loop a long wait (``monitor.walcheck``).
+                    await self.checkpointer.make_room()
         return total, longest
 
     def _in_tx(self, step: Callable[[], tuple[int, int]]) -> tuple[int, int]:
@@ -537,7 +557,8 @@ class Daemon:
                    tg.create_task(self.prune_loop(), name="retention"),
                    tg.create_task(self.notifier.watchdog(self.status_line), name="watchdog")]
             if Checkpointer.applies(self.store):  # the WAL copied on another core
-                ops.append(tg.create_task(Checkpointer(self.store).run(), name="checkpoint"))
+                self.checkpointer = Checkpointer(self.store)
+                ops.append(tg.create_task(self.checkpointer.run(), name="checkpoint"))
             if self.config.digests:  # scheduled digests (monitor.digests), on self.clock
                 ops.append(tg.create_task(run_digests(self), name="digests"))
             if self.cluster is not None:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from monitor import daemon as daemon_module
 from monitor.app import build_pipeline, build_scorer
 from monitor.clock import ScaledClock
 from monitor.config import AlertsConfig, Config, HttpConfig, StoreConfig, load_config
@@ -72,7 +73,7 @@ def changed(config: Config) -> Config:
 
 async def play_day(config: Config, db: Path, events: list[Event]) -> None:
     """The sample day through the live daemon (a feed source on a fast clock), then the
-    clock run on to two days later, so every deadline of the day has fired."""
+    clock run on until every deadline of the day has fired (two days later at least)."""
     start = events[0].created_at
     clock = ScaledClock(start, 400_000.0)  # the day in ~0.2 s
     feed: list[FeedSource] = []
@@ -86,7 +87,11 @@ async def play_day(config: Config, db: Path, events: list[Event]) -> None:
         end = start + 2 * DAY
         await until(lambda: feed[0].next_time is None and clock.now() > end, timeout=30,
                     what="the day to be played")
-        await until(lambda: (engine.next_due() or end + 1) > end and clock.now() > end + 60,
+        # Nothing pending at all, not only nothing due by ``end``: under load the feed's
+        # crisis posts were handled late on this fast clock, so their incident opened
+        # (and its checkpoints and close fell due) past ``end``; stopped with those still
+        # pending, the next life fired them, as it should, and the test saw new alerts.
+        await until(lambda: engine.next_due() is None and clock.now() > end + 60,
                     timeout=30, what="the day's deadlines to fire")
 
 
@@ -244,8 +249,12 @@ def test_a_snapshot_of_another_build_is_refused(base: Config) -> None:
         EscalationEngine.restore(pickle.dumps(("0" * 16, {})))
 
 
+@pytest.mark.parametrize("slow", [False, True], ids=["chunks", "slow-chunks"])
 def test_retention_prunes_in_chunks_and_an_old_post_is_not_handled_again(
-        base: Config, scorer: Scorer, events: list[Event], tmp_path: Path) -> None:
+        base: Config, scorer: Scorer, events: list[Event], tmp_path: Path, slow: bool,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    if slow:  # every chunk seems slow: they shrink to the smallest, and all still goes
+        monkeypatch.setattr(daemon_module, "PRUNE_CHUNK_SECONDS", 0.0)
     config = dataclasses.replace(daemon_config(base, tmp_path),
                                  store=StoreConfig(retention=DAY))
     db = tmp_path / "s.db"

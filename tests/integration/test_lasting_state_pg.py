@@ -185,3 +185,41 @@ def test_the_daemons_forked_snapshot_on_postgresql(
     assert store.load_snapshot() == (seq, events[half].created_at, expected)
     assert 0 < seq < store.max_seq() and store.snapshot_dir() is None
     store.close()
+
+
+def test_the_daemons_retention_pass_on_postgresql(
+        config: Config, scorer: Scorer, events: list[Event], schema: str,
+        tmp_path: Path) -> None:
+    """``Daemon.prune`` end to end on PostgreSQL, as on SQLite (tests/component/
+    test_lasting_state.py): every old row goes, in chunks that shrink while they are
+    slow, and a post older than the cutoff seen again is not handled again."""
+    store = PgStore(DSN, schema)
+    play(config, scorer, store, events)
+    cfg = dataclasses.replace(config, store=dataclasses.replace(config.store, retention=DAY),
+                              alerts=AlertsConfig(terminal=False,
+                                                  log=str(tmp_path / "alerts.jsonl")))
+    pipeline = build_pipeline(cfg, store, ["log"], scorer=scorer)
+    end, later = events[-1].created_at + DAY, events[-1].created_at + 3 * DAY
+    daemon = Daemon(cfg, store, pipeline, SimClock(later), [])
+    with store.transaction():
+        pipeline.rebuild()
+        pipeline.tick(end)  # every deadline of the day fired, its incidents over
+        daemon.take_snapshot()  # (events a kept snapshot still needs are never pruned)
+    with store.transaction():  # (the deliveries above are written at the commit)
+        store.db.execute("UPDATE deliveries SET state = 'delivered'")  # the outbox's work
+    counts = {t: store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+    assert all(counts.values()), counts
+    first = next(e for e in events if hasattr(e, "text") and "小满咖啡" in e.text)
+
+    async def prune() -> int:
+        pruned = await daemon.prune()
+        await daemon.ingest(Batch("test", [first], None))  # seen again, past the cutoff
+        return pruned
+
+    pruned = asyncio.run(prune())
+    left = {t: store.db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES}
+    assert left == {"events": 0, "mentions": 0, "alerts": 0, "deliveries": 0}
+    assert pruned == counts["events"] + counts["mentions"] + counts["alerts"]
+    assert pipeline.stats.stale == 1 and store.pruned_before() == later - DAY
+    assert daemon.checkpointer is None  # no SQLite log to wait for
+    store.close()

@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from alerts import alertlog
 from alerts.alertlog import AlertLogChannel
 from alerts.channels.base import Thread
 from alerts.noise import PagingConfig, RateLimitConfig, Stages
@@ -141,6 +144,31 @@ async def test_the_alert_log_writes_a_batch_once_with_each_id_once(tmp_path: Pat
     await again.send_batch([(a, None) for a in batch])
     again.close()
     assert len(path.read_text(encoding="utf-8").splitlines()) == 4
+
+
+async def test_the_alert_log_remembers_the_last_lines_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A start reads the ids of the file's end, not of all history (it grew with it),
+    and the ids of what it writes are forgotten past ``RECENT_IDS``: the outbox records
+    each batch before the next, so only the last ones can come again."""
+    monkeypatch.setattr(alertlog, "RECENT_IDS", 5)
+    path = tmp_path / "alerts.jsonl"
+    batch = alerts(12)
+    log = AlertLogChannel(path, SH)
+    await log.send_batch([(a, None) for a in batch[:8]])
+    assert log._ids == {a.id for a in batch[3:8]}  # the last 5 written
+    log.close()
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write('{"id": "a-torn", "ty')  # a crash in mid-line
+    lines = path.read_bytes().split(b"\n")  # [..., 6, 7, torn]: 2 whole + some of 5
+    monkeypatch.setattr(alertlog, "TAIL_BYTES", sum(len(x) + 1 for x in lines[-3:]) + 20)
+    again = AlertLogChannel(path, SH)  # the end only: two whole lines, the torn one
+    assert again._ids == {batch[6].id, batch[7].id}
+    await again.send_batch([(a, None) for a in batch[6:]])  # the last batch again, and more
+    again.close()
+    ids = [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines()
+           if not line.startswith('{"id": "a-torn"')]
+    assert ids == [a.id for a in batch]  # each once
 
 
 async def test_the_daemon_outbox_batches_through_the_metrics_wrapper(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from monitor import walcheck
 from monitor.store import Store
+from monitor.store import sqlite as sqlite_store
 from monitor.walcheck import Checkpointer
 
 
@@ -88,6 +89,35 @@ async def test_a_pass_the_writer_outran_is_finished_on_the_writer_connection(
     assert store.finish_checkpoint() is True
     _write(store, 10)
     assert _log_frames(path) < 100  # the log started over
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    store.close()
+
+
+async def test_a_bulk_writer_waits_for_a_pass_once_the_log_is_past_its_length(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retention writes the log faster than a pass copies it: with the passes alone
+    the log grew to hundreds of MB between two, and the commit after each cut ~100 MB off
+    the file on the loop. ``make_room`` has a pass run as soon as the log is past its
+    kept length and returns once it is over, so the log starts over near that length."""
+    for module in (walcheck, sqlite_store):  # the check, and the file's cut (at open)
+        monkeypatch.setattr(module, "WAL_KEEP_BYTES", 1024 * 1024)
+    path = tmp_path / "s.db"
+    store = Store(path)
+    checkpointer = Checkpointer(store, every=3600.0)  # no pass of its own in this test
+    task = asyncio.create_task(checkpointer.run())
+    await asyncio.sleep(0)
+    _write(store, 10)
+    await checkpointer.make_room()  # a short log: at once, no pass
+    assert checkpointer.passes == 0
+    _write(store, 2000)  # ~8 MB of log
+    assert store.wal_bytes() > walcheck.WAL_KEEP_BYTES
+    await asyncio.wait_for(checkpointer.make_room(), 60)
+    assert checkpointer.passes == 1 and checkpointer.failures == 0
+    _write(store, 10)
+    assert _log_frames(path) < 100  # every frame copied: the log started over
+    await checkpointer.make_room()  # the file is cut back: no pass wanted any more
+    assert checkpointer.passes == 1
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     store.close()
