@@ -196,7 +196,8 @@ def replay_day(feed: Path, config_file: Path, out: Path, n_posts: int,
                                      ("read", "pipeline", "outputs", "report")))
     if "reader_cpu" in stages:  # CPU, not wall: what each process costs on a loaded machine
         print(f"    CPU seconds: replay process {best['cpu']:.2f}s, feed reader process "
-              f"{stages['reader_cpu']:.2f}s (best run; the report process not counted)")
+              f"{stages['reader_cpu']:.2f}s (best run; the report and store-writer processes "
+              "not counted)")
     core = n_posts / (stages["read"] + stages["pipeline"])
     print(f"    without the output files and the analyst report (read + pipeline only): "
           f"{core:,.0f} posts/s")
