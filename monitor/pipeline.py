@@ -176,7 +176,8 @@ class Pipeline:
         reader, in its own process) for these posts, or more; a post not in it names no
         brand. ``decided``: what that reader could decide of these posts ahead, encoded
         (``early_decisions``), by post id; it takes precedence over ``assessed``, and a
-        post not in it was written by no official account.
+        post not in it was written by no official account (empty bytes: one that was,
+        left to this process).
         """
         self.store.expect(events)  # one dedupe query for the lot, not one per event
         posts = [e for e in events if isinstance(e, Post)]
@@ -402,16 +403,16 @@ class Pipeline:
         (``prepare``'s ``decided``: a post naming a brand), else None."""
         ahead = self._decided
         early = None if ahead is None else ahead.pop(post.id, None)
-        if early is not None:
+        if early:
             known = decisions.decode(early) or NOTHING  # (never None: bytes were given)
             if known.mentions:  # complete: what follows would decide the same
                 self._matched.pop(post.id, None)
                 event_brand(",".join(m.brand for m in known.mentions))
                 return known, early
             official = known.official  # its story part is this process's to decide
-        elif ahead is not None:
-            official = ()  # the reader decided every official account's post ahead
-        else:
+        elif ahead is not None and early is None:
+            official = ()  # the reader listed every official account's post
+        else:  # nothing decided ahead, or an official account's post left to this process
             official = official_decision(post, self.matcher, self.argument, self._tone)
         ready = self._matched.pop(post.id, _UNPREPARED)
         if ready is _UNPREPARED:  # as ``assess_posts`` would, one post
@@ -527,10 +528,12 @@ def early_decisions(posts: Sequence[Post], assessed: Mapping[str, Assessment],
                     ) -> dict[str, bytes]:
     """What can be decided about ``posts`` without the engine, encoded, by post id (the
     first post of an id counts, as in ``assess_posts``): a post naming a brand
-    (``assessed``), wholly; a post by an official account, its official part
-    (``official``: ``official_decision`` of a post; whether the post is in a story is the
-    engine's to say). For the replay's feed reader, which does this in its own process
-    (``Pipeline.prepare``'s ``decided``)."""
+    (``assessed``; ``official``: ``official_decision`` of a post), wholly. Any other post
+    by an official account is listed with empty bytes: its argument check is left to the
+    replay's process (it costs the same in either, and the reader is the busier one on a
+    day of few mentions), and whether it is in a story is the engine's to say. For the
+    replay's feed reader, which does this in its own process (``Pipeline.prepare``'s
+    ``decided``)."""
     out: dict[str, bytes] = {}
     official_brands = matcher.official_brands
     for post in posts:
@@ -541,7 +544,7 @@ def early_decisions(posts: Sequence[Post], assessed: Mapping[str, Assessment],
             out[post.id] = decisions.encode(mention_decision(post, ready[0], ready[1],
                                                              official(post)))
         elif official_brands(post.author.id):
-            out[post.id] = decisions.encode(Decision(official=official(post)))
+            out[post.id] = b""
     return out
 
 
