@@ -14,6 +14,8 @@ from alerts.oncall import OnCall
 from alerts.routing import DEFAULT_TEAM, LadderConfig, RouteConfig, first_match
 from rules.records import Alert
 
+_MATCHED_MAX = 4096
+
 
 class Router:
     """Resolves an alert's level to people and its route to channels."""
@@ -25,6 +27,10 @@ class Router:
         self.oncall = oncall
         self.routable = frozenset(routable)
         """Names of the ``[[channels]]``; other channels (log, terminal) get every alert."""
+        self._matched: dict[tuple[object, ...], RouteConfig | None] = {}
+        """The first matching route by what a route matches on (``RouteConfig.matches``
+        reads brand, type, severity and level only): a few dozen keys a day, against one
+        ``first_match`` per alert."""
 
     def recipients(self, alert: Alert, team: str = DEFAULT_TEAM) -> tuple[str, ...]:
         """The rung's people: from the team's rotation, else the default team's, else the ladder."""
@@ -40,10 +46,21 @@ class Router:
 
     def plan(self, alert: Alert, channels: Sequence[str]) -> tuple[Alert, tuple[str, ...]]:
         """The alert addressed, and which of ``channels`` (all the daemon has) it goes to."""
-        route = first_match(self.routes, alert)
-        addressed = alert.with_recipients(
-            self.recipients(alert, route.team if route else DEFAULT_TEAM))
+        people, chosen = self.resolve(alert, channels)
+        return alert.with_recipients(people), chosen
+
+    def resolve(self, alert: Alert, channels: Sequence[str]
+                ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """``plan`` without addressing the alert: its recipients, and its channels."""
+        key = (alert.brand, alert.type, alert.severity, alert.level)
+        try:
+            route = self._matched[key]
+        except KeyError:
+            if len(self._matched) >= _MATCHED_MAX:
+                self._matched.clear()
+            route = self._matched[key] = first_match(self.routes, alert)
+        people = self.recipients(alert, route.team if route else DEFAULT_TEAM)
         if route is None:
-            return addressed, tuple(channels)
+            return people, tuple(channels)
         wanted = set(route.channels)
-        return addressed, tuple(c for c in channels if c not in self.routable or c in wanted)
+        return people, tuple(c for c in channels if c not in self.routable or c in wanted)

@@ -12,7 +12,9 @@ Two labelled sets written for crisismon and kept in the tests:
   the posts the cues were written against, each written after the previous round of
   rules and then used for the next; ``heldout``, ``heldout2``: written before a round's
   rules, scored after them, then read; ``heldout3``: written before the third round's
-  acts reading and committed alone, its misses not used to write rules).
+  acts reading and committed alone, its misses not used to write rules; ``heldout4``: the
+  same, written before the fourth round's reading of purchases beside a feeling about
+  something else).
 - ``tests/data/official_replies.jsonl``: official replies labelled arguing or not, split
   70/30 before the guard's rules were written, plus a ``fresh`` part written after the
   grammar. Printed: accuracy on each part, with and without the tone rule (the held-out
@@ -114,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     print("by part (dev, dev2, dev3: read while the harm and grievance cues were written;")
     print("heldout: written afterwards and scored once, then read for the next round of cues;")
     print("heldout2: written before the acts reading and the last cues, scored after them;")
-    print("heldout3: written before the third round's acts reading, committed alone):")
+    print("heldout3: written before the third round's acts reading, committed alone;")
+    print("heldout4: written before the fourth round's reading of purchases beside a feeling):")
     for part in dict.fromkeys(r.get("split", "dev") for r in posts):
         sub = [(r, s) for r, s in scored if r.get("split", "dev") == part]
         h = [s for r, s in sub if r["label"] == "harm"]
@@ -202,9 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     polite_rate = len(fp) / len(polite) if polite else 0.0
     print("targets (all posts, then the held-out part alone):")
     lines = []
+    held_parts = ("heldout", "heldout2", "heldout3", "heldout4")
     for part, sub in (("all", scored), *((name, [(r, s) for r, s in scored
                                                if r.get("split") == name])
-                                         for name in ("heldout", "heldout2", "heldout3"))):
+                                         for name in held_parts)):
         h = [s for r, s in sub if r["label"] == "harm"]
         c = [s for r, s in sub if r["label"] == "complaint"]
         b = [s for r, s in sub if r["label"] == "benign"]

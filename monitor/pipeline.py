@@ -460,13 +460,14 @@ class Pipeline:
         if not raw:
             return raw
         new: list[Alert] = []
-        owns, plan, add, all_channels = (self.owns, self.router.plan, self.store.add_alerts,
-                                         self.channels)
+        owns, resolve, add, all_channels = (self.owns, self.router.resolve,
+                                            self.store.add_alerts, self.channels)
         for alert in raw:  # each alert gets a delivery only on the channels it is routed to
             if not owns(alert.brand):
                 continue  # another instance holds this brand's lease and pages for it
-            addressed, channels = plan(alert, all_channels)
-            new += add((addressed,), channels)
+            people, channels = resolve(alert, all_channels)
+            # ``raw`` is the engine's, just raised, and no one else's: addressed in place.
+            new += add((alert.address_fresh(people),), channels)
         self.stats.alerts += len(new)
         return new
 

@@ -10,8 +10,15 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import weakref
 from collections.abc import Callable
 from typing import Any
+
+_parent_ends: weakref.WeakSet[Any] = weakref.WeakSet()
+"""This process's ends of its workers' pipes: a worker forked later closes its copies,
+or a worker waiting for EOF on its pipe (the report's) would never see it while a
+sibling (the store's writer) kept the parent's end open, and the replay would hang
+on a failure."""
 
 
 def start(target: Callable[..., None], *args: Any, name: str,
@@ -33,12 +40,15 @@ def start(target: Callable[..., None], *args: Any, name: str,
     except OSError:
         return None  # no process to spare
     child.close()
+    _parent_ends.add(parent)
     return proc, parent
 
 
 def _enter(target: Callable[..., None], conn: Any, parent_end: Any,
            args: tuple[Any, ...]) -> None:
     parent_end.close()  # so that the parent's end (or death) reads as EOF here
+    for other in list(_parent_ends):  # likewise for the parent's other workers
+        other.close()
     # Signals are the parent's to handle: Ctrl-C reaches the whole process group, and the
     # worker ends when the parent closes the pipe. An inherited asyncio wakeup fd would
     # pass this process's signals to the parent's event loop.

@@ -26,6 +26,11 @@ feeling they carry, while the brand is not what the feeling is about. Those read
 asked only where the model leans negative; a weak harm or grievance cue lets the figurative
 ones through (they explain it), a harm report or a complaint blocks all. ``heldout3`` of the
 severity set was written before them.
+
+The fourth round's ``他事`` reads a purchase told beside a feeling about something else, with
+the reason the product is there (考试挂了心情超差，点了份麦当劳安慰一下自己): the complaint
+grammar found nothing against the seller, and the post gives the product a role beside the
+feeling. ``heldout4`` was written before it.
 """
 
 from __future__ import annotations
@@ -152,8 +157,34 @@ BLOCK = re.compile(
 )
 """Any of these and the post is not read as a plain act: it may well be a complaint."""
 
+ELSEWHERE = re.compile(
+    # a purchase or an everyday use told as done (买了, 点了份, 喝了, 逛了, 下单)
+    r"(?<![不没别])(?:(?:买|点|订|叫|寄|喝|吃|逛|坐|刷|充|办|租|换|挑|囤)了"
+    r"|(?:买|点|订|叫)了?(?:个|份|杯|根|束|瓶|碗|盒|袋|箱|块|点)|下单"
+    # going somewhere to do it, or doing it at a place (去必胜客庆祝, 在全家买了, 在肯德基里等雨停)
+    r"|去了?趟?[^,.!?;。]{1,6}(?:吃|喝|逛|买|看|庆祝)"
+    r"|在[^,.!?;。]{1,8}(?:买|点|吃|喝|等|坐|逛|碰到|遇到|看|排队))"
+)
+"""The writer buying or using something, told as an everyday event with no judgement of it
+(考试挂了心情超差，点了份麦当劳安慰一下自己; 堵车…烦死了). When the model leans negative and
+nothing else in the post is read (no complaint form, no harm, no lexicon term, no turn), the
+feeling is about something else: the complaint grammar (``rules.complaints``) is the
+reading of what a post says against the product or the service, and it found nothing."""
+
+WHY = re.compile(r"安慰|犒劳|奖励(?:一下)?自己|庆祝|压压?惊|解解?馋|顺便|顺手|打发时间|消磨")
+"""Why the product is in the story: to console or reward the writer, to celebrate, to pass
+the time, or only in passing (买了杯奶茶安慰一下自己, 顺便吃了个冰淇淋). It then stands beside
+a feeling about the writer's day, not under it; without such a word a purchase told beside
+a bad feeling may well be what the feeling is about."""
+
+TURN = re.compile(r"结果|但是|可是|不过|却|竟然|居然|收到|发现|才知道|怎么|还是没|一直|根本"
+                  r"|说好|明明|本来")
+"""A turn or a surprise: the story of a purchase that went wrong (买了…结果, 收到发现): not
+an everyday mention, even when no complaint form is read."""
+
 ACTS = (("询问", ASK), ("通告", ANNOUNCE), ("推广", PROMOTE), ("称赞", PRAISE), ("称赞", GOOD),
-        *(("夸张", rx) for rx in HYPERBOLE), ("没出毛病", NO_FLAW), ("解围", RELIEF))
+        *(("夸张", rx) for rx in HYPERBOLE), ("没出毛病", NO_FLAW), ("解围", RELIEF),
+        ("他事", WHY))
 
 FIGURATIVE = frozenset(("夸张", "没出毛病"))
 """Acts that explain a stray weak harm or grievance cue instead of being blocked by it: the
@@ -188,6 +219,8 @@ ANCHORS = (
      "色差", "瑕疵", "事", "不适", "副作用", "无损", "无恙", "完好"),
     ("续命", "救", "回血", "满血复活", "缓过来", "治愈", "放心", "安心", "还好", "幸好",
      "幸亏", "多亏", "好在", "得亏"),
+    ("安慰", "犒劳", "奖励", "庆祝", "压惊", "压压惊", "解馋", "解解馋", "顺便", "顺手", "打发时间",
+     "消磨"),
 )
 """Per act, words one of which every match contains: one Aho-Corasick pass finds which acts
 can match at all, and only their patterns run (most posts run none; a test checks that no
@@ -253,4 +286,7 @@ def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True
         norm = NO_FLAW.sub(" ", norm)
     if BLOCK.search(norm):
         return ()
+    # 他事 is anchored on the rare reason (WHY), then needs the purchase told (ELSEWHERE)
+    if "他事" in found and (TURN.search(norm) or not ELSEWHERE.search(norm)):
+        found = tuple(name for name in found if name != "他事")
     return found

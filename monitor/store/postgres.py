@@ -234,6 +234,11 @@ class PgStore(Store):
         self.only_brands: frozenset[str] | None = None
         """When set, the outbox sees only these brands' deliveries (the leases held)."""
 
+    @staticmethod
+    def _alert_body(alert: Alert) -> str | bytes:
+        """As text: PostgreSQL would take bytes as ``bytea``, whose cast to text is hex."""
+        return alert.to_json()
+
     # ------------------------------------------------------------- several instances
     def begin(self) -> None:
         """Start a transaction holding the write lock (see the module docstring)."""

@@ -226,7 +226,11 @@ _SAVE_MENTION = (
 _INSERT_EVENT = ("INSERT INTO events (key, kind, seen_at, body, decision) "
                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
 _INSERT_ALERT = ("INSERT INTO alerts (id, seq, at, type, brand, level, severity, post_id, "
-                 "incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING")
+                 "incident_id, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS TEXT)) "
+                 "ON CONFLICT DO NOTHING")
+"""The body is bound as the line's UTF-8 bytes (``Alert.to_json_bytes``) and stored as
+the same TEXT as the line itself (a BLOB cast to TEXT keeps its bytes: the database is
+UTF-8): no ``str`` made per alert only to be encoded again for SQLite."""
 _INSERT_DELIVERY = ("INSERT INTO deliveries (alert_id, channel) VALUES (?, ?) "
                     "ON CONFLICT DO NOTHING")
 _PROBE_CHUNK = 500
@@ -306,7 +310,8 @@ class Store:
     _seen_ids: set[str] | None = None  # see __init__; PgStore never tracks them
     _seen_keys: set[str] | None = None
 
-    def __init__(self, path: str | Path, exclusive: bool = False, durable: bool = True) -> None:
+    def __init__(self, path: str | Path, exclusive: bool = False, durable: bool = True,
+                 write_behind: bool = False) -> None:
         """Open (and create or migrate) the database at ``path``.
 
         ``exclusive``: nothing but this object writes alerts and events into the database
@@ -316,6 +321,9 @@ class Store:
         ``durable`` False: no fsync at all (``synchronous=OFF``) and no write-ahead log,
         for a database rebuilt from nothing on every run (the replay's), which a crash or a
         power loss only makes run again. Readers must wait for its writer's commits.
+        ``write_behind`` (with ``durable`` False): the connection runs in a forked writer
+        process (``monitor.store.behind``), which inserts a batch's rows while this one
+        goes on; in-process where no process can be forked.
         """
         self.path = str(path)
         if self.path != ":memory:":
@@ -338,6 +346,8 @@ class Store:
         # The log is cut back to this size whenever it starts again (``finish_checkpoint``).
         self.db.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
         self.db.execute("PRAGMA busy_timeout=5000")
+        if write_behind and not durable and self.path != ":memory:":
+            self._write_behind()
         migrate = _migrate_deliveries(self.db)
         _migrate_events(self.db)
         self.db.executescript(SCHEMA)
@@ -360,6 +370,34 @@ class Store:
         """Every alert id ever buffered, when tracked: a superset of the stored ids (a
         rollback may drop some; it is never trimmed), so an id outside it is not stored
         and needs no query. None: not tracked (shared database, or grown too large)."""
+
+    _BEHIND_PRAGMAS = ("PRAGMA page_size=16384", "PRAGMA cache_size=-65536",
+                       "PRAGMA journal_mode=MEMORY",
+                       "PRAGMA synchronous=OFF", f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}",
+                       "PRAGMA busy_timeout=5000")
+    """A non-durable store's settings (see ``__init__``): the writer's connection makes
+    the file, so ``page_size`` is its to set."""
+
+    def _write_behind(self) -> None:
+        """Hand the connection to a writer process (closed here first: a connection must
+        not cross a fork); keep it here if none can be started."""
+        from monitor.store.behind import WriteBehind
+
+        self.db.close()
+        try:
+            self.db = WriteBehind(self.path, self._BEHIND_PRAGMAS)  # type: ignore[assignment]
+        except OSError:
+            self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            for pragma in self._BEHIND_PRAGMAS:
+                self.db.execute(pragma)
+
+    def abandon(self) -> None:
+        """After a failure: end a write-behind writer without waiting for its writes (a
+        store with its connection in this process is left as it is)."""
+        from monitor.store.behind import WriteBehind
+
+        if isinstance(self.db, WriteBehind):
+            self.db.abandon()
 
     def _init_buffers(self) -> None:
         self._encoded: dict[str, bytes] = {}
@@ -839,6 +877,7 @@ class Store:
         seen = self._seen_ids
         buffered = self._alert_ids  # (names held locally: this runs once per alert)
         rows = self._alerts
+        body = self._alert_body
         for alert in alerts:
             aid = alert.id
             if aid in buffered:
@@ -854,13 +893,18 @@ class Store:
             self._alert_seq = seq = self._alert_seq + 1
             buffered.add(aid)
             rows.append((aid, seq, alert.at, str(alert.type), alert.brand, alert.level,
-                         alert.severity, alert.post_id, alert.incident_id, alert.to_json()))
+                         alert.severity, alert.post_id, alert.incident_id, body(alert)))
             new.append(alert)
             if channels:
                 self._deliveries.extend((aid, channel) for channel in channels)
         if not self._in_tx:
             self.flush()
         return new
+
+    @staticmethod
+    def _alert_body(alert: Alert) -> str | bytes:
+        """The ``body`` value bound for ``alert`` (see ``_INSERT_ALERT``)."""
+        return alert.to_json_bytes()
 
     def alert_ids(self) -> set[str]:
         self._write_buffered()

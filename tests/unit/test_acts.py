@@ -51,6 +51,9 @@ def acts(text: str) -> tuple[str, ...]:
     ("通宵赶方案，全靠这杯美式续命", ("解围",)),
     ("多亏这个充电宝，手机撑到了家", ("解围",)),
     ("有检测报告，给孩子用着放心", ("解围",)),
+    # a purchase told beside a feeling about something else, with why it is there
+    ("面试没过，心情很差，买了杯奶茶安慰一下自己", ("他事",)),
+    ("周末在商场逛了半天，顺便吃了个冰淇淋，腿都酸了", ("他事",)),
 ])
 def test_reads_the_act(text: str, expected: tuple[str, ...]) -> None:
     assert acts(text) == expected
@@ -73,6 +76,9 @@ def test_reads_the_act(text: str, expected: tuple[str, ...]) -> None:
     "一点都不好吃",                         # a good word negated is no praise
     "从来不回消息",                         # 回 is no flaw
     "谁懂我今天有多累",                     # 谁懂我 is no 太懂我
+    "买了个充电宝安慰自己，结果用了两天就不充电了",  # a purchase that turned out badly
+    "点了份外卖，在家好无聊",                # a purchase with no reason given: not read
+    "没买到票，只好在家陪我妈",              # no purchase made
     "在梦里拒绝了他",                       # 拒绝了 is no 绝了
     "冷笑了一声",                           # 冷笑 is no laughter
     "很好吃，就是送得太慢了",               # the turn is the verdict

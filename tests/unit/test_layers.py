@@ -8,7 +8,8 @@ never from a layer above, at module level or inside a function alike.
 |-----------|----------------------------------------------------------------------------|
 | rules     | records, policy, matching, scoring, the escalation engine (and ``seeds``)   |
 | base      | the few ``monitor`` modules ``alerts`` needs: clock, store, locks, retry,   |
-|           | secrets, text cleaning, paho helpers. They belong below alerts but live in  |
+|           | secrets, text cleaning, paho helpers, forked worker processes (the store's  |
+|           | writer is one). They belong below alerts but live in                        |
 |           | monitor/ today; the store is moving to its own package (issue 19).          |
 | alerts    | records to pages: outbox, router, paging noise control, channels           |
 | monitor   | sources, pipeline, daemon, API, CLI: everything that wires the rest         |
@@ -29,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("rules", "alerts", "monitor", "seeds")
 
 BASE = ("monitor.clock", "monitor.locks", "monitor.mqttread", "monitor.retry",
-        "monitor.secrets", "monitor.store", "monitor.textsafe")
+        "monitor.secrets", "monitor.store", "monitor.textsafe", "monitor.workers")
 """``monitor`` modules in the ``base`` layer (see the module docstring)."""
 
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
