@@ -77,13 +77,13 @@ def replay_once(feed: Path, config_file: Path, out: Path, profile: bool = False)
 
         prof = cProfile.Profile()
         prof.enable()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     result = asyncio.run(replay(config, [feed], out))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if profile:
         prof.disable()
         pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-    print(json.dumps({"wall": wall, "stages": result.stage_seconds}))
+    print(json.dumps({"wall": wall, "cpu": cpu, "stages": result.stage_seconds}))
     return 0
 
 
@@ -194,6 +194,9 @@ def replay_day(feed: Path, config_file: Path, out: Path, n_posts: int,
     stages = best["stages"]
     print("    stages: " + ", ".join(f"{k} {stages[k]:.2f}s" for k in
                                      ("read", "pipeline", "outputs", "report")))
+    if "reader_cpu" in stages:  # CPU, not wall: what each process costs on a loaded machine
+        print(f"    CPU seconds: replay process {best['cpu']:.2f}s, feed reader process "
+              f"{stages['reader_cpu']:.2f}s (best run; the report process not counted)")
     core = n_posts / (stages["read"] + stages["pipeline"])
     print(f"    without the output files and the analyst report (read + pipeline only): "
           f"{core:,.0f} posts/s")

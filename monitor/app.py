@@ -10,14 +10,14 @@ from typing import Any
 from alerts.oncall import OnCall
 from alerts.router import Router
 from monitor.config import Config, ConfigError
-from monitor.pipeline import Pipeline
+from monitor.pipeline import Pipeline, early_decisions, official_decision
 from monitor.store import Store
 from rules.argument import ArgumentGuard
 from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
 from rules.matching import BrandMatcher
 from rules.records import Post
 from rules.scoring import Assessment, Scorer, assess_posts, load_tiers
-from rules.sentiment import load_sentiment
+from rules.sentiment import load_sentiment, polarities
 from rules.severity import SeverityPolicy
 
 
@@ -58,13 +58,45 @@ def build_scorer(config: Config) -> Scorer:
     return Scorer(sentiment, lexicon, sc.negative_below, policy, tiers)
 
 
-def default_assessor(config: Config) -> Callable[[Sequence[Post]], dict[str, Assessment]]:
+def default_assessor(config: Config) -> ReaderWork:
     """The pipeline's matching and scoring as ``build_pipeline`` wires them, on their own
-    (for the replay's feed reader, which does that work in its own process)."""
-    matcher, scorer = BrandMatcher(config.brands), build_scorer(config)
-    # The story roots seen so far, kept across batches: reposts of a mention are scored
-    # here too (rules.scoring.assess_posts), in feed order, as the pipeline would.
-    return functools.partial(assess_posts, matcher=matcher, scorer=scorer, stories=set())
+    (for the replay's feed reader, which does that work in its own process), and what
+    can be decided from them ahead (``ReaderWork.decide``)."""
+    return ReaderWork(config)
+
+
+class ReaderWork:
+    """What the replay's feed reader works out for each batch of posts, in its own
+    process: brand matches and scores (called: ``rules.scoring.assess_posts``), then the
+    decisions that need no engine (``decide``), so the replay's process only stores,
+    decides the rest and runs the engine."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.matcher = BrandMatcher(config.brands)
+        self.scorer = build_scorer(config)
+        # The story roots seen so far, kept across batches: reposts of a mention are scored
+        # here too (rules.scoring.assess_posts), in feed order, as the pipeline would.
+        self.stories: set[str] = set()
+        self._argument: ArgumentGuard | None = None  # built for the first official post
+
+    def __call__(self, posts: Sequence[Post]) -> dict[str, Assessment]:
+        return assess_posts(posts, self.matcher, self.scorer, self.stories)
+
+    def decide(self, posts: Sequence[Post], assessed: dict[str, Assessment]
+               ) -> dict[str, bytes]:
+        """``monitor.pipeline.early_decisions`` of ``posts``, as ``build_pipeline``'s
+        pipeline would decide them (its argument guard, its model's tone)."""
+        return early_decisions(posts, assessed, self.matcher, self._official)
+
+    def _official(self, post: Post) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        if self._argument is None:
+            self._argument = build_argument_guard(self.config)
+        return official_decision(post, self.matcher, self._argument, self._tone)
+
+    def _tone(self, text: str) -> float:
+        """P(negative) of a text, as ``Pipeline._tone`` reads an official reply's."""
+        return polarities(self.scorer.sentiment, [text])[0].negative
 
 
 def build_argument_guard(config: Config) -> ArgumentGuard:

@@ -103,8 +103,10 @@ def feed_lines(path: Path, stats: FeedStats) -> Iterator[tuple[int, bytes]]:
             yield lineno, line
 
 
-def parse_line(line: bytes, name: str, lineno: int, source: str) -> Event | BadLine:
-    """One feed line as an event, or why it is bad (``name``:``lineno`` in the report)."""
+def parse_line(line: bytes, name: str, lineno: int, source: str,
+               simplify: bool = True) -> Event | BadLine:
+    """One feed line as an event, or why it is bad (``name``:``lineno`` in the report).
+    ``simplify`` False: see ``to_event``."""
     try:
         obj = _decoder.decode(line)
     except UnicodeDecodeError:
@@ -116,7 +118,7 @@ def parse_line(line: bytes, name: str, lineno: int, source: str) -> Event | BadL
     except RecursionError:  # msgspec's answer to [[[[...]]]] thousands deep
         return BadLine(name, lineno, "not valid JSON (nested too deeply)")
     try:
-        return to_event(obj, source=source)
+        return to_event(obj, source, simplify)
     except BadInput as exc:
         return BadLine(name, lineno, str(exc))
 

@@ -31,6 +31,7 @@ import gc
 import pickle
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,7 +41,7 @@ import msgspec
 
 from monitor import workers
 from monitor.feed import BadLine, FeedStats, feed_lines, parse_line
-from monitor.normalise import BadInput, parse_time
+from monitor.normalise import BadInput, parse_time, simplify_posts
 from monitor.store import encode_event, event_key
 from rules.records import Action, Event, Post
 from rules.scoring import Assessment
@@ -51,9 +52,13 @@ where they fall on a list of all events."""
 
 
 Assessor = Callable[[Sequence[Post]], dict[str, Assessment]]
-"""Brand matches and scores of the posts that mention a brand, by post id."""
+"""Brand matches and scores of the posts that mention a brand, by post id. One with a
+``decide(posts, assessed) -> dict[str, bytes]`` method (``monitor.app.ReaderWork``) also
+decides ahead what needs no engine (``monitor.pipeline.early_decisions``)."""
 Assessed = list[dict[str, Assessment]]
 """A chunk's assessments, one mapping per batch of ``batch`` events."""
+Decided = list[dict[str, bytes]]
+"""A chunk's decisions made ahead, encoded, by post id, one mapping per batch."""
 
 
 class _Timed(msgspec.Struct):
@@ -62,12 +67,13 @@ class _Timed(msgspec.Struct):
 
 _time_decoder = msgspec.json.Decoder(_Timed)
 _CHUNK_TYPE = tuple[list[Post], list[tuple[int, Action]], Assessed | None,
-                    dict[str, bytes]]
+                    Decided | None, dict[str, bytes]]
 _encoder = msgspec.msgpack.Encoder()
 _chunk_decoder = msgspec.msgpack.Decoder(_CHUNK_TYPE)
 _TAG_CHUNK = b"C"
 _TAG_SORTED = b"S"  # then the number of lines with a time, in decimal
-_TAG_END = b"E"  # then a pickle: the FeedStats, or the exception that ended the reading
+_TAG_END = b"E"  # then a pickle: (the FeedStats, or the exception that ended the reading;
+# the reader's CPU seconds)
 
 
 def _line_time(line: bytes) -> float | None:
@@ -108,7 +114,8 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
 
     def parse(fi: int, k: int) -> Event | BadLine:
         lineno, line = files[fi][k]
-        parsed = parse_line(line, str(paths[fi]), lineno, f"{paths[fi].name}:{lineno}")
+        parsed = parse_line(line, str(paths[fi]), lineno, f"{paths[fi].name}:{lineno}",
+                            simplify=False)  # for the chunk at once: ``simplify_posts``
         if isinstance(parsed, BadLine):
             bad.append((fi, lineno, parsed))
         return parsed
@@ -123,6 +130,7 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
         stats.events += 1
         out.append(parsed)
         if len(out) == chunk:
+            simplify_posts(out)
             yield out
             out = []
     for fi, k in untimed:
@@ -132,6 +140,7 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
     bad.sort(key=lambda b: (b[0], b[1]))
     stats.bad.extend(b for _fi, _line, b in bad)
     if out:
+        simplify_posts(out)
         yield out
 
 
@@ -142,6 +151,8 @@ class Chunk:
     events: list[Event]
     assessed: Assessed | None = None
     """Brand matches and scores, per batch (see ``FeedReader``)."""
+    decided: Decided | None = None
+    """Decisions made ahead, per batch (see ``Pipeline.prepare``)."""
     bodies: dict[str, bytes] | None = None
     """Each event as the store keeps it, by event key (``Store.encoded``)."""
 
@@ -166,6 +177,9 @@ class FeedReader:
         self.chunk = chunk
         self.expected: int | None = None
         """Events to come (lines with a time), once the reader has sorted the lines."""
+        self.cpu_seconds: float | None = None
+        """CPU seconds the forked reader used (read, parse, match, score, encode), once it
+        is done; None in-process (its work is then the caller's)."""
         self._proc: Any = None
         self._conn: Any = None
         started = workers.start(_read_process, self.paths, chunk, assessor, batch,
@@ -186,18 +200,19 @@ class FeedReader:
                 raise RuntimeError("the feed reader process ended early (exit code "
                                    f"{self._proc.exitcode})") from None
             if msg[:1] == _TAG_CHUNK:
-                posts, actions, assessed, bodies = _chunk_decoder.decode(memoryview(msg)[1:])
+                posts, actions, assessed, decided, bodies = _chunk_decoder.decode(
+                    memoryview(msg)[1:])
                 events: list[Event] = posts  # type: ignore[assignment]
                 if actions:
                     events = list(posts)
                     for at, action in actions:
                         events.insert(at, action)
-                yield Chunk(events, assessed, bodies)
+                yield Chunk(events, assessed, decided, bodies)
                 continue
             if msg[:1] == _TAG_SORTED:
                 self._sorted(int(msg[1:]))
                 continue
-            ended = pickle.loads(msg[1:])
+            ended, self.cpu_seconds = pickle.loads(msg[1:])
             if isinstance(ended, BaseException):
                 raise ended
             self.stats.lines, self.stats.events = ended.lines, ended.events
@@ -266,6 +281,7 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         # first chunks unscored had both processes load them, and the replay still
         # waited for the reader while it loaded them later.
         assess = assessor() if assessor is not None else None
+        decide = getattr(assess, "decide", None)
 
         def sorted_(n: int) -> None:
             sender.send(_TAG_SORTED + str(n).encode())
@@ -278,13 +294,19 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
                     posts.append(event)
                 else:
                     actions.append((i, event))
-            assessed = None if assess is None else [
-                assess([e for e in events[j:j + batch] if isinstance(e, Post)])
-                for j in range(0, len(events), batch)]
+            assessed: Assessed | None = None
+            decided: Decided | None = None
+            if assess is not None:
+                batches = [[e for e in events[j:j + batch] if isinstance(e, Post)]
+                           for j in range(0, len(events), batch)]
+                assessed = [assess(b) for b in batches]
+                if decide is not None:  # the replay's process is spared deciding these
+                    decided = [decide(b, a) for b, a in zip(batches, assessed, strict=True)]
             bodies: dict[str, bytes] = {}
             for event in events:  # the first of a key is the one the store may keep
                 bodies.setdefault(event_key(event), encode_event(event))
-            sender.send(_TAG_CHUNK + _encoder.encode((posts, actions, assessed, bodies)))
+            sender.send(_TAG_CHUNK + _encoder.encode((posts, actions, assessed, decided,
+                                                      bodies)))
         ended: object = stats
     except OSError as exc:
         if isinstance(exc, BrokenPipeError | ConnectionResetError):
@@ -293,10 +315,11 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         ended = exc
     except Exception as exc:  # handed to the replay, which raises it
         ended = exc
+    cpu = time.process_time()  # this process's own: a forked child starts at zero
     try:
-        end = pickle.dumps(ended)
+        end = pickle.dumps((ended, cpu))
     except Exception:  # an exception that does not pickle
-        end = pickle.dumps(RuntimeError(f"feed reader: {ended!r}"))
+        end = pickle.dumps((RuntimeError(f"feed reader: {ended!r}"), cpu))
     with contextlib.suppress(OSError):  # the replay is gone: no one to tell
         sender.send(_TAG_END + end)
     sender.close()

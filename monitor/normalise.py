@@ -10,11 +10,13 @@ from __future__ import annotations
 import hashlib
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableSequence
 from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
+import msgspec
+import numpy as np
 import zhconv
 
 from alerts.ack import base_alert_id
@@ -151,6 +153,46 @@ def simplified(text: str) -> str:
     return _to_simplified(text) if len(text) < 400 else zhconv.convert(text, "zh-cn")
 
 
+@lru_cache(maxsize=1)
+def _zh_marks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``may_simplify``: per code point, whether it is a traditional character and
+    whether some phrase rule starts with it; and the rules' first two characters, as
+    ``first << 21 | second``, sorted."""
+    import zhconv.zhconv as zc
+
+    trad, _firsts, _phrases = _zh_changes()
+    table = zc.getdict("zh-cn")
+    is_trad = np.zeros(0x110000, dtype=bool)
+    is_trad[[ord(c) for c in trad]] = True
+    heads = {k[:2] for k, v in table.items() if k != v and len(k) > 1 and trad.isdisjoint(k)}
+    starts = np.zeros(0x110000, dtype=bool)
+    starts[[ord(h[0]) for h in heads]] = True
+    pairs = np.array(sorted(ord(h[0]) << 21 | ord(h[1]) for h in heads), dtype=np.uint64)
+    return is_trad, starts, pairs
+
+
+def may_simplify(texts: list[str]) -> list[int]:
+    """The indexes of ``texts`` that ``simplified`` might change (it leaves the others
+    alone): those holding a traditional character or the first two characters of a phrase
+    rule. One numpy pass over a batch (~0.5 µs a text), where asking ``simplified`` text
+    by text costs ~6.5 µs a text, for the ~1.5 % of posts it converts."""
+    if not texts:
+        return []
+    is_trad, starts, pairs = _zh_marks()
+    # NUL joins them: it is in no rule, and a rule never spans two texts.
+    codes = np.frombuffer("\0".join(texts).encode("utf-32-le"), dtype=np.uint32)
+    hits = np.flatnonzero(is_trad[codes])
+    first = np.flatnonzero(starts[codes[:-1]])
+    if len(first):
+        pair = (codes[first].astype(np.uint64) << np.uint64(21)) | codes[first + 1]
+        at = np.searchsorted(pairs, pair).clip(max=len(pairs) - 1)
+        hits = np.concatenate((hits, first[pairs[at] == pair]))
+    if not len(hits):
+        return []
+    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)) + 1)
+    return np.unique(np.searchsorted(ends, hits, side="right")).tolist()
+
+
 def _tidy(text: str) -> str:
     """One pass of markup, width, control-character and space clean-up."""
     if "&" in text:
@@ -162,21 +204,24 @@ def _tidy(text: str) -> str:
     return _SPACES.sub(" ", text).strip()[:MAX_TEXT]
 
 
-def normalise_text(raw: Any) -> str:
-    """One canonical form of a post's text for matching, scoring and display."""
+def normalise_text(raw: Any, simplify: bool = True) -> str:
+    """One canonical form of a post's text for matching, scoring and display.
+
+    ``simplify`` False: all but the last step, ``simplified`` (for a non-ASCII text),
+    which the caller does, for a batch (``simplify_posts``)."""
     if raw is None:
         return ""
     if not isinstance(raw, str):
         raise BadInput(f"text must be a string, not {type(raw).__name__}")
     text = raw[:MAX_TEXT * 2]
     if len(text) <= MAX_TEXT and _UNTIDY.search(text) is None:
-        return simplified(text) if not text.isascii() else text
+        return simplified(text) if simplify and not text.isascii() else text
     # Until a pass changes nothing, so that normalising is idempotent: one pass leaves
     # "&amp;amp;" as "&amp;", and a cut at MAX_TEXT can end in a space. It ends: a pass
     # that changes the text shortens it or folds width or tabs, which never come back.
     while (tidy := _tidy(text)) != text:
         text = tidy
-    if not text.isascii():
+    if simplify and not text.isascii():
         text = simplified(text)
     return text
 
@@ -228,8 +273,11 @@ def _author(user: Any) -> Author:
     )
 
 
-def to_event(obj: Any, source: str = "") -> Event:
-    """Turn one feed object (status, comment or action) into a typed record."""
+def to_event(obj: Any, source: str = "", simplify: bool = True) -> Event:
+    """Turn one feed object (status, comment or action) into a typed record.
+
+    ``simplify`` False: a post's text is not yet converted to simplified characters; the
+    caller passes the batch to ``simplify_posts``."""
     if not isinstance(obj, dict):
         raise BadInput(f"expected a JSON object, got {type(obj).__name__}")
     if "action" in obj:
@@ -246,7 +294,7 @@ def to_event(obj: Any, source: str = "") -> Event:
         id=post_id,
         kind=kind,
         created_at=created,
-        text=normalise_text(obj.get("text")),
+        text=normalise_text(obj.get("text"), simplify),
         author=_author(obj.get("user")),
         reposts_count=_count(obj.get("reposts_count")),
         comments_count=_count(obj.get("comments_count")),
@@ -256,6 +304,18 @@ def to_event(obj: Any, source: str = "") -> Event:
         reply_to_id=_ref(obj, "reply_comment") if kind is PostKind.COMMENT else None,
         source=source,
     )
+
+
+def simplify_posts(events: MutableSequence[Event] | MutableSequence[Post]) -> None:
+    """Finish, in place, what ``to_event(..., simplify=False)`` left out: each post's text
+    in simplified characters, exactly as ``to_event`` gives it, for a batch at once
+    (``may_simplify``). Anything that is not a ``Post`` is left as it is."""
+    posts = [(i, e) for i, e in enumerate(events) if type(e) is Post and not e.text.isascii()]
+    for k in may_simplify([post.text for _, post in posts]):
+        i, post = posts[k]
+        text = simplified(post.text)
+        if text != post.text:
+            events[i] = msgspec.structs.replace(post, text=text)
 
 
 def parse_action(obj: Mapping[str, Any], source: str, *, now: float | None = None,

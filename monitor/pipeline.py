@@ -29,7 +29,7 @@ from monitor.telemetry import enter_event, event_brand, leave_event
 from rules.argument import ArgumentGuard
 from rules.crisis import BrandActivity, Incident
 from rules.engine import EscalationEngine, SnapshotError
-from rules.matching import BrandMatcher
+from rules.matching import BrandMatch, BrandMatcher
 from rules.policy import CrisisConfig
 from rules.records import Action, Alert, Event, Mention, Post, Score, format_instant
 from rules.scoring import (
@@ -76,7 +76,8 @@ def cutoff(event: StoredEvent, now: float) -> float:
     return now if created is None else min(now, created)
 
 
-__all__ = ["Pipeline", "PipelineStats", "cutoff", "incident_record", "own_words"]
+__all__ = ["Pipeline", "PipelineStats", "cutoff", "early_decisions", "incident_record",
+           "mention_decision", "official_decision", "own_words"]
 
 
 class _JsonCache(dict[tuple[str, ...], str]):
@@ -131,6 +132,8 @@ class Pipeline:
         store.on_flush.append(self._flush_projections)
         # Brand matches and scores worked out ahead by ``prepare``, by post id.
         self._matched: dict[str, Assessment | None] = {}
+        # Decisions the replay's feed reader made ahead, encoded, by post id (``prepare``).
+        self._decided: dict[str, bytes] | None = None
         # The JSON of each reasons tuple, for the mention rows: the engine shares one copy
         # of each distinct tuple, and there are few of them.
         self._reasons_json = _JsonCache()
@@ -161,7 +164,8 @@ class Pipeline:
         self._scorer = scorer
 
     def prepare(self, events: Sequence[StoredEvent],
-                assessed: Mapping[str, Assessment] | None = None) -> None:
+                assessed: Mapping[str, Assessment] | None = None,
+                decided: dict[str, bytes] | None = None) -> None:
         """Match and score the posts among ``events`` ahead of handling them, as one batch.
 
         Optional: ``handle`` works without it. Sentiment scoring costs ~30 µs a text in a
@@ -170,7 +174,9 @@ class Pipeline:
         of the post (``assess_posts``), so the outcome is exactly that of handling the
         events one by one. ``assessed``: that work done already (by the replay's feed
         reader, in its own process) for these posts, or more; a post not in it names no
-        brand.
+        brand. ``decided``: what that reader could decide of these posts ahead, encoded
+        (``early_decisions``), by post id; it takes precedence over ``assessed``, and a
+        post not in it was written by no official account.
         """
         self.store.expect(events)  # one dedupe query for the lot, not one per event
         posts = [e for e in events if isinstance(e, Post)]
@@ -178,6 +184,7 @@ class Pipeline:
             assessed = assess_posts(posts, self.matcher, self.scorer,
                                     _KnownStories(self.engine))
         self._matched = {post.id: assessed.get(post.id) for post in posts}
+        self._decided = decided
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: Event, now: float) -> list[Alert]:
@@ -388,9 +395,24 @@ class Pipeline:
         accounts wrote it (with the arguing moves of a reply), and, for a post about no
         brand that reposts or comments a known story, the score of its own words: decided
         once, when first seen, then stored with the post."""
-        official = tuple(
-            (brand, self.argument.check(post.text, self._tone) if post.targets else ())
-            for brand in self.matcher.official_brands(post.author.id))
+        return self._decide(post)[0]
+
+    def _decide(self, post: Post) -> tuple[Decision, bytes | None]:
+        """``decide``, and the decision encoded when the feed reader encoded it
+        (``prepare``'s ``decided``: a post naming a brand), else None."""
+        ahead = self._decided
+        early = None if ahead is None else ahead.pop(post.id, None)
+        if early is not None:
+            known = decisions.decode(early) or NOTHING  # (never None: bytes were given)
+            if known.mentions:  # complete: what follows would decide the same
+                self._matched.pop(post.id, None)
+                event_brand(",".join(m.brand for m in known.mentions))
+                return known, early
+            official = known.official  # its story part is this process's to decide
+        elif ahead is not None:
+            official = ()  # the reader decided every official account's post ahead
+        else:
+            official = official_decision(post, self.matcher, self.argument, self._tone)
         ready = self._matched.pop(post.id, _UNPREPARED)
         if ready is _UNPREPARED:  # as ``assess_posts`` would, one post
             ready = None
@@ -402,21 +424,18 @@ class Pipeline:
             if self.engine.story_root(post) is not None:
                 story = self._story_score(post, ready)
             if official or story is not None:
-                return Decision(official=official, story=story)
-            return NOTHING
+                return Decision(official=official, story=story), None
+            return NOTHING, None
         event_brand(",".join(m.brand for m in matches))  # log lines from here name it
         score = ready[1] if ready is not None else self.scorer.score(post)
-        pure = is_pure_repost(post) or (post.reposts_id is not None
-                                        and own_words(post.text) in ("", "转发微博"))
-        return Decision(tuple(BrandDecision(m.brand, m.keywords, score, not pure)
-                              for m in matches), official)
+        return mention_decision(post, matches, score, official), None
 
     def _post(self, post: Post, now: float, decided: Decision | None = None) -> list[Alert]:
         self.stats.posts += 1
         if decided is None:
-            decided = self.decide(post)
+            decided, body = self._decide(post)
             if decided is not NOTHING:
-                self.store.decide(post.id, decisions.encode(decided))
+                self.store.decide(post.id, body or decisions.encode(decided))
         out: list[Alert] = []
         for brand, terms in decided.official:
             self.stats.official += 1
@@ -482,6 +501,48 @@ class Pipeline:
             for inc in (engine.incidents[i] for i in engine.dirty_incidents)])
         engine.dirty_mentions.clear()
         engine.dirty_incidents.clear()
+
+
+def official_decision(post: Post, matcher: BrandMatcher, argument: ArgumentGuard,
+                      tone: Callable[[str], float]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The brands whose official account wrote ``post``, each with the arguing phrases of
+    a reply (``Decision.official``; ``tone``: P(negative) of a text)."""
+    return tuple((brand, argument.check(post.text, tone) if post.targets else ())
+                 for brand in matcher.official_brands(post.author.id))
+
+
+def mention_decision(post: Post, matches: Sequence[BrandMatch], score: Score,
+                     official: tuple[tuple[str, tuple[str, ...]], ...]) -> Decision:
+    """The decision about a post that names a brand: a mention of each, needing a reply
+    unless it is a pure repost."""
+    pure = is_pure_repost(post) or (post.reposts_id is not None
+                                    and own_words(post.text) in ("", "转发微博"))
+    return Decision(tuple(BrandDecision(m.brand, m.keywords, score, not pure)
+                          for m in matches), official)
+
+
+def early_decisions(posts: Sequence[Post], assessed: Mapping[str, Assessment],
+                    matcher: BrandMatcher,
+                    official: Callable[[Post], tuple[tuple[str, tuple[str, ...]], ...]]
+                    ) -> dict[str, bytes]:
+    """What can be decided about ``posts`` without the engine, encoded, by post id (the
+    first post of an id counts, as in ``assess_posts``): a post naming a brand
+    (``assessed``), wholly; a post by an official account, its official part
+    (``official``: ``official_decision`` of a post; whether the post is in a story is the
+    engine's to say). For the replay's feed reader, which does this in its own process
+    (``Pipeline.prepare``'s ``decided``)."""
+    out: dict[str, bytes] = {}
+    official_brands = matcher.official_brands
+    for post in posts:
+        if post.id in out:
+            continue
+        ready = assessed.get(post.id)
+        if ready is not None and ready[0]:
+            out[post.id] = decisions.encode(mention_decision(post, ready[0], ready[1],
+                                                             official(post)))
+        elif official_brands(post.author.id):
+            out[post.id] = decisions.encode(Decision(official=official(post)))
+    return out
 
 
 def incident_record(inc: Incident, config: Config,

@@ -84,6 +84,7 @@ class ReplayResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Wall seconds per stage (read, pipeline, outputs, report), for benchmarks. ``read``
     is the time the replay waited for the feed reader (and decoded its chunks); with a
+    forked reader, ``reader_cpu`` is the CPU seconds that process used; with a
     report process, ``report`` is only what the replay spends on it beyond the output
     files: handing the records over and waiting for it to finish."""
 
@@ -231,7 +232,7 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             break
         if stopped:
             continue  # past ``until``: read on only for the feed's counts
-        chunk, assessed = read.events, read.assessed
+        chunk, assessed, decided = read.events, read.assessed, read.decided
         if read.bodies is not None:
             store.encoded(read.bodies)
         if clock is None:
@@ -254,7 +255,8 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
                 next_digest = make_digests(event.created_at)
             if j % PREPARE_EVERY == 0:  # match and score the next events in one batch
                 pipeline.prepare(chunk[j:j + PREPARE_EVERY],
-                                 None if assessed is None else assessed[j // PREPARE_EVERY])
+                                 None if assessed is None else assessed[j // PREPARE_EVERY],
+                                 None if decided is None else decided[j // PREPARE_EVERY])
             if speed is not None or paging is not None:
                 # Deadlines and outbox timers between two lines fire one by one, in time
                 # order (paced in real time with ``--speed N``). Without an outbox, at full
@@ -290,6 +292,8 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
     result.seconds = time.perf_counter() - started
     result.stage_seconds["read"] = waited
     result.stage_seconds["pipeline"] = result.seconds - waited
+    if reader.cpu_seconds is not None:
+        result.stage_seconds["reader_cpu"] = reader.cpu_seconds
     write_outputs(config, pipeline, result, reporter, render=reporter is not None)
     write_digests(config, result)
     write_deliveries(result)

@@ -79,6 +79,79 @@ def fold_simplified(text: str, max_chars: int = MAX_SCORING_CHARS) -> str:
     return text.lower()
 
 
+@lru_cache(maxsize=1)
+def _nfkc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For ``scoring_forms``: per BMP code point, its NFKC when that is one code point (else
+    itself), and whether a text holding it needs ``normalise_for_scoring`` itself (a
+    control character, or an NFKC of several code points); per code point, whether it is
+    a traditional character (``to_simplified`` converts a text holding one). ~0.05 s."""
+    nfkc = np.arange(0x10000, dtype=np.uint32)
+    slow = np.zeros(0x10000, dtype=bool)
+    slow[0xD800:0xE000] = True  # surrogates (no text holds one that encodes)
+    chars = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000 and cp != ord(SEP)]
+    # Every character's NFKC in one call (a tenth of the time of 63,488 calls): SEP, a
+    # control character, neither reorders nor composes with its neighbours.
+    forms = unicodedata.normalize("NFKC", SEP.join(chars)).split(SEP)
+    if len(forms) != len(chars):
+        raise RuntimeError("NFKC table: the separator did not keep the characters apart")
+    for c, f in zip(chars, forms, strict=True):
+        if f != c:
+            if len(f) == 1:
+                nfkc[ord(c)] = ord(f)
+            else:
+                slow[ord(c)] = True
+    slow[ord(SEP)] = True  # a control character
+    for m in _CONTROL_RE.finditer("".join(chars)):
+        slow[[ord(c) for c in m.group()]] = True
+    trad, _ = _zh_cn_table()
+    is_trad = np.zeros(0x110000, dtype=bool)
+    is_trad[[ord(c) for c in trad]] = True
+    return nfkc, slow, is_trad
+
+
+def scoring_forms(texts: Sequence[str], max_chars: int = MAX_SCORING_CHARS) -> list[str]:
+    """``normalise_for_scoring(text, max_chars).lower()`` of each text, exactly, for a batch.
+
+    Text by text, NFKC costs ~5.5 µs a post (``unicodedata`` works character by
+    character) and the traditional-character test ~2.5 µs. Here one numpy pass over the
+    batch maps each character to its own NFKC and finds the texts holding a control
+    character, a character whose NFKC is several, or (after NFKC) a traditional one; those
+    few take ``normalise_for_scoring``. The rest need only a check and lower case: a
+    character's NFKC is compatibility-equivalent to it, so the mapped text has the same
+    NFKD as the text, and if it is NFKC-normalised (``is_normalized``: a combining mark
+    or a Hangul jamo can make it not) it is the text's NFKC.
+    """
+    capped = [t[:max_chars] if t else "" for t in texts]
+    try:
+        codes = np.frombuffer("".join(capped).encode("utf-32-le"), dtype=np.uint32)
+    except UnicodeEncodeError:  # a lone surrogate: text by text, as ever
+        return [normalise_for_scoring(t, max_chars).lower() for t in capped]
+    nfkc, slow_bmp, is_trad = _nfkc_tables()
+    bmp = codes < 0x10000
+    if bmp.all():
+        mapped = nfkc[codes]
+        slow = slow_bmp[codes]
+    else:
+        mapped = codes.copy()
+        mapped[bmp] = nfkc[codes[bmp]]
+        slow = np.zeros(len(codes), dtype=bool)
+        slow[bmp] = slow_bmp[codes[bmp]]
+    slow |= is_trad[mapped]
+    ends = np.cumsum(np.fromiter(map(len, capped), dtype=np.int64, count=len(capped)))
+    slow_texts = set(np.searchsorted(ends, np.flatnonzero(slow), side="right").tolist())
+    joined = mapped.tobytes().decode("utf-32-le")
+    is_normalized = unicodedata.is_normalized
+    out: list[str] = []
+    start = 0
+    for i, end in enumerate(ends.tolist()):
+        form = joined[start:end]
+        if i in slow_texts or not is_normalized("NFKC", form):
+            form = normalise_for_scoring(capped[i], max_chars)
+        out.append(form.lower())
+        start = end
+    return out
+
+
 SEP = "\x1e"
 """Separator of texts in one joined batch string: a control character, so it never survives
 scoring normalisation inside a text (a text's own SEP folds to a space, as any control does)."""

@@ -68,7 +68,7 @@ class Segmenter:
     """rjieba segmenter with its own dictionary (so added words do not leak to other users)."""
 
     def __init__(self) -> None:
-        self._jieba = rjieba.Jieba()
+        self._jieba = _fresh_jieba()
         self._lock = threading.Lock()
         self._added: set[str] = set()
 
@@ -125,6 +125,25 @@ class Segmenter:
                 counts.append(end - start)
             start = end + 1
         return out, counts
+
+
+_spare_taken = False
+_SPARE_LOCK = threading.Lock()
+
+
+def _fresh_jieba() -> rjieba.Jieba:
+    """A ``rjieba.Jieba()`` no one else has used. Importing rjieba builds one (its module
+    functions' ``_DEFAULT_JIEBA``, ~0.09 s for the dictionary) that nothing in crisismon
+    calls: the first segmenter takes that one instead of building a second (the replay's
+    feed reader builds exactly one); any later one builds its own."""
+    global _spare_taken
+    with _SPARE_LOCK:
+        if not _spare_taken:
+            _spare_taken = True
+            spare = getattr(rjieba, "_DEFAULT_JIEBA", None)
+            if isinstance(spare, rjieba.Jieba):
+                return spare
+    return rjieba.Jieba()
 
 
 _DEFAULT: Segmenter | None = None

@@ -117,3 +117,39 @@ def test_closing_early_ends_the_reader(tmp_path: Path) -> None:
     assert len(first.events) == 256
     reader.close()  # the reader is blocked on a full pipe: it must end all the same
     assert not multiprocessing.active_children()
+
+
+def test_decisions_made_ahead_are_those_the_pipeline_makes(tmp_path: Path) -> None:
+    """The reader decides ahead what needs no engine (a post naming a brand, wholly; an
+    official account's post, its official part): handled with those, the pipeline stores
+    the same decisions, events and alerts as one that decides everything itself."""
+    from monitor.app import build_pipeline
+    from monitor.store import Store
+
+    config = load_config(ROOT / "tests" / "golden" / "argument" / "config.toml")
+    events = read_feeds([ROOT / "tests" / "golden" / "argument" / "feed.jsonl",
+                         SAMPLE], FeedStats())
+    runs = []
+    for ahead in (False, True):
+        work = default_assessor(config)  # its own story roots, from the start
+        store = Store(tmp_path / f"{ahead}.db", exclusive=True, durable=False)
+        pipeline = build_pipeline(config, store)
+        alerts = []
+        early = 0
+        with store.transaction():
+            for j in range(0, len(events), 8):
+                batch = events[j:j + 8]
+                posts = [e for e in batch if isinstance(e, Post)]
+                assessed = work(posts)
+                decided = work.decide(posts, assessed) if ahead else None
+                early += len(decided or {})
+                pipeline.prepare(batch, assessed, decided)
+                for e in batch:
+                    alerts += [a.id for a in pipeline.handle(e, e.created_at)]
+        rows = [(event, decision) for _seq, _at, event, decision in store.events_since(0)]
+        runs.append((rows, alerts))
+        store.close()
+        if ahead:
+            assert early > 20  # mentions and official replies were decided ahead
+    assert runs[0] == runs[1]
+    assert any(decision for _event, decision in runs[0][0])

@@ -75,3 +75,18 @@ def test_many_brands_with_hundreds_of_keywords_each() -> None:
     assert [x.brand for x in m.match("我买的品牌7型号123坏了，品牌19型号0也是")] == \
         ["品牌7", "品牌19"]
     assert m.match("没有任何品牌") == []
+
+
+def test_candidates_hold_every_text_that_matches(matcher: BrandMatcher) -> None:
+    """``candidates`` (one pass over a batch) never leaves out a text ``match`` finds a
+    brand in: case, a final sigma next to a neighbour, a length-changing lower case (İ), a
+    NUL inside a text, terms at the very start and end of texts."""
+    sigma = BrandMatcher([BrandConfig(name="ΟΔΟΣ", keywords=("οδος", "οδοσ"))])
+    texts = ["ΟΔΟΣ", "x ΟΔΟΣ", "ΟΔΟΣ!", "美的", "@美的 空调", "美的风景", "快书包", "a快书包",
+             "KUAI", "nothing here", "", "快书", "包"]
+    for m in (matcher, sigma):
+        found = m.candidates(texts)
+        assert {i for i, t in enumerate(texts) if m.match(t)} <= found
+        assert 9 not in found and 10 not in found  # no term: left out
+    for odd in (["İ快书包", "快书包"], ["a\0快书包", "b"]):  # whole batch, the safe answer
+        assert matcher.candidates(odd) == {0, 1}

@@ -1,4 +1,5 @@
-"""``simplified`` skips zhconv only where zhconv would change nothing."""
+"""``simplified`` skips zhconv only where zhconv would change nothing, and so does its
+batch form (``may_simplify``, ``simplify_posts``)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import zhconv.zhconv as zc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.normalise import simplified
+from monitor.normalise import may_simplify, simplified, simplify_posts
+from rules.records import Author, Post, PostKind
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "sentiment"
 
@@ -54,3 +56,27 @@ _ALPHABET = sorted({c for k in _PHRASES for c in k} | set(_TRAD[:200]) | set("�
 @given(st.text(alphabet=_ALPHABET, max_size=40))
 def test_any_text_of_rule_characters_converts_as_zhconv_does(text: str) -> None:
     assert simplified(text) == zhconv.convert(text, "zh-cn")
+
+
+def _posts(texts: list[str]) -> list[Post]:
+    return [Post(id=str(i), kind=PostKind.STATUS, created_at=0.0, text=t,
+                 author=Author(id="1")) for i, t in enumerate(texts)]
+
+
+def test_batch_simplification_flags_every_text_a_rule_changes() -> None:
+    # Each rule alone, inside other words, and at a text's start and end next to its
+    # neighbours in the batch (so a rule never looks split across two texts).
+    texts = [t for key in _PHRASES + _TRAD for t in (key, f"今天{key}了", f"{key}，好")]
+    flagged = set(may_simplify(texts))
+    missed = [t for i, t in enumerate(texts) if i not in flagged and simplified(t) != t]
+    assert not missed
+    assert may_simplify(["这个产品很好", "ascii only", ""]) == []  # nothing to convert
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.text(alphabet=_ALPHABET, max_size=30), max_size=8))
+def test_simplify_posts_gives_what_to_event_gives(texts: list[str]) -> None:
+    events = _posts(texts)
+    simplify_posts(events)
+    assert [e.text for e in events] == [simplified(t) if not t.isascii() else t
+                                        for t in texts]

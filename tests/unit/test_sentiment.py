@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rules.textnorm import normalise_for_scoring
+from rules.textnorm import normalise_for_scoring, scoring_forms
 from rules.tokenize import Segmenter
 from rules.train_sentiment import main as train_main
 from rules.train_sentiment import read_jsonl
@@ -262,3 +262,27 @@ def test_scorer_polarity_agrees_with_negative() -> None:
     # A bare P(positive), as a two-class model or an older caller gives it.
     legacy = scorer.score_text("文本", 0.2)
     assert legacy.negative and legacy.polarity == "negative" and legacy.p_negative == 0.8
+
+
+def test_scoring_forms_equal_the_text_by_text_normalisation() -> None:
+    """The batch form reads every text exactly as ``normalise_for_scoring(t).lower()``:
+    full-width forms, controls, traditional characters (also one that NFKC makes),
+    several-character NFKC (… ㈱), combining marks and jamo that compose, astral letters,
+    a lone surrogate, the length cap, and neighbours in the batch that must not mix."""
+    texts = ["ＡＢＣ１２３！", "a\x00b\u200bc", "這個產品質量太差了", "啊" * 3000, "", "…㈱™",
+             "e\u0301 and ｅ\u0301", "\u1100\u1161\u11a8", "𝐀𝐁 😀 ΣΑΣ İ", "\ud800 lone",
+             "\uf900豈", "你好，世界！", "[怒]快书包太差了！！", "\x1e between"]
+    forms = scoring_forms(texts)
+    assert forms == [normalise_for_scoring(t).lower() for t in texts]
+    assert scoring_forms(texts[2:5]) == forms[2:5]  # the same text alone or in a batch
+    assert scoring_forms([]) == []
+
+
+def test_scoring_forms_of_any_text() -> None:
+    import random
+
+    rnd = random.Random(7)
+    pool = ([chr(c) for c in range(0x20, 0x3100)] + [chr(c) for c in range(0xF900, 0x10000)]
+            + ["\U0001d400", "\U0001f600", "\u1100", "\u1161", "\u11a8", "\x00", "\u0301"])
+    texts = ["".join(rnd.choice(pool) for _ in range(rnd.randint(0, 16))) for _ in range(3000)]
+    assert scoring_forms(texts) == [normalise_for_scoring(t).lower() for t in texts]
