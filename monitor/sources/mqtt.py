@@ -41,8 +41,14 @@ from rules.records import Event
 log = structlog.get_logger(__name__)
 
 BATCH_MAX = 1000
-"""Messages per batch at most; also the broker's in-flight window for us (Receive
-Maximum), so a batch is never waiting for a message the broker holds back."""
+"""Messages per batch at most."""
+WINDOW_BATCHES = 4
+"""The broker's in-flight window for us (Receive Maximum), in batches. A batch is
+acknowledged only once stored, so with a window of one batch the broker sent nothing
+while a batch was being handled: stop and wait, the next batch arriving only after the
+PUBACKs, and a firehose backed up in the broker whenever a batch took a little longer.
+With room for more, the next batches are already in the client's queue when one is
+done. Nothing is acknowledged earlier: a crash still makes the broker send them again."""
 BACKOFF_BASE = 1.0
 LINGER = 0.005
 """Seconds a batch waits for more messages: ~nothing next to a 3-minute reply SLA."""
@@ -71,6 +77,12 @@ class MqttSource:
         """Set while connected and subscribed (tests wait for it before publishing)."""
         self.health = FailureLog(log, "source failing", "source recovered", source=name)
         self.messages = 0
+        self._queue: asyncio.Queue[aiomqtt.Message] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Messages received from the broker, not yet taken into a batch."""
+        return 0 if self._queue is None else self._queue.qsize()
 
     @property
     def failures(self) -> int:
@@ -103,7 +115,7 @@ class MqttSource:
         cfg = self.config
         props = Properties(PacketTypes.CONNECT)
         props.SessionExpiryInterval = int(cfg.session_expiry)
-        props.ReceiveMaximum = self.batch_max
+        props.ReceiveMaximum = min(self.batch_max * WINDOW_BATCHES, 65535)
         client = aiomqtt.Client(
             cfg.host, cfg.port, identifier=cfg.client_id,
             username=cfg.username or None, password=self.password or None,
@@ -126,6 +138,7 @@ class MqttSource:
             self.subscribed.set()
             messages = client.messages
             queue: asyncio.Queue[aiomqtt.Message] = client._queue
+            self._queue = queue
             async for first in messages:
                 batch = await self._gather(first, queue)
                 await self._handle(sink, batch)

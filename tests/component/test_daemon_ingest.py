@@ -71,3 +71,27 @@ async def test_deadlines_a_late_batch_leaves_behind_fire_in_its_own_commit(
     assert [a.type for a in store.alerts()] == [AlertType.MENTION_NEW, AlertType.REPLY_WARNING]
     assert commits == [1]  # events, their alerts and the late warning: one transaction
     assert daemon.pipeline.engine.next_due() == T0 + 300  # the breach is still ahead
+
+
+async def test_the_young_collection_threshold_is_raised_while_running_only(
+        tmp_path: Path) -> None:
+    """``GC_YOUNG`` while the daemon runs (its posts' garbage is freed by reference
+    counting, so Python's 700 ran the collector ~22 times a second for nothing), and the
+    process's own thresholds again once it stops (the tests run many daemons)."""
+    import asyncio
+    import gc
+
+    from monitor.daemon import GC_YOUNG
+
+    before = gc.get_threshold()
+    store = Store(tmp_path / "s.db")
+    daemon = make_daemon(store, T0 + 5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(daemon.run([], stop))
+    while not daemon.started:  # noqa: ASYNC110 - ``started`` is a flag, not an event
+        await asyncio.sleep(0.01)
+    assert gc.get_threshold() == (max(GC_YOUNG, before[0]), *before[1:])
+    stop.set()
+    await task
+    assert gc.get_threshold() == before
+    store.close()

@@ -20,6 +20,7 @@ from monitor.sources.base import Batch
 from monitor.sources.edge import Rejection
 from monitor.sources.mqtt import MqttSource
 from monitor.store import Store
+from tests.fixtures.live import until
 
 TIMEOUT = 10.0
 
@@ -164,6 +165,42 @@ async def test_a_crash_before_storing_gets_the_message_again(
                                   SimClock()), sink):
         await sink.wait_for(1)
     assert sink.received == Counter({str(6_000_000_000_000_001): 1})
+
+
+class HeldSink(StoreSink):
+    """Holds its first batch until ``release`` is set (a slow store transaction)."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self.holding = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def ingest(self, batch: Batch) -> None:
+        if not self.holding.is_set():
+            self.holding.set()
+            await self.release.wait()
+        await super().ingest(batch)
+
+
+async def test_the_broker_sends_the_next_batches_while_one_is_being_stored(
+        mqtt_broker: tuple[str, int], topic: str, tmp_path: Path) -> None:
+    # A batch is acknowledged only once stored. With an in-flight window of one batch the
+    # broker sent nothing while a batch was handled (stop and wait): at 5,000 posts/s the
+    # posts backed up in the broker. The window is several batches.
+    sink = HeldSink(Store(tmp_path / "s.db"))
+    source = MqttSource("mqtt:test", config(mqtt_broker, topic, uuid.uuid4().hex),
+                        SimClock(), batch_max=10)
+    async with running(source, sink):
+        await publish(mqtt_broker, topic, [json.dumps(post(1)).encode()])
+        async with asyncio.timeout(TIMEOUT):
+            await sink.holding.wait()  # the first batch is in the sink, not yet stored
+        await publish(mqtt_broker, topic, [json.dumps(post(n)).encode() for n in range(2, 32)])
+        # All of them here, none acknowledged yet (polled: the broker tells no event).
+        await until(lambda: source.waiting >= 30, TIMEOUT, "the broker sends past one batch")
+        assert sink.store.count_events() == 0
+        sink.release.set()
+        await sink.wait_for(31)
+    assert sink.store.count_events() == 31 and max(sink.received.values()) == 1
 
 
 async def test_a_shared_subscription_splits_the_feed(
