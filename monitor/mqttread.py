@@ -267,7 +267,7 @@ def coalesce_writes(client: aiomqtt.Client) -> None:
             except BlockingIOError:
                 return MQTTErrorCode.MQTT_ERR_AGAIN
             except OSError as err:
-                paho._easy_log(MQTT_LOG_ERR, "failed to receive on socket: %s", err)
+                paho._easy_log(MQTT_LOG_ERR, "failed to send on socket: %s", err)
                 return MQTTErrorCode.MQTT_ERR_CONN_LOST
             if written <= 0:
                 break
