@@ -172,8 +172,37 @@ WAL_KEEP_BYTES = 64 * 1024 * 1024
 """What the write-ahead log file is cut back to when it starts again (``journal_size_limit``)."""
 
 
-@dataclass(frozen=True, slots=True)
+def _pragmas(durable: bool) -> list[str]:
+    """A store connection's settings, in order (``durable``: see ``Store.__init__``)."""
+    pragmas = []
+    if not durable:
+        # A bulk load of mostly blobs and text (~500 bytes a row): larger pages and a
+        # cache that holds a whole transaction's pages wrote the 100,000-post day's
+        # rows in 0.44 s instead of 0.52 s. ``page_size`` only takes on a new file,
+        # which a non-durable store is (the replay deletes it first).
+        pragmas += ["PRAGMA page_size=16384", "PRAGMA cache_size=-65536"]
+    return [
+        *pragmas,
+        # Not durable (the replay's own database): no write-ahead log either, whose pages
+        # are written twice (log, then checkpoint); the rollback journal is kept in
+        # memory. Its commits took ~0.8 s instead of ~1.1 s for a 100,000-post day.
+        "PRAGMA journal_mode=WAL" if durable else "PRAGMA journal_mode=MEMORY",
+        # NORMAL is durable across a process crash (kill -9) in WAL mode; only a power
+        # loss can drop the last transactions, which the pollers then fetch again.
+        "PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF",
+        # Debian's SQLite (and others) build with SECURE_DELETE: every page a delete
+        # freed was zeroed and written to the log, so the retention's deletes wrote ~150
+        # MB of log a second (a 300k-post pass: GBs) that the checkpoints then copied
+        # back. FAST zeroes deleted content only where that costs no extra page write
+        # (b-tree pages yes, freed pages no: reused by new rows, or given back by VACUUM).
+        "PRAGMA secure_delete=FAST",
+        # The log is cut back to this size whenever it starts again (``finish_checkpoint``).
+        f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}",
+        "PRAGMA busy_timeout=5000",
+    ]
 
+
+@dataclass(frozen=True, slots=True)
 class CountsSeen:
     """A known post seen again with new counters (its repost growth is spread)."""
 
@@ -329,31 +358,11 @@ class Store:
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        if not durable:
-            # A bulk load of mostly blobs and text (~500 bytes a row): larger pages and a
-            # cache that holds a whole transaction's pages wrote the 100,000-post day's
-            # rows in 0.44 s instead of 0.52 s. ``page_size`` only takes on a new file,
-            # which a non-durable store is (the replay deletes it first).
-            self.db.execute("PRAGMA page_size=16384")
-            self.db.execute("PRAGMA cache_size=-65536")
-        # Not durable (the replay's own database): no write-ahead log either, whose pages
-        # are written twice (log, then checkpoint); the rollback journal is kept in memory.
-        # Its commits took ~0.8 s instead of ~1.1 s for a 100,000-post day.
-        self.db.execute("PRAGMA journal_mode=WAL" if durable else "PRAGMA journal_mode=MEMORY")
-        # NORMAL is durable across a process crash (kill -9) in WAL mode; only a power
-        # loss can drop the last transactions, which the pollers then fetch again.
-        self.db.execute("PRAGMA synchronous=NORMAL" if durable else "PRAGMA synchronous=OFF")
-        # Debian's SQLite (and others) build with SECURE_DELETE: every page a delete frees
-        # was zeroed and written to the log, so the retention's deletes wrote ~150 MB of
-        # log a second (a 300k-post pass: GBs) that the checkpoints then copied back.
-        # FAST zeroes deleted content only where that costs no extra page write (b-tree
-        # pages yes, freed pages no: reused by new rows, or given back by ``VACUUM``).
-        self.db.execute("PRAGMA secure_delete=FAST")
-        # The log is cut back to this size whenever it starts again (``finish_checkpoint``).
-        self.db.execute(f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}")
-        self.db.execute("PRAGMA busy_timeout=5000")
+        pragmas = _pragmas(durable)
+        for pragma in pragmas:
+            self.db.execute(pragma)
         if write_behind and not durable and self.path != ":memory:":
-            self._write_behind()
+            self._write_behind(pragmas)
         migrate = _migrate_deliveries(self.db)
         _migrate_events(self.db)
         self.db.executescript(SCHEMA)
@@ -377,24 +386,18 @@ class Store:
         rollback may drop some; it is never trimmed), so an id outside it is not stored
         and needs no query. None: not tracked (shared database, or grown too large)."""
 
-    _BEHIND_PRAGMAS = ("PRAGMA page_size=16384", "PRAGMA cache_size=-65536",
-                       "PRAGMA journal_mode=MEMORY",
-                       "PRAGMA synchronous=OFF", f"PRAGMA journal_size_limit={WAL_KEEP_BYTES}",
-                       "PRAGMA busy_timeout=5000")
-    """A non-durable store's settings (see ``__init__``): the writer's connection makes
-    the file, so ``page_size`` is its to set."""
-
-    def _write_behind(self) -> None:
-        """Hand the connection to a writer process (closed here first: a connection must
-        not cross a fork); keep it here if none can be started."""
+    def _write_behind(self, pragmas: Sequence[str]) -> None:
+        """Hand the connection to a writer process, with the same ``pragmas`` (closed
+        here first: a connection must not cross a fork; the writer's connection makes the
+        file, so ``page_size`` is its to set); keep it here if none can be started."""
         from monitor.store.behind import WriteBehind
 
         self.db.close()
         try:
-            self.db = WriteBehind(self.path, self._BEHIND_PRAGMAS)  # type: ignore[assignment]
+            self.db = WriteBehind(self.path, pragmas)  # type: ignore[assignment]
         except OSError:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            for pragma in self._BEHIND_PRAGMAS:
+            for pragma in pragmas:
                 self.db.execute(pragma)
 
     def abandon(self) -> None:
