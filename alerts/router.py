@@ -42,16 +42,12 @@ class Router:
 
     def route(self, alert: Alert) -> Alert:
         """The alert, addressed."""
-        return self.plan(alert, ())[0]
-
-    def plan(self, alert: Alert, channels: Sequence[str]) -> tuple[Alert, tuple[str, ...]]:
-        """The alert addressed, and which of ``channels`` (all the daemon has) it goes to."""
-        people, chosen = self.resolve(alert, channels)
-        return alert.with_recipients(people), chosen
+        return alert.with_recipients(self.resolve(alert, ())[0])
 
     def resolve(self, alert: Alert, channels: Sequence[str]
                 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """``plan`` without addressing the alert: its recipients, and its channels."""
+        """Who ``alert`` is for (its recipients), and which of ``channels`` (all the
+        daemon has) it goes to."""
         key = (alert.brand, alert.type, alert.severity, alert.level)
         try:
             route = self._matched[key]

@@ -39,12 +39,12 @@ def alert(type_: str = "mention.new", severity: str = "P3", level: int = 0,
 ])
 def test_first_matching_route_picks_the_channels(a: Alert, channels: tuple[str, ...]) -> None:
     router = Router(LadderConfig(), ROUTES, None, ROUTABLE)
-    assert router.plan(a, ALL)[1] == channels
+    assert router.resolve(a, ALL)[1] == channels
 
 
 def test_no_route_matching_pages_every_channel() -> None:
     router = Router(LadderConfig(), ROUTES[:1], None, ROUTABLE)
-    assert router.plan(alert(), ALL)[1] == ALL
+    assert router.resolve(alert(), ALL)[1] == ALL
 
 
 def test_recipients_from_the_route_teams_rotation_else_default_else_ladder() -> None:
