@@ -10,6 +10,7 @@ folder; ``print_summary`` prints the terminal summary with rich tables.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import statistics
@@ -89,7 +90,7 @@ class IncidentSummary:
     """Official statement minus opened; None when no statement came."""
 
 
-@dataclass(slots=True)
+@dataclass
 class Summary:
     """The figures of one replay, as printed by ``crisismon report``."""
 
@@ -104,34 +105,22 @@ class Summary:
     (``crisis.*``) alerts, as the replay hands them to its report process: the others
     are counted, not sent (131,722 alerts on the mention-heavy day, against 21 drawn)."""
 
-    _derived: dict[str, Any] = field(default_factory=dict, init=False, repr=False,
-                                     compare=False)
-    """``needing``, ``reply_times`` and ``in_time``, each worked out once: the page, the
-    tables and the plots read them ~20 times, each a pass over every mention (33,666 on
-    the mention-heavy day; ~0.1 s of the report, after the plots)."""
-
-    @property
+    # ``needing``, ``reply_times`` and ``in_time`` are worked out once (the summary's
+    # records are not changed after it is made): the page, the tables and the plots
+    # read them ~20 times, each a pass over every mention (33,666 on the mention-heavy
+    # day; ~0.1 s of the report, after the plots).
+    @functools.cached_property
     def needing(self) -> list[dict[str, Any]]:
-        got = self._derived.get("needing")
-        if got is None:
-            got = self._derived["needing"] = [m for m in self.mentions if m["needs_reply"]]
-        return got  # type: ignore[no-any-return]
+        return [m for m in self.mentions if m["needs_reply"]]
 
-    @property
+    @functools.cached_property
     def reply_times(self) -> list[float]:
-        got = self._derived.get("reply_times")
-        if got is None:
-            got = self._derived["reply_times"] = sorted(
-                m["reply_seconds"] for m in self.needing if m["reply_seconds"] is not None)
-        return got  # type: ignore[no-any-return]
+        return sorted(m["reply_seconds"] for m in self.needing
+                      if m["reply_seconds"] is not None)
 
-    @property
+    @functools.cached_property
     def in_time(self) -> int:
-        got = self._derived.get("in_time")
-        if got is None:
-            got = self._derived["in_time"] = sum(
-                1 for s in self.reply_times if in_time(s, self.reply_within))
-        return got  # type: ignore[no-any-return]
+        return sum(1 for s in self.reply_times if in_time(s, self.reply_within))
 
     @property
     def breaches(self) -> int:
