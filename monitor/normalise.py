@@ -22,6 +22,7 @@ import zhconv
 from alerts.ack import base_alert_id
 from monitor.textsafe import printable
 from rules.records import Action, ActionKind, Author, Event, Post, PostKind
+from rules.textnorm import traditional_mask, zh_cn_table
 
 MAX_TEXT = 10_000
 """Characters kept of one post's text. Weibo's long posts stay under this; a giant
@@ -125,10 +126,7 @@ def _zh_changes() -> tuple[frozenset[str], frozenset[str], dict[str, re.Pattern[
     """What can make zhconv change a text: a traditional character, or one of its ~480
     phrase rules written in simplified characters only (么九 -> 幺九). The phrases are
     grouped by their first character, one pattern each (that character, then the rests)."""
-    import zhconv.zhconv as zc
-
-    table = zc.getdict("zh-cn")
-    trad = frozenset(k for k, v in table.items() if len(k) == 1 and v != k)
+    trad, table = zh_cn_table()
     by_first: dict[str, list[str]] = {}
     for k, v in table.items():
         if k != v and len(k) > 1 and trad.isdisjoint(k):
@@ -158,12 +156,8 @@ def _zh_marks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For ``may_simplify``: per code point, whether it is a traditional character and
     whether some phrase rule starts with it; and the rules' first two characters, as
     ``first << 21 | second``, sorted."""
-    import zhconv.zhconv as zc
-
-    trad, _firsts, _phrases = _zh_changes()
-    table = zc.getdict("zh-cn")
-    is_trad = np.zeros(0x110000, dtype=bool)
-    is_trad[[ord(c) for c in trad]] = True
+    trad, table = zh_cn_table()
+    is_trad = traditional_mask()
     heads = {k[:2] for k, v in table.items() if k != v and len(k) > 1 and trad.isdisjoint(k)}
     starts = np.zeros(0x110000, dtype=bool)
     starts[[ord(h[0]) for h in heads]] = True

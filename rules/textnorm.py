@@ -25,7 +25,7 @@ _CONTROL_RE = re.compile(
 
 
 @lru_cache(maxsize=1)
-def _zh_cn_table() -> tuple[frozenset[str], dict[str, str]]:
+def zh_cn_table() -> tuple[frozenset[str], dict[str, str]]:
     """Traditional-only characters known to zhconv, and the zh-cn conversion dictionary.
 
     zhconv.convert is pure Python (~24k short texts/s) and would eat the whole speed budget,
@@ -41,9 +41,20 @@ def _zh_cn_table() -> tuple[frozenset[str], dict[str, str]]:
     return trad, table
 
 
+@lru_cache(maxsize=1)
+def traditional_mask() -> np.ndarray:
+    """Per code point (all of Unicode), whether it is one of ``zh_cn_table``'s
+    traditional-only characters: for testing a whole batch's characters at once (one
+    table for the scoring forms here and the feed's simplification, ``monitor.normalise``)."""
+    trad, _ = zh_cn_table()
+    mask = np.zeros(0x110000, dtype=bool)
+    mask[[ord(c) for c in trad]] = True
+    return mask
+
+
 def to_simplified(text: str) -> str:
     """Convert traditional Chinese characters to simplified ones (zhconv, zh-cn rules)."""
-    trad, _ = _zh_cn_table()
+    trad, _ = zh_cn_table()
     if trad.isdisjoint(text):
         return text
     import zhconv
@@ -103,10 +114,7 @@ def _nfkc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     slow[ord(SEP)] = True  # a control character
     for m in _CONTROL_RE.finditer("".join(chars)):
         slow[[ord(c) for c in m.group()]] = True
-    trad, _ = _zh_cn_table()
-    is_trad = np.zeros(0x110000, dtype=bool)
-    is_trad[[ord(c) for c in trad]] = True
-    return nfkc, slow, is_trad
+    return nfkc, slow, traditional_mask()
 
 
 def scoring_forms(texts: Sequence[str], max_chars: int = MAX_SCORING_CHARS) -> list[str]:
@@ -164,7 +172,7 @@ def _fold_table() -> np.ndarray:
     """Per-code-point fold of the Basic Multilingual Plane: controls and zero-width marks to a
     space, single-character NFKC (full-width forms), traditional to simplified (zhconv's
     single-character rules) and lower case, composed. Built once (~0.1 s)."""
-    _, zh = _zh_cn_table()
+    _, zh = zh_cn_table()
     table = np.arange(0x10000, dtype=np.uint32)
     for cp in range(0x10000):
         if 0xD800 <= cp < 0xE000:
