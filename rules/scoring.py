@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -12,7 +13,7 @@ import msgspec
 from rules.acts import ACT_NEGATIVE_ODDS, read_acts
 from rules.complaints import COMPLAINT_NEGATIVE_ODDS
 from rules.harm import CueTable, default_grievance_table, default_harm_table
-from rules.lexicon import Lexicon
+from rules.lexicon import Lexicon, LexTerm
 from rules.matching import BrandMatch, BrandMatcher
 from rules.records import Author, Post, Score
 from rules.sentiment import Polarity, SentimentModel, polarities
@@ -76,6 +77,17 @@ class Scorer:
             return p, True, "negative"
         return p, False, "positive" if pol.positive >= pol.neutral else "neutral"
 
+    def _negated(self, norm: str, term: LexTerm) -> bool:
+        """A complaint term every use of which is negated (这次没踩雷, 从没有过期) names no
+        grievance: the grievance reading's narrow negators decide, as for its own cues.
+        Danger terms are left to the harm reading."""
+        if term.category == DANGER:
+            return False
+        key = normalise_for_scoring(term.term).lower()
+        starts = [m.start() for m in re.finditer(re.escape(key), norm)]
+        return bool(starts) and all(self.grievance.negated(norm, i, i + len(key))
+                                    for i in starts)
+
     def _score(self, text: str, p: Polarity | float | None, post: Post | None,
                simplified: bool = False, norm: str | None = None) -> Score:
         if p is None:
@@ -92,6 +104,8 @@ class Scorer:
         else:
             norm = normalise_for_scoring(text).lower()
         found = self.lexicon.find_normalised(norm) if norm else []
+        if found:
+            found = [t for t in found if not self._negated(norm, t)]
         if found:
             complaint = tuple(t.term for t in found if t.category != DANGER)
             weight = sum(t.weight for t in found if t.category != DANGER)
