@@ -71,6 +71,12 @@ COMPLAINT_PATTERNS: tuple[Pattern, ...] = (
     # the clause after 但是/就是/不过 carries the complaint of a mixed review
     (rf"(?:但是|可是|就是|不过|只是|可惜|缺点是)[^,.!?;。]{{0,6}}?{_BAD}", 1.0, "quality",
      ("但是", "可是", "就是", "不过", "只是", "可惜", "缺点是")),
+    # a bad verdict told bare, as a clause of its own (难吃。 难喝死了 … 不新鲜，): a review's
+    # verdict needs no degree word or topic when it stands alone
+    (r"(?:^|(?<=[,.!?;:。…~\s]))(?:难吃|难喝|难用|难闻|差劲|垃圾|劣质|粗糙|坑爹|坑人|不新鲜|不熟"
+     r"|不值|不卫生|不靠谱)(?:了|死了|透了|啊|呀|的|吧)*(?=[,.!?;:。…~\s]|$)", 1.0, "quality",
+     ("难吃", "难喝", "难用", "难闻", "差劲", "垃圾", "劣质", "粗糙", "坑爹", "坑人", "不新鲜",
+      "不熟", "不值", "不卫生", "不靠谱")),
     # a good quality flatly denied (一点都不好吃, 根本不新鲜, 完全不热, 一点也不值)
     (rf"(?:一点(?:都|也)|根本|完全|压根|丝毫)(?:不|没)(?:{_GOOD})", 1.0, "quality",
      ("一点都不", "一点也不", "一点都没", "一点也没", "根本", "完全", "压根", "丝毫")),

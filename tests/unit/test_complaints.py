@@ -69,6 +69,8 @@ def test_complaints_are_read(text: str, terms: tuple[str, ...]) -> None:
     "骑手冒雨送来，给他加了小费",       # a tip the customer gives
     "这也太让人[费解]了吧",             # an emoticon
     "和面真费劲",                       # effort
+    "好吃，不难吃",                     # a bare verdict denied
+    "难吃的东西也能做得好吃",           # not a clause of its own
 ])
 def test_praise_and_feelings_are_not_complaints(text: str) -> None:
     assert GRIEVANCE.read(text).weight < 1.0
@@ -142,9 +144,10 @@ def test_a_clearly_positive_post_stays_positive() -> None:
 
 
 @pytest.mark.parametrize("text", ["菜超咸", "服务态度超差", "还要另收200安装费",
-                                  "物业费年年涨"])
+                                  "物业费年年涨", "难吃", "送来的时候，难喝死了。", "不新鲜，"])
 def test_the_seller_s_qualities_and_fees_still_count(text: str) -> None:
-    """The mood and fee exceptions are narrow: the seller's qualities and fees still count."""
+    """The mood and fee exceptions are narrow: the seller's qualities and fees still count;
+    a bad verdict told as a clause of its own (难吃) is one too."""
     assert GRIEVANCE.read(text).weight >= 1.0
 
 
