@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,16 @@ from rules.textnorm import fold_simplified, normalise_for_scoring, scoring_forms
 DANGER = "danger"
 _NOBODY = Author(id="")
 """The author of a bare text (``score_text``): no followers, no tier."""
+
+
+_NEGATOR_CHARS = frozenset("没未无不非绝")
+"""A character every one of the grievance reading's negators holds (rules.harm)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_key(term: str) -> str:
+    """A lexicon term as the scorer's text reads it (``Lexicon.load`` matches this form)."""
+    return normalise_for_scoring(term).lower()
 
 
 class Scorer:
@@ -83,9 +94,11 @@ class Scorer:
         Danger terms are left to the harm reading."""
         if term.category == DANGER:
             return False
-        key = normalise_for_scoring(term.term).lower()
+        key = _term_key(term.term)
         starts = [m.start() for m in re.finditer(re.escape(key), norm)]
-        return bool(starts) and all(self.grievance.negated(norm, i, i + len(key))
+        # most terms have no negator anywhere before them: no need to read their clause
+        return bool(starts) and all(_NEGATOR_CHARS.intersection(norm[max(0, i - 8):i])
+                                    and self.grievance.negated(norm, i, i + len(key))
                                     for i in starts)
 
     def _score(self, text: str, p: Polarity | float | None, post: Post | None,
