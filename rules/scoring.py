@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -12,7 +14,7 @@ import msgspec
 from rules.acts import ACT_NEGATIVE_ODDS, read_acts
 from rules.complaints import COMPLAINT_NEGATIVE_ODDS
 from rules.harm import CueTable, default_grievance_table, default_harm_table
-from rules.lexicon import Lexicon
+from rules.lexicon import Lexicon, LexTerm
 from rules.matching import BrandMatch, BrandMatcher
 from rules.records import Author, Post, Score
 from rules.sentiment import Polarity, SentimentModel, polarities
@@ -22,6 +24,16 @@ from rules.textnorm import fold_simplified, normalise_for_scoring, scoring_forms
 DANGER = "danger"
 _NOBODY = Author(id="")
 """The author of a bare text (``score_text``): no followers, no tier."""
+
+
+_NEGATOR_CHARS = frozenset("没未无不非绝")
+"""A character every one of the grievance reading's negators holds (rules.harm)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_key(term: str) -> str:
+    """A lexicon term as the scorer's text reads it (``Lexicon.load`` matches this form)."""
+    return normalise_for_scoring(term).lower()
 
 
 class Scorer:
@@ -76,6 +88,19 @@ class Scorer:
             return p, True, "negative"
         return p, False, "positive" if pol.positive >= pol.neutral else "neutral"
 
+    def _negated(self, norm: str, term: LexTerm) -> bool:
+        """A complaint term every use of which is negated (这次没踩雷, 从没有过期) names no
+        grievance: the grievance reading's narrow negators decide, as for its own cues.
+        Danger terms are left to the harm reading."""
+        if term.category == DANGER:
+            return False
+        key = _term_key(term.term)
+        starts = [m.start() for m in re.finditer(re.escape(key), norm)]
+        # most terms have no negator anywhere before them: no need to read their clause
+        return bool(starts) and all(_NEGATOR_CHARS.intersection(norm[max(0, i - 8):i])
+                                    and self.grievance.negated(norm, i, i + len(key))
+                                    for i in starts)
+
     def _score(self, text: str, p: Polarity | float | None, post: Post | None,
                simplified: bool = False, norm: str | None = None) -> Score:
         if p is None:
@@ -92,6 +117,8 @@ class Scorer:
         else:
             norm = normalise_for_scoring(text).lower()
         found = self.lexicon.find_normalised(norm) if norm else []
+        if found:
+            found = [t for t in found if not self._negated(norm, t)]
         if found:
             complaint = tuple(t.term for t in found if t.category != DANGER)
             weight = sum(t.weight for t in found if t.category != DANGER)
