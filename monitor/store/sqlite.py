@@ -417,6 +417,7 @@ class Store:
 
     _seen_ids: set[str] | None = None  # see __init__; PgStore never tracks them
     _seen_keys: set[str] | None = None
+    _exclusive = False
 
     def __init__(self, path: str | Path, exclusive: bool = False, durable: bool = True,
                  write_behind: bool = False) -> None:
@@ -448,6 +449,7 @@ class Store:
         self.db.executescript(SCHEMA)
         _copy_deliveries(self.db)
         self._in_tx = False
+        self._exclusive = exclusive
         self._log_bytes = 0
         """The log's length at the last ``checkpoint`` pass (``wal_log_bytes``)."""
         self._alert_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
@@ -512,6 +514,13 @@ class Store:
         if not self._in_tx:
             self.db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+            if not self._exclusive:
+                # Another process may have stored alerts since (``crisismon digest --now``
+                # on the daemon's store): number on from the newest, which the write lock
+                # keeps the newest until the commit. A seq is its alert's key in
+                # ``deliveries``: two alerts with one seq would lose a delivery.
+                self._alert_seq = max(self._alert_seq, self.db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0])
 
     def commit(self) -> None:
         if self._in_tx:
@@ -968,6 +977,9 @@ class Store:
     # ---------------------------------------------------------------- alerts + outbox
     def add_alerts(self, alerts: Iterable[Alert], channels: Sequence[str] = ()) -> list[Alert]:
         """Record alerts (and a pending delivery per channel); return only the new ones."""
+        if not self._in_tx:  # numbered under the write lock (see ``begin``)
+            with self.transaction():
+                return self.add_alerts(alerts, channels)
         new: list[Alert] = []
         seen = self._seen_ids
         buffered = self._alert_ids  # (names held locally: this runs once per alert)
@@ -992,8 +1004,6 @@ class Store:
             new.append(alert)
             if channels:
                 self._deliveries.extend((aid, channel, seq) for channel in channels)
-        if not self._in_tx:
-            self.flush()
         return new
 
     @staticmethod

@@ -131,3 +131,24 @@ def test_new_rows_carry_their_alerts_seq(tmp_path: Path) -> None:
             (seqs[alert(8).id],)]
     finally:
         store.close()
+
+
+def test_alerts_another_process_stored_meanwhile_are_numbered_around(tmp_path: Path) -> None:
+    """``crisismon digest --now`` stores an alert in the daemon's store from a process of
+    its own: the daemon's next alert must not get its seq (its delivery would be lost)."""
+    daemon = Store(tmp_path / "live.db")
+    other = Store(tmp_path / "live.db")
+    try:
+        with daemon.transaction():
+            daemon.add_alerts([alert(1)], ("log",))
+        other.add_alerts([alert(2)], ("log", "mail"))  # outside a transaction: one of its own
+        with daemon.transaction():
+            daemon.add_alerts([alert(3)], ("log", "mail"))
+        seqs = [s for (s,) in daemon.db.execute("SELECT seq FROM alerts ORDER BY seq")]
+        assert len(set(seqs)) == 3
+        pending = {(p.alert.id, p.seq) for p in daemon.pending_deliveries("mail", 1e12)}
+        assert {aid for aid, _ in pending} == {alert(2).id, alert(3).id}
+        assert len(daemon.pending_deliveries("log", 1e12)) == 3
+    finally:
+        other.close()
+        daemon.close()
