@@ -6,9 +6,10 @@ Per batch: ``add_alerts`` (two channels) in one transaction, as ingest records a
 alerts; then per channel ``pending_deliveries`` and, in one transaction,
 ``mark_delivered_many`` and the audit rows, as the outbox records a window
 (``Outbox._delivered_all``); a checkpoint every 20 batches, as ``monitor.walcheck``
-does. Prints the CPU time of the whole run and of its first and last quarter: a cost
-that grows with the tables (an index on hashed ids) shows as a last quarter dearer than
-the first. Copy it into an export of older code and run it there for a before/after.
+does (the log it found at each pass is summed: the pages the commits wrote). Prints the
+CPU time of the whole run and of its first and last quarter: a cost that grows with the
+tables (an index on hashed ids) shows as a last quarter dearer than the first. Copy it
+into an export of older code and run it there for a before/after.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def main() -> None:
         audit = AuditLog(store)
         times: list[float] = []
         n = 0
+        logged = 0
         for batch in range(args.alerts // args.batch):
             started = time.process_time()
             alerts = []
@@ -71,13 +73,15 @@ def main() -> None:
                                                              for i in items], "delivered")
             if batch % 20 == 19:
                 store.checkpoint()
+                logged += store.wal_log_bytes()  # (the frames since the last pass)
                 store.finish_checkpoint()
             times.append(time.process_time() - started)
         store.close()
     q = max(1, len(times) // 4)
     print(f"{n:,} alerts on {len(CHANNELS)} channels: {sum(times):.2f} s of CPU "
           f"({sum(times) / n * 1e6:.0f} µs an alert); first quarter {sum(times[:q]):.2f} s, "
-          f"last quarter {sum(times[-q:]):.2f} s; load {os.getloadavg()[0]:.2f}")
+          f"last quarter {sum(times[-q:]):.2f} s; write-ahead log ~{logged / 1e6:.0f} MB; "
+          f"load {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
