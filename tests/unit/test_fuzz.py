@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
@@ -12,7 +13,15 @@ from hypothesis import strategies as st
 
 from monitor.config import ConfigError, parse_config
 from monitor.feed import FeedStats, iter_feed
-from monitor.normalise import BadInput, normalise_text, parse_time, plain_post, to_event
+from monitor.normalise import (
+    _FULLWIDTH,
+    BadInput,
+    normalise_text,
+    parse_time,
+    plain_post,
+    to_event,
+    untidy,
+)
 from rules.matching import BrandMatcher
 from rules.records import Action, Post, parse_duration
 
@@ -98,6 +107,20 @@ def test_any_json_value(obj: object) -> None:
         assert str(exc)
     else:
         assert isinstance(event, Post | Action)
+
+
+# The one pattern ``untidy`` replaced (an alternation, slower).
+_UNTIDY_ONE_PATTERN = re.compile("[&<" + "".join(re.escape(chr(c)) for c in sorted(_FULLWIDTH))
+                                 + r"\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff\t\r\n]"
+                                 r"|  |^\s|\s$")
+_SPACY = st.text(alphabet=st.sampled_from(" a快\n\t\xa0\u3000\u2028\x85\x1c&<Ａ\u200b"),
+                 max_size=6)
+
+
+@settings(FAST, max_examples=400)
+@given(st.text(max_size=8) | _SPACY)
+def test_untidy_is_the_one_pattern(text: str) -> None:
+    assert untidy(text) == (_UNTIDY_ONE_PATTERN.search(text) is not None)
 
 
 @FAST
