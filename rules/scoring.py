@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import functools
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,6 +25,16 @@ from rules.textnorm import fold_simplified, normalise_for_scoring, scoring_forms
 DANGER = "danger"
 _NOBODY = Author(id="")
 """The author of a bare text (``score_text``): no followers, no tier."""
+
+
+_NEGATOR_CHARS = frozenset("没未无不非绝")
+"""A character every one of the grievance reading's negators holds (rules.harm)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _term_key(term: str) -> str:
+    """A lexicon term as the scorer's text reads it (``Lexicon.load`` matches this form)."""
+    return normalise_for_scoring(term).lower()
 
 
 class Scanner:
@@ -156,6 +168,19 @@ class Scorer:
             return p, True, "negative"
         return p, False, "positive" if pol.positive >= pol.neutral else "neutral"
 
+    def _negated(self, norm: str, term: LexTerm) -> bool:
+        """A complaint term every use of which is negated (这次没踩雷, 从没有过期) names no
+        grievance: the grievance reading's narrow negators decide, as for its own cues.
+        Danger terms are left to the harm reading."""
+        if term.category == DANGER:
+            return False
+        key = _term_key(term.term)
+        starts = [m.start() for m in re.finditer(re.escape(key), norm)]
+        # most terms have no negator anywhere before them: no need to read their clause
+        return bool(starts) and all(_NEGATOR_CHARS.intersection(norm[max(0, i - 8):i])
+                                    and self.grievance.negated(norm, i, i + len(key))
+                                    for i in starts)
+
     def _score(self, text: str, p: Polarity | float | None, post: Post | None,
                simplified: bool = False, norm: str | None = None) -> Score:
         if p is None:
@@ -176,6 +201,8 @@ class Scorer:
             found = self.lexicon.find_normalised(norm, lex_hits)
         else:
             found, harm_hits, grievance_hits, anchored = [], None, None, None
+        if found:
+            found = [t for t in found if not self._negated(norm, t)]
         if found:
             complaint = tuple(t.term for t in found if t.category != DANGER)
             weight = sum(t.weight for t in found if t.category != DANGER)
