@@ -307,9 +307,12 @@ def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
                 if isinstance(stories, set) and len(stories) >= _STORY_IDS_MAX:
                     stories.clear()  # bounded; what it forgets the pipeline scores itself
                 stories.add(post.id)  # its reposts and comments are its story
-        elif stories is not None and has_own_words(post) and any(
+        elif (stories is not None
+              # most posts answer nothing: no story to look up, no own words to cut out
+              and (post.reposts_id or post.on_status_id or post.reply_to_id)
+              and has_own_words(post) and any(
                 t in roots or t in stories
-                for t in (post.reposts_id, post.on_status_id, post.reply_to_id) if t):
+                for t in (post.reposts_id, post.on_status_id, post.reply_to_id) if t)):
             found[post.id] = (replace_text(post, own_words(post.text)), [])
     if not found:
         return {}
