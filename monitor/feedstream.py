@@ -293,7 +293,7 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
             actions: list[tuple[int, Action]] = []
             bodies: dict[str, bytes] = {}
             for i, event in enumerate(events):
-                if type(event) is Post:
+                if isinstance(event, Post):
                     posts.append(event)
                     key = "p:" + event.id  # event_key's, for a post
                 else:
