@@ -277,26 +277,40 @@ ACT_NEGATIVE_ODDS = 0.2
 docstring and docs/sentiment.md for how it was chosen)."""
 
 
-def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True
-              ) -> tuple[str, ...]:
+def anchor_keys() -> list[tuple[str, bool, int]]:
+    """The anchors ``read_acts`` looks for, for a caller that scans a text once for
+    several readings (``rules.scoring.Scanner``): ``(word, plain, mask)``, ``plain``
+    for the plain acts' anchors, ``mask`` the acts (bits of ``ACTS``) it anchors."""
+    return ([(str(w), True, m) for w, m in _PLAIN_ANCHORS.items()]
+            + [(str(w), False, m) for w, m in _MORE_ANCHORS.items()])
+
+
+def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True,
+              anchored: tuple[int, int] | None = None) -> tuple[str, ...]:
     """The acts ``norm`` (``normalise_for_scoring(text).lower()``) performs, by name, empty
     when it performs none or when something in it blocks the reading. ``weak_cue``: the
     post has a harm or grievance cue too weak to report harm or a complaint; only the
     ``FIGURATIVE`` acts, which explain such a cue, are read then. ``leaning_negative``:
-    the model would call the post negative; otherwise only the plain acts are read."""
+    the model would call the post negative; otherwise only the plain acts are read.
+    ``anchored``: the masks of the plain and the other anchors in ``norm``, found by
+    the caller's own pass (``anchor_keys``); not used for a text holding "@"."""
     if not norm or (weak_cue and not leaning_negative):
         return ()
     if "@" in norm:  # a user's name (@此鱼需治愈, @天使狗狗好可爱) says nothing of the post
         norm = _MENTION.sub(" ", norm)
+        anchored = None  # found in the text with the names
     mask = 0
-    if not weak_cue:
-        for _end, m in _PLAIN_ANCHORS.iter(norm):
-            mask |= m
-    if leaning_negative:
-        for _end, m in _MORE_ANCHORS.iter(norm):
-            mask |= m
-        if weak_cue:
-            mask &= _FIGURATIVE_MASK
+    if anchored is not None:
+        mask = (0 if weak_cue else anchored[0]) | (anchored[1] if leaning_negative else 0)
+    else:
+        if not weak_cue:
+            for _end, m in _PLAIN_ANCHORS.iter(norm):
+                mask |= m
+        if leaning_negative:
+            for _end, m in _MORE_ANCHORS.iter(norm):
+                mask |= m
+    if leaning_negative and weak_cue:
+        mask &= _FIGURATIVE_MASK
     if not mask:
         return ()
     found = tuple(dict.fromkeys(name for i, (name, rx) in enumerate(ACTS)

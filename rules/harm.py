@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ahocorasick
 
@@ -176,6 +177,10 @@ _SYMPTOM_ANCHORS = ("烧", "厕所", "喘不上气", "呼吸困难", "没知觉"
 Pattern = tuple[str, float, str, tuple[str, ...]]
 """(regular expression, weight, category, anchors): a match always contains one of the
 anchors (literal words), so a post with none of them skips the pattern."""
+Found = tuple[list[tuple[int, tuple[int, LexTerm]]], set[int]]
+"""A table's hits in a text found by someone else's pass (``CueTable.cues``): its terms'
+``(end, (length, entry))`` in the order its own automaton gives them, and the indexes of
+the patterns whose anchors are there."""
 
 HARM_PATTERNS: tuple[Pattern, ...] = (
     # a part of the body, then what happened to it (脚趾头血肉模糊, 后脑勺…起了个大包)
@@ -299,20 +304,36 @@ class CueTable:
              patterns: tuple[Pattern, ...] = ()) -> CueTable:
         return cls(Lexicon.load(path), figurative, patterns)
 
-    def cues(self, norm: str) -> list[Cue]:
+    def scan_keys(self) -> list[tuple[str, bool, Any]]:
+        """What ``cues`` looks for in one pass, for a caller that scans a text once for
+        several tables (``rules.scoring.Scanner``): each term, as ``(key, True, (length,
+        entry))``, and each anchor, as ``(key, False, pattern indexes)``."""
+        keys: list[tuple[str, bool, Any]] = [(k, True, (len(k), e))
+                                             for k, e in self.lexicon.terms.items()]
+        keys += [(str(k), False, v) for k, v in self._anchors.items()] if self.patterns else []
+        return keys
+
+    def cues(self, norm: str, found: Found | None = None) -> list[Cue]:
         """Every cue in ``norm`` (text as ``normalise_for_scoring(...).lower()`` gives it),
-        the longest at each place, each with why it does not count (if it does not)."""
+        the longest at each place, each with why it does not count (if it does not).
+        ``found``: the ``scan_keys`` hits in ``norm``, found already (the terms in the
+        order the table's own pass gives them, and the anchors' pattern indexes)."""
         if not norm:
             return []
         # (start, end, entry, where the context is read from)
         spans: list[tuple[int, int, LexTerm, int]] = []
-        if self.lexicon.terms:
-            for end, (length, entry) in self._automaton.iter(norm):
-                spans.append((end - length + 1, end + 1, entry, end - length + 1))
         wanted: set[int] = set()
-        if self.patterns:
-            for _end, ids in self._anchors.iter(norm):
-                wanted.update(ids)
+        if found is not None:
+            for end, (length, entry) in found[0]:
+                spans.append((end - length + 1, end + 1, entry, end - length + 1))
+            wanted = found[1]
+        else:
+            if self.lexicon.terms:
+                for end, (length, entry) in self._automaton.iter(norm):
+                    spans.append((end - length + 1, end + 1, entry, end - length + 1))
+            if self.patterns:
+                for _end, ids in self._anchors.iter(norm):
+                    wanted.update(ids)
         for i in sorted(wanted):
             pattern, weight, category = self.patterns[i]
             for m in pattern.finditer(norm):
@@ -377,8 +398,9 @@ class CueTable:
         """The cues of ``text`` that count, summed (see the module docstring)."""
         return self.read_normalised(normalise_for_scoring(text).lower())
 
-    def read_normalised(self, norm: str) -> Reading:
-        cues = self.cues(norm)
+    def read_normalised(self, norm: str, found: Found | None = None) -> Reading:
+        """``read`` of a text normalised already; ``found``: see ``cues``."""
+        cues = self.cues(norm, found)
         if not cues:
             return NOTHING
         seen: set[str] = set()
