@@ -64,19 +64,27 @@ def mention_json_bytes(rec: dict[str, Any]) -> bytes:
     numbers and literals a record holds, checked line for line on the benchmark days
     (``tests/unit/test_mention_record.py`` checks the edges). A float msgspec would write
     otherwise (``_PLAIN_FLOAT``), or anything it refuses, goes through ``json``."""
-    low, high = _PLAIN_FLOAT
-    for value in rec.values():
-        if type(value) is float and value and not low <= abs(value) < high:
-            return _dumps(rec).encode()
-    try:
-        return msgspec.json.format(_encode(rec), indent=0)
-    except (msgspec.EncodeError, UnicodeEncodeError, OverflowError):
-        return _dumps(rec).encode()
+    line = _fast_line(rec)
+    return _dumps(rec).encode() if line is None else line
 
 
 def mention_json(rec: dict[str, Any]) -> str:
-    """``mention_json_bytes`` as text (``json.dumps(rec, ensure_ascii=False)``)."""
-    return mention_json_bytes(rec).decode()
+    """``mention_json_bytes`` as text: ``json.dumps(rec, ensure_ascii=False)`` (which
+    also writes a lone surrogate, as the UTF-8 line cannot)."""
+    line = _fast_line(rec)
+    return _dumps(rec) if line is None else line.decode()
+
+
+def _fast_line(rec: dict[str, Any]) -> bytes | None:
+    """``mention_json_bytes`` by msgspec, or None where its text could differ."""
+    low, high = _PLAIN_FLOAT
+    for value in rec.values():
+        if type(value) is float and value and not low <= abs(value) < high:
+            return None
+    try:
+        return msgspec.json.format(_encode(rec), indent=0)
+    except (msgspec.EncodeError, UnicodeEncodeError, OverflowError):
+        return None
 
 
 def _reasons_json(t: tuple[str, ...]) -> str:
