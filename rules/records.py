@@ -18,10 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -184,14 +185,12 @@ def alert_id(*parts: str) -> str:
 
 def format_instant(t: float, tz: tzinfo) -> str:
     """ISO 8601 with the offset of ``tz``, to the second (``2026-05-01T09:03:00+08:00``)."""
-    seconds = _ISO_SECONDS.get(tz)
-    if seconds is not None:
-        text = seconds.get(t)  # (a float key finds the int of the same whole second)
-        if text is not None:
-            return text
-    text = whole_second(t, tz, _ISO_SECONDS, _iso_parts)
-    if text is not None:
-        return text
+    s = int(t)
+    if s == t:  # whole seconds, as feed times and deadlines are: the minute is cached
+        minute, second = divmod(s, 60)
+        parts = _iso_minute(minute, tz)
+        if parts is not None:
+            return f"{parts[0]}{second:02d}{parts[1]}"
     dt = datetime.fromtimestamp(t, tz)  # one step: the same instant and offset as via UTC
     if dt.microsecond:
         return dt.isoformat(timespec="milliseconds")
@@ -209,46 +208,15 @@ def local_minute(minute: int, tz: tzinfo) -> datetime | None:
     return start
 
 
-SecondTexts = dict[tzinfo, dict[int, str]]
-"""Whole seconds (epoch) formatted one way, by zone: ``whole_second``'s cache."""
-SECONDS_KEPT = 1 << 16
-"""Seconds a ``SecondTexts`` keeps per zone (~18 hours' worth, ~6 MB) before it starts
-again: a replay's times mostly fall in minutes formatted shortly before."""
-_TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
-
-
-def whole_second(t: float, tz: tzinfo, cache: SecondTexts,
-                 parts: Callable[[datetime], tuple[str, str]]) -> str | None:
-    """The text of the whole second ``t`` in ``tz``: ``parts(start of its minute)`` is
-    what comes before and after the two digits of the second. The minute's sixty texts
-    are made at once and kept in ``cache`` (whose lookup is then the whole cost: a
-    replay formats ~300,000 times, mostly in minutes formatted before). None when ``t``
-    is not a whole second, or its minute is not simply counted on by the second (an
-    offset change inside it, an offset in seconds; see ``local_minute``)."""
-    s = int(t)
-    if s != t:
-        return None
-    minute = s // 60
+@lru_cache(maxsize=8192)
+def _iso_minute(minute: int, tz: tzinfo) -> tuple[str, str] | None:
+    """``("2026-05-01T09:03:", "+08:00")``: an ISO time of that minute, around its seconds.
+    A replay formats ~100,000 times, most of them in minutes it has formatted before."""
     start = local_minute(minute, tz)
     if start is None:
         return None
-    head, tail = parts(start)
-    seconds = cache.get(tz)
-    if seconds is None or len(seconds) >= SECONDS_KEPT:
-        seconds = cache[tz] = {}
-    base = minute * 60
-    for second, digits in enumerate(_TWO_DIGITS):
-        seconds[base + second] = f"{head}{digits}{tail}"
-    return seconds[s]
-
-
-def _iso_parts(start: datetime) -> tuple[str, str]:
-    """``("2026-05-01T09:03:", "+08:00")``: an ISO time of that minute, around its seconds."""
     iso = start.isoformat(timespec="seconds")
     return iso[:17], iso[19:]
-
-
-_ISO_SECONDS: SecondTexts = {}
 
 
 DEFAULT_TZ = ZoneInfo("Asia/Shanghai")

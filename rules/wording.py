@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rules.deadlines import reply_due
 from rules.policy import CrisisConfig, SlaConfig
-from rules.records import AlertType, Post, SecondTexts, format_duration, whole_second
+from rules.records import AlertType, Post, format_duration, local_minute
 
 if TYPE_CHECKING:
     from rules.crisis import Incident
@@ -23,23 +23,20 @@ EXCERPT = 80
 
 def clock_time(t: float, tz: tzinfo) -> str:
     """``05-31 17:46:55`` in the configured zone."""
-    seconds = _CLOCK_SECONDS.get(tz)
-    if seconds is not None:
-        text = seconds.get(t)  # whole seconds, as feed times and deadlines are: cached
-        if text is not None:
-            return text
-    text = whole_second(t, tz, _CLOCK_SECONDS, _clock_parts)
-    if text is not None:
-        return text
+    s = int(t)
+    if s == t:  # whole seconds: the minute is cached (see ``format_instant``)
+        minute, second = divmod(s, 60)
+        prefix = _clock_minute(minute, tz)
+        if prefix is not None:
+            return f"{prefix}{second:02d}"
     d = datetime.fromtimestamp(t, tz)  # as strftime("%m-%d %H:%M:%S"), at half the cost
     return f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
 
 
-def _clock_parts(d: datetime) -> tuple[str, str]:
-    return f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:", ""
-
-
-_CLOCK_SECONDS: SecondTexts = {}
+@lru_cache(maxsize=8192)
+def _clock_minute(minute: int, tz: tzinfo) -> str | None:
+    d = local_minute(minute, tz)
+    return None if d is None else f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:"
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:
