@@ -187,10 +187,9 @@ def format_instant(t: float, tz: tzinfo) -> str:
     """ISO 8601 with the offset of ``tz``, to the second (``2026-05-01T09:03:00+08:00``)."""
     s = int(t)
     if s == t:  # whole seconds, as feed times and deadlines are: the minute is cached
-        minute, second = divmod(s, 60)
-        parts = _iso_minute(minute, tz)
-        if parts is not None:
-            return f"{parts[0]}{second:02d}{parts[1]}"
+        parts = _iso_minute(s // 60, tz)
+        if parts is not None:  # (concatenated: a format spec per time cost ~40 % more)
+            return parts[0] + TWO_DIGITS[s % 60] + parts[1]
     dt = datetime.fromtimestamp(t, tz)  # one step: the same instant and offset as via UTC
     if dt.microsecond:
         return dt.isoformat(timespec="milliseconds")
@@ -206,6 +205,10 @@ def local_minute(minute: int, tz: tzinfo) -> datetime | None:
             datetime.fromtimestamp(minute * 60 + 59, tz).utcoffset() != offset:
         return None
     return start
+
+
+TWO_DIGITS = tuple(f"{i:02d}" for i in range(60))
+"""``"00"`` to ``"59"``: a time's seconds (or minutes), by value."""
 
 
 @lru_cache(maxsize=8192)

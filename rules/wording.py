@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from rules.deadlines import reply_due
 from rules.policy import CrisisConfig, SlaConfig
-from rules.records import AlertType, Post, format_duration, local_minute
+from rules.records import TWO_DIGITS, AlertType, Post, format_duration, local_minute
 
 if TYPE_CHECKING:
     from rules.crisis import Incident
@@ -25,10 +25,9 @@ def clock_time(t: float, tz: tzinfo) -> str:
     """``05-31 17:46:55`` in the configured zone."""
     s = int(t)
     if s == t:  # whole seconds: the minute is cached (see ``format_instant``)
-        minute, second = divmod(s, 60)
-        prefix = _clock_minute(minute, tz)
+        prefix = _clock_minute(s // 60, tz)
         if prefix is not None:
-            return f"{prefix}{second:02d}"
+            return prefix + TWO_DIGITS[s % 60]
     d = datetime.fromtimestamp(t, tz)  # as strftime("%m-%d %H:%M:%S"), at half the cost
     return f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
 
