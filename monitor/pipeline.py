@@ -207,7 +207,9 @@ class Pipeline:
         if not store.in_transaction:  # a batch of one
             with store.transaction():
                 return self.handle(event, now)
-        due = self._record(self.engine.advance(cutoff(event, now), inclusive=False))
+        created = event.created_at  # (``cutoff``: a post or an action has its time)
+        due = self._record(self.engine.advance(created if created < now else now,
+                                               inclusive=False))
         # Every log line about this post carries its id and (once matched) its brand.
         token = enter_event(event.id)
         mark = store.mark(savepoint=isinstance(event, Action))  # actions write the audit

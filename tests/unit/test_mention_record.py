@@ -120,8 +120,9 @@ def test_mention_line_is_json_dumps_text(value: object) -> None:
     """``mention_json`` (msgspec, spaced by its formatter) writes exactly the text of
     ``json.dumps(rec, ensure_ascii=False)``: floats in and out of the range msgspec
     writes as ``repr`` does, non-finite ones, big ints, and strings that need escapes."""
-    rec = {"id": "1", "text": 'a"b\\c\n\t\x00\x1f\x7f\u2028\u2029 中文 😀', "keywords": ("小满", "x"),
-           "terms": (), "sentiment": value, "reply_seconds": value, "nested": None}
+    rec = {"id": "1", "text": 'a"b\\c\n\t\x00\x1f\x7f\u2028\u2029 中文 😀',
+           "keywords": ("小满", "x"), "terms": (), "sentiment": value, "reply_seconds": value,
+           "nested": None}
     assert mention_json(rec) == json.dumps(rec, ensure_ascii=False)
     assert mention_json({**rec, "text": "\ud800"}) == json.dumps({**rec, "text": "\ud800"},
                                                               ensure_ascii=False)
