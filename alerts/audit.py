@@ -44,12 +44,12 @@ class AuditLog:
         ``silenced``, ``deferred``, ``held``, ``summarised``, ``cancelled``, ``repeat``."""
         self.store.audit_delivery(at, alert_id, channel, rep, outcome, detail[:500] or None)
 
-    def deliveries(self, at: float, channel: str, rows: list[tuple[str, int, str]],
+    def deliveries(self, at: float, channel: str, rows: list[tuple[str, int, str, int]],
                    outcome: str) -> None:
-        """Many pages of one channel with one outcome: ``(delivery id, rep, detail)`` each
-        (a window of a batching channel)."""
-        self.store.audit_deliveries([(at, did, channel, rep, outcome, detail[:500] or None)
-                                     for did, rep, detail in rows])
+        """Many pages of one channel with one outcome: ``(delivery id, rep, detail, the
+        alert's seq or 0)`` each (a window of a batching channel)."""
+        self.store.audit_deliveries([(at, did, channel, rep, outcome, detail[:500] or None, seq)
+                                     for did, rep, detail, seq in rows])
 
     def action(self, action: Action, at: float, outcome: str = "recorded") -> None:
         """An ack or resolve, once per action id (via: its source, e.g. api, mqtt, a feed)."""

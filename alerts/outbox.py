@@ -423,8 +423,9 @@ class Outbox:
         ``_delivered`` records for each, with one statement per table for the lot (a
         statement per page cost more than the send itself on the alert log)."""
         with self.store.transaction():
-            self.store.mark_delivered_many(name, [(i.alert.id, i.rep) for i, *_ in done], now)
-            self.audit.deliveries(now, name, [(wire.id, item.rep, _thread_note(thread))
+            self.store.mark_delivered_many(
+                name, [(i.alert.id, i.rep, i.seq) for i, *_ in done], now)
+            self.audit.deliveries(now, name, [(wire.id, item.rep, _thread_note(thread), item.seq)
                                               for item, wire, thread, _ref in done],
                                   "delivered")
             for item, wire, thread, ref in done:

@@ -12,9 +12,10 @@ Two labelled sets written for crisismon and kept in the tests:
   the posts the cues were written against, each written after the previous round of
   rules and then used for the next; ``heldout``, ``heldout2``: written before a round's
   rules, scored after them, then read; ``heldout3``: written before the third round's
-  acts reading and committed alone, its misses not used to write rules; ``heldout4``: the
-  same, written before the fourth round's reading of purchases beside a feeling about
-  something else).
+  acts reading and committed alone; ``heldout4``: the same, written before the fourth
+  round's reading of purchases beside a feeling about something else; the fifth round read
+  the misses of both, so they are no longer unseen; ``heldout5``: written before the fifth
+  round and committed alone, never read for rules: the unseen part).
 - ``tests/data/official_replies.jsonl``: official replies labelled arguing or not, split
   70/30 before the guard's rules were written, plus a ``fresh`` part written after the
   grammar. Printed: accuracy on each part, with and without the tone rule (the held-out
@@ -116,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     print("by part (dev, dev2, dev3: read while the harm and grievance cues were written;")
     print("heldout: written afterwards and scored once, then read for the next round of cues;")
     print("heldout2: written before the acts reading and the last cues, scored after them;")
-    print("heldout3: written before the third round's acts reading, committed alone;")
-    print("heldout4: written before the fourth round's reading of purchases beside a feeling):")
+    print("heldout3, heldout4: written before the third and fourth rounds, committed alone,")
+    print("  read in the fifth round for general causes (no longer unseen);")
+    print("heldout5: written before the fifth round, committed alone, not read: the unseen part):")
     for part in dict.fromkeys(r.get("split", "dev") for r in posts):
         sub = [(r, s) for r, s in scored if r.get("split", "dev") == part]
         h = [s for r, s in sub if r["label"] == "harm"]
@@ -205,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     polite_rate = len(fp) / len(polite) if polite else 0.0
     print("targets (all posts, then the held-out part alone):")
     lines = []
-    held_parts = ("heldout", "heldout2", "heldout3", "heldout4")
+    held_parts = ("heldout", "heldout2", "heldout3", "heldout4", "heldout5")
     for part, sub in (("all", scored), *((name, [(r, s) for r, s in scored
                                                if r.get("split") == name])
                                          for name in held_parts)):

@@ -17,7 +17,7 @@ from typing import IO
 
 import msgspec
 
-from monitor.normalise import BadInput, invalid_utf8, to_event
+from monitor.normalise import BadInput, invalid_utf8, plain_post, to_event
 from rules.records import Event
 
 _decoder = msgspec.json.Decoder()
@@ -107,6 +107,9 @@ def parse_line(line: bytes, name: str, lineno: int, source: str,
                simplify: bool = True) -> Event | BadLine:
     """One feed line as an event, or why it is bad (``name``:``lineno`` in the report).
     ``simplify`` False: see ``to_event``."""
+    post = plain_post(line, source, simplify)  # the usual shape, decoded into types
+    if post is not None:
+        return post
     try:
         obj = _decoder.decode(line)
     except UnicodeDecodeError:

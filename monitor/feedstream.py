@@ -56,7 +56,8 @@ Assessor = Callable[[Sequence[Post]], dict[str, Assessment]]
 ``decide(posts, assessed) -> dict[str, bytes]`` method (``monitor.app.ReaderWork``) also
 decides ahead what needs no engine (``monitor.pipeline.early_decisions``)."""
 Assessed = list[dict[str, Assessment]]
-"""A chunk's assessments, one mapping per batch of ``batch`` events."""
+"""A chunk's assessments, one mapping per batch of ``batch`` events (less the posts a
+decision was made for ahead, when there are ``Decided``: the decision holds the same)."""
 Decided = list[dict[str, bytes]]
 """A chunk's decisions made ahead, encoded, by post id, one mapping per batch."""
 
@@ -150,7 +151,8 @@ class Chunk:
 
     events: list[Event]
     assessed: Assessed | None = None
-    """Brand matches and scores, per batch (see ``FeedReader``)."""
+    """Brand matches and scores, per batch (see ``FeedReader``); with ``decided``, only
+    of the posts not decided whole there."""
     decided: Decided | None = None
     """Decisions made ahead, per batch (see ``Pipeline.prepare``)."""
     bodies: dict[str, bytes] | None = None
@@ -289,22 +291,30 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         for events in ordered_chunks(paths, stats, chunk, sorted_):
             posts: list[Post] = []
             actions: list[tuple[int, Action]] = []
+            bodies: dict[str, bytes] = {}
             for i, event in enumerate(events):
                 if isinstance(event, Post):
                     posts.append(event)
+                    key = "p:" + event.id  # event_key's, for a post
                 else:
                     actions.append((i, event))
+                    key = event_key(event)
+                if key not in bodies:  # the first of a key is the one the store may keep
+                    bodies[key] = encode_event(event)
             assessed: Assessed | None = None
             decided: Decided | None = None
             if assess is not None:
-                batches = [[e for e in events[j:j + batch] if isinstance(e, Post)]
-                           for j in range(0, len(events), batch)]
+                batches = ([[e for e in events[j:j + batch] if type(e) is Post]
+                            for j in range(0, len(events), batch)] if actions else
+                           [posts[j:j + batch] for j in range(0, len(posts), batch)])
                 assessed = [assess(b) for b in batches]
                 if decide is not None:  # the replay's process is spared deciding these
                     decided = [decide(b, a) for b, a in zip(batches, assessed, strict=True)]
-            bodies: dict[str, bytes] = {}
-            for event in events:  # the first of a key is the one the store may keep
-                bodies.setdefault(event_key(event), encode_event(event))
+                    # A post decided whole needs its assessment no more (``Pipeline``
+                    # decodes the decision instead): not sent, nor decoded there (a
+                    # third of the posts on a mention-heavy day).
+                    assessed = [{pid: a for pid, a in ab.items() if not db.get(pid)}
+                                for ab, db in zip(assessed, decided, strict=True)]
             sender.send(_TAG_CHUNK + _encoder.encode((posts, actions, assessed, decided,
                                                       bodies)))
         ended: object = stats

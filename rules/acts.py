@@ -81,7 +81,8 @@ GOOD = re.compile(
     r"^(?!.*(?:但|可是|就是|不过|可惜|然而|只是|要是|如果|本以为|以为))"
     r".*(?<![不没])(?<!不是)(?:太|真|好|超|很|特别|非常|超级|巨|贼)(?:好吃|好喝|好用|好看|好听|好玩|舒服"
     r"|方便|划算|实惠|过瘾|香|爽|赞|棒|省心|给力|贴心|可爱|惊艳|干净|暖心|专业|耐心|细心|周到"
-    r"|新鲜|好闻|顺滑|清爽|软糯|酥脆|解馋|下饭)(?:了|啊|呀|哦|吧|!|,|。|~|$)"
+    r"|新鲜|好闻|顺滑|清爽|软糯|酥脆|解馋|下饭|清楚|清晰|结实|耐用|暖和|保暖|轻便)"
+    r"(?:了|啊|呀|哦|吧|!|,|。|~|$)"
 )
 """A good quality said with a degree word, nothing turning against it."""
 
@@ -91,15 +92,18 @@ GOOD = re.compile(
 # complaint in some sector (不烫: cold food; 不辣; 没变: a parcel's tracking).
 _FLAW = (r"(?:碎|裂|坏|破|卡|漏|丢|掉(?:色|漆|毛|链子|线)|起球|起毛|变形|褪色|生锈|过敏|伤|疼|痛"
          r"|勒|磨(?:脚|坏|破|损)|腻|腥|膻|油|毛躁|哭|闹|晕车|翻车|踩雷|失望|后悔"
-         r"|出过?(?:错|问题|故障|毛病)|死机|断(?:网|电|过)|塌|皱|缩水|异味|色差)")
+         r"|出过?(?:错|问题|故障|毛病)|死机|断(?:网|电|过)|塌|皱|缩水|异味|色差"
+         r"|进过?水|划痕|磨损|异响)")
 
 NO_FLAW = re.compile(
     r"(?:都|也|从来|从没|一直|一次都|一点点?(?:都|也)?|完全|丝毫|居然|竟然|还|再也|根本|压根"
     r"|而且|并且)(?:没有?|不|无)(?:怎么|再|太)?" + _FLAW
     # nothing at all wrong: 一点事没有, 没有任何异味, 毫发无损
     + r"|一点事(?:都|也)?没有"
-    r"|(?:一点|任何|啥)(?:问题|毛病|异味|色差|瑕疵|故障|不适|副作用)(?:都|也)?(?:没有?|无)"
-    r"|没有?任何(?:问题|毛病|异味|色差|瑕疵|故障|不适|副作用)|毫发无损|完好无损|完好如初|安然无恙"
+    r"|(?:一点|一丝|一道|任何|啥)(?:问题|毛病|异味|色差|瑕疵|故障|不适|副作用|划痕|磨损|异响)"
+    r"(?:都|也)?(?:没有?|无)"
+    r"|没有?任何(?:问题|毛病|异味|色差|瑕疵|故障|不适|副作用|划痕|磨损|异响)|毫发无损|完好无损"
+    r"|完好如初|安然无恙"
 )
 """Praise told through a negated flaw (the thing held up): nothing went wrong."""
 
@@ -129,6 +133,12 @@ HYPERBOLE = (
     re.compile(r"^(?!.*(?:等|排队|催|找|电话|客服|配送|送餐|到货|发货|物流|慢|还没|不到))"
                r".*(?<!\[)(?:累|热|冷|困|饿|渴|晒|冻|忙|撑)(?:死(?:了|我了|人了?)|疯了?|瘫了?|趴了?"
                r"|晕了?|化了|成狗)"),
+    # moved to tears by a work (看完这部剧哭成狗, 追完…哭得稀里哗啦, 电影泪目): the tears are
+    # what the work is praised for
+    re.compile(r"(?:剧(?!烈)|电影|片子|综艺|番剧|小说|演唱会|纪录片|动画)[^。!?]{0,16}"
+               r"(?:哭成狗|哭得|哭惨|哭死|哭肿|哭湿|泪目|泪崩|哭到)"
+               r"|(?:哭成狗|哭得|哭惨|哭死|哭肿|哭湿|泪目|泪崩|哭到)[^。!?]{0,16}"
+               r"(?:剧(?!烈)|电影|片子|综艺|番剧|小说|演唱会|纪录片|动画)"),
     # hooked on it: 安利中毒, 中毒了，连喝一周, 单曲循环
     re.compile(r"(?:安利|种草|入坑)[^,.!?;。]{0,6}中毒|中毒了?,?[^,.!?;。]{0,8}(?:停不下来"
                r"|连(?:喝|吃|刷|看|听|买)|天天|每天|又(?:下单|买|入))"
@@ -139,7 +149,11 @@ HYPERBOLE = (
 RELIEF = re.compile(
     r"续命|救(?:我|了我)(?:狗命|一命|老命)|救了我|救命稻草|回血|满血复活|(?<![没不])缓过来|治愈"
     r"|(?<![不没难敢])(?<!不令人)(?<!不让人)(?:放心|安心)(?![吗么?不])"
-    r"|多亏|(?:还好|幸好|幸亏|好在|得亏)有"
+    r"|多亏|(?:还好|幸好|幸亏|好在|得亏)有|(?:幸好|幸亏|好在|得亏)[^,.!?;。]{1,8}有"
+    # the writer's state mended by the product (吃完心情好一点了, 喝了两口舒服多了) or got
+    # through with it (靠一杯咖啡撑过了一天)
+    r"|(?:吃|喝|用|泡|听|看)(?:完|了)[^,.!?;。]{0,8}(?:好(?:一?点|些|多)了|舒服(?:一?点|些|多)了)"
+    r"|靠[^,.!?;。]{1,10}撑(?:过|着|下来|住)"
 )
 """The brand or its product as what got the writer through something (加班到十点，累死了，
 还好楼下面馆还开着; 热死了，来一杯冰沙救我狗命): the bad feeling is about the day, not the
@@ -156,6 +170,11 @@ BLOCK = re.compile(
     r"|事故|问题"
 )
 """Any of these and the post is not read as a plain act: it may well be a complaint."""
+
+NO_LETDOWN = re.compile(r"(?:没有?|从没有?|从来没有?|并没有?|不会|不)(?:再)?"
+                        r"(?:踩雷|踩坑|翻车|被坑|被骗|上当|失望|后悔)")
+"""A letdown denied (这次没踩雷, 一点都不后悔, 没被坑) blocks nothing: the grievance and
+lexicon readings drop such a word too (negated)."""
 
 ELSEWHERE = re.compile(
     # a purchase or an everyday use told as done (买了, 点了份, 喝了, 逛了, 下单)
@@ -203,7 +222,8 @@ ANCHORS = (
      "yyds", "良心", "靠谱", "给力", "满意", "贴心", "太好"),
     ("好吃", "好喝", "好用", "好看", "好听", "好玩", "舒服", "方便", "划算", "实惠", "过瘾", "香",
      "爽", "赞", "棒", "省心", "给力", "贴心", "可爱", "惊艳", "干净", "暖心", "专业", "耐心",
-     "细心", "周到", "新鲜", "好闻", "顺滑", "清爽", "软糯", "酥脆", "解馋", "下饭"),
+     "细心", "周到", "新鲜", "好闻", "顺滑", "清爽", "软糯", "酥脆", "解馋", "下饭", "清楚",
+     "清晰", "结实", "耐用", "暖和", "保暖", "轻便"),
     ("好吃", "好喝", "好看", "好听", "好用", "好玩", "美", "香", "甜", "爽", "帅", "可爱", "萌",
      "馋", "惊艳", "舒服", "过瘾", "上头", "感动", "开心", "幸福", "爱"),
     ("笑",),
@@ -212,13 +232,16 @@ ANCHORS = (
     ("人气", "爆满", "爆款", "秒空", "一抢而空", "排"),
     ("被",),
     ("累", "热", "冷", "困", "饿", "渴", "晒", "冻", "忙", "撑"),
+    ("哭成狗", "哭得", "哭惨", "哭死", "哭肿", "哭湿", "泪目", "泪崩", "哭到"),
     ("中毒", "停不下来", "单曲循环"),
     ("碎", "裂", "坏", "破", "卡", "漏", "丢", "掉", "起球", "起毛", "变形", "褪色", "生锈", "过敏",
      "伤", "疼", "痛", "勒", "磨", "腻", "腥", "膻", "油", "毛躁", "哭", "闹", "晕车", "翻车",
      "踩雷", "失望", "后悔", "错", "问题", "故障", "毛病", "死机", "断", "塌", "皱", "缩水", "异味",
-     "色差", "瑕疵", "事", "不适", "副作用", "无损", "无恙", "完好"),
+     "色差", "瑕疵", "事", "不适", "副作用", "无损", "无恙", "完好", "进水", "进过水", "划痕",
+     "磨损", "异响"),
     ("续命", "救", "回血", "满血复活", "缓过来", "治愈", "放心", "安心", "还好", "幸好",
-     "幸亏", "多亏", "好在", "得亏"),
+     "幸亏", "多亏", "好在", "得亏", "好点了", "好一点了", "好些了", "好多了", "舒服点了",
+     "舒服一点了", "舒服些了", "舒服多了", "撑"),
     ("安慰", "犒劳", "奖励", "庆祝", "压惊", "压压惊", "解馋", "解解馋", "顺便", "顺手", "打发时间",
      "消磨"),
 )
@@ -254,26 +277,40 @@ ACT_NEGATIVE_ODDS = 0.2
 docstring and docs/sentiment.md for how it was chosen)."""
 
 
-def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True
-              ) -> tuple[str, ...]:
+def anchor_keys() -> list[tuple[str, bool, int]]:
+    """The anchors ``read_acts`` looks for, for a caller that scans a text once for
+    several readings (``rules.scoring.Scanner``): ``(word, plain, mask)``, ``plain``
+    for the plain acts' anchors, ``mask`` the acts (bits of ``ACTS``) it anchors."""
+    return ([(str(w), True, m) for w, m in _PLAIN_ANCHORS.items()]
+            + [(str(w), False, m) for w, m in _MORE_ANCHORS.items()])
+
+
+def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True,
+              anchored: tuple[int, int] | None = None) -> tuple[str, ...]:
     """The acts ``norm`` (``normalise_for_scoring(text).lower()``) performs, by name, empty
     when it performs none or when something in it blocks the reading. ``weak_cue``: the
     post has a harm or grievance cue too weak to report harm or a complaint; only the
     ``FIGURATIVE`` acts, which explain such a cue, are read then. ``leaning_negative``:
-    the model would call the post negative; otherwise only the plain acts are read."""
+    the model would call the post negative; otherwise only the plain acts are read.
+    ``anchored``: the masks of the plain and the other anchors in ``norm``, found by
+    the caller's own pass (``anchor_keys``); not used for a text holding "@"."""
     if not norm or (weak_cue and not leaning_negative):
         return ()
     if "@" in norm:  # a user's name (@此鱼需治愈, @天使狗狗好可爱) says nothing of the post
         norm = _MENTION.sub(" ", norm)
+        anchored = None  # found in the text with the names
     mask = 0
-    if not weak_cue:
-        for _end, m in _PLAIN_ANCHORS.iter(norm):
-            mask |= m
-    if leaning_negative:
-        for _end, m in _MORE_ANCHORS.iter(norm):
-            mask |= m
-        if weak_cue:
-            mask &= _FIGURATIVE_MASK
+    if anchored is not None:
+        mask = (0 if weak_cue else anchored[0]) | (anchored[1] if leaning_negative else 0)
+    else:
+        if not weak_cue:
+            for _end, m in _PLAIN_ANCHORS.iter(norm):
+                mask |= m
+        if leaning_negative:
+            for _end, m in _MORE_ANCHORS.iter(norm):
+                mask |= m
+    if leaning_negative and weak_cue:
+        mask &= _FIGURATIVE_MASK
     if not mask:
         return ()
     found = tuple(dict.fromkeys(name for i, (name, rx) in enumerate(ACTS)
@@ -284,7 +321,7 @@ def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True
     # 后悔 and 问题.
     if "没出毛病" in found:
         norm = NO_FLAW.sub(" ", norm)
-    if BLOCK.search(norm):
+    if BLOCK.search(NO_LETDOWN.sub(" ", norm)):
         return ()
     # 他事 is anchored on the rare reason (WHY), then needs the purchase told (ELSEWHERE)
     if "他事" in found and (TURN.search(norm) or not ELSEWHERE.search(norm)):

@@ -36,7 +36,11 @@ _END = r"(?=了|啦|啊|呀|吧|哦|死|的(?:[,.!?;:。…~\s]|$)|[,.!?;:。…
 _DEGREES = ("也太", "太", "有点", "有点儿", "有些", "好", "很", "超", "超级", "巨", "真", "真的",
             "贼", "特别", "非常", "实在", "越来越", "这么", "那么", "比较", "较", "挺", "稍",
             "稍微", "偏", "略")
-_DEGREE = (r"(?<!不)(?<!不是)(?<!没那么)(?:"
+_MOODS = ("心情", "情绪", "心态", "状态", "运气", "天气", "睡眠", "精神", "手气")
+_NOT_OF_THE_SELLER = "".join(f"(?<!{m}{'.' * gap})" for m in _MOODS for gap in range(3))
+"""心情超差, 今天天气真的好差, 运气太差: a quality of the writer's day, not of the seller
+(like 今天很糟糕, 心都碎了): a degree word up to two characters after one is not read."""
+_DEGREE = (r"(?<!不)(?<!不是)(?<!没那么)" + _NOT_OF_THE_SELLER + r"(?:"
            + "|".join(sorted(_DEGREES, key=len, reverse=True)) + ")")
 _BAD_ONE = "慢|凉|咸|淡|油|腻|硬|贵|少|差|烂|脏|臭|坑|水|渣|吵|旧|卡|沉|老|low|一般|随便|麻烦"
 _BAD_MANY = ("难吃|难喝|难用|难闻|恶心|敷衍|粗糙|离谱|过分|失望|坑爹|坑人|不新鲜|不熟"
@@ -67,6 +71,12 @@ COMPLAINT_PATTERNS: tuple[Pattern, ...] = (
     # the clause after 但是/就是/不过 carries the complaint of a mixed review
     (rf"(?:但是|可是|就是|不过|只是|可惜|缺点是)[^,.!?;。]{{0,6}}?{_BAD}", 1.0, "quality",
      ("但是", "可是", "就是", "不过", "只是", "可惜", "缺点是")),
+    # a bad verdict told bare, as a clause of its own (难吃。 难喝死了 … 不新鲜，): a review's
+    # verdict needs no degree word or topic when it stands alone
+    (r"(?:^|(?<=[,.!?;:。…~\s]))(?:难吃|难喝|难用|难闻|差劲|垃圾|劣质|粗糙|坑爹|坑人|不新鲜|不熟"
+     r"|不值|不卫生|不靠谱)(?:了|死了|透了|啊|呀|的|吧)*(?=[,.!?;:。…~\s]|$)", 1.0, "quality",
+     ("难吃", "难喝", "难用", "难闻", "差劲", "垃圾", "劣质", "粗糙", "坑爹", "坑人", "不新鲜",
+      "不熟", "不值", "不卫生", "不靠谱")),
     # a good quality flatly denied (一点都不好吃, 根本不新鲜, 完全不热, 一点也不值)
     (rf"(?:一点(?:都|也)|根本|完全|压根|丝毫)(?:不|没)(?:{_GOOD})", 1.0, "quality",
      ("一点都不", "一点也不", "一点都没", "一点也没", "根本", "完全", "压根", "丝毫")),

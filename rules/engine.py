@@ -20,6 +20,7 @@ from __future__ import annotations
 import gc
 import hashlib
 import heapq
+import operator
 import pickle
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -197,8 +198,9 @@ class ReplyClock:
 
     def __reduce__(self) -> tuple[object, ...]:
         # A tuple of the slots, not pickle's default (None, dict) state: 100,000 clocks
-        # pickle to 7.5 MB instead of 12.7 MB, in the same time.
-        return (_clock_from_slots, tuple(getattr(self, s) for s in ReplyClock.__slots__))
+        # pickle to 7.5 MB instead of 12.7 MB, in the same time. Read by one attrgetter
+        # (C) rather than a generator of getattr: that was half of a forked snapshot's CPU.
+        return (_clock_from_slots, _clock_slots(self))
 
     @property
     def post_id(self) -> str:
@@ -288,6 +290,8 @@ class ReplyClock:
 
 
 _DEFAULT_SLA = SlaConfig()
+_clock_slots = operator.attrgetter(*ReplyClock.__slots__)
+"""A clock's slots, in ``__slots__`` order, as one tuple (``ReplyClock.__reduce__``)."""
 
 
 def _clock_from_slots(*values: object) -> ReplyClock:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import ahocorasick
 
@@ -102,6 +103,10 @@ FIGURATIVE_BEFORE = ("人气", "信息", "流量", "热度", "销量", "心态",
                      "颜值", "口碑", "好评", "订单", "简直", "脑袋", "脑子")
 IDIOM_BEFORE = ("让人", "令人", "灵魂", "心灵", "心都")
 """让人窒息, 令人窒息, 心灵受伤: before any cue, a feeling, not an event."""
+EFFORT_BEFORE = ("走", "站", "逛", "爬", "蹲", "跑", "跳", "坐", "等", "排")
+EFFORT_RESULT = ("断", "麻", "废", "软", "酸")
+"""腿都走断了, 脚都站麻了, 腰都坐断了: an everyday effort with the body as its result
+complement is hyperbole of tiredness; an accident has a cause of its own (摔断, 撞断, 夹断)."""
 FIGURATIVE_AFTER = ("好看", "好吃", "好喝", "好听", "可爱", "漂亮", "过瘾", "性", "头", "款",
                     "级", "式", "好评")
 FIGURATIVE_KINDS = frozenset({"fire"})
@@ -172,6 +177,10 @@ _SYMPTOM_ANCHORS = ("烧", "厕所", "喘不上气", "呼吸困难", "没知觉"
 Pattern = tuple[str, float, str, tuple[str, ...]]
 """(regular expression, weight, category, anchors): a match always contains one of the
 anchors (literal words), so a post with none of them skips the pattern."""
+Found = tuple[list[tuple[int, tuple[int, LexTerm]]], set[int]]
+"""A table's hits in a text found by someone else's pass (``CueTable.cues``): its terms'
+``(end, (length, entry))`` in the order its own automaton gives them, and the indexes of
+the patterns whose anchors are there."""
 
 HARM_PATTERNS: tuple[Pattern, ...] = (
     # a part of the body, then what happened to it (脚趾头血肉模糊, 后脑勺…起了个大包)
@@ -240,7 +249,9 @@ GRIEVANCE_PATTERNS: tuple[Pattern, ...] = (
      ("说好的", "结果", "后来", "实际", "其实", "宣传的", "一口咬定", "货不对", "只有", "缩水",
       "推销")),
     # fees and money taken, however named (高空作业费, 要自费, 钱却被扣了, 只到账五十)
-    (r"(?<![免])(?:付|收|自|交|扣|另外|额外)?费(?!用自理)|费用自理|被扣|扣了|只到账|到账\S{0,3}只"
+    # (not 消费 and 消费者: consuming; not 小费: a tip the customer gives; not 费劲, 费心:
+    # effort)
+    (r"(?<![免消小])(?:付|收|自|交|扣|另外|额外)?费(?!用自理|劲|力|心|神|时|事|解|尽|脑)|费用自理|被扣|扣了|只到账|到账\S{0,3}只"
      r"|钱(?:却|也|还|都)", 1.0, "money", ("费", "被扣", "扣了", "只到账", "到账", "钱")),
     # what was written or shown is not what came (标签上写的…, 跟图片上完全两个东西)
     (r"写(?:着|的)|标(?:着|的)|图片|原价|库存|两个东西|货不对板", 1.0, "fraud",
@@ -293,20 +304,36 @@ class CueTable:
              patterns: tuple[Pattern, ...] = ()) -> CueTable:
         return cls(Lexicon.load(path), figurative, patterns)
 
-    def cues(self, norm: str) -> list[Cue]:
+    def scan_keys(self) -> list[tuple[str, bool, Any]]:
+        """What ``cues`` looks for in one pass, for a caller that scans a text once for
+        several tables (``rules.scoring.Scanner``): each term, as ``(key, True, (length,
+        entry))``, and each anchor, as ``(key, False, pattern indexes)``."""
+        keys: list[tuple[str, bool, Any]] = [(k, True, (len(k), e))
+                                             for k, e in self.lexicon.terms.items()]
+        keys += [(str(k), False, v) for k, v in self._anchors.items()] if self.patterns else []
+        return keys
+
+    def cues(self, norm: str, found: Found | None = None) -> list[Cue]:
         """Every cue in ``norm`` (text as ``normalise_for_scoring(...).lower()`` gives it),
-        the longest at each place, each with why it does not count (if it does not)."""
+        the longest at each place, each with why it does not count (if it does not).
+        ``found``: the ``scan_keys`` hits in ``norm``, found already (the terms in the
+        order the table's own pass gives them, and the anchors' pattern indexes)."""
         if not norm:
             return []
         # (start, end, entry, where the context is read from)
         spans: list[tuple[int, int, LexTerm, int]] = []
-        if self.lexicon.terms:
-            for end, (length, entry) in self._automaton.iter(norm):
-                spans.append((end - length + 1, end + 1, entry, end - length + 1))
         wanted: set[int] = set()
-        if self.patterns:
-            for _end, ids in self._anchors.iter(norm):
-                wanted.update(ids)
+        if found is not None:
+            for end, (length, entry) in found[0]:
+                spans.append((end - length + 1, end + 1, entry, end - length + 1))
+            wanted = found[1]
+        else:
+            if self.lexicon.terms:
+                for end, (length, entry) in self._automaton.iter(norm):
+                    spans.append((end - length + 1, end + 1, entry, end - length + 1))
+            if self.patterns:
+                for _end, ids in self._anchors.iter(norm):
+                    wanted.update(ids)
         for i in sorted(wanted):
             pattern, weight, category = self.patterns[i]
             for m in pattern.finditer(norm):
@@ -334,6 +361,12 @@ class CueTable:
             out.append(Cue(entry.term, entry.weight, entry.category, start, why))
         return out
 
+    def negated(self, norm: str, start: int, end: int) -> bool:
+        """Is the word at ``norm[start:end]`` negated by this table's negators (the
+        grievance table's narrow ones: 没, 没有, 未, 从不 …)? The scorer asks it of the
+        crisis lexicon's complaint terms (这次没踩雷 names no grievance)."""
+        return self._why_not(norm, start, end, "") == "否定"
+
     def _why_not(self, norm: str, start: int, end: int, category: str) -> str:
         clause_start = max(norm.rfind(c, 0, start) for c in CLAUSE_ENDS) + 1
         before = norm[clause_start:start]
@@ -352,6 +385,8 @@ class CueTable:
             return "假设"
         if any(before.endswith(w) for w in IDIOM_BEFORE):
             return "比喻"
+        if norm.startswith(EFFORT_RESULT, start) and before.endswith(EFFORT_BEFORE):
+            return "比喻"
         if category in FIGURATIVE_KINDS:
             after = norm[end:end + 2]
             if (before.endswith(DEGREE) or any(f in before[-len(f) - 2:] for f in FIGURATIVE_BEFORE)
@@ -363,8 +398,9 @@ class CueTable:
         """The cues of ``text`` that count, summed (see the module docstring)."""
         return self.read_normalised(normalise_for_scoring(text).lower())
 
-    def read_normalised(self, norm: str) -> Reading:
-        cues = self.cues(norm)
+    def read_normalised(self, norm: str, found: Found | None = None) -> Reading:
+        """``read`` of a text normalised already; ``found``: see ``cues``."""
+        cues = self.cues(norm, found)
         if not cues:
             return NOTHING
         seen: set[str] = set()

@@ -71,14 +71,19 @@ class Lexicon:
             return []
         return self.find_normalised(normalise_for_scoring(text).lower())
 
-    def find_normalised(self, norm: str) -> list[LexTerm]:
+    def find_normalised(self, norm: str, hits: list[LexTerm] | None = None
+                        ) -> list[LexTerm]:
         """``find`` on text already normalised (``normalise_for_scoring(text).lower()``):
-        the scorer normalises once for the lexicon and the harm and grievance readings."""
+        the scorer normalises once for the lexicon and the harm and grievance readings.
+        ``hits``: the terms' occurrences in ``norm``, found already by a pass of the
+        caller's, in the order this lexicon's own pass gives them."""
         if not self.terms or not norm:
             return []
+        if hits is None:
+            hits = [entry for _end, entry in self._automaton.iter(norm)]
         seen: set[str] = set()
         out: list[LexTerm] = []
-        for _end, entry in self._automaton.iter(norm):
+        for entry in hits:
             if entry.term not in seen:
                 seen.add(entry.term)
                 out.append(entry)

@@ -90,8 +90,10 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT,
     delivered_at DOUBLE PRECISION,
     grp TEXT NOT NULL DEFAULT '',
+    alert_seq BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (alert_id, channel, rep)
 );
+ALTER TABLE deliveries ADD COLUMN IF NOT EXISTS alert_seq BIGINT NOT NULL DEFAULT 0;
 CREATE TABLE IF NOT EXISTS repeats (
     alert_id TEXT PRIMARY KEY,
     n BIGINT NOT NULL DEFAULT 0,
@@ -163,8 +165,10 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT,
     who TEXT,
     via TEXT,
-    key TEXT UNIQUE
+    key TEXT UNIQUE,
+    alert_seq BIGINT
 );
+ALTER TABLE audit ADD COLUMN IF NOT EXISTS alert_seq BIGINT;
 CREATE INDEX IF NOT EXISTS audit_alert ON audit (alert_id);
 CREATE TABLE IF NOT EXISTS leases (
     brand TEXT PRIMARY KEY,
@@ -174,7 +178,9 @@ CREATE TABLE IF NOT EXISTS leases (
 """
 """The tables on PostgreSQL: those of ``monitor.store.sqlite.SCHEMA`` (keep the two in step;
 ``tests/integration/test_store_pg.py`` compares them) plus ``leases``
-(``monitor.lease``). The ``ALTER``: a schema from before decisions were stored."""
+(``monitor.lease``). The ``ALTER``s: a schema from before decisions were stored, or before
+``alert_seq`` (which PostgreSQL fills but never looks rows up by: an instance numbers its
+alerts itself, so two instances' seqs may collide; ``PgStore._D_KEY``)."""
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -207,6 +213,10 @@ class PgConnection:
 
 class PgStore(Store):
     """``Store`` on PostgreSQL. Not thread-safe; one per event loop (like the SQLite one)."""
+
+    _D_KEY = "alert_id = ?"  # (see the SCHEMA's note on alert_seq)
+    _D_JOIN = "a.id = d.alert_id"
+    _BY_SEQ = False
 
     def __init__(self, dsn: str, schema: str = "crisismon") -> None:
         if not _SCHEMA_NAME.match(schema):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -78,7 +79,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_error TEXT,
     delivered_at REAL,
     grp TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (alert_id, channel, rep)
+    alert_seq INTEGER NOT NULL,
+    PRIMARY KEY (alert_seq, channel, rep)
 );
 CREATE TABLE IF NOT EXISTS repeats (
     alert_id TEXT PRIMARY KEY,
@@ -151,9 +153,10 @@ CREATE TABLE IF NOT EXISTS audit (
     detail TEXT,
     who TEXT,
     via TEXT,
-    key TEXT UNIQUE
+    key TEXT UNIQUE,
+    alert_seq INTEGER
 );
-CREATE INDEX IF NOT EXISTS audit_alert ON audit (alert_id);
+CREATE INDEX IF NOT EXISTS audit_alert_seq ON audit (alert_seq);
 """
 # alerts_seq: the store's open reads MAX(seq), a scan of every alert without it (0.56 s per
 # million). events.decision: what the pipeline decided about a post when it first saw it
@@ -162,6 +165,12 @@ CREATE INDEX IF NOT EXISTS audit_alert ON audit (alert_id);
 # threads, channel_sends: the outbox's memory of incident threads and rate-limit windows,
 # read and written by alerts.ledger. audit: every delivery attempt and every ack or resolve
 # (alerts.audit).
+# deliveries and audit are found by their alert's ``seq`` (``alert_seq``), not its id: alert
+# ids are hashes, so an index on them takes each new row on a page of its own, and as it
+# outgrew the page cache every commit wrote (and every checkpoint copied) one more page per
+# row: a 5,000 posts/s run's store CPU per alert rose by a half within a minute. ``seq``
+# grows with every alert, so new rows land on the last pages. ``alert_id`` is still kept in
+# each row (readers, and PostgreSQL, whose alert seqs are per instance, use it).
 
 _encoder = msgspec.json.Encoder()
 _post_decoder = msgspec.json.Decoder(Post)
@@ -221,6 +230,8 @@ class PendingDelivery:
     attempts: int
     rep: int = 0
     """0 for the page itself, n for its n-th repeat (see ``alerts.outbox``)."""
+    seq: int = 0
+    """The alert's ``seq`` (0: not known), by which the store finds its rows."""
 
 
 def _migrate_events(db: sqlite3.Connection) -> None:
@@ -231,14 +242,74 @@ def _migrate_events(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE events ADD COLUMN decision BLOB")
 
 
-def _migrate_deliveries(db: sqlite3.Connection) -> bool:
-    """Move a deliveries table from before repeats aside; True if the rows need copying."""
+def _migrate_deliveries(db: sqlite3.Connection) -> None:
+    """Move a deliveries table from before ``alert_seq`` (or before repeats) aside, as
+    ``deliveries_old``, whose rows ``_copy_deliveries`` copies once the new one exists."""
     cols = [r[1] for r in db.execute("PRAGMA table_info(deliveries)")]
-    if not cols or "rep" in cols:
-        return False
-    db.execute("DROP INDEX IF EXISTS deliveries_pending")
-    db.execute("ALTER TABLE deliveries RENAME TO deliveries_v1")
-    return True
+    if not cols or "alert_seq" in cols:
+        return
+    with _atomic(db):
+        # Index names are the database's, not the table's: free them for the new table.
+        db.execute("DROP INDEX IF EXISTS deliveries_pending")
+        db.execute("DROP INDEX IF EXISTS deliveries_channel")
+        db.execute("ALTER TABLE deliveries RENAME TO deliveries_old")
+
+
+_DELIVERY_COPY = ("alert_id", "channel", "rep", "state", "attempts", "next_try", "last_error",
+                  "delivered_at", "grp")
+
+
+def _copy_deliveries(db: sqlite3.Connection) -> None:
+    """Copy the rows of a table ``_migrate_deliveries`` moved aside (this start, or one
+    stopped half-way) into the new one, each with its alert's seq (a row whose alert is
+    gone: minus its rowid, still unique), and drop it; all or nothing."""
+    cols = [r[1] for r in db.execute("PRAGMA table_info(deliveries_old)")]
+    if not cols:
+        return
+    copied = [c for c in _DELIVERY_COPY if c in cols]
+    with _atomic(db):
+        db.execute(f"INSERT INTO deliveries ({', '.join(copied)}, alert_seq) SELECT "
+                   f"{', '.join('d.' + c for c in copied)}, COALESCE(a.seq, -d.rowid) FROM "
+                   "deliveries_old d LEFT JOIN alerts a ON a.id = d.alert_id")
+        db.execute("DROP TABLE deliveries_old")
+
+
+@contextmanager
+def _atomic(db: sqlite3.Connection) -> Iterator[None]:
+    """One transaction on a connection in autocommit mode (a migration's steps)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def _migrate_audit(db: sqlite3.Connection) -> None:
+    """Give an ``audit`` table from before ``alert_seq`` the column, filled from the alerts
+    (through the old index on ``alert_id``, dropped after)."""
+    cols = [r[1] for r in db.execute("PRAGMA table_info(audit)")]
+    if not cols or "alert_seq" in cols:
+        return
+    with _atomic(db):
+        db.execute("ALTER TABLE audit ADD COLUMN alert_seq INTEGER")
+        ids = [r[0] for r in db.execute("SELECT DISTINCT alert_id FROM audit "
+                                        "WHERE alert_id IS NOT NULL")]
+        db.executemany("UPDATE audit SET alert_seq = (SELECT seq FROM alerts WHERE id = ?) "
+                       "WHERE alert_id = ?", [(_base_id(i), i) for i in ids])
+        db.execute("DROP INDEX IF EXISTS audit_alert")
+
+
+_REPEAT_SUFFIX = re.compile(r"-r\d+$")
+
+
+def _base_id(delivery_id: str) -> str:
+    """``a-…-r2`` (a repeat's id) -> ``a-…``: the alert whose seq an audit row carries
+    (``alerts.ack.base_alert_id``; repeated here, the store imports nothing of alerts/)."""
+    if delivery_id.startswith("a-"):
+        return _REPEAT_SUFFIX.sub("", delivery_id)
+    return delivery_id
 
 
 MENTION_COLUMNS = ("key", "brand", "post_id", "created_at", "seen_at", "author", "followers",
@@ -260,7 +331,7 @@ _INSERT_ALERT = ("INSERT INTO alerts (id, seq, at, type, brand, level, severity,
 """The body is bound as the line's UTF-8 bytes (``Alert.to_json_bytes``) and stored as
 the same TEXT as the line itself (a BLOB cast to TEXT keeps its bytes: the database is
 UTF-8): no ``str`` made per alert only to be encoded again for SQLite."""
-_INSERT_DELIVERY = ("INSERT INTO deliveries (alert_id, channel) VALUES (?, ?) "
+_INSERT_DELIVERY = ("INSERT INTO deliveries (alert_id, channel, alert_seq) VALUES (?, ?, ?) "
                     "ON CONFLICT DO NOTHING")
 _PROBE_CHUNK = 500
 SNAPSHOT_SUFFIX = ".snap"
@@ -339,8 +410,17 @@ SEEN_IDS_MAX = 2_000_000
 class Store:
     """SQLite state. Not thread-safe; one per event loop."""
 
+    _D_KEY = "alert_seq = (SELECT seq FROM alerts WHERE id = ?)"
+    """The rows of ``deliveries`` (or ``audit``) of the alert whose id is bound: by its seq
+    (see the schema's comment); ``PgStore``: by the id."""
+    _D_JOIN = "a.seq = d.alert_seq"
+    """``alerts a`` joined to ``deliveries d``."""
+    _BY_SEQ = True
+    """Whether rows are found by the alert's seq when it is known (not on PostgreSQL)."""
+
     _seen_ids: set[str] | None = None  # see __init__; PgStore never tracks them
     _seen_keys: set[str] | None = None
+    _exclusive = False
 
     def __init__(self, path: str | Path, exclusive: bool = False, durable: bool = True,
                  write_behind: bool = False) -> None:
@@ -366,15 +446,13 @@ class Store:
             self.db.execute(pragma)
         if write_behind and not durable and self.path != ":memory:":
             self._write_behind(pragmas)
-        migrate = _migrate_deliveries(self.db)
+        _migrate_deliveries(self.db)
         _migrate_events(self.db)
+        _migrate_audit(self.db)
         self.db.executescript(SCHEMA)
-        if migrate:
-            self.db.executescript(
-                "INSERT INTO deliveries (alert_id, channel, state, attempts, next_try, "
-                "last_error, delivered_at) SELECT alert_id, channel, state, attempts, next_try, "
-                "last_error, delivered_at FROM deliveries_v1; DROP TABLE deliveries_v1;")
+        _copy_deliveries(self.db)
         self._in_tx = False
+        self._exclusive = exclusive
         self._log_bytes = 0
         """The log's length at the last ``checkpoint`` pass (``wal_log_bytes``)."""
         self._alert_seq = self.db.execute("SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0]
@@ -420,7 +498,7 @@ class Store:
         """Keys ``expect`` found not stored, in this transaction (saves a query each)."""
         self._alerts: list[tuple[object, ...]] = []
         self._alert_ids: set[str] = set()
-        self._deliveries: list[tuple[str, str]] = []
+        self._deliveries: list[tuple[str, str, int]] = []
         self.on_flush: list[Callable[[], None]] = []
         """Called when the buffers are written, inside that transaction: the pipeline
         writes its projections (mentions, incidents) here."""
@@ -439,6 +517,13 @@ class Store:
         if not self._in_tx:
             self.db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
+            if not self._exclusive:
+                # Another process may have stored alerts since (``crisismon digest --now``
+                # on the daemon's store): number on from the newest, which the write lock
+                # keeps the newest until the commit. A seq is its alert's key in
+                # ``deliveries``: two alerts with one seq would lose a delivery.
+                self._alert_seq = max(self._alert_seq, self.db.execute(
+                    "SELECT COALESCE(MAX(seq), 0) FROM alerts").fetchone()[0])
 
     def commit(self) -> None:
         if self._in_tx:
@@ -841,14 +926,24 @@ class Store:
             chunk = ids[i:i + _PROBE_CHUNK]
             marks = ", ".join("?" for _ in chunk)
             busy.update(r[0] for r in self.db.execute(
-                f"SELECT alert_id FROM deliveries WHERE alert_id IN ({marks}) AND state IN "
-                f"('pending', 'held') UNION SELECT alert_id FROM repeats WHERE alert_id IN "
-                f"({marks}) AND done = 0", (*chunk, *chunk)))
+                f"SELECT a.id FROM alerts a JOIN deliveries d ON {self._D_JOIN} WHERE a.id IN "
+                f"({marks}) AND d.state IN ('pending', 'held') UNION SELECT alert_id FROM "
+                f"repeats WHERE alert_id IN ({marks}) AND done = 0", (*chunk, *chunk)))
         done = [i for i in ids if i not in busy]
-        for table in ("deliveries", "repeats"):
-            self._delete_in(table, "alert_id", done)
+        self._delete_deliveries(done)
+        self._delete_in("repeats", "alert_id", done)
         self._delete_in("alerts", "id", done)
         return len(rows), len(done), (rows[-1][1], rows[-1][0])
+
+    def _delete_deliveries(self, alert_ids: Sequence[str]) -> None:
+        """Delete the delivery rows of ``alert_ids`` (before the alerts themselves)."""
+        if not self._BY_SEQ:
+            self._delete_in("deliveries", "alert_id", alert_ids)
+            return
+        for i in range(0, len(alert_ids), _PROBE_CHUNK):
+            chunk = alert_ids[i:i + _PROBE_CHUNK]
+            self.db.execute("DELETE FROM deliveries WHERE alert_seq IN (SELECT seq FROM alerts "
+                            f"WHERE id IN ({', '.join('?' for _ in chunk)}))", chunk)
 
     def _delete_in(self, table: str, column: str, values: Sequence[str]) -> None:
         for i in range(0, len(values), _PROBE_CHUNK):
@@ -888,6 +983,9 @@ class Store:
     # ---------------------------------------------------------------- alerts + outbox
     def add_alerts(self, alerts: Iterable[Alert], channels: Sequence[str] = ()) -> list[Alert]:
         """Record alerts (and a pending delivery per channel); return only the new ones."""
+        if not self._in_tx:  # numbered under the write lock (see ``begin``)
+            with self.transaction():
+                return self.add_alerts(alerts, channels)
         new: list[Alert] = []
         seen = self._seen_ids
         buffered = self._alert_ids  # (names held locally: this runs once per alert)
@@ -911,9 +1009,7 @@ class Store:
                          alert.severity, alert.post_id, alert.incident_id, body(alert)))
             new.append(alert)
             if channels:
-                self._deliveries.extend((aid, channel) for channel in channels)
-        if not self._in_tx:
-            self.flush()
+                self._deliveries.extend((aid, channel, seq) for channel in channels)
         return new
 
     @staticmethod
@@ -942,11 +1038,11 @@ class Store:
         """Deliveries of ``channel`` due for a try at ``now``, oldest alert first."""
         self._write_buffered()
         rows = self.db.execute(
-            "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
-            "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'pending' "
+            "SELECT a.body, d.attempts, d.rep, a.seq FROM deliveries d JOIN alerts a "
+            f"ON {self._D_JOIN} WHERE d.channel = ? AND d.state = 'pending' "
             "AND d.next_try <= ? ORDER BY a.seq, d.rep LIMIT ?", (channel, now, limit))
-        return [PendingDelivery(Alert.from_json(body), channel, attempts, rep)
-                for body, attempts, rep in rows]
+        return [PendingDelivery(Alert.from_json(body), channel, attempts, rep, seq)
+                for body, attempts, rep, seq in rows]
 
     def next_retry(self, channel: str) -> float | None:
         """When ``channel`` next has work: a retry, a deferred page or a held group's flush."""
@@ -958,18 +1054,24 @@ class Store:
     def mark_delivered(self, alert_id: str, channel: str, now: float, rep: int = 0) -> None:
         self._write_buffered()
         self.db.execute("UPDATE deliveries SET state = 'delivered', delivered_at = ?, "
-                        "attempts = attempts + 1, last_error = NULL "
-                        "WHERE alert_id = ? AND channel = ? AND rep = ?",
-                        (now, alert_id, channel, rep))
+                        f"attempts = attempts + 1, last_error = NULL WHERE {self._D_KEY} "
+                        "AND channel = ? AND rep = ?", (now, alert_id, channel, rep))
 
-    def mark_delivered_many(self, channel: str, deliveries: Sequence[tuple[str, int]],
+    def mark_delivered_many(self, channel: str, deliveries: Sequence[tuple[str, int, int]],
                             now: float) -> None:
-        """``mark_delivered`` for many ``(alert id, rep)`` of one channel, one statement."""
+        """``mark_delivered`` for many ``(alert id, rep, alert seq)`` of one channel, one
+        statement (a seq of 0: not known, found by the id)."""
         self._write_buffered()
-        self.db.executemany("UPDATE deliveries SET state = 'delivered', delivered_at = ?, "
-                            "attempts = attempts + 1, last_error = NULL "
-                            "WHERE alert_id = ? AND channel = ? AND rep = ?",
-                            [(now, aid, channel, rep) for aid, rep in deliveries])
+        sql = ("UPDATE deliveries SET state = 'delivered', delivered_at = ?, "
+               "attempts = attempts + 1, last_error = NULL WHERE {} AND channel = ? AND rep = ?")
+        by_seq = [(now, seq, channel, rep) for _aid, rep, seq in deliveries
+                  if seq and self._BY_SEQ]
+        by_id = [(now, aid, channel, rep) for aid, rep, seq in deliveries
+                 if not (seq and self._BY_SEQ)]
+        if by_seq:
+            self.db.executemany(sql.format("alert_seq = ?"), by_seq)
+        if by_id:
+            self.db.executemany(sql.format(self._D_KEY), by_id)
 
     def mark_failed(self, alert_id: str, channel: str, error: str, next_try: float | None,
                     rep: int = 0) -> None:
@@ -978,7 +1080,7 @@ class Store:
         state = "pending" if next_try is not None else "failed"
         self.db.execute("UPDATE deliveries SET state = ?, attempts = attempts + 1, "
                         "last_error = ?, next_try = COALESCE(?, next_try) "
-                        "WHERE alert_id = ? AND channel = ? AND rep = ?",
+                        f"WHERE {self._D_KEY} AND channel = ? AND rep = ?",
                         (state, error[:500], next_try, alert_id, channel, rep))
 
     def mark_judged(self, alert_id: str, channel: str, rep: int, state: str,
@@ -987,7 +1089,7 @@ class Store:
         (deferred), or ``held`` in group ``grp`` until ``next_try``."""
         self._write_buffered()
         self.db.execute("UPDATE deliveries SET state = ?, next_try = COALESCE(?, next_try), "
-                        "grp = ?, last_error = ? WHERE alert_id = ? AND channel = ? AND rep = ?",
+                        f"grp = ?, last_error = ? WHERE {self._D_KEY} AND channel = ? AND rep = ?",
                         (state, next_try, grp, note or None, alert_id, channel, rep))
 
     def due_groups(self, channel: str, now: float) -> list[str]:
@@ -1001,33 +1103,34 @@ class Store:
         """The pages held in ``grp`` on ``channel``, oldest first."""
         self._write_buffered()
         rows = self.db.execute(
-            "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
-            "ON a.id = d.alert_id WHERE d.channel = ? AND d.state = 'held' AND d.grp = ? "
+            "SELECT a.body, d.attempts, d.rep, a.seq FROM deliveries d JOIN alerts a "
+            f"ON {self._D_JOIN} WHERE d.channel = ? AND d.state = 'held' AND d.grp = ? "
             "ORDER BY a.seq, d.rep", (channel, grp))
         return [PendingDelivery(Alert.from_record(msgspec.json.decode(body)), channel,
-                                attempts, rep) for body, attempts, rep in rows]
+                                attempts, rep, seq) for body, attempts, rep, seq in rows]
 
     def mark_summarised(self, items: Sequence[PendingDelivery], now: float) -> None:
         """Held pages that went out inside one summary message."""
         self._write_buffered()
         self.db.executemany(
             "UPDATE deliveries SET state = 'summarised', delivered_at = ?, last_error = NULL "
-            "WHERE alert_id = ? AND channel = ? AND rep = ?",
+            f"WHERE {self._D_KEY} AND channel = ? AND rep = ?",
             [(now, i.alert.id, i.channel, i.rep) for i in items])
 
     def delivery_channels(self, alert_id: str) -> list[str]:
         """Channels the page itself (repeat 0) was routed to."""
         self._write_buffered()
-        rows = self.db.execute("SELECT channel FROM deliveries WHERE alert_id = ? AND rep = 0",
+        rows = self.db.execute(f"SELECT channel FROM deliveries WHERE {self._D_KEY} AND rep = 0",
                                (alert_id,))
         return [r[0] for r in rows]
 
     def add_repeat(self, alert_id: str, rep: int, channels: Sequence[str]) -> None:
         """Queue repeat number ``rep`` of an alert on ``channels``."""
         self._write_buffered()
-        self.db.executemany("INSERT INTO deliveries (alert_id, channel, rep) "
-                            "VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                            [(alert_id, c, rep) for c in channels])
+        self.db.executemany("INSERT INTO deliveries (alert_id, channel, rep, alert_seq) "
+                            "VALUES (?, ?, ?, (SELECT seq FROM alerts WHERE id = ?)) "
+                            "ON CONFLICT DO NOTHING",
+                            [(alert_id, c, rep, alert_id) for c in channels])
 
     def arm_repeat(self, alert_id: str, next_at: float) -> None:
         """Start the repeat schedule of a page that went out (once; later calls are no-ops)."""
@@ -1073,7 +1176,7 @@ class Store:
         """Per channel: when the oldest page (not a repeat) still to go out was raised,
         among those due at ``now`` or tried at least once (``/metrics``)."""
         rows = self.db.execute(
-            "SELECT d.channel, MIN(a.at) FROM deliveries d JOIN alerts a ON a.id = d.alert_id "
+            f"SELECT d.channel, MIN(a.at) FROM deliveries d JOIN alerts a ON {self._D_JOIN} "
             "WHERE d.state IN ('pending', 'held') AND d.rep = 0 AND (d.next_try <= ? OR "
             "d.attempts > 0) GROUP BY d.channel", (now,))
         return {channel: at for channel, at in rows}
@@ -1125,31 +1228,46 @@ class Store:
     def audit_delivery(self, at: float, alert_id: str, channel: str, rep: int, outcome: str,
                        detail: str | None) -> None:
         """Log one try of one page on one channel (``alerts.audit``)."""
-        self.db.execute("INSERT INTO audit (at, kind, alert_id, channel, rep, outcome, detail) "
-                        "VALUES (?, 'delivery', ?, ?, ?, ?, ?)",
-                        (at, alert_id, channel, rep, outcome, detail))
+        self.db.execute("INSERT INTO audit (at, kind, alert_id, channel, rep, outcome, detail, "
+                        "alert_seq) VALUES (?, 'delivery', ?, ?, ?, ?, ?, (SELECT seq FROM "
+                        "alerts WHERE id = ?))",
+                        (at, alert_id, channel, rep, outcome, detail, _base_id(alert_id)))
 
-    def audit_deliveries(self, rows: Sequence[tuple[float, str, str, int, str, str | None]]
+    def audit_deliveries(self, rows: Sequence[tuple[float, str, str, int, str, str | None, int]]
                          ) -> None:
-        """``audit_delivery`` for many: (at, alert id, channel, rep, outcome, detail)."""
-        self.db.executemany("INSERT INTO audit (at, kind, alert_id, channel, rep, outcome, "
-                            "detail) VALUES (?, 'delivery', ?, ?, ?, ?, ?)", rows)
+        """``audit_delivery`` for many: (at, delivery id, channel, rep, outcome, detail,
+        the alert's seq; 0: not known, looked up)."""
+        known = [r for r in rows if r[6]]
+        if known:
+            self.db.executemany("INSERT INTO audit (at, kind, alert_id, channel, rep, outcome, "
+                                "detail, alert_seq) VALUES (?, 'delivery', ?, ?, ?, ?, ?, ?)",
+                                known)
+        for at, did, channel, rep, outcome, detail, seq in rows:
+            if not seq:
+                self.audit_delivery(at, did, channel, rep, outcome, detail)
 
     def record_action(self, at: float, kind: str, alert_id: str, outcome: str,
                       detail: str | None, who: str, via: str | None, key: str) -> None:
         """Log a responder's ack or resolve, once per ``key`` (a rebuild replays it)."""
-        self.db.execute("INSERT INTO audit (at, kind, alert_id, outcome, detail, who, via, key) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        (at, kind, alert_id, outcome, detail, who, via, key))
+        self.db.execute("INSERT INTO audit (at, kind, alert_id, outcome, detail, who, via, key, "
+                        "alert_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, (SELECT seq FROM alerts "
+                        "WHERE id = ?)) ON CONFLICT DO NOTHING",
+                        (at, kind, alert_id, outcome, detail, who, via, key, _base_id(alert_id)))
 
     def audit_entries(self, limit: int, alert_id: str | None = None,
                       kind: str | None = None) -> list[tuple[Any, ...]]:
         """The newest ``limit`` audit rows (``AUDIT_COLUMNS``), newest first; optionally
         only those of one alert (its repeats too) or of one kind."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if alert_id:
             where.append("(alert_id = ? OR alert_id LIKE ?)")
             args += [alert_id, f"{alert_id}-r%"]
+            if self._BY_SEQ and self.has_alert(_base_id(alert_id)):
+                # Through the index on its seq; an id that names no stored alert (a
+                # summary's, a post's) is looked for row by row.
+                where.append("alert_seq = (SELECT seq FROM alerts WHERE id = ?)")
+                args.append(_base_id(alert_id))
         if kind:
             where.append("kind = ?")
             args.append(kind)

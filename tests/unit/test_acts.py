@@ -52,6 +52,14 @@ def acts(text: str) -> tuple[str, ...]:
     ("多亏这个充电宝，手机撑到了家", ("解围",)),
     ("有检测报告，给孩子用着放心", ("解围",)),
     # a purchase told beside a feeling about something else, with why it is there
+    ("加班到半夜，幸亏公司楼下还有一家便利店开着", ("解围",)),   # 幸亏 … 有
+    ("感冒了一整天，喝完这碗姜汤舒服多了", ("解围",)),           # the writer's state mended
+    ("期末周全靠楼下的咖啡撑过来", ("解围",)),
+    ("背了两年的包，边角一点磨损都没有", ("没出毛病",)),
+    ("戴着游泳也没进过水", ("没出毛病",)),
+    ("这家网店买过三次，衣服都没起球，没踩雷", ("没出毛病",)),   # a letdown denied blocks nothing
+    ("这本教材讲得特别清楚", ("称赞",)),
+    ("这部电影后劲太大，看完哭得停不下来", ("夸张",)),          # moved to tears by a work
     ("面试没过，心情很差，买了杯奶茶安慰一下自己", ("他事",)),
     ("周末在商场逛了半天，顺便吃了个冰淇淋，腿都酸了", ("他事",)),
 ])
@@ -83,6 +91,10 @@ def test_reads_the_act(text: str, expected: tuple[str, ...]) -> None:
     "冷笑了一声",                           # 冷笑 is no laughter
     "很好吃，就是送得太慢了",               # the turn is the verdict
     "用起来不是很方便",                     # a good word negated
+    "看了这条新闻哭得不行",                 # tears, but at no work
+    "幸亏我留了截图，不然退款都要不回来",     # relief inside a complaint
+    "又踩雷了，再也不买",                   # a letdown not denied
+    "剧烈疼痛，哭得不行",                   # 剧烈 is no drama
 ])
 def test_no_act_or_blocked(text: str) -> None:
     assert acts(text) == ()

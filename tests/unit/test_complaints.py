@@ -63,6 +63,14 @@ def test_complaints_are_read(text: str, terms: tuple[str, ...]) -> None:
     "但是麻烦您再确认一下",
     "不好意思久等了",
     "物流很快，好评",
+    "考试挂了，心情超差",               # the writer's mood, not a quality of the seller
+    "今天运气真的太差了",
+    "消费者协会发布年度报告",           # 消费: consuming, not a fee
+    "骑手冒雨送来，给他加了小费",       # a tip the customer gives
+    "这也太让人[费解]了吧",             # an emoticon
+    "和面真费劲",                       # effort
+    "好吃，不难吃",                     # a bare verdict denied
+    "难吃的东西也能做得好吃",           # not a clause of its own
 ])
 def test_praise_and_feelings_are_not_complaints(text: str) -> None:
     assert GRIEVANCE.read(text).weight < 1.0
@@ -133,3 +141,21 @@ def test_a_clearly_positive_post_stays_positive() -> None:
     pol = Polarity(0.05, 0.05, 0.90)
     s = Scorer(_Fixed(pol), Lexicon({}), 0.4).score_text("就是有点贵，但是真的好吃")
     assert not s.negative and s.polarity == "positive"
+
+
+@pytest.mark.parametrize("text", ["菜超咸", "服务态度超差", "还要另收200安装费",
+                                  "物业费年年涨", "难吃", "送来的时候，难喝死了。", "不新鲜，"])
+def test_the_seller_s_qualities_and_fees_still_count(text: str) -> None:
+    """The mood and fee exceptions are narrow: the seller's qualities and fees still count;
+    a bad verdict told as a clause of its own (难吃) is one too."""
+    assert GRIEVANCE.read(text).weight >= 1.0
+
+
+def test_a_negated_complaint_term_names_no_grievance() -> None:
+    """这次没踩雷: the crisis lexicon's complaint term is negated, as the grievance reading
+    reads its own cues; a term used as said still counts."""
+    from rules.lexicon import default_crisis_lexicon
+
+    scorer = Scorer(_Fixed(Polarity(0.3, 0.4, 0.3)), default_crisis_lexicon(), 0.4)
+    assert not any("投诉词" in r for r in scorer.score_text("衣服洗了都没掉色，这次没踩雷").reasons)
+    assert any("投诉词：踩雷" in r for r in scorer.score_text("又踩雷了，这家真难吃").reasons)

@@ -91,12 +91,17 @@ def test_the_forked_reader_assesses_each_batch_as_the_pipeline_would() -> None:
     stories: set[str] = set()  # the reader's assessor remembers story roots across batches
     try:
         for read in reader:  # every chunk, the first included: the models load first
-            chunk, assessed = read.events, read.assessed
+            chunk, assessed, decided = read.events, read.assessed, read.decided
             assert assessed is not None and len(assessed) == -(-len(chunk) // 8)
+            assert decided is not None and len(decided) == len(assessed)
             for j, got in enumerate(assessed):
                 batch = [e for e in chunk[j * 8:(j + 1) * 8] if isinstance(e, Post)]
-                assert got == assess_posts(batch, matcher, scorer, stories)
-                mentions += len(got)
+                want = assess_posts(batch, matcher, scorer, stories)
+                # A post decided whole there is sent as its decision only.
+                whole = {pid for pid, body in decided[j].items() if body}
+                assert whole <= want.keys()
+                assert got == {pid: a for pid, a in want.items() if pid not in whole}
+                mentions += len(want)
     finally:
         reader.close()
     assert mentions > 50

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor.config import ConfigError, parse_config
 from monitor.feed import FeedStats, iter_feed
-from monitor.normalise import BadInput, normalise_text, parse_time, to_event
+from monitor.normalise import (
+    _FULLWIDTH,
+    BadInput,
+    normalise_text,
+    parse_time,
+    plain_post,
+    to_event,
+    untidy,
+)
 from rules.matching import BrandMatcher
 from rules.records import Action, Post, parse_duration
 
@@ -47,6 +57,47 @@ def test_to_event_raises_only_bad_input(obj: dict[str, object]) -> None:
     assert event.id and isinstance(event.created_at, float)
 
 
+# Lines of the usual shape, with a few of each field's near misses: what ``plain_post``
+# decodes straight into types, or must hand on to ``to_event``. (``one_of`` picks a branch
+# evenly: the good values are listed several times, so most lines are of the usual shape.)
+def _mostly(good: st.SearchStrategy[object], *odd: object) -> st.SearchStrategy[object]:
+    return st.one_of(good, good, good, good, st.sampled_from(odd))
+
+
+ids = _mostly(st.integers(0, 2**70), -1, " 7 ", "", "x" * 65, True, None, 1.5)
+counts = _mostly(st.integers(0, 2**64), -3, None, True, 2.0, "12", "100万+")
+plain_like = st.fixed_dictionaries({
+    "id": ids, "created_at": _mostly(st.sampled_from(["Tue May 31 17:46:55 +0800 2011",
+                                                      "2013-04-05 22:34:13"]),
+                                     "soon", "", 1306835215, None),
+    "user": st.fixed_dictionaries({"id": ids}, optional={
+        "screen_name": _mostly(st.text(max_size=8), None, 5), "followers_count": counts,
+        "verified": _mostly(st.booleans(), None, 1),
+        "verified_type": _mostly(st.integers(-1, 3) | st.none(), True, "2")})},
+    optional={
+    "text": _mostly(st.text(max_size=20), "&amp;快书包 <b>x</b>", "這個", None, 3),
+    "reposts_count": counts, "comments_count": counts, "attitudes_count": counts,
+    "status": ids | st.fixed_dictionaries({}, optional={"id": ids, "idstr": ids}),
+    "retweeted_status": ids | st.fixed_dictionaries({}, optional={"id": ids}),
+    "retweeted_id": ids, "reply_comment": ids | st.fixed_dictionaries({"id": ids}),
+    "action": st.sampled_from(["ack", None]), "idstr": ids,
+})
+
+
+@settings(FAST, max_examples=400)
+@given(plain_like, st.booleans())
+def test_plain_post_is_to_event(obj: dict[str, object], simplify: bool) -> None:
+    line = json.dumps(obj, ensure_ascii=False).encode()
+    fast = plain_post(line, "f.jsonl:1", simplify)
+    try:
+        slow: object = to_event(msgspec.json.decode(line), "f.jsonl:1", simplify)
+    except BadInput:
+        slow = None
+    assert fast is None or fast == slow
+    if slow is None:
+        assert fast is None
+
+
 @FAST
 @given(json_values)
 def test_any_json_value(obj: object) -> None:
@@ -56,6 +107,20 @@ def test_any_json_value(obj: object) -> None:
         assert str(exc)
     else:
         assert isinstance(event, Post | Action)
+
+
+# The one pattern ``untidy`` replaced (an alternation, slower).
+_UNTIDY_ONE_PATTERN = re.compile("[&<" + "".join(re.escape(chr(c)) for c in sorted(_FULLWIDTH))
+                                 + r"\x00-\x1f\x7f\u200b-\u200f\u2028-\u202e\ufeff\t\r\n]"
+                                 r"|  |^\s|\s$")
+_SPACY = st.text(alphabet=st.sampled_from(" a快\n\t\xa0\u3000\u2028\x85\x1c&<Ａ\u200b"),
+                 max_size=6)
+
+
+@settings(FAST, max_examples=400)
+@given(st.text(max_size=8) | _SPACY)
+def test_untidy_is_the_one_pattern(text: str) -> None:
+    assert untidy(text) == (_UNTIDY_ONE_PATTERN.search(text) is not None)
 
 
 @FAST

@@ -233,3 +233,13 @@ def test_one_weak_cue_is_not_a_harm_report_however_sure_the_model() -> None:
                0.92)
     assert a.severity != "P1" and not a.danger
     assert not HARM.read("我的头快炸了，气炸了").harm
+
+
+@pytest.mark.parametrize(("text", "harm"), [
+    ("陪朋友逛了一天街，腿都走断了", False),   # an everyday effort's result: tiredness
+    ("排了三个小时队，腰都站断了", False),
+    ("从梯子上摔下来，腿摔断了", True),         # an accident has a cause of its own
+    ("被电动车撞了，腿撞断了", True),
+])
+def test_an_everyday_effort_is_not_an_injury(text: str, harm: bool) -> None:
+    assert HARM.read(text).harm is harm

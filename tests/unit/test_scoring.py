@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from rules.records import Author, Post, PostKind
+from rules.scoring import Scorer
 from rules.severity import SeverityPolicy, Tier, assess, influence_tier
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,3 +142,46 @@ def test_simplified_text_is_read_as_the_full_normalisation_reads_it() -> None:
         text = normalise_text(raw)
         assert fold_simplified(text) == normalise_for_scoring(text).lower(), raw
         assert scorer.score_text(text, 0.3, simplified=True) == scorer.score_text(text, 0.3)
+
+
+def _own_passes(scorer: Scorer, norm: str) -> tuple[object, ...]:
+    """What each table's own automaton finds in ``norm``, as ``Scanner.scan`` gives it."""
+    from rules import acts
+
+    lexicon = [entry for _end, entry in scorer.lexicon._automaton.iter(norm)]
+    tables = []
+    for table in (scorer.harm, scorer.grievance):
+        terms = list(table._automaton.iter(norm))
+        anchored: set[int] = set()
+        for _end, ids in table._anchors.iter(norm):
+            anchored.update(ids)
+        tables.append((terms, anchored))
+    plain = more = 0
+    for _end, m in acts._PLAIN_ANCHORS.iter(norm):
+        plain |= m
+    for _end, m in acts._MORE_ANCHORS.iter(norm):
+        more |= m
+    return (lexicon, *tables, (plain, more))
+
+
+def test_one_scan_finds_what_each_table_finds_in_the_same_order() -> None:
+    """``Scanner``: one pass for the lexicon, the harm and grievance tables and the acts'
+    anchors gives each exactly its own pass's hits, in its order (``cues`` and
+    ``find_normalised`` read them in that order)."""
+    from rules.lexicon import default_crisis_lexicon
+    from rules.sentiment import load_sentiment
+    from rules.textnorm import scoring_forms
+
+    scorer = Scorer(load_sentiment("weibo", None, []), default_crisis_lexicon(), 0.4)
+    feed = ROOT / "seeds" / "feeds" / "sample_day.jsonl"
+    texts = [json.loads(line).get("text") or "" for line in
+             feed.read_text(encoding="utf-8").splitlines()]
+    # And texts dense with overlapping cues, so that keys of several tables end at one place.
+    texts += ["食物中毒了，孩子送医，退款呵呵，骗子，等了三天了还没到，请问怎么办？",
+              "爆炸了爆炸爆炸，吃完拉肚子，说好的包邮呢，扣了运费，谢谢好评"]
+    hits = 0
+    for norm in scoring_forms(texts):
+        got = scorer.scanner().scan(norm)
+        assert got == _own_passes(scorer, norm)
+        hits += len(got[0]) + len(got[1][0]) + len(got[2][0])
+    assert hits > 20
