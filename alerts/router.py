@@ -31,6 +31,10 @@ class Router:
         """The first matching route by what a route matches on (``RouteConfig.matches``
         reads brand, type, severity and level only): a few dozen keys a day, against one
         ``first_match`` per alert."""
+        self._resolved: dict[tuple[object, ...], tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        """``resolve``'s whole answer by the same key and the channels asked about, when
+        no rotation is configured: then nothing in it depends on the alert's time."""
+        self._rotating = bool(oncall)
 
     def recipients(self, alert: Alert, team: str = DEFAULT_TEAM) -> tuple[str, ...]:
         """The rung's people: from the team's rotation, else the default team's, else the ladder."""
@@ -49,6 +53,18 @@ class Router:
         """Who ``alert`` is for (its recipients), and which of ``channels`` (all the
         daemon has) it goes to."""
         key = (alert.brand, alert.type, alert.severity, alert.level)
+        if self._rotating:
+            return self._resolve(alert, key, channels)
+        asked = (key, channels if type(channels) is tuple else tuple(channels))
+        ready = self._resolved.get(asked)
+        if ready is None:
+            if len(self._resolved) >= _MATCHED_MAX:
+                self._resolved.clear()
+            ready = self._resolved[asked] = self._resolve(alert, key, channels)
+        return ready
+
+    def _resolve(self, alert: Alert, key: tuple[object, ...], channels: Sequence[str]
+                 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
         try:
             route = self._matched[key]
         except KeyError:

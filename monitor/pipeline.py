@@ -80,6 +80,11 @@ __all__ = ["Pipeline", "PipelineStats", "cutoff", "early_decisions", "incident_r
            "mention_decision", "official_decision", "own_words"]
 
 
+def every_brand(_brand: str) -> bool:
+    """``Pipeline.owns`` of an instance that works alone: it records every brand's alerts."""
+    return True
+
+
 class _JsonCache(dict[tuple[str, ...], str]):
     """``json.dumps(t, ensure_ascii=False)`` of tuples, each worked out once; called."""
 
@@ -147,7 +152,7 @@ class Pipeline:
         self.config_changed = False
         """Whether the last ``rebuild``'s snapshot was taken under another reply rule or
         other crisis settings than the config's."""
-        self.owns: Callable[[str], bool] = lambda _brand: True
+        self.owns: Callable[[str], bool] = every_brand
         """Whether this instance records (and so sends) a brand's alerts: always, unless
         several instances share the work (``monitor.cluster``: the brand's lease holder)."""
 
@@ -202,7 +207,9 @@ class Pipeline:
         if not store.in_transaction:  # a batch of one
             with store.transaction():
                 return self.handle(event, now)
-        due = self._record(self.engine.advance(cutoff(event, now), inclusive=False))
+        created = event.created_at  # (``cutoff``: a post or an action has its time)
+        due = self._record(self.engine.advance(created if created < now else now,
+                                               inclusive=False))
         # Every log line about this post carries its id and (once matched) its brand.
         token = enter_event(event.id)
         mark = store.mark(savepoint=isinstance(event, Action))  # actions write the audit
@@ -479,15 +486,19 @@ class Pipeline:
         (``_flush_projections``, once per batch)."""
         if not raw:
             return raw
-        new: list[Alert] = []
         owns, resolve, add, all_channels = (self.owns, self.router.resolve,
                                             self.store.add_alerts, self.channels)
-        for alert in raw:  # each alert gets a delivery only on the channels it is routed to
-            if not owns(alert.brand):
-                continue  # another instance holds this brand's lease and pages for it
-            people, channels = resolve(alert, all_channels)
-            # ``raw`` is the engine's, just raised, and no one else's: addressed in place.
-            new += add((alert.address_fresh(people),), channels)
+        if owns is not every_brand:
+            # Another instance holds the lease of some brands and pages for them.
+            raw = [alert for alert in raw if owns(alert.brand)]
+        # ``raw`` is the engine's, just raised, and no one else's: addressed in place.
+        if not all_channels:  # no delivery rows: the lot in one call (the replay's case)
+            new = add([alert.address_fresh(resolve(alert, all_channels)[0]) for alert in raw])
+        else:
+            new = []
+            for alert in raw:  # a delivery only on each channel the alert is routed to
+                people, channels = resolve(alert, all_channels)
+                new += add((alert.address_fresh(people),), channels)
         self.stats.alerts += len(new)
         return new
 

@@ -528,14 +528,24 @@ class EscalationEngine:
         """
         out: list[Alert] = []
         heap = self._heap
-        while heap and (heap[0].due < until or (inclusive and heap[0].due == until)):
-            d = heapq.heappop(heap)
-            out.extend(self._fire(d))
+        pop = heapq.heappop
+        while heap:
+            due = heap[0].due
+            if due > until or (due == until and not inclusive):
+                break
+            d = pop(heap)
+            if d.step <= Step.ESCALATE:  # the reply ladder: most deadlines, one page each
+                alert = self._fire_reply(d)
+                if alert is not None:
+                    out.append(alert)
+            else:
+                out.extend(self._fire(d))
         return out
 
     def _fire(self, d: Deadline) -> list[Alert]:
-        if d.step in _REPLY_STEPS:
-            return self._fire_reply(d)
+        if d.step <= Step.ESCALATE:
+            alert = self._fire_reply(d)
+            return [] if alert is None else [alert]
         if d.step is Step.FOLLOWUP:
             return self._fire_followup(d)
         inc = self.incidents.get(d.subject)  # type: ignore[arg-type]
@@ -553,18 +563,29 @@ class EscalationEngine:
                                          wording.no_statement(inc, self.policy(inc), self.tz))]
         return self._fire_close(inc, d.due)
 
-    def _fire_reply(self, d: Deadline) -> list[Alert]:
+    def _fire_reply(self, d: Deadline) -> Alert | None:
+        """A step of the reply ladder: its page, unless the mention was answered; the
+        next step is queued (in ``d`` itself: popped, it is no one else's)."""
         clock = d.subject
         assert isinstance(clock, ReplyClock)
-        if not clock.is_open:
-            return []
-        alert_type, level = _REPLY_STEPS[d.step]
-        if d.step is Step.WARN:
-            self._at(reply_due(clock.created_at, clock.sla), Step.BREACH, clock)
-        elif d.step is Step.BREACH:
-            self._at(escalate_due(clock.created_at, clock.sla), Step.ESCALATE, clock)
-        return [self._mention_alert(clock, alert_type, d.due, level,
-                                    wording.reply_overdue(clock, alert_type, clock.sla, self.tz))]
+        if not clock.flags & _NEEDS_REPLY or clock.replied_at is not None:
+            return None  # answered (or never needed an answer): the ladder stops
+        step = d.step
+        alert_type, level = _REPLY_STEPS[step]
+        at = d.due
+        if step is Step.WARN:
+            self._again(d, reply_due(clock.created_at, clock.sla), Step.BREACH)
+        elif step is Step.BREACH:
+            self._again(d, escalate_due(clock.created_at, clock.sla), Step.ESCALATE)
+        return self._mention_alert(clock, alert_type, at, level,
+                                   wording.reply_overdue(clock, alert_type, clock.sla, self.tz))
+
+    def _again(self, d: Deadline, due: float, step: Step) -> None:
+        """Queue ``d``, just popped, again for its subject's next ``step``: as ``_at``
+        would, without a new ``Deadline`` (two steps of the ladder per unanswered mention)."""
+        self._seq += 1
+        d.due, d.seq, d.step = due, self._seq, step
+        heapq.heappush(self._heap, d)
 
     def _fire_followup(self, d: Deadline) -> list[Alert]:
         clock = d.subject
@@ -615,12 +636,12 @@ class EscalationEngine:
     def _mention_alert(self, clock: ReplyClock, alert_type: AlertType, at: float, level: int,
                        words: tuple[str, str], extra: str = "") -> Alert:
         post_id = str(clock._pid)
-        parts = (str(alert_type), clock.brand, post_id) + ((extra,) if extra else ())
-        aid = alert_id(*parts)
-        inc_id = self.open_incident.get(clock.brand)
-        return Alert(id=aid, type=alert_type, at=at, brand=clock.brand, level=level,
-                     severity=clock.severity, title=words[0], text=words[1],
-                     post_id=post_id, incident_id=inc_id)
+        brand = clock.brand
+        aid = (alert_id(alert_type, brand, post_id, extra) if extra
+               else alert_id(alert_type, brand, post_id))
+        # Positional: keywords cost ~40 % more, once per page.
+        return Alert(aid, alert_type, at, brand, level, clock.severity, words[0], words[1],
+                     post_id, self.open_incident.get(brand))
 
     def _incident_alert(self, inc: Incident, alert_type: AlertType, at: float, level: int,
                         words: tuple[str, str], step: str = "") -> Alert:

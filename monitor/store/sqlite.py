@@ -372,6 +372,9 @@ class Mark(NamedTuple):
     savepoint: bool
 
 
+_new_mark = tuple.__new__
+
+
 def _kind(event: StoredEvent) -> str:
     return "post" if isinstance(event, Post) else "action" if isinstance(event, Action) \
         else "counts"
@@ -572,8 +575,9 @@ class Store:
         for steps that write through ``db`` directly (an action's audit row)."""
         if savepoint:
             self.db.execute("SAVEPOINT step")
-        return Mark(len(self._events), len(self._alerts), len(self._deliveries),
-                    self._alert_seq, savepoint)
+        # ``tuple.__new__`` straight: ``Mark(...)`` runs a Python ``__new__``, per event.
+        return _new_mark(Mark, (len(self._events), len(self._alerts), len(self._deliveries),
+                                self._alert_seq, savepoint))
 
     def release(self, mark: Mark) -> None:
         """The step succeeded: keep what it added."""
@@ -624,7 +628,10 @@ class Store:
         """Store an event; False if it was stored before (the dedupe across all sources).
 
         Inside a transaction the row is buffered until the commit (see the module doc)."""
-        key = event_key(event)
+        if type(event) is Post:  # nearly every event: key and kind without the tests below
+            key, kind = f"p:{event.id}", "post"
+        else:
+            key, kind = event_key(event), _kind(event)
         if key in self._event_keys:
             return False
         seen = self._seen_keys
@@ -641,7 +648,6 @@ class Store:
         body = self._encoded.pop(key, None) if self._encoded else None
         if body is None:
             body = encode_event(event)
-        kind = _kind(event)
         # A post is decided when handled (``decide``); until then: about nothing.
         row = (key, kind, seen_at, body, b"" if kind == "post" else None)
         if not self._in_tx:  # no batch to join: store it now

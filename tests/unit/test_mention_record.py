@@ -110,3 +110,19 @@ def test_until_leaves_out_a_later_reply(config: Config) -> None:
     assert late["reply_seconds"] is None and m.reply_seconds(until=1100.0) is None
     assert m.to_dict(config.tz, until=1100.0)["replied_at"] is None
     assert m.to_dict(config.tz, until=1100.5)["replied_at"] is not None
+
+
+@pytest.mark.parametrize("value", [
+    0.0, -0.0, 0.0001, 0.00012345, 1e-05, 2.5e-07, 0.07385, 123.456, 299.99999999999994,
+    999999999999999.9, 1e15, 1e16, 1.2345678901234568e+17, -3.5, 1e300, float("nan"),
+    float("inf"), float("-inf"), 2**70, True, None])
+def test_mention_line_is_json_dumps_text(value: object) -> None:
+    """``mention_json`` (msgspec, spaced by its formatter) writes exactly the text of
+    ``json.dumps(rec, ensure_ascii=False)``: floats in and out of the range msgspec
+    writes as ``repr`` does, non-finite ones, big ints, and strings that need escapes."""
+    rec = {"id": "1", "text": 'a"b\\c\n\t\x00\x1f\x7f\u2028\u2029 中文 😀',
+           "keywords": ("小满", "x"), "terms": (), "sentiment": value, "reply_seconds": value,
+           "nested": None}
+    assert mention_json(rec) == json.dumps(rec, ensure_ascii=False)
+    assert mention_json({**rec, "text": "\ud800"}) == json.dumps({**rec, "text": "\ud800"},
+                                                              ensure_ascii=False)
