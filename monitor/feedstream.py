@@ -42,7 +42,7 @@ import msgspec
 from monitor import workers
 from monitor.feed import BadLine, FeedStats, feed_lines, parse_line
 from monitor.normalise import BadInput, parse_time, simplify_posts
-from monitor.store import encode_event, event_key
+from monitor.store import encode_event, event_key, post_key
 from rules.records import Action, Event, Post
 from rules.scoring import Assessment
 
@@ -295,7 +295,7 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
             for i, event in enumerate(events):
                 if isinstance(event, Post):
                     posts.append(event)
-                    key = "p:" + event.id  # event_key's, for a post
+                    key = post_key(event.id)
                 else:
                     actions.append((i, event))
                     key = event_key(event)

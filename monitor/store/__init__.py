@@ -28,8 +28,9 @@ from monitor.store.sqlite import (
     decode_event,
     encode_event,
     event_key,
+    post_key,
 )
 
 __all__ = ["MENTION_COLUMNS", "SEEN_IDS_MAX", "SHOWN_MENTION_COLUMNS", "SNAPSHOT_PART",
            "SNAPSHOT_SUFFIX", "CountsSeen", "Mark", "PendingDelivery", "Store", "StoredEvent",
-           "decode_event", "encode_event", "event_key"]
+           "decode_event", "encode_event", "event_key", "post_key"]

@@ -394,10 +394,15 @@ def encode_event(event: StoredEvent) -> bytes:
     return _encoder.encode(event)
 
 
+def post_key(post_id: str) -> str:
+    """``event_key`` of the post with id ``post_id``."""
+    return "p:" + post_id
+
+
 def event_key(event: StoredEvent) -> str:
     """What makes an event unique: a post by id, an action by id."""
     if isinstance(event, Post):
-        return f"p:{event.id}"
+        return post_key(event.id)
     if isinstance(event, Action):
         return f"a:{event.id}"
     return f"c:{event.post_id}:{event.reposts_count}"
@@ -629,7 +634,7 @@ class Store:
 
         Inside a transaction the row is buffered until the commit (see the module doc)."""
         if type(event) is Post:  # nearly every event: key and kind without the tests below
-            key, kind = f"p:{event.id}", "post"
+            key, kind = post_key(event.id), "post"
         else:
             key, kind = event_key(event), _kind(event)
         if key in self._event_keys:
@@ -659,7 +664,7 @@ class Store:
 
     def decide(self, post_id: str, decision: bytes) -> None:
         """Store what was decided about a post just added (``monitor.decision``)."""
-        key = f"p:{post_id}"
+        key = post_key(post_id)
         events = self._events
         if events and events[-1][0] == key:  # buffered a moment ago: the usual case
             events[-1] = (*events[-1][:4], decision)
@@ -692,7 +697,7 @@ class Store:
                 self._absent.discard(key)
 
     def has_post(self, post_id: str) -> bool:
-        key = f"p:{post_id}"
+        key = post_key(post_id)
         return key in self._event_keys or self._stored(key)
 
     def events(self) -> Iterator[tuple[float, StoredEvent]]:
