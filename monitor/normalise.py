@@ -295,23 +295,30 @@ def to_event(obj: Any, source: str = "", simplify: bool = True) -> Event:
         raise BadInput("created_at is missing")
     created = parse_time(obj["created_at"])
     on_status = _ref(obj, "status")
-    kind = PostKind.COMMENT if on_status else PostKind.STATUS
     # ``retweeted_id`` is the flat form used by some exports (e.g. rumour-cascade dumps).
     reposts = _ref(obj, "retweeted_status") or _ref(obj, "retweeted_id")
-    return Post(
-        id=post_id,
-        kind=kind,
-        created_at=created,
-        text=normalise_text(obj.get("text"), simplify),
-        author=_author(obj.get("user")),
-        reposts_count=_count(obj.get("reposts_count")),
-        comments_count=_count(obj.get("comments_count")),
-        attitudes_count=_count(obj.get("attitudes_count")),
-        reposts_id=reposts if kind is PostKind.STATUS else None,
-        on_status_id=on_status,
-        reply_to_id=_ref(obj, "reply_comment") if kind is PostKind.COMMENT else None,
-        source=source,
-    )
+    text = normalise_text(obj.get("text"), simplify)
+    author = _author(obj.get("user"))
+    return _post(post_id, created, on_status, reposts, text, author,
+                 (_count(obj.get("reposts_count")), _count(obj.get("comments_count")),
+                  _count(obj.get("attitudes_count"))),
+                 _ref(obj, "reply_comment") if on_status else None, source)
+
+
+def _post(post_id: str, created: float, on_status: str | None, reposts: str | None,
+          text: str, author: Author, counts: tuple[int, int, int], reply_to: str | None,
+          source: str) -> Post:
+    """A status, or a comment if it is ``on_status`` (the fields a kind has not: None),
+    from checked fields (``to_event`` and its fast path ``plain_post``)."""
+    reposts_count, comments_count, attitudes_count = counts
+    if on_status:
+        return Post(id=post_id, kind=PostKind.COMMENT, created_at=created, text=text,
+                    author=author, reposts_count=reposts_count, comments_count=comments_count,
+                    attitudes_count=attitudes_count, on_status_id=on_status,
+                    reply_to_id=reply_to, source=source)
+    return Post(id=post_id, kind=PostKind.STATUS, created_at=created, text=text,
+                author=author, reposts_count=reposts_count, comments_count=comments_count,
+                attitudes_count=attitudes_count, reposts_id=reposts, source=source)
 
 
 Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -374,17 +381,10 @@ def plain_post(line: bytes, source: str = "", simplify: bool = True) -> Post | N
         author = Author(id=str(u.id), screen_name=printable(u.screen_name)[:100],
                         followers_count=u.followers_count, verified=u.verified,
                         verified_type=u.verified_type)
-        if on_status:
-            return Post(id=str(obj.id), kind=PostKind.COMMENT, created_at=created, text=text,
-                        author=author, reposts_count=obj.reposts_count,
-                        comments_count=obj.comments_count,
-                        attitudes_count=obj.attitudes_count, on_status_id=on_status,
-                        reply_to_id=_ref_value(obj.reply_comment, "reply_comment"),
-                        source=source)
-        return Post(id=str(obj.id), kind=PostKind.STATUS, created_at=created, text=text,
-                    author=author, reposts_count=obj.reposts_count,
-                    comments_count=obj.comments_count, attitudes_count=obj.attitudes_count,
-                    reposts_id=reposts, source=source)
+        return _post(str(obj.id), created, on_status, reposts, text, author,
+                     (obj.reposts_count, obj.comments_count, obj.attitudes_count),
+                     _ref_value(obj.reply_comment, "reply_comment") if on_status else None,
+                     source)
     except BadInput:
         return None
 
