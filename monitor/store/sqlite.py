@@ -29,7 +29,7 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +232,21 @@ class PendingDelivery:
     """0 for the page itself, n for its n-th repeat (see ``alerts.outbox``)."""
     seq: int = 0
     """The alert's ``seq`` (0: not known), by which the store finds its rows."""
+
+
+def _due(rows: Iterable[tuple[str, Any, int, int, int]], channel: str, limit: int,
+         skip: Collection[tuple[str, int]],
+         decode: Callable[[Any], Alert]) -> list[PendingDelivery]:
+    """``pending_deliveries``' rows ``(alert id, body, attempts, rep, seq)`` as deliveries,
+    those in ``skip`` passed over (undecoded), ``limit`` at most."""
+    due: list[PendingDelivery] = []
+    for aid, body, attempts, rep, seq in rows:
+        if skip and (aid, rep) in skip:
+            continue
+        due.append(PendingDelivery(decode(body), channel, attempts, rep, seq))
+        if len(due) >= limit:
+            break
+    return due
 
 
 def _migrate_events(db: sqlite3.Connection) -> None:
@@ -1038,16 +1053,20 @@ class Store:
         rows = self.db.execute("SELECT body FROM alerts ORDER BY seq")
         return [Alert.from_record(msgspec.json.decode(r[0])) for r in rows]
 
-    def pending_deliveries(self, channel: str, now: float,
-                           limit: int = 100) -> list[PendingDelivery]:
-        """Deliveries of ``channel`` due for a try at ``now``, oldest alert first."""
+    def pending_deliveries(self, channel: str, now: float, limit: int = 100,
+                           skip: Collection[tuple[str, int]] = ()) -> list[PendingDelivery]:
+        """Deliveries of ``channel`` due for a try at ``now``, oldest alert first.
+
+        ``skip``: ``(alert id, rep)`` of deliveries being sent right now (the outbox's
+        windows in flight, still pending here until their outcome is recorded): passed
+        over before their alert is decoded, and not counted in ``limit``."""
         self._write_buffered()
         rows = self.db.execute(
-            "SELECT a.body, d.attempts, d.rep, a.seq FROM deliveries d JOIN alerts a "
+            "SELECT a.id, a.body, d.attempts, d.rep, a.seq FROM deliveries d JOIN alerts a "
             f"ON {self._D_JOIN} WHERE d.channel = ? AND d.state = 'pending' "
-            "AND d.next_try <= ? ORDER BY a.seq, d.rep LIMIT ?", (channel, now, limit))
-        return [PendingDelivery(Alert.from_json(body), channel, attempts, rep, seq)
-                for body, attempts, rep, seq in rows]
+            "AND d.next_try <= ? ORDER BY a.seq, d.rep LIMIT ?",
+            (channel, now, limit + len(skip)))
+        return _due(rows, channel, limit, skip, Alert.from_json)
 
     def next_retry(self, channel: str) -> float | None:
         """When ``channel`` next has work: a retry, a deferred page or a held group's flush."""
