@@ -161,6 +161,9 @@ class Outbox:
         """Channel -> ``(alert id, rep)`` of every delivery in those windows. They are
         still pending in the store until recorded, so the next claim passes them over:
         never claimed twice, never sent twice."""
+        self._flying_upto: dict[str, int] = {}
+        """Channel -> the highest alert seq among its deliveries in flight (while any):
+        the store reads the rows up to it without their alert (``pending_deliveries``)."""
         self._tips: dict[str, dict[str, tuple[Thread, Alert]]] = {
             name: {} for name in self.channels}
         """Channel -> incident -> the last thread update handed over while windows are in
@@ -482,44 +485,43 @@ class Outbox:
         flights = self._flights[name]
         sent = 0
         blocked = False
-        try:
-            while True:
-                while flights and flights[0].task.done():
-                    # A window sent along with one that failed does not say the channel
-                    # is back: it rests all the same.
-                    went, failing = await self._land(channel, flights.popleft(),
-                                                     recover=not blocked)
-                    sent += went
-                    blocked |= failing
-                now = self.clock.now()
-                room = len(flights) < self.windows and not blocked and \
-                    self._paused.get(name, now) <= now
-                if room:
-                    # Cleared before the query: whatever is stored after it wakes us.
-                    wake.clear()
-                    sent += await self._flush_groups(channel, now)
-                    window, full = self._claim(name, now)
-                    if window:
-                        self._launch(channel, window)
-                        continue
-                    if full:  # a whole claim judged away (held, silenced...): more is due
-                        continue
-                if not flights:
-                    self._tips[name].clear()  # everything handed over is recorded
-                    return sent
-                if not room:
-                    wake.clear()  # nothing can be claimed before a window comes back
-                # A window back (its done callback sets ``wake``) or new alerts.
-                await wake.wait()
-        finally:
-            if flights:  # cancelled (shutdown) or an error: see ``_abandon``
-                self._abandon(channel)
+        # Cancelled (a shutdown) or failed, a drain leaves its windows in flight as they
+        # are: the next drain (the shutdown's flush, the worker's next pass) records them
+        # when they come back, first, and sends none of them again.
+        while True:
+            while flights and flights[0].task.done():
+                # A window sent along with one that failed does not say the channel is
+                # back: it rests all the same.
+                went, failing = await self._land(channel, flights[0], recover=not blocked)
+                sent += went
+                blocked |= failing
+            now = self.clock.now()
+            room = len(flights) < self.windows and not blocked and \
+                self._paused.get(name, now) <= now
+            if room:
+                # Cleared before the query: whatever is stored after it wakes us.
+                wake.clear()
+                sent += await self._flush_groups(channel, now)
+                window, full = self._claim(name, now)
+                if window:
+                    self._launch(channel, window)
+                    continue
+                if full:  # a whole claim judged away (held, silenced...): more is due
+                    continue
+            if not flights:
+                self._tips[name].clear()  # everything handed over is recorded
+                return sent
+            if not room:
+                wake.clear()  # nothing can be claimed before a window comes back
+            # A window back (its done callback sets ``wake``) or new alerts.
+            await wake.wait()
 
     def _claim(self, name: str, now: float) -> tuple[list[PendingDelivery], bool]:
         """Take the deliveries of ``name`` due now and not in flight, apply the noise
         stages, and return (the pages to send, whether the claim was full)."""
         flying = self._flying[name]
-        batch = self.store.pending_deliveries(name, now, limit=BATCH_MAX, skip=flying)
+        batch = self.store.pending_deliveries(name, now, limit=BATCH_MAX, skip=flying,
+                                              skip_upto=self._flying_upto.get(name, 0))
         window: list[PendingDelivery] = []
         for item in batch:
             if item.rep and self.settled(item.alert):
@@ -542,47 +544,36 @@ class Outbox:
         wake = self._wake[name]
         task.add_done_callback(lambda _task: wake.set())
         self._flying[name].update((i.alert.id, i.rep) for i in items)
+        self._flying_upto[name] = max(self._flying_upto.get(name, 0),
+                                      max(i.seq for i in items))
         self._flights[name].append(_Flight(items, wires, threads, task))
 
     async def _land(self, channel: Sender, flight: _Flight,
                     recover: bool) -> tuple[int, bool]:
-        """Record a window whose ``send_batch`` returned; only then are its deliveries
-        out of flight (claimable again if they failed)."""
+        """Record the oldest window, whose ``send_batch`` returned; only then are its
+        deliveries out of flight (claimable again if they failed)."""
+        name = channel.name
+        task = flight.task
+        if task.cancelled() or task.exception() is not None:
+            # Nothing known of its pages: all still pending, claimable again. Cancelled:
+            # by the loop's end; a channel's own error ends the drain, as it always did.
+            self._out_of_flight(name, self._flights[name].popleft())
+            if not task.cancelled():
+                raise task.exception()  # type: ignore[misc]
+            return 0, False
+        results = task.result()
         try:
             return await self._record_window(channel, flight.items, flight.wires,
-                                             flight.threads, flight.task.result(), recover)
+                                             flight.threads, results, recover)
         finally:
-            self._flying[channel.name].difference_update(flight.keys())
+            # Recorded (or the store failed: the worker stops): out of flight either way.
+            self._out_of_flight(name, self._flights[name].popleft())
 
-    def _abandon(self, channel: Sender) -> None:
-        """The drain ends early (cancelled, or the store failed): record the windows
-        that already came back, if the store lets us now, and cancel the others. What is
-        not recorded stays pending and is sent again later (at-least-once; the alert log
-        writes an id once), as a window cut short by a shutdown always was."""
-        name = channel.name
-        flights = self._flights[name]
-        while flights:
-            flight = flights.popleft()
-            self._flying[name].difference_update(flight.keys())
-            task = flight.task
-            if not task.done():
-                task.cancel()
-                continue
-            if task.cancelled() or task.exception() is not None:
-                continue
-            done = [(item, wire, thread, res) for item, wire, thread, res
-                    in zip(flight.items, flight.wires, flight.threads, task.result(),
-                           strict=True) if not isinstance(res, BaseException)]
-            if not done:
-                continue
-            try:
-                self._delivered_all(name, done, self.clock.now())
-            except sqlite3.OperationalError as exc:
-                log.warning("outbox: a window sent but not recorded goes out again",
-                            channel=name, pages=len(done), error=str(exc))
-            else:
-                self.sent[name] += len(done)
-        self._tips[name].clear()
+    def _out_of_flight(self, name: str, flight: _Flight) -> None:
+        flying = self._flying[name]
+        flying.difference_update(flight.keys())
+        if not flying:
+            self._flying_upto.pop(name, None)
 
     def _delivered_all(self, name: str,
                        done: list[tuple[PendingDelivery, Alert, Thread | None, str | None]],

@@ -389,15 +389,17 @@ class PgStore(Store):
         return sorted(self.only_brands or ())
 
     def pending_deliveries(self, channel: str, now: float, limit: int = 100,
-                           skip: Collection[tuple[str, int]] = ()) -> list[PendingDelivery]:
+                           skip: Collection[tuple[str, int]] = (),
+                           skip_upto: int = 0) -> list[PendingDelivery]:
         if self.only_brands is None:
-            return super().pending_deliveries(channel, now, limit, skip)
+            return super().pending_deliveries(channel, now, limit, skip, skip_upto)
         rows = self.db.execute(
-            "SELECT a.id, a.body, d.attempts, d.rep, a.seq FROM deliveries d JOIN alerts a "
-            "ON a.id = d.alert_id WHERE d.channel = %s AND d.state = 'pending' "
-            "AND d.next_try <= %s AND a.brand = ANY(%s) ORDER BY a.seq, d.rep LIMIT %s",
-            (channel, now, self._brands(), limit + len(skip)))
-        return _due(rows, channel, limit, skip, _alert)
+            "SELECT a.id, CASE WHEN a.seq > %s THEN a.body END, d.attempts, d.rep, a.seq "
+            "FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.channel = %s "
+            "AND d.state = 'pending' AND d.next_try <= %s AND a.brand = ANY(%s) "
+            "ORDER BY a.seq, d.rep LIMIT %s",
+            (skip_upto if skip else -1, channel, now, self._brands(), limit + len(skip)))
+        return _due(rows, channel, limit, skip, _alert, self._body)
 
     def next_retry(self, channel: str) -> float | None:
         if self.only_brands is None:

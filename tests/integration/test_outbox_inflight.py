@@ -153,23 +153,41 @@ async def test_a_failure_in_flight_stops_new_claims_and_is_retried_once(
     assert store.delivery_counts() == {("batch", "delivered"): 50}
 
 
-async def test_a_drain_cancelled_with_windows_in_flight_records_what_came_back(
+async def test_windows_in_flight_when_a_drain_is_cancelled_are_recorded_by_the_next(
         tmp_path: Path) -> None:
     store = Store(tmp_path / "s.db")
     inner = BatchChannel()
     channel = Gated(inner)
-    clock = SimClock(0.0)
-    outbox = Outbox(store, {"batch": channel}, clock, windows=3)
+    outbox = Outbox(store, {"batch": channel}, SimClock(0.0), windows=3)
     stored(store, alerts(5, prefix="x"), ["batch"])
     draining = asyncio.create_task(outbox.drain("batch"))
     await until(lambda: len(channel.calls) == 1)
     stored(store, alerts(4, prefix="y", t=10), ["batch"])
     outbox.notify()
-    await until(lambda: len(inner.sent) == 9)  # window 2 came back; window 1 is held
-    draining.cancel()  # a shutdown
+    await until(lambda: len(inner.sent) == 9)  # both sent; window 1's answer held back
+    draining.cancel()  # a shutdown: the workers are cancelled, then the outbox flushed
     with pytest.raises(asyncio.CancelledError):
         await draining
-    # Window 2 was recorded on the way out; window 1 (never acknowledged) is pending.
-    assert store.delivery_counts() == {("batch", "delivered"): 4, ("batch", "pending"): 5}
-    assert await outbox.drain("batch") == 5  # ... and goes out after the restart
+    assert store.delivery_counts() == {("batch", "pending"): 9}  # nothing recorded yet
+    flushing = asyncio.create_task(outbox.drain("batch"))
+    await until(lambda: len(channel.calls) == 2)  # (nothing handed over meanwhile)
+    channel.release.set()
+    assert await flushing == 9  # both windows recorded as they came back ...
+    assert len(channel.calls) == 2 and len(inner.sent) == 9  # ... and none sent again
     assert store.delivery_counts() == {("batch", "delivered"): 9}
+
+
+def test_the_store_passes_over_deliveries_in_flight_but_not_one_due_below_them(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    batch = alerts(6)
+    stored(store, batch, ["log"])
+    due = store.pending_deliveries("log", 1e9, limit=10)
+    # In flight: all but batch[1] (say, a retry due again while later windows fly).
+    flying = {(p.alert.id, p.rep) for p in due if p.alert.id != batch[1].id}
+    upto = max(p.seq for p in due)
+    got = store.pending_deliveries("log", 1e9, limit=10, skip=flying, skip_upto=upto)
+    assert [p.alert for p in got] == [batch[1]] and got[0].seq == due[1].seq
+    stored(store, alerts(3, prefix="n", t=50), ["log"])  # and what came after them
+    got = store.pending_deliveries("log", 1e9, limit=2, skip=flying, skip_upto=upto)
+    assert [p.alert.id for p in got] == [batch[1].id, "a-n0000"]
