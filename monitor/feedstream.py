@@ -243,13 +243,17 @@ class FeedReader:
         is done; None in-process (its work is then the caller's)."""
         self._proc: Any = None
         self._conn: Any = None
-        self._lines: Any = None
-        """This end of the pipe the sorted lines go down to a forked reader, until sent."""
+        self._sending: threading.Thread | None = None
+        """Sorts the lines and sends them to a forked reader (``_send_lines``)."""
+        self._sort_failed: BaseException | None = None
         if not fork:
             return
         # The first pass (``sort_lines``) is made here, in the replay's process, which
-        # has nothing else to do until the first chunk, while the reader loads the models
+        # has little else to do until the first chunk, while the reader loads the models
         # (~0.2 s each on a 100,000-line day, which the reader did one after the other).
+        # In a thread, from now on: the replay's own setup (its store's writer, the
+        # pipeline) is mostly waiting, and the sending waits for the reader to take the
+        # lines once its models are loaded.
         lines_in, lines_out = workers.one_way_pipe()
         started = workers.start(_read_process, self.paths, chunk, assessor, batch, lines_in,
                                 name="crisismon-feed", duplex=False)
@@ -258,7 +262,9 @@ class FeedReader:
             lines_out.close()
             return
         self._proc, self._conn = started
-        self._lines = lines_out
+        self._sending = threading.Thread(target=self._send_lines, args=(lines_out,),
+                                         name="feed-sort", daemon=True)
+        self._sending.start()
 
     def __iter__(self) -> Iterator[Chunk]:
         if self._conn is None:
@@ -266,8 +272,11 @@ class FeedReader:
                 yield Chunk(ordered)
             return
         conn = self._conn
-        if self._lines is not None:
-            self._send_lines()
+        if self._sending is not None:
+            self._sending.join()
+            self._sending = None
+            if self._sort_failed is not None:
+                raise self._sort_failed
         while True:
             try:
                 msg = conn.recv_bytes()
@@ -294,10 +303,10 @@ class FeedReader:
     def _sorted(self, n: int) -> None:
         self.expected = n
 
-    def _send_lines(self) -> None:
-        """Sort the lines here and send them to the forked reader (see ``__init__``); an
-        error reading the feeds is raised here (the reader ends on the closed pipe)."""
-        conn, self._lines = self._lines, None
+    def _send_lines(self, conn: Any) -> None:
+        """Sort the lines here and send them down ``conn`` to the forked reader (see
+        ``__init__``); an error reading the feeds is kept for ``__iter__`` to raise (the
+        reader ends on the closed pipe)."""
         try:
             lines = sort_lines(self.paths)
             self._sorted(lines.timed)
@@ -307,10 +316,10 @@ class FeedReader:
             rows = lines.rows
             for i in range(0, len(rows), _ROWS_PER_MESSAGE):
                 conn.send_bytes(_encoder.encode(rows[i:i + _ROWS_PER_MESSAGE]))
-        except OSError as exc:
-            if not isinstance(exc, BrokenPipeError | ConnectionResetError):
-                raise
-            # The reader is gone: what ended it is read from its pipe next.
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the reader is gone: what ended it is read from its pipe next
+        except BaseException as exc:
+            self._sort_failed = exc
         finally:
             conn.close()
 
@@ -319,14 +328,18 @@ class FeedReader:
         if self._proc is None:
             return
         self._conn.close()
-        if self._lines is not None:  # never iterated: the reader ends on this EOF
-            self._lines.close()
-            self._lines = None
+        if self._sending is not None and self._sending.is_alive():
+            # Never iterated, and the lines not yet taken: the reader's work is not wanted,
+            # and the sending ends on the reader's end of its pipe closing.
+            self._proc.terminate()
         self._proc.join(timeout=5)
         if self._proc.is_alive():
             self._proc.terminate()
             self._proc.join()
         self._proc = None
+        if self._sending is not None:
+            self._sending.join()
+            self._sending = None
 
 
 class _Sender:
