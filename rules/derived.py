@@ -4,7 +4,8 @@ Every replay's feed reader, every ``crisismon score`` and every daemon start loa
 sentiment model: it unzips 3.4 MB and widens 6.3 million float16 weights to the float32
 table the scorer gathers from (~0.08 s). The table is the same every time for the same
 model file, so it is kept, once made, in the user's cache folder (``$XDG_CACHE_HOME`` or
-``~/.cache``, then ``crisismon/``) as a plain ``.npz``, and read back in ~0.01 s.
+``~/.cache``, then ``crisismon/``) as a plain ``.npz``, and read back in ~0.01 s; likewise
+``rules.textnorm``'s per-character tables (~0.035 s to make, ~3 ms to read).
 
 Safe by construction: an entry's name is a hash of everything it was derived from (the
 model file's bytes, the derivation's version), so a changed input finds no entry and

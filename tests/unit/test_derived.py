@@ -81,3 +81,28 @@ def test_no_cache_folder_to_write_is_no_cache(tmp_path: Path,
     made = WeiboSentiment.load()
     same(made, WeiboSentiment.load())
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_the_text_tables_read_back_are_those_built(cache: Path) -> None:
+    """``rules.textnorm``'s per-code-point tables: built and kept by the first use, read
+    back by the next; the same arrays either way (and as built without a cache)."""
+    from rules import textnorm
+
+    def fresh() -> tuple[np.ndarray, ...]:
+        textnorm._bmp_tables.cache_clear()
+        return textnorm._bmp_tables()
+
+    try:
+        built = (textnorm._build_fold(), *textnorm._build_nfkc())
+        first = fresh()
+        [entry] = sorted(cache.glob("textnorm-*.npz"))
+        stamp = entry.stat().st_mtime_ns
+        second = fresh()
+        assert entry.stat().st_mtime_ns == stamp  # read, not written again
+        entry.write_bytes(b"damaged")
+        third = fresh()
+        for got in (first, second, third):
+            assert [t.dtype for t in got] == [t.dtype for t in built]
+            assert all(np.array_equal(a, b) for a, b in zip(got, built, strict=True))
+    finally:
+        textnorm._bmp_tables.cache_clear()  # the next user reads the usual cache again
