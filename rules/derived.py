@@ -60,8 +60,14 @@ def load(name: str, entry: str) -> dict[str, np.ndarray] | None:
         return None
 
 
+KEEP = 3
+"""Entries kept per name, the newest: a retrained model or an upgrade leaves the old
+entries unused (25 MB each for the sentiment model)."""
+
+
 def store(name: str, entry: str, arrays: Mapping[str, np.ndarray]) -> None:
-    """Keep ``arrays`` as ``name``-``entry`` (best effort: nothing happens if it fails)."""
+    """Keep ``arrays`` as ``name``-``entry``, and only the ``KEEP`` newest entries of
+    ``name`` (best effort: nothing happens if it fails)."""
     folder = cache_dir()
     if folder is None:
         return
@@ -71,11 +77,24 @@ def store(name: str, entry: str, arrays: Mapping[str, np.ndarray]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".npz", dir=folder)
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, folder / f"{name}-{entry}.npz")
+        made = folder / f"{name}-{entry}.npz"
+        os.replace(tmp, made)
         tmp = None
+        # The others, oldest first (this one is the newest, whatever the clock's grain).
+        others = sorted((p for p in folder.glob(f"{name}-*.npz") if p != made), key=_age)
+        for old in others[:max(0, len(others) - (KEEP - 1))]:
+            with contextlib.suppress(OSError):
+                old.unlink()
     except Exception:
         pass  # a cache that cannot be written is no cache
     finally:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def _age(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:  # gone meanwhile (another process trimmed it)
+        return 0

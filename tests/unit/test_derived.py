@@ -106,3 +106,15 @@ def test_the_text_tables_read_back_are_those_built(cache: Path) -> None:
             assert all(np.array_equal(a, b) for a, b in zip(got, built, strict=True))
     finally:
         textnorm._bmp_tables.cache_clear()  # the next user reads the usual cache again
+
+
+def test_only_the_newest_entries_of_a_name_are_kept(cache: Path) -> None:
+    for i in range(derived.KEEP + 2):
+        if i < derived.KEEP:  # up to KEEP, every one is kept
+            assert len(list(cache.glob("thing-*.npz"))) == i
+        derived.store("thing", derived.key(str(i)), {"a": np.arange(i + 1)})
+    kept = sorted(cache.glob("thing-*.npz"))
+    assert len(kept) == derived.KEEP
+    newest = derived.load("thing", derived.key(str(derived.KEEP + 1)))
+    assert newest is not None and newest["a"].tolist() == list(range(derived.KEEP + 2))
+    assert derived.load("thing", derived.key("0")) is None
