@@ -248,6 +248,11 @@ def _sentiment_class(m: dict[str, Any]) -> str:
     return "positive" if m["sentiment"] >= 0.6 else "neutral"
 
 
+PNG_OPTIONS = {"compress_level": 1}
+"""zlib's fastest level for the PNGs: 7 % larger files (257 -> 276 KB for the six plots of
+the mention-heavy day), ~10 ms less a plot (~7 % of drawing it) at the replay's end,
+where the replay waits for them."""
+
 COLORS = {"negative": "#dc2626", "neutral": "#9ca3af", "positive": "#16a34a"}
 
 
@@ -286,7 +291,7 @@ def plot_mentions(plt: Any, summary: Summary, path: Path) -> None:
         fig.autofmt_xdate()
     ax.set_ylabel(label("count"))
     _fixed_layout(fig, bottom=0.2)
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs=PNG_OPTIONS)
     plt.close(fig)
 
 
@@ -310,7 +315,7 @@ def plot_reply_times(plt: Any, summary: Summary, path: Path) -> None:
     ax.set_ylabel(label("count"))
     ax.legend()
     _fixed_layout(fig, left=0.09, bottom=0.13)
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs=PNG_OPTIONS)
     plt.close(fig)
 
 
@@ -342,7 +347,7 @@ def plot_sla(plt: Any, summary: Summary, path: Path) -> None:
     a2.set_ylim(0, 100)
     a2.set_title(label("sla_hour"))
     _fixed_layout(fig, left=0.07, bottom=0.09, wspace=0.12)
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs=PNG_OPTIONS)
     plt.close(fig)
 
 
@@ -396,7 +401,7 @@ def plot_incident(plt: Any, summary: Summary, inc: dict[str, Any], path: Path) -
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0)
     fig.autofmt_xdate()
     _fixed_layout(fig, right=0.87, bottom=0.2)
-    fig.savefig(path)
+    fig.savefig(path, pil_kwargs=PNG_OPTIONS)
     plt.close(fig)
 
 

@@ -25,6 +25,8 @@ import math
 import operator
 import os
 import pickle
+import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -105,6 +107,27 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
     """
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
+    # No cycle collection while replaying: what the replay builds (the feed's sorted lines,
+    # clocks, alerts, rows) lives to its end or is freed by reference counting, and the
+    # collector only walked it again and again (a 100,000-post replay leaves 37 objects
+    # for it, collected at the end). From the start: the feed's first pass, in a thread
+    # from here on (``FeedReader``), took ~0.1 s longer with it. The forked workers start
+    # without it too (the report's imports matplotlib so; the others never enable it).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return await _replay(config, feeds, out_dir, speed, until, on_alert,
+                             pipeline_factory, progress, analyst_report, started)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+async def _replay(config: Config, feeds: Sequence[Path], out_dir: Path, speed: float | None,
+                  until: float | None, on_alert: Callable[[Alert], None] | None,
+                  pipeline_factory: Callable[[Store], Pipeline] | None,
+                  progress: Callable[[int, int], None] | None, analyst_report: bool,
+                  started: float) -> ReplayResult:
     # Forked first, while this process is small: it imports matplotlib during the replay.
     reporter = ReportWorker(config) if analyst_report else None
     # Reads ahead on the second core, and matches and scores there what it read; with a
@@ -133,20 +156,10 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
         pipeline = (pipeline_factory(store) if pipeline_factory
                     else build_pipeline(config, store, paging_channels(config),
                                         lazy_scorer=True))
-        # No cycle collection while replaying: what the replay builds (clocks, alerts,
-        # rows) lives to its end or is freed by reference counting, and the collector
-        # only walked it again and again (a 100,000-post replay leaves 37 objects for it,
-        # collected at the end). The forked workers keep their own setting.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
-            result = await _run(config, reader, store, pipeline, out_dir, speed, until,
-                                on_alert, progress, started, reporter)
-            done = True
-            return result
-        finally:
-            if collecting:
-                gc.enable()
+        result = await _run(config, reader, store, pipeline, out_dir, speed, until,
+                            on_alert, progress, started, reporter)
+        done = True
+        return result
     finally:
         if store is not None and not done:
             store.abandon()
@@ -602,28 +615,45 @@ class ReportWorker:
 
 def _report_process(conn: Any, config: Config) -> None:
     """The forked report worker: warm matplotlib up, render one report, answer."""
-    # Lower priority: its warm-up (~1 s of CPU) must not take the second core from the
-    # feed reader, which the replay waits for; at the end it has the cores to itself.
-    with contextlib.suppress(OSError):
-        os.nice(10)
+    # The warm-up (~0.4 s of CPU) runs at a lower priority, in a thread of its own: it
+    # must not take the second core from the feed reader, which the replay waits for.
+    # The rendering must not run at that priority: at the end, it is what the replay
+    # waits for, beside the replay writing its files and the store's writer catching up
+    # (with the whole process at nice 10, the report got ~10 % of a core until they were
+    # done). Linux gives each thread its own nice value, and an unprivileged process may
+    # not lower its own again.
+    warming = threading.Thread(target=_warm_up, name="report-warm-up", daemon=True)
+    warming.start()
+    try:
+        msg = conn.recv_bytes()
+    except (EOFError, OSError):
+        return  # the replay ended without a report (it failed, or was interrupted)
+    finally:
+        warming.join()
+    # No cycle collection from here on: matplotlib's ~10^5 objects moved out of its
+    # reach, and none for what comes (the records, 6 figures closed as drawn): each
+    # young-generation pass while the records were unpacked walked them again (~0.3 s).
+    gc.freeze()
+    gc.disable()
+    out, (mentions, incidents, slim, run) = _unpack_records(msg)
+    records = ([report_record(m) for m in mentions], incidents,
+               report_alerts(slim, config.tz), run)
+    conn.send(_render_report(config, out, records, split=True))
+
+
+def _warm_up() -> None:
+    """Import matplotlib and find the fonts, at nice 10 for this thread only (Linux; see
+    ``_report_process``). (Drawing a throw-away figure of each kind here as well made the
+    report's first figures no faster: ~0.01 s.)"""
+    if sys.platform.startswith("linux"):  # elsewhere a thread's id is not a pid
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
     try:
         from monitor.plots import warm_up
 
         warm_up()
     except Exception:
         pass  # rendering will fail the same way and report it
-    # No cycle collection from here on: matplotlib's ~10^5 objects moved out of its
-    # reach, and none for what comes (the records, 6 figures closed as drawn): each
-    # young-generation pass while the records were unpacked walked them again (~0.3 s).
-    gc.freeze()
-    gc.disable()
-    try:
-        out, (mentions, incidents, slim, run) = _unpack_records(conn.recv_bytes())
-    except (EOFError, OSError):
-        return  # the replay ended without a report (it failed, or was interrupted)
-    records = ([report_record(m) for m in mentions], incidents,
-               report_alerts(slim, config.tz), run)
-    conn.send(_render_report(config, out, records, split=True))
 
 
 def _pack_records(out: Path, records: object) -> bytes:

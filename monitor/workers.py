@@ -47,6 +47,19 @@ def start(target: Callable[..., None], *args: Any, name: str,
     return proc, parent
 
 
+def one_way_pipe() -> tuple[Any, Any]:
+    """A pipe from this process to a worker about to be started: ``(its end, this end)``
+    (widened as the workers' own). Workers forked from now on close their copy of this
+    end, so the worker reading the pipe sees EOF once this process closes it or dies.
+    Pass the worker its end, and close that here once it is started."""
+    ctx = multiprocessing.get_context("fork") if "fork" in \
+        multiprocessing.get_all_start_methods() else multiprocessing.get_context()
+    theirs, ours = ctx.Pipe(duplex=False)
+    _widen(theirs, ours, False)
+    _parent_ends.add(ours)
+    return theirs, ours
+
+
 PIPE_BYTES = 1 << 20
 """Kernel buffer asked for each worker pipe (capped by the system's limits). The default
 64 KiB makes a megabyte message cross in 16 reads and writes, each waking the other side

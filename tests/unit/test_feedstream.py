@@ -158,3 +158,13 @@ def test_decisions_made_ahead_are_those_the_pipeline_makes(tmp_path: Path) -> No
             assert early > 20  # mentions and official replies were decided ahead
     assert runs[0] == runs[1]
     assert any(decision for _event, decision in runs[0][0])
+
+
+def test_a_reader_never_read_from_ends_on_close(tmp_path: Path) -> None:
+    """The forked reader waits for the sorted lines from this process, sent on the first
+    read: closed before any, it ends all the same."""
+    feed = tmp_path / "day.jsonl"
+    feed.write_text(post(1, t(1)) + "\n", encoding="utf-8")
+    reader = FeedReader([feed], FeedStats())
+    reader.close()
+    assert not multiprocessing.active_children()

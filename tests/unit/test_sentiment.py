@@ -196,6 +196,36 @@ def test_fold_batch_is_idempotent_and_keeps_texts_apart() -> None:
     assert fold_batch(parts) == folded
 
 
+
+def test_fold_table_is_each_characters_own_fold() -> None:
+    """The fold table, built from one NFKC call over every character, equals the fold
+    worked out character by character (control -> space; NFKC, zhconv's single-character
+    rules, lower case; one code point in, one out; ``SEP`` itself)."""
+    import re
+    import unicodedata
+
+    import numpy as np
+
+    from rules.textnorm import SEP, _fold_table, zh_cn_table
+
+    control = re.compile("[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2028\u2029"
+                         "\u2060-\u2064\ufeff]")
+    zh = zh_cn_table()[1]
+    want = np.arange(0x10000, dtype=np.uint32)
+    for cp in [*range(0xD800), *range(0xE000, 0x10000)]:
+        c = chr(cp)
+        if control.match(c):
+            want[cp] = 0x20
+            continue
+        f = zh.get(unicodedata.normalize("NFKC", c), unicodedata.normalize("NFKC", c)).lower()
+        if len(f) == 1 and f != c:
+            want[cp] = ord(f)
+    want[ord(SEP)] = ord(SEP)
+    got = _fold_table()
+    assert got.dtype == want.dtype
+    assert np.flatnonzero(got != want).tolist() == []
+    assert want[ord("Ａ")] == ord("a") and want[ord("這")] == ord("这")  # it folds at all
+
 BAD_INPUT = {
     "empty": "",
     "10,000 characters": "这家店的外卖太慢了，" * 1_000,
