@@ -57,6 +57,7 @@ from rules.records import (
     Score,
     alert_id,
     format_duration,
+    mention_alert_id,
 )
 
 HOUR = 3600.0
@@ -638,7 +639,7 @@ class EscalationEngine:
         post_id = str(clock._pid)
         brand = clock.brand
         aid = (alert_id(alert_type, brand, post_id, extra) if extra
-               else alert_id(alert_type, brand, post_id))
+               else mention_alert_id(alert_type, brand, post_id))
         # Positional: keywords cost ~40 % more, once per page.
         return Alert(aid, alert_type, at, brand, level, clock.severity, words[0], words[1],
                      post_id, self.open_incident.get(brand))

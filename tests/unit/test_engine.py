@@ -388,3 +388,16 @@ def test_changed_mentions_come_out_in_the_order_they_changed() -> None:
         r = official_comment(T0 + M, on=p.id)
         e.on_official(r, BRAND, (), r.created_at)
     assert [c.post_id for c in e.dirty_mentions] == [p.id for p in reversed(posts)]
+
+
+@pytest.mark.parametrize(("brand", "post_id"), [
+    (BRAND, "4900000000040509"), ("小满咖啡", "p1"), ("a\x1fb", ""), ("", "x\x1fy"),
+    ("Café ☕", "💥" * 3)])
+def test_a_mention_pages_id_is_the_hash_of_its_parts(brand: str, post_id: str) -> None:
+    """``mention_alert_id`` copies a hash of the first parts: the id is still
+    ``alert_id`` of the three, for every kind of page, asked again or not."""
+    from rules.records import alert_id, mention_alert_id
+
+    for kind in AlertType:
+        for _ in range(2):
+            assert mention_alert_id(kind, brand, post_id) == alert_id(kind, brand, post_id)
