@@ -185,3 +185,28 @@ def test_one_scan_finds_what_each_table_finds_in_the_same_order() -> None:
         assert got == _own_passes(scorer, norm)
         hits += len(got[0]) + len(got[1][0]) + len(got[2][0])
     assert hits > 20
+
+
+def test_one_scan_keeps_each_tables_order_where_many_keys_overlap() -> None:
+    """Texts made of the tables' own keys run together (seeded): many keys end at one
+    place and inside each other, where the scan's place-then-longest order must give each
+    table its own automaton's order."""
+    import random
+
+    from rules.acts import anchor_keys
+    from rules.lexicon import default_crisis_lexicon
+    from rules.sentiment import load_sentiment
+
+    scorer = Scorer(load_sentiment("weibo", None, []), default_crisis_lexicon(), 0.4)
+    keys = sorted({*scorer.lexicon.terms, *(k for k, _p, _m in anchor_keys()),
+                   *(k for table in (scorer.harm, scorer.grievance)
+                     for k, _t, _v in table.scan_keys())})
+    rng = random.Random(19)
+    hits = 0
+    for _ in range(300):
+        norm = "".join(rng.choice(keys) + rng.choice(("", "", "了", "，"))
+                       for _ in range(rng.randint(1, 12)))
+        got = scorer.scanner().scan(norm)
+        assert got == _own_passes(scorer, norm), norm
+        hits += len(got[0]) + len(got[1][0]) + len(got[2][0])
+    assert hits > 500
