@@ -7,6 +7,7 @@ import collections
 import os
 import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import tzinfo
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from rules.records import Alert
 
 RECENT_IDS = 32_000
 """Ids of the last lines written that are remembered (read back from the file's end at
-start): 16 of the outbox's batches (``alerts.outbox.BATCH_MAX``, 2,000)."""
+start): 16 of the outbox's batches (``alerts.outbox.BATCH_MAX``, 2,000), several times the
+batches it may have in flight (``alerts.outbox.WINDOWS_IN_FLIGHT``)."""
 TAIL_BYTES = 32 * 1024 * 1024
 """How much of the file's end is read at start for them (~50,000 lines of ~650 bytes)."""
 
@@ -33,12 +35,13 @@ class AlertLogChannel:
 
     Delivered through the outbox like any channel, so it is at-least-once; the ids of
     the last lines written are remembered so a retry after a crash never writes a line
-    twice. Only the last ones: the outbox's one worker per channel records each batch it
-    sent (in the store) before it sends the next, so the lines written but not recorded
-    when the process died are the last batch, and the next start sends its deliveries
-    (still pending) first, in due order. Reading every id the file ever held made the
-    start grow with all history (160,871 lines parsed, ~1 s, at 300k posts) and kept
-    them all in memory for as long as the daemon ran.
+    twice. Only the last ones: the outbox's one worker per channel has at most a few
+    batches in flight (``alerts.outbox.WINDOWS_IN_FLIGHT``, each ``BATCH_MAX`` at most)
+    and records each before it claims past that bound, so the lines written but not
+    recorded when the process died are among the last few batches, and the next start
+    sends their deliveries (still pending) first, in due order. Reading every id the
+    file ever held made the start grow with all history (160,871 lines parsed, ~1 s, at
+    300k posts) and kept them all in memory for as long as the daemon ran.
     """
 
     name = "log"
@@ -51,6 +54,8 @@ class AlertLogChannel:
         self._order: collections.deque[str] = collections.deque()
         """``_ids`` in the order written: the oldest are forgotten past ``RECENT_IDS``."""
         self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="alertlog")
+        """Runs the batches' writes one after another, in the order they were handed in."""
         if path.exists():
             self._remember(_tail_ids(path))
         self._fh = path.open("a", encoding="utf-8")
@@ -65,11 +70,13 @@ class AlertLogChannel:
         """Append many alerts with one write and one fsync (the outbox's batch).
 
         An fsync per alert cost more than the rest of a delivery; here it runs in a
-        thread so the event loop keeps ingesting meanwhile."""
+        thread so the event loop keeps ingesting meanwhile. One thread for every batch:
+        with several batches in flight (``alerts.outbox.WINDOWS_IN_FLIGHT``) they are
+        written in the order they were handed over, so the file keeps the alerts' order."""
         lines = [(alert.id, alert.to_json(self.tz)) for alert, _thread in items
                  if alert.id not in self._ids]
         if lines:
-            await asyncio.to_thread(self._append, lines)
+            await asyncio.get_running_loop().run_in_executor(self._writer, self._append, lines)
         return [None] * len(items)
 
     def _append(self, lines: list[tuple[str, str]]) -> None:
@@ -97,6 +104,7 @@ class AlertLogChannel:
             self._ids.discard(self._order.popleft())
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)  # a batch being written is finished first
         with self._lock:
             self._fh.close()
 

@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerts.alertlog import AlertLogChannel
 from alerts.channels.mqtt import MqttChannel
 from alerts.channels.webhook import WebhookChannel
-from alerts.outbox import Outbox
+from alerts.outbox import WINDOWS_IN_FLIGHT, Outbox
 from bench.ingest import own_mosquitto
 from monitor.clock import WallClock
 from monitor.mqttread import install_patches
@@ -140,7 +140,8 @@ async def _until_sent(outbox: Outbox, names: list[str], n: int, timeout: float =
             await asyncio.sleep(0.002)
 
 
-async def batch_channels(n: int, host: str, port: int, tmp: Path) -> list[str]:
+async def batch_channels(n: int, host: str, port: int, tmp: Path,
+                         windows: int = WINDOWS_IN_FLIGHT) -> list[str]:
     """Alerts/s of the batch channels, each alone and both together (see the docstring)."""
     lines = []
     cases = [["log"], ["mqtt"], ["log", "mqtt"]]
@@ -163,7 +164,7 @@ async def batch_channels(n: int, host: str, port: int, tmp: Path) -> list[str]:
         now = time.time()
         with store.transaction():
             store.add_alerts([mention_alert(i, now) for i in range(n)], names)
-        outbox = Outbox(store, {"log": log_ch, "mqtt": mqtt}, WallClock())
+        outbox = Outbox(store, {"log": log_ch, "mqtt": mqtt}, WallClock(), windows=windows)
         start, cpu0 = time.perf_counter(), time.process_time()
         workers = [asyncio.create_task(outbox.run(name)) for name in names]
         outbox.notify()
@@ -188,7 +189,7 @@ async def batch_channels(n: int, host: str, port: int, tmp: Path) -> list[str]:
                      f"{' together' if len(names) > 1 else ' alone'}: {n / elapsed:,.0f} "
                      f"alerts/s per channel ({elapsed:.2f} s; CPU {cpu:.2f} s, "
                      f"{cpu / (n * len(names)) * 1e6:.0f} us a delivery; "
-                     f"{'; '.join(checks)}; load {' '.join(load)})")
+                     f"{'; '.join(checks)}; {windows} window(s) in flight; load {' '.join(load)})")
         print(lines[-1], flush=True)
         await mqtt.aclose()
         log_ch.close()
@@ -248,6 +249,8 @@ async def main() -> int:
                     help="alerts for the batch channels (0: skip)")
     ap.add_argument("--broker", default="", help="HOST:PORT (default: start mosquitto)")
     ap.add_argument("--burst", type=int, default=3000)
+    ap.add_argument("--windows", type=int, default=WINDOWS_IN_FLIGHT,
+                    help="windows in flight per batch channel (the daemon's: default)")
     ap.add_argument("--rate", type=float, default=100.0)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--incident", action="store_true",
@@ -264,7 +267,7 @@ async def main() -> int:
                 port = int(port_text)
             else:
                 host, port = stack.enter_context(own_mosquitto(Path(tmp)))
-            await batch_channels(args.batch, host, port, Path(tmp))
+            await batch_channels(args.batch, host, port, Path(tmp), args.windows)
     rx = Receiver()
     rx.start()
     url = f"http://127.0.0.1:{rx.port}/hook"

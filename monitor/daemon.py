@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from alerts.alertlog import AlertLogChannel
-from alerts.outbox import Outbox, Sender
+from alerts.outbox import WINDOWS_IN_FLIGHT, Outbox, Sender
 from monitor import api as _api  # noqa: F401 - registers the ack/resolve/audit API
 from monitor import dashboard as _dashboard  # noqa: F401 - /dashboard and its views
 from monitor import ops as _ops  # noqa: F401 - registers /healthz, /readyz, /metrics
@@ -119,7 +119,8 @@ class Daemon:
         store.wait_when_locked(BUSY_TIMEOUT_MS)  # wait long without blocking the loop
         channels = self.metrics.metered(channels)  # counts deliveries per channel
         self.outbox = Outbox(store, {c.name: c for c in channels}, delivery_clock or WallClock(),
-                             locks=self.locks, **outbox_options(config, pipeline))
+                             locks=self.locks, windows=WINDOWS_IN_FLIGHT,
+                             **outbox_options(config, pipeline))
         self.recorder = recorder
         """The recorder of live input, if any (its failures are shown in ``/metrics``)."""
         self.watch = ClockWatch(clock)

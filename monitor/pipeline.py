@@ -24,7 +24,7 @@ from monitor.config import Config
 from monitor.decision import NOTHING, BrandDecision, Decision
 from monitor.mention_record import stored_rows
 from monitor.normalise import is_pure_repost
-from monitor.store import CountsSeen, Store, StoredEvent
+from monitor.store import CountsSeen, Mark, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
 from rules.argument import ArgumentGuard
 from rules.crisis import BrandActivity, Incident
@@ -210,16 +210,43 @@ class Pipeline:
         created = event.created_at  # (``cutoff``: a post or an action has its time)
         due = self._record(self.engine.advance(created if created < now else now,
                                                inclusive=False))
+        if type(event) is Post and self._decided is not None and not (
+                event.reposts_id or event.on_status_id or event.reply_to_id) \
+                and event.id not in self._decided \
+                and self._matched.get(event.id, _UNPREPARED) is None \
+                and created >= self.forgotten_before:
+            # A plain post, as ``prepare`` found it: it names no brand, no official
+            # account wrote it (the reader lists those in ``decided``), and it answers no
+            # post, so it is in no story. Deciding it comes to ``NOTHING`` and the engine
+            # has nothing to do with it: it is only stored (two thirds of a mention-heavy
+            # day's posts, nearly all of a light day's), without the layers below, each
+            # of which would only find that out again (~3 us a post).
+            try:
+                if store.add_event(event, now):  # (its row is the last thing it adds)
+                    self._matched.pop(event.id, None)
+                    self.stats.posts += 1
+                    return due
+            except Exception:
+                token = enter_event(event.id)  # (the log line carries the post's id)
+                try:
+                    self._failed(event, None)
+                finally:
+                    leave_event(token)
+                return due
+            return self._step(event, now, due, self._duplicate)
+        return self._step(event, now, due, self._handle)
+
+    def _step(self, event: Event, now: float, due: list[Alert],
+              act: Callable[[Event, float], list[Alert]]) -> list[Alert]:
+        """``act`` on ``event`` as one step: what it adds is dropped if it fails."""
+        store = self.store
         # Every log line about this post carries its id and (once matched) its brand.
         token = enter_event(event.id)
         mark = store.mark(savepoint=isinstance(event, Action))  # actions write the audit
         try:
-            out = self._handle(event, now)
+            out = act(event, now)
         except Exception:
-            store.undo(mark)
-            self.stats.failed += 1
-            log.exception("event skipped: handling it failed", event_id=event.id,
-                          source=event.source)
+            self._failed(event, mark)
             return due
         else:
             store.release(mark)
@@ -229,6 +256,15 @@ class Pipeline:
             due.extend(out)
             return due
         return out
+
+    def _failed(self, event: Event, mark: Mark | None) -> None:
+        """Handling ``event`` raised (a bug): drop what it added after ``mark``, count
+        it and log it (with the traceback: called while the error is handled)."""
+        if mark is not None:
+            self.store.undo(mark)
+        self.stats.failed += 1
+        log.exception("event skipped: handling it failed", event_id=event.id,
+                      source=event.source)
 
     def apply_stored(self, event: StoredEvent, seen_at: float,
                      decision: bytes | None = None) -> list[Alert]:
@@ -267,14 +303,18 @@ class Pipeline:
             self.stats.stale += 1
             return []
         if not self.store.add_event(event, now):
-            self.stats.duplicates += 1
-            known = self.engine.known_reposts(event.id) if isinstance(event, Post) else -1
-            if isinstance(event, Post) and 0 <= known < event.reposts_count:
-                update = CountsSeen(event.id, event.reposts_count)
-                if self.store.add_event(update, now):
-                    return self._record(self.engine.on_counts(event.id, event.reposts_count, now))
-            return []
+            return self._duplicate(event, now)
         return self._record(self._process(event, now))
+
+    def _duplicate(self, event: Event, now: float) -> list[Alert]:
+        """``event`` was stored before: only a known post's repost counter can grow."""
+        self.stats.duplicates += 1
+        known = self.engine.known_reposts(event.id) if isinstance(event, Post) else -1
+        if isinstance(event, Post) and 0 <= known < event.reposts_count:
+            update = CountsSeen(event.id, event.reposts_count)
+            if self.store.add_event(update, now):
+                return self._record(self.engine.on_counts(event.id, event.reposts_count, now))
+        return []
 
     def tick(self, now: float, inclusive: bool = True) -> list[Alert]:
         """Fire every deadline due up to and including ``now`` (``inclusive`` False:

@@ -53,7 +53,7 @@ from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
 from rules.deadlines import in_time
-from rules.records import Alert, AlertType, format_instant
+from rules.records import Alert, AlertType, Event, format_instant
 
 ReportRecords = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]],
                       dict[str, Any]]
@@ -238,6 +238,40 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             else:
                 await clock.run_until(nxt, paging.tasks)  # type: ignore[union-attr]
 
+    # At full speed, without an outbox, digests or ``until``, nothing but ``handle`` acts
+    # between two events: the loop below, less its tests for what cannot happen, and
+    # without moving the clock (which then has no timers) to every event's time.
+    lean = (speed is None and until is None and digests is None
+            and not pipeline.channels)
+    handle = pipeline.handle
+
+    async def handle_chunk(chunk: list[Event], assessed: Any, decided: Any, i: int) -> int:
+        """``chunk`` handled as the loop below would (with ``lean``); the events handled
+        so far."""
+        assert clock is not None
+        now = clock.now()
+        for j in range(0, len(chunk), PREPARE_EVERY):
+            batch = chunk[j:j + PREPARE_EVERY]  # matched and scored in one batch
+            pipeline.prepare(batch, None if assessed is None else assessed[j // PREPARE_EVERY],
+                             None if decided is None else decided[j // PREPARE_EVERY])
+            for event in batch:
+                t = event.created_at
+                if t > now:  # (time stays monotonic, as ``SimClock.advance_to`` keeps it)
+                    now = t
+                alerts = handle(event, now)
+                if alerts:
+                    emit(alerts)
+                i += 1
+                if progress is not None and i % 1000 == 0:
+                    progress(i, max(i, reader.expected or 0))
+                if i % COMMIT_EVERY == 0:
+                    clock.advance_to(now)
+                    store.commit()
+                    store.begin()
+                    await asyncio.sleep(0)  # let signals and progress output through
+        clock.advance_to(now)
+        return i
+
     while True:
         t0 = time.perf_counter()
         read = next(chunks, None)
@@ -261,6 +295,9 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             if digests is not None:
                 digests.due(sim0)  # starts each schedule: its first is the next fire time
                 next_digest = digests.next_at() or math.inf
+        if lean:
+            i = await handle_chunk(chunk, assessed, decided, i)
+            continue
         for j, event in enumerate(chunk):
             if until is not None and event.created_at > until:
                 stopped = True

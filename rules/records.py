@@ -183,6 +183,25 @@ def alert_id(*parts: str) -> str:
     return f"a-{digest}"
 
 
+def mention_alert_id(kind: str, brand: str, post_id: str) -> str:
+    """``alert_id(kind, brand, post_id)``, the id of a page about a mention: the hash of
+    its first two parts is taken once per pair and copied for each page (a mention-heavy
+    day pages ~130,000 times about a few brands; ~half the cost of hashing each whole)."""
+    base = _ID_BASES.get((kind, brand))
+    if base is None:
+        if len(_ID_BASES) >= 1024:  # a few per brand: bounded all the same
+            _ID_BASES.clear()
+        base = _ID_BASES[(kind, brand)] = hashlib.blake2b(
+            "\x1f".join((kind, brand, "")).encode(), digest_size=8)
+    h = base.copy()
+    h.update(post_id.encode())
+    return "a-" + h.hexdigest()
+
+
+_ID_BASES: dict[tuple[str, str], Any] = {}
+"""``mention_alert_id``'s hashes of ``kind`` and ``brand``, by the pair."""
+
+
 def format_instant(t: float, tz: tzinfo) -> str:
     """ISO 8601 with the offset of ``tz``, to the second (``2026-05-01T09:03:00+08:00``)."""
     s = int(t)

@@ -122,6 +122,8 @@ class MqttChannel:
         """Message id -> (the batch waiting for its PUBACK, which alert), this connection."""
         self._windows: set[_Window] = set()
         """Batches in flight: woken when the connection is lost."""
+        self._issuing = asyncio.Lock()
+        """Held by the batch publishing: the next one waits its turn (order on the wire)."""
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -262,18 +264,42 @@ class MqttChannel:
         publish of it is acknowledged, else the DeliveryError (retryable) it failed with.
         No PUBACK for ``timeout`` seconds, or the connection lost, fails what is still
         unacknowledged.
+
+        Several batches may be in flight at once (``alerts.outbox.WINDOWS_IN_FLIGHT``):
+        each issues its publishes only after the batch before it issued all of its own
+        (then waits for its PUBACKs while the next one publishes), so the broker gets
+        every alert in the order the batches were handed in.
         """
         await self.start()
+        async with self._issuing:  # FIFO: batches publish in the order they came
+            window, client, todo = await self._issue(items)
+        if window is None:
+            return todo
+        try:
+            if window.outstanding:
+                await self._acked(window, client)
+        finally:
+            self._forget(window)
+        log.debug("mqtt.sent", channel=self.name, alerts=len(items),
+                  failed=sum(r is not None for r in window.results))
+        return window.results
+
+    async def _issue(self, items: Sequence[tuple[Alert, Thread | None]]) -> tuple[
+            _Window | None, aiomqtt.Client | None, list[str | Exception | None]]:
+        """Publish every message of ``items``, waiting for PUBACKs whenever ``INFLIGHT``
+        are out; returns (the window, its connection, []) with the last ones still
+        unacknowledged, or (None, None, a result per item) when not connected."""
         try:
             async with asyncio.timeout(self._timeout):
                 await self._connected.wait()
         except TimeoutError:
             error = DeliveryError(f"MQTT: not connected to {self._host}:{self._port}",
                                   retryable=True)
-            return [error] * len(items)
+            return None, None, [error] * len(items)
         client = self._client
         if client is None:  # lost between the wake-up and now
-            return [DeliveryError("MQTT: connection lost", retryable=True)] * len(items)
+            return None, None, [DeliveryError("MQTT: connection lost", retryable=True)] * \
+                len(items)
         paho, acks = client._client, self._acks
         window = _Window(len(items))
         todo = ((i, pub) for i, (alert, thread) in enumerate(items)
@@ -281,7 +307,7 @@ class MqttChannel:
         nxt = next(todo, None)
         self._windows.add(window)
         try:
-            while True:
+            while nxt is not None:
                 while nxt is not None and window.outstanding < INFLIGHT:
                     i, (topic, payload, retain, props) = nxt
                     nxt = next(todo, None)
@@ -300,30 +326,45 @@ class MqttChannel:
                     acks[info.mid] = (window, i)
                     window.left[i] += 1
                     window.outstanding += 1
-                if nxt is None and not window.outstanding:
+                if nxt is not None and not await self._ack_progress(window, client):
                     break
-                window.wake.clear()
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        await window.wake.wait()
-                except TimeoutError:
-                    window.fail(DeliveryError("MQTT: no PUBACK in time", retryable=True))
-                    break
-                if self._client is not client:
-                    window.fail(DeliveryError("MQTT: connection lost", retryable=True))
-                    break
-        finally:
-            self._windows.discard(window)
-            if window.outstanding:  # failed, or cancelled: their PUBACKs are not awaited
-                for mid in [m for m, (w, _) in acks.items() if w is window]:
-                    del acks[mid]
+        except BaseException:
+            self._forget(window)
+            raise
         if nxt is not None:  # never published: failed with the connection
             for i, _pub in [nxt, *todo]:
                 if window.results[i] is None:
                     window.results[i] = DeliveryError("MQTT: connection lost", retryable=True)
-        log.debug("mqtt.sent", channel=self.name, alerts=len(items),
-                  failed=sum(r is not None for r in window.results))
-        return window.results
+        return window, client, []
+
+    async def _ack_progress(self, window: _Window, client: aiomqtt.Client) -> bool:
+        """Until a PUBACK of ``window`` comes in; False (and the window failed) if none
+        came within ``timeout`` or the connection was lost."""
+        window.wake.clear()
+        try:
+            async with asyncio.timeout(self._timeout):
+                await window.wake.wait()
+        except TimeoutError:
+            window.fail(DeliveryError("MQTT: no PUBACK in time", retryable=True))
+            return False
+        if self._client is not client:
+            window.fail(DeliveryError("MQTT: connection lost", retryable=True))
+            return False
+        return True
+
+    async def _acked(self, window: _Window, client: aiomqtt.Client | None) -> None:
+        """Until every publish of ``window`` is acknowledged (or it failed)."""
+        while window.outstanding and not window.failed:
+            if client is None or not await self._ack_progress(window, client):
+                return
+
+    def _forget(self, window: _Window) -> None:
+        """``window`` is over: PUBACKs still due for it (it failed, or was cancelled)
+        are no longer awaited."""
+        self._windows.discard(window)
+        if window.outstanding:
+            for mid in [m for m, (w, _) in self._acks.items() if w is window]:
+                del self._acks[mid]
 
     async def aclose(self) -> None:
         """Disconnect and stop the supervisor."""
@@ -374,7 +415,7 @@ USER_PROPERTY_ID = bytes([Properties(PacketTypes.PUBLISH).getIdentFromName("User
 class _Window:
     """One ``send_batch`` in flight: publishes awaiting their PUBACK, per alert."""
 
-    __slots__ = ("left", "outstanding", "results", "wake")
+    __slots__ = ("failed", "left", "outstanding", "results", "wake")
 
     def __init__(self, n: int) -> None:
         self.left = [0] * n
@@ -382,6 +423,8 @@ class _Window:
         self.outstanding = 0
         self.results: list[str | Exception | None] = [None] * n
         self.wake = asyncio.Event()
+        self.failed = False
+        """Given up on (see ``fail``): its late PUBACKs are not waited for."""
 
     def acked(self, i: int) -> None:
         self.left[i] -= 1
@@ -390,6 +433,7 @@ class _Window:
 
     def fail(self, error: Exception) -> None:
         """Every alert with a publish still unacknowledged failed with ``error``."""
+        self.failed = True
         for i, left in enumerate(self.left):
             if left and self.results[i] is None:
                 self.results[i] = error

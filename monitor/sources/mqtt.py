@@ -145,6 +145,11 @@ class MqttSource:
                 for message in batch:
                     if message.qos > 0:
                         client._client.ack(message.mid, message.qos)
+                # Nothing above waits when the client's queue is full (a firehose): the
+                # next batch would follow at once, and the outbox (the pages this batch
+                # raised), the timer and the socket reads would wait until the queue ran
+                # dry. One turn of the loop between batches, as the feed source does.
+                await asyncio.sleep(0)
 
     async def _gather(self, first: aiomqtt.Message,
                       queue: asyncio.Queue[aiomqtt.Message]) -> list[aiomqtt.Message]:

@@ -31,7 +31,7 @@ Several instances on one schema (see :mod:`monitor.cluster`):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -44,6 +44,7 @@ from monitor.store.sqlite import (
     StoredEvent,
     _action_decoder,
     _counts_decoder,
+    _due,
     _encoder,
     _kind,
     _post_decoder,
@@ -387,17 +388,18 @@ class PgStore(Store):
     def _brands(self) -> list[str]:
         return sorted(self.only_brands or ())
 
-    def pending_deliveries(self, channel: str, now: float,
-                           limit: int = 100) -> list[PendingDelivery]:
+    def pending_deliveries(self, channel: str, now: float, limit: int = 100,
+                           skip: Collection[tuple[str, int]] = (),
+                           skip_upto: int = 0) -> list[PendingDelivery]:
         if self.only_brands is None:
-            return super().pending_deliveries(channel, now, limit)
+            return super().pending_deliveries(channel, now, limit, skip, skip_upto)
         rows = self.db.execute(
-            "SELECT a.body, d.attempts, d.rep FROM deliveries d JOIN alerts a "
-            "ON a.id = d.alert_id WHERE d.channel = %s AND d.state = 'pending' "
-            "AND d.next_try <= %s AND a.brand = ANY(%s) ORDER BY a.seq, d.rep LIMIT %s",
-            (channel, now, self._brands(), limit))
-        return [PendingDelivery(_alert(body), channel, attempts, rep)
-                for body, attempts, rep in rows]
+            "SELECT a.id, CASE WHEN a.seq > %s THEN a.body END, d.attempts, d.rep, a.seq "
+            "FROM deliveries d JOIN alerts a ON a.id = d.alert_id WHERE d.channel = %s "
+            "AND d.state = 'pending' AND d.next_try <= %s AND a.brand = ANY(%s) "
+            "ORDER BY a.seq, d.rep LIMIT %s",
+            (skip_upto if skip else -1, channel, now, self._brands(), limit + len(skip)))
+        return _due(rows, channel, limit, skip, _alert, self._body)
 
     def next_retry(self, channel: str) -> float | None:
         if self.only_brands is None:

@@ -29,7 +29,7 @@ import contextlib
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +232,23 @@ class PendingDelivery:
     """0 for the page itself, n for its n-th repeat (see ``alerts.outbox``)."""
     seq: int = 0
     """The alert's ``seq`` (0: not known), by which the store finds its rows."""
+
+
+def _due(rows: Iterable[tuple[str, Any, int, int, int]], channel: str, limit: int,
+         skip: Collection[tuple[str, int]], decode: Callable[[Any], Alert],
+         body_of: Callable[[int], Any]) -> list[PendingDelivery]:
+    """``pending_deliveries``' rows ``(alert id, body or None, attempts, rep, seq)`` as
+    deliveries, those in ``skip`` passed over, ``limit`` at most (a body not read with
+    its row is fetched by the alert's seq)."""
+    due: list[PendingDelivery] = []
+    for aid, body, attempts, rep, seq in rows:
+        if skip and (aid, rep) in skip:
+            continue
+        alert = decode(body if body is not None else body_of(seq))
+        due.append(PendingDelivery(alert, channel, attempts, rep, seq))
+        if len(due) >= limit:
+            break
+    return due
 
 
 def _migrate_events(db: sqlite3.Connection) -> None:
@@ -1038,16 +1055,28 @@ class Store:
         rows = self.db.execute("SELECT body FROM alerts ORDER BY seq")
         return [Alert.from_record(msgspec.json.decode(r[0])) for r in rows]
 
-    def pending_deliveries(self, channel: str, now: float,
-                           limit: int = 100) -> list[PendingDelivery]:
-        """Deliveries of ``channel`` due for a try at ``now``, oldest alert first."""
+    def pending_deliveries(self, channel: str, now: float, limit: int = 100,
+                           skip: Collection[tuple[str, int]] = (),
+                           skip_upto: int = 0) -> list[PendingDelivery]:
+        """Deliveries of ``channel`` due for a try at ``now``, oldest alert first.
+
+        ``skip``: ``(alert id, rep)`` of deliveries being sent right now (the outbox's
+        windows in flight, still pending here until their outcome is recorded): passed
+        over, and not counted in ``limit``. ``skip_upto``: the highest alert seq among
+        them: the rows up to it are read without their alert (a row's body, carried
+        through the sort, cost more than the row), which is fetched only for one that
+        is not skipped."""
         self._write_buffered()
         rows = self.db.execute(
-            "SELECT a.body, d.attempts, d.rep, a.seq FROM deliveries d JOIN alerts a "
-            f"ON {self._D_JOIN} WHERE d.channel = ? AND d.state = 'pending' "
-            "AND d.next_try <= ? ORDER BY a.seq, d.rep LIMIT ?", (channel, now, limit))
-        return [PendingDelivery(Alert.from_json(body), channel, attempts, rep, seq)
-                for body, attempts, rep, seq in rows]
+            "SELECT a.id, CASE WHEN a.seq > ? THEN a.body END, d.attempts, d.rep, a.seq "
+            f"FROM deliveries d JOIN alerts a ON {self._D_JOIN} WHERE d.channel = ? "
+            "AND d.state = 'pending' AND d.next_try <= ? ORDER BY a.seq, d.rep LIMIT ?",
+            (skip_upto if skip else -1, channel, now, limit + len(skip)))
+        return _due(rows, channel, limit, skip, Alert.from_json, self._body)
+
+    def _body(self, seq: int) -> Any:
+        """The stored body of the alert numbered ``seq``."""
+        return self.db.execute("SELECT body FROM alerts WHERE seq = ?", (seq,)).fetchone()[0]
 
     def next_retry(self, channel: str) -> float | None:
         """When ``channel`` next has work: a retry, a deferred page or a held group's flush."""

@@ -388,3 +388,36 @@ def test_changed_mentions_come_out_in_the_order_they_changed() -> None:
         r = official_comment(T0 + M, on=p.id)
         e.on_official(r, BRAND, (), r.created_at)
     assert [c.post_id for c in e.dirty_mentions] == [p.id for p in reversed(posts)]
+
+
+@pytest.mark.parametrize(("brand", "post_id"), [
+    (BRAND, "4900000000040509"), ("小满咖啡", "p1"), ("a\x1fb", ""), ("", "x\x1fy"),
+    ("Café ☕", "💥" * 3)])
+def test_a_mention_pages_id_is_the_hash_of_its_parts(brand: str, post_id: str) -> None:
+    """``mention_alert_id`` copies a hash of the first parts: the id is still
+    ``alert_id`` of the three, for every kind of page, asked again or not."""
+    from rules.records import alert_id, mention_alert_id
+
+    for kind in AlertType:
+        for _ in range(2):
+            assert mention_alert_id(kind, brand, post_id) == alert_id(kind, brand, post_id)
+
+
+def test_a_bad_post_while_an_incident_is_open_counts_there_and_keeps_its_harm() -> None:
+    """While the brand's incident is open no story can open another, so none is made for
+    a new negative post: it still counts in the incident and the brand's history, and a
+    harm report still marks its clock (its story, if it is reposted later, is a harm
+    story)."""
+    from rules.engine import _DANGER
+
+    e = engine()
+    negatives(e, T0, 6, 60)  # the 6th opens a burst incident
+    inc = next(iter(e.incidents.values()))
+    before = (inc.mentions, inc.negatives, e.activity[BRAND].danger.count(T0, T0 + H))
+    t = T0 + 10 * M
+    e.on_mention(mention(post(t, pid="harm-1", text="快书包的外卖吃了中毒送医"), danger=True), t)
+    assert (inc.mentions, inc.negatives) == (before[0] + 1, before[1] + 1)
+    assert e.activity[BRAND].danger.count(T0, T0 + H) == before[2] + 1
+    assert e.clocks[f"{BRAND}\x1fharm-1"].flags & _DANGER
+    story = e._stories_of("harm-1")[0]  # made from the clock when first reposted
+    assert story.harm == 1 and story.incident_id is None

@@ -67,3 +67,30 @@ def test_lines_about_a_post_carry_its_id_and_brand(lines: io.StringIO, tmp_path:
 def test_secrets_print_masked(lines: io.StringIO) -> None:
     structlog.get_logger("t").info("login", token=Secret("s3cr3t"))
     assert "s3cr3t" not in lines.getvalue() and "***" in lines.getvalue()
+
+
+def test_a_plain_post_that_fails_to_store_is_logged_counted_and_skipped(
+        lines: io.StringIO, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post the replay's reader found plain (no brand, no official author, no story)
+    takes ``handle``'s short way, which logs and counts a failure as the long one does."""
+    store = Store(tmp_path / "s.db")
+    pipeline = build_pipeline(config(), store, ["log"])
+    plain = post(T0, text="今天天气不错", pid="888")
+    real = store.add_event
+
+    def broken(event: object, now: float) -> bool:
+        raise RuntimeError("disk on fire")
+
+    with store.transaction():
+        pipeline.prepare([plain], assessed={}, decided={})  # as the reader hands it over
+        monkeypatch.setattr(store, "add_event", broken)
+        assert pipeline.handle(plain, T0) == []
+        monkeypatch.setattr(store, "add_event", real)
+        pipeline.prepare([plain], assessed={}, decided={})
+        assert pipeline.handle(plain, T0) == [] and pipeline.handle(plain, T0) == []
+    assert (pipeline.stats.failed, pipeline.stats.posts, pipeline.stats.duplicates) == (1, 1, 1)
+    recs = [json.loads(x) for x in lines.getvalue().splitlines()]
+    skipped = next(r for r in recs if r["event"] == "event skipped: handling it failed")
+    assert skipped["post_id"] == "888" and "disk on fire" in skipped["exception"]
+    assert store.has_post("888")
+    store.close()
