@@ -29,7 +29,7 @@ def same(a: WeiboSentiment, b: WeiboSentiment) -> None:
 
 
 def entries(cache: Path) -> list[Path]:
-    return sorted(cache.glob("weibo-sentiment-*.npz"))
+    return sorted(cache.glob("weibo-sentiment-*.arrays"))
 
 
 def test_a_second_load_reads_the_table_made_by_the_first(cache: Path) -> None:
@@ -69,7 +69,9 @@ def test_a_damaged_entry_is_made_again(cache: Path, damage: str) -> None:
 def test_an_entry_without_an_array_is_made_again(cache: Path) -> None:
     made = WeiboSentiment.load()
     [entry] = entries(cache)
-    np.savez(entry, weights=np.zeros(3, dtype=np.float32))  # no bias, no meta, bad shape
+    name = entry.name[len("weibo-sentiment-"):-len(derived.SUFFIX)]
+    # No bias, no meta, a weight table of a bad shape.
+    derived.store("weibo-sentiment", name, {"weights": np.zeros(3, dtype=np.float32)})
     same(made, WeiboSentiment.load())
 
 
@@ -95,7 +97,7 @@ def test_the_text_tables_read_back_are_those_built(cache: Path) -> None:
     try:
         built = (textnorm._build_fold(), *textnorm._build_nfkc())
         first = fresh()
-        [entry] = sorted(cache.glob("textnorm-*.npz"))
+        [entry] = sorted(cache.glob("textnorm-*.arrays"))
         stamp = entry.stat().st_mtime_ns
         second = fresh()
         assert entry.stat().st_mtime_ns == stamp  # read, not written again
@@ -111,9 +113,9 @@ def test_the_text_tables_read_back_are_those_built(cache: Path) -> None:
 def test_only_the_newest_entries_of_a_name_are_kept(cache: Path) -> None:
     for i in range(derived.KEEP + 2):
         if i < derived.KEEP:  # up to KEEP, every one is kept
-            assert len(list(cache.glob("thing-*.npz"))) == i
+            assert len(list(cache.glob("thing-*.arrays"))) == i
         derived.store("thing", derived.key(str(i)), {"a": np.arange(i + 1)})
-    kept = sorted(cache.glob("thing-*.npz"))
+    kept = sorted(cache.glob("thing-*.arrays"))
     assert len(kept) == derived.KEEP
     newest = derived.load("thing", derived.key(str(derived.KEEP + 1)))
     assert newest is not None and newest["a"].tolist() == list(range(derived.KEEP + 2))
