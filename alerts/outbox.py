@@ -244,15 +244,7 @@ class Outbox:
             last = len(batch) < limit  # nothing else due now: no second query for it
             window: list[PendingDelivery] = []
             for item in batch:
-                if item.rep and self.settled(item.alert):
-                    self._cancel(item, now)
-                    continue
-                # A digest is a report someone scheduled, not a page: no silence, quiet
-                # hours, grouping or rate limit applies to it.
-                verdict = None if item.alert.type is AlertType.DIGEST else \
-                    self.stages.judge(Page(item.alert, name, item.rep), now)
-                if verdict is not None:
-                    self._apply(item, verdict, now)
+                if not self._to_send(item, name, now):
                     continue
                 if batched:
                     window.append(item)
@@ -267,6 +259,21 @@ class Outbox:
                     return sent  # a retryable failure: the channel rests (``_paused``)
             if last and self.clock.now() == now:
                 return sent
+
+    def _to_send(self, item: PendingDelivery, name: str, now: float) -> bool:
+        """Whether ``item`` goes out now; if not, its fate is recorded here: a repeat of a
+        settled alert is cancelled, the noise stages silence, defer or hold a page."""
+        if item.rep and self.settled(item.alert):
+            self._cancel(item, now)
+            return False
+        # A digest is a report someone scheduled, not a page: no silence, quiet hours,
+        # grouping or rate limit applies to it.
+        verdict = None if item.alert.type is AlertType.DIGEST else \
+            self.stages.judge(Page(item.alert, name, item.rep), now)
+        if verdict is not None:
+            self._apply(item, verdict, now)
+            return False
+        return True
 
     def _cancel(self, item: PendingDelivery, now: float) -> None:
         """A repeat whose alert was acked or answered meanwhile: never sent."""
@@ -522,17 +529,7 @@ class Outbox:
         flying = self._flying[name]
         batch = self.store.pending_deliveries(name, now, limit=BATCH_MAX, skip=flying,
                                               skip_upto=self._flying_upto.get(name, 0))
-        window: list[PendingDelivery] = []
-        for item in batch:
-            if item.rep and self.settled(item.alert):
-                self._cancel(item, now)
-                continue
-            verdict = None if item.alert.type is AlertType.DIGEST else \
-                self.stages.judge(Page(item.alert, name, item.rep), now)
-            if verdict is not None:
-                self._apply(item, verdict, now)
-                continue
-            window.append(item)
+        window = [item for item in batch if self._to_send(item, name, now)]
         return window, len(batch) >= BATCH_MAX
 
     def _launch(self, channel: Sender, items: list[PendingDelivery]) -> None:
