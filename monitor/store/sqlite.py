@@ -236,15 +236,16 @@ class PendingDelivery:
 
 def _due(rows: Iterable[tuple[str, Any, int, int, int]], channel: str, limit: int,
          skip: Collection[tuple[str, int]], decode: Callable[[Any], Alert],
-         body_of: Callable[[int], Any]) -> list[PendingDelivery]:
+         body_of: Callable[[str], Any]) -> list[PendingDelivery]:
     """``pending_deliveries``' rows ``(alert id, body or None, attempts, rep, seq)`` as
     deliveries, those in ``skip`` passed over, ``limit`` at most (a body not read with
-    its row is fetched by the alert's seq)."""
+    its row is fetched by the alert's id: unique on both backends, where PostgreSQL's
+    seqs are per instance and may collide)."""
     due: list[PendingDelivery] = []
     for aid, body, attempts, rep, seq in rows:
         if skip and (aid, rep) in skip:
             continue
-        alert = decode(body if body is not None else body_of(seq))
+        alert = decode(body if body is not None else body_of(aid))
         due.append(PendingDelivery(alert, channel, attempts, rep, seq))
         if len(due) >= limit:
             break
@@ -1074,9 +1075,10 @@ class Store:
             (skip_upto if skip else -1, channel, now, limit + len(skip)))
         return _due(rows, channel, limit, skip, Alert.from_json, self._body)
 
-    def _body(self, seq: int) -> Any:
-        """The stored body of the alert numbered ``seq``."""
-        return self.db.execute("SELECT body FROM alerts WHERE seq = ?", (seq,)).fetchone()[0]
+    def _body(self, alert_id: str) -> Any:
+        """The stored body of the alert ``alert_id``."""
+        return self.db.execute("SELECT body FROM alerts WHERE id = ?",
+                               (alert_id,)).fetchone()[0]
 
     def next_retry(self, channel: str) -> float | None:
         """When ``channel`` next has work: a retry, a deferred page or a held group's flush."""

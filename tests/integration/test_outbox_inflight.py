@@ -191,3 +191,28 @@ def test_the_store_passes_over_deliveries_in_flight_but_not_one_due_below_them(
     stored(store, alerts(3, prefix="n", t=50), ["log"])  # and what came after them
     got = store.pending_deliveries("log", 1e9, limit=2, skip=flying, skip_upto=upto)
     assert [p.alert.id for p in got] == [batch[1].id, "a-n0000"]
+
+
+def test_on_postgres_a_due_delivery_below_those_in_flight_is_its_own_alert(
+        schema: str) -> None:
+    """Two instances on one PostgreSQL schema number their alerts each from the newest
+    stored when they opened, so their seqs collide: a delivery read without its alert
+    (below the highest seq in flight) must be filled in by the alert's id, not its seq."""
+    from monitor.store.postgres import PgStore
+    from tests.fixtures.pg import DSN
+
+    first, second = PgStore(DSN, schema), PgStore(DSN, schema)
+    try:
+        stored(first, alerts(3, prefix="p"), ["log"])
+        stored(second, alerts(3, prefix="q"), ["log"])  # the same seqs, 1..3
+        due = first.pending_deliveries("log", 1e9, limit=10)
+        assert len(due) == 6 and len({p.seq for p in due}) == 3
+        flying = {(p.alert.id, p.rep) for p in due if p.alert.id.startswith("a-p")}
+        got = first.pending_deliveries("log", 1e9, limit=10, skip=flying,
+                                       skip_upto=max(p.seq for p in due))
+        assert sorted(p.alert.id for p in got) == ["a-q0000", "a-q0001", "a-q0002"]
+        assert all(p.alert == a for p, a in zip(sorted(got, key=lambda p: p.alert.id),
+                                               alerts(3, prefix="q"), strict=True))
+    finally:
+        first.close()
+        second.close()
