@@ -48,7 +48,7 @@ from monitor.digests import Digests
 from monitor.digests import compute as digest_compute
 from monitor.feed import FeedStats
 from monitor.feedstream import FeedReader
-from monitor.mention_record import mention_line, report_record
+from monitor.mention_record import mention_fields, mention_line, report_record
 from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
@@ -373,16 +373,16 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     sla = config.sla.reply_within
     replied_in_time = 0
     needing = 0
-    mention_lines: list[bytes] = []
-    mention_fields: list[tuple[Any, ...]] = []  # (``SlimMention``s)
-    for clock in pipeline.engine.clocks.values():
-        # The mentions.jsonl line and the report's fields of it (no record made).
-        line, fields = mention_line(clock, tz)
+    clocks = pipeline.engine.clocks.values()
+    # The report's fields of each mention record first (none made: ``mention_fields``),
+    # its mentions.jsonl line once the report process has them (``mention_line``).
+    slim_mentions: list[tuple[Any, ...]] = []  # (``SlimMention``s)
+    for clock in clocks:
+        fields = mention_fields(clock, tz)
         if fields[5]:  # needs_reply
             needing += 1
             replied_in_time += in_time(fields[6], sla)  # reply_seconds
-        mention_lines.append(line)
-        mention_fields.append(fields)
+        slim_mentions.append(fields)
     incidents = [incident_record(inc, config) for inc in pipeline.engine.incidents.values()]
     by_type = {str(kind): n for kind, n in  # (a ``str`` per kind, not per alert)
                Counter(map(_alert_type, result.alerts)).items()}
@@ -423,8 +423,10 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
             if alert.type in _INCIDENT_TYPES]
     t0 = time.perf_counter()
     if reporter is not None:
-        reporter.submit(out, (mention_fields, incidents, slim, report))
+        reporter.submit(out, (slim_mentions, incidents, slim, report))
     report_s = time.perf_counter() - t0
+    mention_lines = [mention_line(clock, tz, fields)
+                     for clock, fields in zip(clocks, slim_mentions, strict=True)]
     with (out / "alerts.jsonl").open("wb") as fh:
         # The UTF-8 line the store was given for each alert (cached on it, in the same
         # zone), written as it is: no ``str`` of it is ever made (~60 MB on the
@@ -441,7 +443,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     t0 = time.perf_counter()
     if render and (reporter is None or not reporter.finish(out)):
         # (the report reads only the ``MENTION_FIELDS`` of a mention record)
-        write_analyst_report(config, out, ([report_record(m) for m in mention_fields],
+        write_analyst_report(config, out, ([report_record(m) for m in slim_mentions],
                                            incidents, report_alerts(slim, tz), report))
     result.stage_seconds["report"] = report_s + time.perf_counter() - t0
 

@@ -14,6 +14,7 @@ from monitor.mention_record import (
     MENTION_FIELDS,
     MentionRecord,
     mention_dict,
+    mention_fields,
     mention_json,
     mention_json_bytes,
     mention_line,
@@ -96,8 +97,8 @@ def test_clock_and_record_give_the_same_row_and_line(
         assert rec.to_json(config.tz) == mention_json(rec.to_dict(config.tz))
         # The replay's line and report fields, made without the record: the same.
         record = mention_dict(clock, config.tz)
-        assert mention_line(clock, config.tz) == (mention_json_bytes(record),
-                                                  report_fields(record))
+        assert mention_line(clock, config.tz) == mention_json_bytes(record)
+        assert mention_fields(clock, config.tz) == report_fields(record)
 
 
 def test_until_leaves_out_a_later_reply(config: Config) -> None:
@@ -148,6 +149,6 @@ def test_mention_line_matches_the_record_path(config: Config, value: float) -> N
                       replied_by="official", acked_by="x", private_resolve_at=1200.5,
                       incident_id="inc-1")
     record = mention_dict(m, config.tz)
-    line, fields = mention_line(m, config.tz)
-    assert line == mention_json_bytes(record)
-    assert fields == report_fields(record)
+    assert mention_line(m, config.tz) == mention_json_bytes(record)
+    assert mention_fields(m, config.tz) == report_fields(record)
+    assert mention_line(m, config.tz, mention_fields(m, config.tz)) == mention_json_bytes(record)
