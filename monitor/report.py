@@ -148,12 +148,28 @@ class Summary:
 
     def by_brand(self) -> dict[str, tuple[int, int]]:
         """Per brand: (mentions needing a reply, replied within the SLA)."""
+        return dict(self._by_brand)
+
+    @functools.cached_property
+    def _by_brand(self) -> dict[str, tuple[int, int]]:
+        # Once: the page, its figures and the SLA plot each asked (~25 ms a pass).
         out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
         for m in self.needing:
             row = out[m["brand"]]
             row[0] += 1
             row[1] += in_time(m["reply_seconds"], self.reply_within)
         return {b: (n, ok) for b, (n, ok) in sorted(out.items())}
+
+    @functools.cached_property
+    def negative_times(self) -> dict[str, list[float]]:
+        """Per brand, when its negative mentions were posted (epoch seconds), in file
+        order: each incident plot reads its brand's, instead of a pass over every mention
+        parsing times (~25 ms an incident on the mention-heavy day)."""
+        out: dict[str, list[float]] = defaultdict(list)
+        for m in self.mentions:
+            if m["negative"]:
+                out[m["brand"]].append(datetime.fromisoformat(m["created_at"]).timestamp())
+        return dict(out)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary's figures as JSON-ready data (``report --json``)."""
