@@ -169,18 +169,29 @@ class MqttSource:
         return batch
 
     async def _handle(self, sink: Sink, batch: list[aiomqtt.Message]) -> None:
+        payloads = [(_payload_bytes(message.payload), message.topic.value)
+                    for message in batch]
+        self.messages += len(batch)
+        if self.recorder is None:  # the batch at once (``Edge.decode_many``)
+            got = self.edge.decode_many(payloads)
+            await sink.ingest(Batch(self.name, got.events, None, got.rejected))
+            return
         events: list[Event] = []
         raws: list[dict[str, Any]] = []
         rejected = 0
-        for message in batch:
-            payload = message.payload
-            data = payload if isinstance(payload, bytes | bytearray) else \
-                str(payload).encode() if payload is not None else b""
-            got = self.edge.decode(bytes(data), str(message.topic))
-            events.extend(got.events)
-            raws.extend(got.raw)
-            rejected += got.rejected
-        self.messages += len(batch)
-        if self.recorder is not None:
-            self.recorder.write(raws)
+        for data, where in payloads:
+            one = self.edge.decode(data, where)
+            events.extend(one.events)
+            raws.extend(one.raw)
+            rejected += one.rejected
+        self.recorder.write(raws)
         await sink.ingest(Batch(self.name, events, None, rejected))
+
+
+def _payload_bytes(payload: object) -> bytes:
+    """A message's payload as bytes (aiomqtt's type allows str, numbers and None)."""
+    if type(payload) is bytes:
+        return payload
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return str(payload).encode() if payload is not None else b""
