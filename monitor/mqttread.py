@@ -36,7 +36,11 @@ Costs found by profiling ``crisismon run`` (bench/live_latency.py, 1,000 and 5,0
   1,250 alerts/s on the MQTT channel. :func:`lazy_publish_conditions` makes it on first
   use.
 
-All seven reach into paho's private attributes. None is made on import: the two that
+- **A PUBACK packet per post.** The source acknowledges each message once its batch is
+  stored; paho's ``ack`` builds, logs and queues a packet each. :func:`ack_all` queues a
+  batch's PUBACKs as one packet (the same bytes).
+
+All eight reach into paho's private attributes. None is made on import: the two that
 change paho's classes are installed by :func:`install_patches` (called once at daemon
 start, ``monitor.daemon.run_daemon``), the two per connection by the source or channel
 that opens it. Each is made only on a paho release it was tested with
@@ -50,6 +54,7 @@ import asyncio
 import socket
 import ssl
 import threading
+from collections.abc import Sequence
 
 import aiomqtt
 import structlog
@@ -57,6 +62,7 @@ from paho.mqtt import __version__ as paho_version
 from paho.mqtt.client import (
     DISCONNECT,
     MQTT_LOG_ERR,
+    PUBACK,
     PUBLISH,
     MQTTMessageInfo,
     MQTTv5,
@@ -176,6 +182,29 @@ def read_all_packets(client: aiomqtt.Client, most: int = READ_MAX) -> None:
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
     paho.loop_read = loop_read  # type: ignore[method-assign]
+
+
+def ack_all(client: aiomqtt.Client, mids: Sequence[int]) -> None:
+    """PUBACK the QoS 1 messages ``mids`` (received with manual acks) with one queued
+    packet holding every PUBACK back to back, where paho's ``ack`` builds, logs and
+    queues one packet each (~1.5 % of the daemon's CPU at 5,000 posts/s). The bytes on
+    the wire are the same (MQTT 5.0 section 3.4: a PUBACK with no reason code is a
+    success). On a paho release not tested, or without the internals needed: ``ack``
+    each."""
+    if not mids:
+        return
+    paho = client._client
+    if not paho_tested("ack_all") or not all(
+            hasattr(paho, name) for name in ("_packet_queue", "_manual_ack")) \
+            or not paho._manual_ack:
+        for mid in mids:
+            paho.ack(mid, 1)
+        return
+    packet = b"".join([_PUBACK_HEAD + mid.to_bytes(2, "big") for mid in mids])
+    paho._packet_queue(PUBACK, packet, 0, 1)
+
+
+_PUBACK_HEAD = bytes([PUBACK, 2])
 
 
 def _fresh_packet() -> dict[str, object]:

@@ -31,7 +31,7 @@ from paho.mqtt.properties import Properties
 
 from monitor.clock import Clock
 from monitor.config import MqttSourceConfig
-from monitor.mqttread import coalesce_writes, lean_publish, read_all_packets
+from monitor.mqttread import ack_all, coalesce_writes, lean_publish, read_all_packets
 from monitor.retry import FailureLog, backoff
 from monitor.sources.base import Batch, Sink
 from monitor.sources.edge import Edge
@@ -142,8 +142,10 @@ class MqttSource:
             async for first in messages:
                 batch = await self._gather(first, queue)
                 await self._handle(sink, batch)
+                # Stored: acknowledged, the batch's PUBACKs in one packet (``ack_all``).
+                ack_all(client, [m.mid for m in batch if m.qos == 1])
                 for message in batch:
-                    if message.qos > 0:
+                    if message.qos == 2:
                         client._client.ack(message.mid, message.qos)
                 # Nothing above waits when the client's queue is full (a firehose): the
                 # next batch would follow at once, and the outbox (the pages this batch

@@ -351,3 +351,23 @@ async def test_coalesced_writes_send_the_same_bytes_in_few_calls() -> None:
     finally:
         paho._sock = None
         sock.close()
+
+
+async def test_ack_all_queues_the_bytes_paho_acks_would_in_one_packet() -> None:
+    from monitor.mqttread import ack_all
+
+    mids = [1, 2, 300, 65535]
+    queued = {}
+    for name in ("paho", "ack_all"):
+        client = aiomqtt.Client("127.0.0.1", 1883)
+        paho = client._client
+        paho.manual_ack_set(True)
+        paho._call_socket_register_write = lambda: None  # type: ignore[method-assign]
+        if name == "paho":
+            for mid in mids:
+                paho.ack(mid, 1)
+        else:
+            ack_all(client, mids)
+        queued[name] = [p["packet"] for p in paho._out_packet]
+    assert b"".join(queued["ack_all"]) == b"".join(queued["paho"])
+    assert len(queued["ack_all"]) == 1 and len(queued["paho"]) == len(mids)
