@@ -219,6 +219,7 @@ def handle_packets(paho: object, buf: bytearray) -> tuple[MQTTErrorCode, int]:
     (the first error code, else success; how many packets were handled)."""
     pos, end, n = 0, len(buf), 0
     rc = MQTTErrorCode.MQTT_ERR_SUCCESS
+    take = getattr(paho, "_crisismon_take_publish", None)  # (``lean_publish``)
     while end - pos >= 2:
         # Fixed header: the command byte, then the remaining length (1-4 bytes, 7 bits
         # each, low first; MQTT 5.0 section 1.5.5).
@@ -236,6 +237,20 @@ def handle_packets(paho: object, buf: bytearray) -> tuple[MQTTErrorCode, int]:
                 break
         if rc > 0 or not header or i + length > end:
             break  # an error, or the packet is not whole yet
+        command = buf[pos]
+        if take is not None and command & 0xF0 == PUBLISH:
+            packet = buf[i:i + length]
+            try:
+                taken = take(command, packet)
+            except MQTTException:  # (as below)
+                taken = MQTTErrorCode.MQTT_ERR_PROTOCOL
+            if taken is not None:
+                pos = i + length
+                n += 1
+                rc = taken
+                if rc > 0:
+                    break
+                continue
         paho._in_packet = {  # type: ignore[attr-defined]
             "command": buf[pos], "have_remaining": 1, "remaining_count": list(buf[pos + 1:i]),
             "remaining_mult": mult, "remaining_length": length,
@@ -377,12 +392,12 @@ def lean_publish(client: aiomqtt.Client) -> None:
     queue = client._queue
     topics: dict[bytes, aiomqtt.Topic] = {}  # a source has a few topics: one Topic each
 
-    def handle_publish() -> MQTTErrorCode:
-        packet = paho._in_packet["packet"]
-        header = paho._in_packet["command"]
+    def take(header: int, packet: bytearray) -> MQTTErrorCode | None:
+        """Queue the PUBLISH ``packet`` (its fixed header ``header``); None: left to
+        paho (``original``, which reads it from ``_in_packet``)."""
         qos = (header & 0x06) >> 1
         if qos == 2 or paho._on_message_filtered._root._children:
-            return original()
+            return None
         try:
             end = 2 + int.from_bytes(packet[0:2], "big")
             raw_topic = bytes(packet[2:end])
@@ -410,7 +425,7 @@ def lean_publish(client: aiomqtt.Client) -> None:
             if end > len(packet):
                 raise ValueError("truncated PUBLISH")
         except (IndexError, ValueError, TypeError):  # (UnicodeDecodeError is a ValueError)
-            return original()
+            return None
         message = aiomqtt.Message(topic, bytes(packet[end:]), qos, bool(header & 0x01), mid,
                                   None)
         try:
@@ -421,7 +436,14 @@ def lean_publish(client: aiomqtt.Client) -> None:
             return paho._send_puback(mid)
         return MQTTErrorCode.MQTT_ERR_SUCCESS
 
+    def handle_publish() -> MQTTErrorCode:
+        rc = take(paho._in_packet["command"], paho._in_packet["packet"])
+        return original() if rc is None else rc
+
     paho._handle_publish = handle_publish  # type: ignore[method-assign]
+    # ``handle_packets`` hands a PUBLISH straight to ``take``, without building paho's
+    # ``_in_packet`` and going through its dispatch (it does so for what ``take`` leaves).
+    paho._crisismon_take_publish = take  # type: ignore[attr-defined]
 
 
 def lazy_publish_conditions() -> None:
