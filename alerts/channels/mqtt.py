@@ -236,7 +236,7 @@ class MqttChannel:
     def _publishes(self, alert: Alert, thread: Thread | None
                    ) -> list[tuple[str, bytes, bool, Properties | None]]:
         """(topic, payload, retain, properties) of every publish one alert makes."""
-        record = alert.to_json(self._tz).encode()
+        record = alert.to_json_bytes(self._tz)  # (cached on the alert: encoded once)
         publishes = [(alert_topic(self.prefix, alert), record, False, self._properties(alert))]
         if alert.incident_id:
             publishes.append((updates_topic(self.prefix, alert.brand, alert.incident_id),
