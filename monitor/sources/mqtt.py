@@ -20,7 +20,6 @@ once each.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from typing import Any
 
@@ -168,10 +167,13 @@ class MqttSource:
         while len(batch) < self.batch_max and not queue.empty():
             batch.append(queue.get_nowait())
         if len(batch) < self.batch_max:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(LINGER):
-                    while len(batch) < self.batch_max:
-                        batch.append(await queue.get())
+            # Asleep while they come in, then all taken at once: awaiting ``queue.get()``
+            # for each made every message a wake-up of its own (a future, a loop turn, a
+            # socket read of one packet), so the daemon spent more CPU a post when it had
+            # time to spare (~140 us at load 4) than when it was behind (~110 at load 9).
+            await asyncio.sleep(LINGER)
+            while len(batch) < self.batch_max and not queue.empty():
+                batch.append(queue.get_nowait())
         return batch
 
     async def _handle(self, sink: Sink, batch: list[aiomqtt.Message]) -> None:
