@@ -410,3 +410,28 @@ async def test_handle_packets_queues_publishes_as_paho_and_lean_publish_do(v5: b
     assert left["lean"] == [0x34, 0x30]  # only what the lean path leaves to paho
     assert [m[4] for m in got["lean"]] == [0, 513, 65535]
     assert got["lean"][1][:2] == ("feed/posts", '{"text": "小满"}'.encode())
+
+
+async def test_hold_reads_raises_the_sockets_low_mark_until_released() -> None:
+    import socket
+
+    from monitor.mqttread import hold_reads, release_reads
+
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    assert not hold_reads(client)  # no socket yet: nothing held
+    ours, theirs = socket.socketpair()
+    reads: list[int] = []
+    try:
+        paho._sock = ours  # type: ignore[assignment]
+        paho.loop_read = lambda *a: reads.append(1) or MQTTErrorCode.MQTT_ERR_SUCCESS  # type: ignore
+        assert hold_reads(client)
+        assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) > 1
+        assert reads == []
+        release_reads(client)  # back to every byte, and what gathered is read at once
+        assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
+        assert reads == [1]
+    finally:
+        paho._sock = None
+        ours.close()
+        theirs.close()
