@@ -55,4 +55,8 @@ def test_evicted_rolled_back_and_foreign_alerts_read_from_the_database(
     store.rollback()
     assert store._recent == {}
     assert [d.alert for d in store.pending_deliveries("log", now=2000.0)] == [*made, alert(6)]
+    # Those stored already, by either process, are not recorded again (looked up at once).
+    store.begin()
+    assert store.add_alerts([made[2], alert(9), alert(6), alert(9)], ["log"]) == [alert(9)]
+    store.rollback()
     store.close()
