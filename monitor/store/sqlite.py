@@ -1275,8 +1275,14 @@ class Store:
 
     def count_thread(self, channel: str, incident_id: str, sent: int, now: float) -> None:
         """An incident thread now holds ``sent`` messages."""
-        self.db.execute("UPDATE threads SET sent = ?, updated_at = ? WHERE channel = ? "
-                        "AND incident_id = ?", (sent, now, channel, incident_id))
+        self.count_threads(channel, [(incident_id, sent)], now)
+
+    def count_threads(self, channel: str, counts: Sequence[tuple[str, int]],
+                      now: float) -> None:
+        """``count_thread`` for many ``(incident id, messages sent)``, one statement."""
+        self.db.executemany("UPDATE threads SET sent = ?, updated_at = ? WHERE channel = ? "
+                            "AND incident_id = ?",
+                            [(sent, now, channel, incident) for incident, sent in counts])
 
     def send_times(self, channel: str, since: float) -> list[float]:
         """When ``channel`` sent its messages after ``since``, oldest first (rate limits)."""
