@@ -41,6 +41,7 @@ _TAGS = re.compile(r"</?[A-Za-z][^<>]{0,200}>")
 _KEEP = set("，。！？：；（）【】《》、～")
 _FULLWIDTH = {cp: cp - 0xFEE0 for cp in range(0xFF01, 0xFF5F) if chr(cp) not in _KEEP}
 _FULLWIDTH[0x3000] = 0x20
+_FULLWIDTH_CHARS = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(_FULLWIDTH)) + "]")
 # Anything the steps of ``normalise_text`` before ``simplified`` would change: most posts
 # hold none of it, and one scan is cheaper than the five steps. The characters only: a
 # double space and a space at either end are asked of the string (``untidy``), which is
@@ -211,7 +212,8 @@ def _tidy(text: str) -> str:
         text = html.unescape(text)
     if "<" in text:
         text = _TAGS.sub("", text)  # the API sometimes wraps links and @names in <a>
-    text = text.translate(_FULLWIDTH)
+    if _FULLWIDTH_CHARS.search(text) is not None:  # (translate with a dict: ~70 ns a char)
+        text = text.translate(_FULLWIDTH)
     text = _CONTROL.sub("", text)
     return _SPACES.sub(" ", text).strip()[:MAX_TEXT]
 
@@ -239,7 +241,10 @@ def normalise_text(raw: Any, simplify: bool = True) -> str:
     # Until a pass changes nothing, so that normalising is idempotent: one pass leaves
     # "&amp;amp;" as "&amp;", and a cut at MAX_TEXT can end in a space. It ends: a pass
     # that changes the text shortens it or folds width or tabs, which never come back.
-    while (tidy := _tidy(text)) != text:
+    # A text that is not ``untidy`` (and not too long: ``_tidy`` cuts it) is a fixed point
+    # of ``_tidy``: asked instead of a second pass (~10 µs), the loop stops where it did.
+    text = _tidy(text)
+    while untidy(text) and (tidy := _tidy(text)) != text:
         text = tidy
     if simplify and not text.isascii():
         text = simplified(text)
