@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import operator
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ import msgspec
 
 from rules.acts import ACT_NEGATIVE_ODDS, anchor_keys, read_acts
 from rules.complaints import COMPLAINT_NEGATIVE_ODDS
-from rules.harm import CueTable, Found, default_grievance_table, default_harm_table
+from rules.harm import NOTHING, CueTable, Found, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon, LexTerm
 from rules.matching import BrandMatch, BrandMatcher
 from rules.records import Author, Post, Score
@@ -37,8 +38,8 @@ def _term_key(term: str) -> str:
     return normalise_for_scoring(term).lower()
 
 
-def _end_then_longest(hit: tuple[int, int, int]) -> tuple[int, int]:
-    return hit[2], hit[1]
+_END_THEN_LONGEST = operator.itemgetter(2, 1)
+"""A hit ``(key, start, stop)``'s sort key: its end, then the longest (earliest start)."""
 
 
 class Scanner:
@@ -99,7 +100,8 @@ class Scanner:
             hits = self._automaton.find_matches_as_indexes(norm, overlapping=True)
             # Places in order and, at one place, the longest key first (as a table's own
             # automaton reports them); ``end`` is the place of a key's last character.
-            hits.sort(key=_end_then_longest)
+            if len(hits) > 1:
+                hits.sort(key=_END_THEN_LONGEST)
             table = self._values
             for index, _start, stop in hits:
                 values = table[index]
@@ -215,7 +217,7 @@ class Scorer:
             norm = normalise_for_scoring(text).lower()
         if norm:  # every table's hits, in one pass
             lex_hits, harm_hits, grievance_hits, anchored = self.scanner().scan(norm)
-            found = self.lexicon.find_normalised(norm, lex_hits)
+            found = self.lexicon.find_normalised(norm, lex_hits) if lex_hits else []
         else:
             found, harm_hits, grievance_hits, anchored = [], None, None, None
         if found:
@@ -227,8 +229,13 @@ class Scorer:
             complaint, weight = (), 0.0
         # Harm and grievances are read from what the post says happened, not from the
         # model's tone: it reads 我们三个人都食物中毒了，已经送医 as neutral (rules.harm).
-        harm = self.harm.read_normalised(norm, harm_hits)
-        grievance = self.grievance.read_normalised(norm, grievance_hits)
+        # A table with no term and no pattern's anchor in the post reads nothing (most
+        # posts, for one table or both): not asked.
+        harm = (self.harm.read_normalised(norm, harm_hits)
+                if harm_hits is not None and (harm_hits[0] or harm_hits[1]) else NOTHING)
+        grievance = (self.grievance.read_normalised(norm, grievance_hits)
+                     if grievance_hits is not None and (grievance_hits[0] or grievance_hits[1])
+                     else NOTHING)
         # A question, a notice, a promotion or thanks, with nothing gone wrong in it: the
         # emotion-labelled corpus over-reads such posts as negative (rules.acts).
         # A reported harm or a complaint always wins; a single weak cue (画面炸裂's 炸,
@@ -311,12 +318,13 @@ def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
     found: dict[str, tuple[Post, list[BrandMatch]]] = {}
     seen: set[str] = set()
     roots: set[str] = set()  # this batch's mentions
-    naming = matcher.candidates([post.text for post in posts])  # the others name no brand
+    # the others name no brand; the hits found in passing are not looked for again
+    naming = matcher.candidate_hits([post.text for post in posts])
     for i, post in enumerate(posts):
         if post.id in seen:
             continue
         seen.add(post.id)
-        matches = matcher.match(post.text, post.author.id) if i in naming else []
+        matches = matcher.match(post.text, post.author.id, naming[i]) if i in naming else []
         if matches:
             found[post.id] = (post, matches)
             roots.add(post.id)
