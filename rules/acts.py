@@ -285,20 +285,28 @@ def anchor_keys() -> list[tuple[str, bool, int]]:
             + [(str(w), False, m) for w, m in _MORE_ANCHORS.items()])
 
 
+def mention_spans(norm: str) -> list[tuple[int, int]]:
+    """Where the @names are in ``norm``: what ``read_acts`` cuts out of a text."""
+    return [m.span() for m in _MENTION.finditer(norm)]
+
+
 def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True,
-              anchored: tuple[int, int] | None = None) -> tuple[str, ...]:
+              anchored: tuple[int, int] | None = None, *,
+              mentionless: bool = False) -> tuple[str, ...]:
     """The acts ``norm`` (``normalise_for_scoring(text).lower()``) performs, by name, empty
     when it performs none or when something in it blocks the reading. ``weak_cue``: the
     post has a harm or grievance cue too weak to report harm or a complaint; only the
     ``FIGURATIVE`` acts, which explain such a cue, are read then. ``leaning_negative``:
     the model would call the post negative; otherwise only the plain acts are read.
     ``anchored``: the masks of the plain and the other anchors in ``norm``, found by
-    the caller's own pass (``anchor_keys``); not used for a text holding "@"."""
+    the caller's own pass (``anchor_keys``); for a text holding "@", only if they were
+    found outside its @names (``mentionless``: ``rules.scoring.Scanner.scan``)."""
     if not norm or (weak_cue and not leaning_negative):
         return ()
     if "@" in norm:  # a user's name (@此鱼需治愈, @天使狗狗好可爱) says nothing of the post
         norm = _MENTION.sub(" ", norm)
-        anchored = None  # found in the text with the names
+        if not mentionless:
+            anchored = None  # found in the text with the names
     mask = 0
     if anchored is not None:
         mask = (0 if weak_cue else anchored[0]) | (anchored[1] if leaning_negative else 0)

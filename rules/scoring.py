@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import ahocorasick_rs
 import msgspec
 
-from rules.acts import ACT_NEGATIVE_ODDS, anchor_keys, read_acts
+from rules.acts import ACT_NEGATIVE_ODDS, anchor_keys, mention_spans, read_acts
 from rules.complaints import COMPLAINT_NEGATIVE_ODDS
 from rules.harm import NOTHING, CueTable, Found, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon, LexTerm
@@ -69,6 +69,8 @@ class Scanner:
             if mask >> self._MORE:
                 raise ValueError("more acts than the scanner's mask holds")
             acts[key] = acts.get(key, 0) | (mask if plain else mask << self._MORE)
+        self.mentionless = not any(" " in key for key in acts)
+        """No acts' anchor holds a space: one cannot span a cut-out @name (``scan``)."""
         keys: list[str] = []
         self._values: list[Any] = []  # by key index: the hits a key makes
         for key, values in by_key.items():
@@ -87,9 +89,14 @@ class Scanner:
             keys, matchkind=ahocorasick_rs.MatchKind.Standard,
             implementation=ahocorasick_rs.Implementation.DFA)
 
-    def scan(self, norm: str) -> tuple[list[LexTerm], Found, Found, tuple[int, int]]:
+    def scan(self, norm: str, mentions: list[tuple[int, int]] | None = None
+             ) -> tuple[list[LexTerm], Found, Found, tuple[int, int]]:
         """The hits in ``norm``: the lexicon's (``Lexicon.find_normalised``), the harm and
-        the grievance table's (``CueTable.cues``), the acts' anchors (``read_acts``)."""
+        the grievance table's (``CueTable.cues``), the acts' anchors (``read_acts``).
+        ``mentions``: the spans of the @names in ``norm`` (``rules.acts.mention_spans``),
+        where the acts' anchors are not counted: then they are those of the text with the
+        names cut out, as ``read_acts`` reads it (no anchor holds the space a name is
+        replaced by: ``mentionless``), and it need not look for them again."""
         lexicon: list[LexTerm] = []
         harm: list[tuple[int, tuple[int, LexTerm]]] = []
         grievance: list[tuple[int, tuple[int, LexTerm]]] = []
@@ -107,7 +114,9 @@ class Scanner:
                 values = table[index]
                 end = stop - 1
                 if type(values) is int:
-                    acts |= values
+                    if not mentions or not any(cs < stop and _start < ce
+                                               for cs, ce in mentions):
+                        acts |= values
                     continue
                 for slot, value in values:
                     if slot == 0:
@@ -120,7 +129,8 @@ class Scanner:
                         grievance.append((end, value))
                     elif slot == 4:
                         grievance_anchored.update(value)
-                    else:
+                    elif not mentions or not any(cs < stop and _start < ce
+                                                 for cs, ce in mentions):
                         acts |= value
         return (lexicon, (harm, harm_anchored), (grievance, grievance_anchored),
                 (acts & ((1 << self._MORE) - 1), acts >> self._MORE))
@@ -215,8 +225,12 @@ class Scorer:
             norm = fold_simplified(text)
         else:
             norm = normalise_for_scoring(text).lower()
+        mentions = None
         if norm:  # every table's hits, in one pass
-            lex_hits, harm_hits, grievance_hits, anchored = self.scanner().scan(norm)
+            scanner = self.scanner()
+            if "@" in norm and scanner.mentionless:
+                mentions = mention_spans(norm)
+            lex_hits, harm_hits, grievance_hits, anchored = scanner.scan(norm, mentions)
             found = self.lexicon.find_normalised(norm, lex_hits) if lex_hits else []
         else:
             found, harm_hits, grievance_hits, anchored = [], None, None, None
@@ -244,7 +258,8 @@ class Scorer:
             acts: tuple[str, ...] = ()
         else:
             acts = read_acts(norm, bool(harm.weight or grievance.weight),
-                             pol.sentiment < self.negative_below, anchored)
+                             pol.sentiment < self.negative_below, anchored,
+                             mentionless=mentions is not None)
         if acts and self.act_negative_odds != 1.0:
             pol = pol.negative_odds(self.act_negative_odds)
         # A grievance against the seller, however calmly told (送餐有点慢, 菜都凉了): the
