@@ -396,9 +396,12 @@ def plain_post(line: bytes, source: str = "", simplify: bool = True,
         # In to_event's order, so the same problem would be found first (then refused
         # by both: the general path says which).
         created = parse_time(obj.created_at) if created_at is None else created_at
-        on_status = _ref_value(obj.status, "status")
-        reposts = (_ref_value(obj.retweeted_status, "retweeted_status")
-                   or _ref_value(obj.retweeted_id, "retweeted_id"))
+        # (most lines refer to nothing: no call to say so)
+        on_status = None if obj.status is None else _ref_value(obj.status, "status")
+        reposts = (None if obj.retweeted_status is None
+                   else _ref_value(obj.retweeted_status, "retweeted_status"))
+        if not reposts and obj.retweeted_id is not None:
+            reposts = _ref_value(obj.retweeted_id, "retweeted_id")
         text = normalise_text(obj.text, simplify)
         u = obj.user
         author = Author(id=str(u.id), screen_name=printable(u.screen_name)[:100],
