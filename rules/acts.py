@@ -39,6 +39,8 @@ import re
 
 import ahocorasick
 
+from rules.rxlead import Lead
+
 ASK = re.compile(
     # explicit requests for information (请问, 有没有人知道, 求推荐)
     r"请问|想问一?下|问一下|求问|求助一下|求推荐|求科普|有没有(?:人|姐妹|朋友|大佬|宝子|小伙伴)"
@@ -271,6 +273,10 @@ _PLAIN_ANCHORS = _anchor_automaton(0, _PLAIN)
 _MORE_ANCHORS = _anchor_automaton(_PLAIN, len(ACTS))
 _FIGURATIVE_MASK = sum(1 << i for i, (name, _) in enumerate(ACTS) if name in FIGURATIVE)
 _MENTION = re.compile(r"@[^\s:,.!?;。]+")
+_ACT_SEARCH = tuple(Lead(rx).search for _name, rx in ACTS)
+"""Each act's ``search``, from the first place a match can start (``rules.rxlead``)."""
+_BLOCK = Lead(BLOCK)
+_LETDOWN = Lead(NO_LETDOWN)
 
 ACT_NEGATIVE_ODDS = 0.2
 """Factor on the odds of negative for a post read as one of the acts (see the module
@@ -321,15 +327,15 @@ def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True,
         mask &= _FIGURATIVE_MASK
     if not mask:
         return ()
-    found = tuple(dict.fromkeys(name for i, (name, rx) in enumerate(ACTS)
-                                if mask >> i & 1 and rx.search(norm)))
+    found = tuple(dict.fromkeys(name for i, (name, _rx) in enumerate(ACTS)
+                                if mask >> i & 1 and _ACT_SEARCH[i](norm)))
     if not found:
         return ()
     # A negated flaw is not a bad word: 一点都不后悔 and 没有任何问题 are not blocked by
     # 后悔 and 问题.
     if "没出毛病" in found:
         norm = NO_FLAW.sub(" ", norm)
-    if BLOCK.search(NO_LETDOWN.sub(" ", norm)):
+    if _BLOCK.search(NO_LETDOWN.sub(" ", norm) if _LETDOWN.search(norm) else norm):
         return ()
     # 他事 is anchored on the rare reason (WHY), then needs the purchase told (ELSEWHERE)
     if "他事" in found and (TURN.search(norm) or not ELSEWHERE.search(norm)):
