@@ -48,7 +48,7 @@ from monitor.digests import Digests
 from monitor.digests import compute as digest_compute
 from monitor.feed import FeedStats
 from monitor.feedstream import FeedReader
-from monitor.mention_record import mention_dict, mention_json_bytes, report_fields, report_record
+from monitor.mention_record import mention_fields, mention_line, report_record
 from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
 from monitor.store import Store
@@ -120,6 +120,14 @@ async def replay(config: Config, feeds: Sequence[Path], out_dir: Path,
                              pipeline_factory, progress, analyst_report, started)
     finally:
         if collecting:
+            # What the replay left tracked (its alerts, whatever the caller keeps) is all
+            # in the youngest generation, which the first allocation after ``enable``
+            # would walk whole (~0.4 s of CPU after a mention-heavy day's replay, before
+            # it returned). Moved to the oldest instead, in one step and unwalked
+            # (``freeze`` then ``unfreeze``): collected, cycles and all, at the next
+            # full collection, as anything else long-lived.
+            gc.freeze()
+            gc.unfreeze()
             gc.enable()
 
 
@@ -365,13 +373,16 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
     sla = config.sla.reply_within
     replied_in_time = 0
     needing = 0
-    mention_recs = []
-    for clock in pipeline.engine.clocks.values():
-        rec = mention_dict(clock, tz)  # the mentions.jsonl record (no MentionRecord made)
-        if rec["needs_reply"]:
+    clocks = pipeline.engine.clocks.values()
+    # The report's fields of each mention record first (none made: ``mention_fields``),
+    # its mentions.jsonl line once the report process has them (``mention_line``).
+    slim_mentions: list[tuple[Any, ...]] = []  # (``SlimMention``s)
+    for clock in clocks:
+        fields = mention_fields(clock, tz)
+        if fields[5]:  # needs_reply
             needing += 1
-            replied_in_time += in_time(rec["reply_seconds"], sla)
-        mention_recs.append(rec)
+            replied_in_time += in_time(fields[6], sla)  # reply_seconds
+        slim_mentions.append(fields)
     incidents = [incident_record(inc, config) for inc in pipeline.engine.incidents.values()]
     by_type = {str(kind): n for kind, n in  # (a ``str`` per kind, not per alert)
                Counter(map(_alert_type, result.alerts)).items()}
@@ -412,9 +423,10 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
             if alert.type in _INCIDENT_TYPES]
     t0 = time.perf_counter()
     if reporter is not None:
-        reporter.submit(out, ([report_fields(rec) for rec in mention_recs], incidents, slim,
-                              report))
+        reporter.submit(out, (slim_mentions, incidents, slim, report))
     report_s = time.perf_counter() - t0
+    mention_lines = [mention_line(clock, tz, fields)
+                     for clock, fields in zip(clocks, slim_mentions, strict=True)]
     with (out / "alerts.jsonl").open("wb") as fh:
         # The UTF-8 line the store was given for each alert (cached on it, in the same
         # zone), written as it is: no ``str`` of it is ever made (~60 MB on the
@@ -422,7 +434,7 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
         # at a time, not two writes per line.
         _write_lines(fh, [alert.to_json_bytes(tz) for alert in result.alerts])
     with (out / "mentions.jsonl").open("wb") as fh:
-        _write_lines(fh, [mention_json_bytes(rec) for rec in mention_recs])
+        _write_lines(fh, mention_lines)
     with (out / "incidents.jsonl").open("w", encoding="utf-8") as fh:
         for rec in incidents:
             fh.write(_to_json(rec) + "\n")
@@ -430,8 +442,9 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
                                      encoding="utf-8")
     t0 = time.perf_counter()
     if render and (reporter is None or not reporter.finish(out)):
-        write_analyst_report(config, out, (mention_recs, incidents,
-                                           report_alerts(slim, tz), report))
+        # (the report reads only the ``MENTION_FIELDS`` of a mention record)
+        write_analyst_report(config, out, ([report_record(m) for m in slim_mentions],
+                                           incidents, report_alerts(slim, tz), report))
     result.stage_seconds["report"] = report_s + time.perf_counter() - t0
 
 

@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING
 
 from rules.deadlines import reply_due
 from rules.policy import CrisisConfig, SlaConfig
-from rules.records import TWO_DIGITS, AlertType, Post, format_duration, local_minute
+from rules.records import (
+    TWO_DIGITS,
+    AlertType,
+    Post,
+    format_duration,
+    local_minute,
+    minute_cache,
+)
 
 if TYPE_CHECKING:
     from rules.crisis import Incident
@@ -25,17 +32,25 @@ def clock_time(t: float, tz: tzinfo) -> str:
     """``05-31 17:46:55`` in the configured zone."""
     s = int(t)
     if s == t:  # whole seconds: the minute is cached (see ``format_instant``)
-        prefix = _clock_minute(s // 60, tz)
+        try:
+            prefix = _CLOCK_MINUTES[tz][s // 60]
+        except KeyError:
+            prefix = _clock_minute(s // 60, tz)
         if prefix is not None:
             return prefix + TWO_DIGITS[s % 60]
     d = datetime.fromtimestamp(t, tz)  # as strftime("%m-%d %H:%M:%S"), at half the cost
     return f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
 
 
-@lru_cache(maxsize=8192)
+_CLOCK_MINUTES: dict[tzinfo, dict[int, str | None]] = {}
+"""``_clock_minute``'s answers, by zone and minute (``rules.records.minute_cache``)."""
+
+
 def _clock_minute(minute: int, tz: tzinfo) -> str | None:
     d = local_minute(minute, tz)
-    return None if d is None else f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:"
+    prefix = None if d is None else f"{d.month:02d}-{d.day:02d} {d.hour:02d}:{d.minute:02d}:"
+    minute_cache(_CLOCK_MINUTES, tz)[minute] = prefix
+    return prefix
 
 
 def excerpt(text: str, limit: int = EXCERPT) -> str:

@@ -294,7 +294,7 @@ def test_settled_mentions_are_forgotten_open_ones_kept(
             pipeline.handle(event, event.created_at)
     engine = pipeline.engine
     n = len(engine.clocks)
-    pending = {id(d.subject) for d in engine._heap}
+    pending = {id(d.subject) for d in engine.deadlines()}
     waiting = [c.key for c in engine.clocks.values() if id(c) in pending]
     forgotten = engine.forget_settled(events[-1].created_at + 1)
     assert 0 < forgotten < n and len(engine.clocks) == n - forgotten

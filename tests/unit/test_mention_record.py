@@ -14,7 +14,10 @@ from monitor.mention_record import (
     MENTION_FIELDS,
     MentionRecord,
     mention_dict,
+    mention_fields,
     mention_json,
+    mention_json_bytes,
+    mention_line,
     report_fields,
     report_record,
     stored_rows,
@@ -92,6 +95,10 @@ def test_clock_and_record_give_the_same_row_and_line(
         assert stored_rows([clock]) == [rec.to_row()]
         assert mention_dict(clock, config.tz) == rec.to_dict(config.tz)  # every field kept
         assert rec.to_json(config.tz) == mention_json(rec.to_dict(config.tz))
+        # The replay's line and report fields, made without the record: the same.
+        record = mention_dict(clock, config.tz)
+        assert mention_line(clock, config.tz) == mention_json_bytes(record)
+        assert mention_fields(clock, config.tz) == report_fields(record)
 
 
 def test_until_leaves_out_a_later_reply(config: Config) -> None:
@@ -126,3 +133,22 @@ def test_mention_line_is_json_dumps_text(value: object) -> None:
     assert mention_json(rec) == json.dumps(rec, ensure_ascii=False)
     assert mention_json({**rec, "text": "\ud800"}) == json.dumps({**rec, "text": "\ud800"},
                                                               ensure_ascii=False)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.0001, 1e-05, 123.456, 1e16, float("nan"), 7])
+def test_mention_line_matches_the_record_path(config: Config, value: float) -> None:
+    """``mention_line`` writes the line ``mention_json_bytes`` writes of the record, also
+    where msgspec would write a float otherwise (then it takes the record's path), and
+    with a reply, a private resolve and text that needs escapes."""
+    m = MentionRecord(key="b\x1f1", post_id="1", brand="b", kind="comment",
+                      created_at=1000.0, seen_at=1000.0, author_id="9", author_name="a",
+                      followers=3, text='a"b\\c\n\u2028 中文', keywords=("b",),
+                      sentiment=value, negative=True, polarity="negative",
+                      p_negative=value, severity="P2", terms=("t",), reasons=("r",),
+                      needs_reply=True, replied_at=1000.0 + value if abs(value) < 1e9 else None,
+                      replied_by="official", acked_by="x", private_resolve_at=1200.5,
+                      incident_id="inc-1")
+    record = mention_dict(m, config.tz)
+    assert mention_line(m, config.tz) == mention_json_bytes(record)
+    assert mention_fields(m, config.tz) == report_fields(record)
+    assert mention_line(m, config.tz, mention_fields(m, config.tz)) == mention_json_bytes(record)
