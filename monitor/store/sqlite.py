@@ -431,12 +431,12 @@ def event_key(event: StoredEvent) -> str:
 
 
 SEEN_IDS_MAX = 2_000_000
+"""Alert ids an exclusive store remembers (~150 MB) before it looks each one up again."""
 RECENT_ALERTS = 4096
 """How many of its latest alerts a store keeps in memory for the outbox, which claims
 them within a batch or two (~1,250 alerts a second at 5,000 posts/s): decoding each
 stored body again cost ~5 us an alert and a channel, and the alert's cached JSON line
 was lost with it."""
-"""Alert ids an exclusive store remembers (~150 MB) before it looks each one up again."""
 
 
 class Store:
