@@ -58,13 +58,13 @@ class AlertLogChannel:
         """Runs the batches' writes one after another, in the order they were handed in."""
         if path.exists():
             self._remember(_tail_ids(path))
-        self._fh = path.open("a", encoding="utf-8")
+        self._fh = path.open("ab")
         if path.stat().st_size and not _ends_with_newline(path):
-            self._fh.write("\n")  # end a torn line so the next record starts clean
+            self._fh.write(b"\n")  # end a torn line so the next record starts clean
 
     async def send(self, alert: Alert, thread: object = None) -> None:
         """Append one alert (unless already in the file) and fsync."""
-        self._append([(alert.id, alert.to_json(self.tz))])
+        self._append([(alert.id, alert.to_json_bytes(self.tz))])
 
     async def send_batch(self, items: list[tuple[Alert, object]]) -> list[None]:
         """Append many alerts with one write and one fsync (the outbox's batch).
@@ -73,24 +73,27 @@ class AlertLogChannel:
         thread so the event loop keeps ingesting meanwhile. One thread for every batch:
         with several batches in flight (``alerts.outbox.WINDOWS_IN_FLIGHT``) they are
         written in the order they were handed over, so the file keeps the alerts' order."""
-        lines = [(alert.id, alert.to_json(self.tz)) for alert, _thread in items
+        # The alert's line as UTF-8, cached on it by the store that encoded it (the same
+        # bytes ``to_json`` gives as text): the file is written in bytes, nothing encoded
+        # again per line.
+        lines = [(alert.id, alert.to_json_bytes(self.tz)) for alert, _thread in items
                  if alert.id not in self._ids]
         if lines:
             await asyncio.get_running_loop().run_in_executor(self._writer, self._append, lines)
         return [None] * len(items)
 
-    def _append(self, lines: list[tuple[str, str]]) -> None:
+    def _append(self, lines: list[tuple[str, bytes]]) -> None:
         # Under the lock, and the ids noted only after the fsync, in the same thread: a
         # cancelled await (shutdown) leaves this to finish, so the outbox's final flush
         # neither writes a line twice nor counts an unwritten one as written.
         with self._lock:
-            fresh: dict[str, str] = {}
+            fresh: dict[str, bytes] = {}
             for aid, line in lines:
                 if aid not in self._ids and aid not in fresh:
                     fresh[aid] = line
             if not fresh:
                 return
-            self._fh.write("".join(f"{line}\n" for line in fresh.values()))
+            self._fh.write(b"\n".join(fresh.values()) + b"\n")
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._remember(fresh)

@@ -15,6 +15,7 @@ right for both: one thread and one limit per channel, whoever sends.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -50,6 +51,22 @@ class ThreadBook:
                                     message.to_json(), ref, now)
         else:
             self.store.count_thread(channel, thread.incident_id, thread.update + 1, now)
+
+    def delivered_many(self, channel: str, sent: Iterable[tuple[Thread, Alert, str | None]],
+                       now: float) -> None:
+        """``delivered`` for each ``(thread, message, ref)`` of a window, in order, with the
+        threads' counts written by one statement at the end: a count is a thread's whole
+        row state, so only each thread's last one is written, and a (re)start drops the
+        count before it (one ``UPDATE`` per page had cost ~3 us a post at 5,000 a second)."""
+        counts: dict[str, int] = {}
+        for thread, message, ref in sent:
+            if thread.update == 0 or ref is not None:
+                counts.pop(thread.incident_id, None)
+                self.delivered(channel, thread, message, ref, now)
+            else:
+                counts[thread.incident_id] = thread.update + 1
+        if counts:
+            self.store.count_threads(channel, list(counts.items()), now)
 
 
 class SendLog:

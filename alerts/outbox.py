@@ -584,11 +584,11 @@ class Outbox:
             self.audit.deliveries(now, name, [(wire.id, item.rep, _thread_note(thread), item.seq)
                                               for item, wire, thread, _ref in done],
                                   "delivered")
-            for item, wire, thread, ref in done:
+            for item, _wire, _thread, _ref in done:
                 self.stages.limiter.record(name, now)
-                if thread is not None:
-                    self.threads.delivered(name, thread, wire, ref, now)
                 self._arm(item.alert, item.rep, name, now)
+            self.threads.delivered_many(name, [(thread, wire, ref) for _i, wire, thread, ref
+                                               in done if thread is not None], now)
 
     def _delivered(self, name: str, alert: Alert, rep: int, wire: Alert,
                    thread: Thread | None, ref: str | None, now: float) -> None:

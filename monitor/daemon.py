@@ -170,9 +170,15 @@ class Daemon:
             # Match, score and look up the batch's posts in one go: scored one by one, a
             # text cost ~500 µs instead of ~30 µs, the largest cost of ingest at 1,000
             # posts/s. The outcome is that of handling them one by one (``prepare``).
-            self.pipeline.prepare(batch.events)
-            for event in batch.events:
-                new += self.pipeline.handle(event, now)
+            # Decided ahead too, as the replay's reader does: a post that names no brand,
+            # answers no post and is by no official account (most of a firehose) is
+            # only stored, without the layers that would each find that out again.
+            self.pipeline.prepare(batch.events, decide=True)
+            try:
+                for event in batch.events:
+                    new += self.pipeline.handle(event, now)
+            finally:
+                self.pipeline.forget_prepared()
             due = self.pipeline.engine.next_due()
             if due is not None and due <= now:
                 # Deadlines the batch left behind fire in its transaction: one commit, not

@@ -103,11 +103,34 @@ def feed_lines(path: Path, stats: FeedStats) -> Iterator[tuple[int, bytes]]:
             yield lineno, line
 
 
+def feed_line_list(path: Path, stats: FeedStats) -> tuple[list[int], list[bytes]]:
+    """``feed_lines`` of ``path`` as two lists, line numbers and lines. A plain file with no
+    carriage return (the usual feed) is read whole and split in C (``readline`` a line at
+    a time, in a generator, cost ~1 µs a line); its lines are the same bytes."""
+    if path.suffix != ".gz":
+        with path.open("rb") as raw:
+            data = raw.read()
+        if b"\r" not in data:  # else bytes.splitlines would split there too
+            split = data.splitlines(keepends=True)
+            del data
+            numbers = [n for n, line in enumerate(split, 1) if line.strip()]
+            if len(numbers) != len(split):
+                split = [split[n - 1] for n in numbers]
+            stats.lines += len(split)
+            return numbers, split
+    numbers, lines = [], []
+    for lineno, line in feed_lines(path, stats):
+        numbers.append(lineno)
+        lines.append(line)
+    return numbers, lines
+
+
 def parse_line(line: bytes, name: str, lineno: int, source: str,
-               simplify: bool = True) -> Event | BadLine:
+               simplify: bool = True, created_at: float | None = None) -> Event | BadLine:
     """One feed line as an event, or why it is bad (``name``:``lineno`` in the report).
-    ``simplify`` False: see ``to_event``."""
-    post = plain_post(line, source, simplify)  # the usual shape, decoded into types
+    ``simplify`` False: see ``to_event``. ``created_at``: the time of the line's
+    ``created_at`` (``parse_time``), if read already."""
+    post = plain_post(line, source, simplify, created_at)  # the usual shape, typed
     if post is not None:
         return post
     try:

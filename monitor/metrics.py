@@ -21,6 +21,7 @@ docs/operations.md, "What happens when things break"): ``crisismon_source_up`` a
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -115,16 +116,20 @@ class Metrics:
 
     def on_alerts(self, alerts: Iterable[Alert]) -> None:
         """New alerts were recorded."""
-        for a in alerts:
-            kind = str(a.type)
-            self.alerts.labels(kind, a.brand).inc()
+        # Counted first, one ``labels`` and ``inc`` per distinct label set: a batch of a
+        # firehose raises hundreds of alerts of a few kinds (~1 % of the daemon's CPU).
+        for (kind, brand), n in collections.Counter((str(a.type), a.brand)
+                                                    for a in alerts).items():
+            self.alerts.labels(kind, brand).inc(n)
             if kind in BREACH_TYPES:
-                self.breaches.labels(a.brand).inc()
+                self.breaches.labels(brand).inc(n)
 
     def on_mentions(self, clocks: ClockMap, before: int) -> None:
         """Reply clocks past the first ``before`` are new mentions (dicts keep order)."""
-        for clock in itertools.islice(reversed(clocks.values()), len(clocks) - before):
-            self.mentions.labels(clock.brand).inc()
+        new = collections.Counter(clock.brand for clock in itertools.islice(
+            reversed(clocks.values()), len(clocks) - before))
+        for brand, n in new.items():
+            self.mentions.labels(brand).inc(n)
 
     def on_clock_jump(self, seconds: float) -> None:
         """The daemon's clock jumped by ``seconds`` (``monitor.clockwatch``)."""
@@ -217,12 +222,16 @@ class MeteredSender:
         results: list[str | Exception | None] = await self.inner.send_batch(  # type: ignore[attr-defined]
             items)
         went = []
+        failed = 0
         for (alert, _thread), res in zip(items, results, strict=True):
             if isinstance(res, Exception):
-                self.metrics.delivery_failures.labels(self.name).inc()
+                failed += 1
             else:
-                self.metrics.deliveries.labels(self.name, str(alert.type)).inc()
                 went.append(alert)
+        if failed:
+            self.metrics.delivery_failures.labels(self.name).inc(failed)
+        for kind, n in collections.Counter(str(a.type) for a in went).items():
+            self.metrics.deliveries.labels(self.name, kind).inc(n)
         self.metrics.on_delivered(self.name, went)
         return results
 

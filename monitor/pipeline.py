@@ -170,7 +170,7 @@ class Pipeline:
 
     def prepare(self, events: Sequence[StoredEvent],
                 assessed: Mapping[str, Assessment] | None = None,
-                decided: dict[str, bytes] | None = None) -> None:
+                decided: dict[str, bytes] | None = None, *, decide: bool = False) -> None:
         """Match and score the posts among ``events`` ahead of handling them, as one batch.
 
         Optional: ``handle`` works without it. Sentiment scoring costs ~30 µs a text in a
@@ -182,15 +182,29 @@ class Pipeline:
         brand. ``decided``: what that reader could decide of these posts ahead, encoded
         (``early_decisions``), by post id; it takes precedence over ``assessed``, and a
         post not in it was written by no official account (empty bytes: one that was,
-        left to this process).
+        left to this process). ``decide`` (with neither given: the live daemon's batch):
+        make ``decided`` here as the replay's reader does (``early_decisions``), so a plain
+        post is only stored (see ``handle``); ``forget_prepared`` once the batch is handled.
         """
         self.store.expect(events)  # one dedupe query for the lot, not one per event
         posts = [e for e in events if isinstance(e, Post)]
         if assessed is None:
             assessed = assess_posts(posts, self.matcher, self.scorer,
                                     _KnownStories(self.engine))
+            if decide and decided is None:
+                decided = early_decisions(posts, assessed, self.matcher, self._official)
         self._matched = {post.id: assessed.get(post.id) for post in posts}
         self._decided = decided
+
+    def forget_prepared(self) -> None:
+        """Drop what ``prepare`` worked out ahead: a post handled later without its own
+        ``prepare`` (a peer's event fed in, an old stored one) is decided from scratch."""
+        self._matched = {}
+        self._decided = None
+
+    def _official(self, post: Post) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """``official_decision`` of ``post`` with this pipeline's matcher and guard."""
+        return official_decision(post, self.matcher, self.argument, self._tone)
 
     # ------------------------------------------------------------------ entry points
     def handle(self, event: Event, now: float) -> list[Alert]:

@@ -39,6 +39,8 @@ import re
 
 import ahocorasick
 
+from rules.rxlead import Lead
+
 ASK = re.compile(
     # explicit requests for information (请问, 有没有人知道, 求推荐)
     r"请问|想问一?下|问一下|求问|求助一下|求推荐|求科普|有没有(?:人|姐妹|朋友|大佬|宝子|小伙伴)"
@@ -271,6 +273,10 @@ _PLAIN_ANCHORS = _anchor_automaton(0, _PLAIN)
 _MORE_ANCHORS = _anchor_automaton(_PLAIN, len(ACTS))
 _FIGURATIVE_MASK = sum(1 << i for i, (name, _) in enumerate(ACTS) if name in FIGURATIVE)
 _MENTION = re.compile(r"@[^\s:,.!?;。]+")
+_ACT_SEARCH = tuple(Lead(rx).search for _name, rx in ACTS)
+"""Each act's ``search``, from the first place a match can start (``rules.rxlead``)."""
+_BLOCK = Lead(BLOCK)
+_LETDOWN = Lead(NO_LETDOWN)
 
 ACT_NEGATIVE_ODDS = 0.2
 """Factor on the odds of negative for a post read as one of the acts (see the module
@@ -285,20 +291,28 @@ def anchor_keys() -> list[tuple[str, bool, int]]:
             + [(str(w), False, m) for w, m in _MORE_ANCHORS.items()])
 
 
+def mention_spans(norm: str) -> list[tuple[int, int]]:
+    """Where the @names are in ``norm``: what ``read_acts`` cuts out of a text."""
+    return [m.span() for m in _MENTION.finditer(norm)]
+
+
 def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True,
-              anchored: tuple[int, int] | None = None) -> tuple[str, ...]:
+              anchored: tuple[int, int] | None = None, *,
+              mentionless: bool = False) -> tuple[str, ...]:
     """The acts ``norm`` (``normalise_for_scoring(text).lower()``) performs, by name, empty
     when it performs none or when something in it blocks the reading. ``weak_cue``: the
     post has a harm or grievance cue too weak to report harm or a complaint; only the
     ``FIGURATIVE`` acts, which explain such a cue, are read then. ``leaning_negative``:
     the model would call the post negative; otherwise only the plain acts are read.
     ``anchored``: the masks of the plain and the other anchors in ``norm``, found by
-    the caller's own pass (``anchor_keys``); not used for a text holding "@"."""
+    the caller's own pass (``anchor_keys``); for a text holding "@", only if they were
+    found outside its @names (``mentionless``: ``rules.scoring.Scanner.scan``)."""
     if not norm or (weak_cue and not leaning_negative):
         return ()
     if "@" in norm:  # a user's name (@此鱼需治愈, @天使狗狗好可爱) says nothing of the post
         norm = _MENTION.sub(" ", norm)
-        anchored = None  # found in the text with the names
+        if not mentionless:
+            anchored = None  # found in the text with the names
     mask = 0
     if anchored is not None:
         mask = (0 if weak_cue else anchored[0]) | (anchored[1] if leaning_negative else 0)
@@ -313,15 +327,15 @@ def read_acts(norm: str, weak_cue: bool = False, leaning_negative: bool = True,
         mask &= _FIGURATIVE_MASK
     if not mask:
         return ()
-    found = tuple(dict.fromkeys(name for i, (name, rx) in enumerate(ACTS)
-                                if mask >> i & 1 and rx.search(norm)))
+    found = tuple(dict.fromkeys(name for i, (name, _rx) in enumerate(ACTS)
+                                if mask >> i & 1 and _ACT_SEARCH[i](norm)))
     if not found:
         return ()
     # A negated flaw is not a bad word: 一点都不后悔 and 没有任何问题 are not blocked by
     # 后悔 and 问题.
     if "没出毛病" in found:
         norm = NO_FLAW.sub(" ", norm)
-    if BLOCK.search(NO_LETDOWN.sub(" ", norm)):
+    if _BLOCK.search(NO_LETDOWN.sub(" ", norm) if _LETDOWN.search(norm) else norm):
         return ()
     # 他事 is anchored on the rare reason (WHY), then needs the purchase told (ELSEWHERE)
     if "他事" in found and (TURN.search(norm) or not ELSEWHERE.search(norm)):

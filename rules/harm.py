@@ -42,6 +42,7 @@ from typing import Any
 import ahocorasick
 
 from rules.lexicon import Lexicon, LexTerm
+from rules.rxlead import Lead
 from rules.textnorm import normalise_for_scoring
 
 HARM_AT = 2.0
@@ -282,6 +283,9 @@ class CueTable:
         self.figurative = figurative
         """Harm reading: worries, figures of speech and debunks are looked for too."""
         self.patterns = tuple((re.compile(p), w, c) for p, w, c, _ in patterns)
+        self._finditer = tuple(Lead(rx).finditer for rx, _w, _c in self.patterns)
+        """Each pattern's ``finditer``, from the first place a match can start
+        (``rules.rxlead``: the same matches)."""
         # One Aho-Corasick pass over the post finds the anchors present: only the patterns
         # one of whose anchors is there are run (most posts run none).
         self._anchors = ahocorasick.Automaton()
@@ -336,7 +340,7 @@ class CueTable:
                     wanted.update(ids)
         for i in sorted(wanted):
             pattern, weight, category = self.patterns[i]
-            for m in pattern.finditer(norm):
+            for m in self._finditer[i](norm):
                 # A pattern may mark where its cue is (``at``: the symptom after 吃完…,
                 # the hurt after the body part): negation is read just before it.
                 at = m.start("at") if "at" in pattern.groupindex else m.start()

@@ -43,6 +43,11 @@ class BrandMatch:
     keywords: tuple[str, ...]
 
 
+Hits = list[tuple[int, tuple[int, tuple[tuple[int, Role, str], ...]]]]
+"""A text's hits of the brands' terms: ``(end, (length, roles))``, in the order the
+automaton gives them (``end``: the place of the term's last character)."""
+
+
 class BrandMatcher:
     """All brands' terms in one automaton: cost grows with text length, not term count."""
 
@@ -84,31 +89,58 @@ class BrandMatcher:
         ~3.3 µs for ``match`` on each; most posts name no brand). NUL joins the texts: no
         term holds it, and it ends lower case's look at a word's context (final sigma),
         so each text is lowered as alone."""
+        return set(self.candidate_hits(texts))
+
+    def candidate_hits(self, texts: Sequence[str]) -> dict[int, Hits | None]:
+        """``candidates``, each with the terms' hits in it as ``match`` would find them
+        (its ``hits``: they need not be looked for again); None where they are not known
+        (a text whose lower case is not as long as it, or that holds NUL)."""
         if self._empty:
-            return set()
+            return {}
         joined = "\0".join(texts)
         low = joined.lower()
         if len(low) != len(joined) or joined.count("\0") != len(texts) - 1:
-            return set(range(len(texts)))  # lower case changed a length, or a text holds NUL
+            # lower case changed a length, or a text holds NUL
+            return dict.fromkeys(range(len(texts)))
         ends = list(itertools.accumulate(len(t) + 1 for t in texts))
-        found: set[int] = set()
+        found: dict[int, Hits | None] = {}
         at = 0  # texts are found in order: the bisect starts where the last one was
-        for end, _entry in self._automaton.iter(low):
-            at = bisect.bisect_right(ends, end, at)
-            found.add(at)
+        hits: Hits = []
+        for end, entry in self._automaton.iter(low):
+            if end >= ends[at]:
+                at = bisect.bisect_right(ends, end, at)
+                found[at] = hits = []
+            elif at not in found:
+                found[at] = hits
+            # (the state after NUL is the root's: the text's hits, as if alone)
+            hits.append((end - (ends[at - 1] if at else 0), entry))
         return found
 
-    def match(self, text: str, author_id: str = "") -> list[BrandMatch]:
-        """Brands this text really mentions, in config order."""
+    def match(self, text: str, author_id: str = "", hits: Hits | None = None
+              ) -> list[BrandMatch]:
+        """Brands this text really mentions, in config order. ``hits``: the terms' hits in
+        ``text``, found already (``candidate_hits``)."""
         if self._empty or not text:
             return []
-        hits: list[tuple[int, Role, str, int, int]] = []  # brand, role, term, start, end
-        for end, (length, roles) in self._automaton.iter(text.lower()):
+        found_hits: list[tuple[int, Role, str, int, int]] = []  # brand, role, term, start,
+        # end
+        for end, (length, roles) in (self._automaton.iter(text.lower()) if hits is None
+                                     else hits):
             start = end - length + 1
             for bi, role, term in roles:
-                hits.append((bi, role, term, start, end + 1))
-        if not hits:
+                found_hits.append((bi, role, term, start, end + 1))
+        if not found_hits:
             return []
+        return self._brands_of(found_hits, text, author_id)
+
+    def _brands_of(self, hits: list[tuple[int, Role, str, int, int]], text: str,
+                   author_id: str) -> list[BrandMatch]:
+        if len(hits) == 1 and hits[0][1] is Role.KEYWORD:  # the usual mention: one name,
+            # nothing to confirm or mask it (what the general way below makes of it)
+            brand = self.brands[hits[0][0]]
+            if author_id and brand.name in self.official_brands(author_id):
+                return []
+            return [BrandMatch(brand.name, (hits[0][2],))]
         hits.sort(key=lambda h: (h[3], -h[4]))  # text order, longest first at a position
         own_brands = self.official_brands(author_id) if author_id else ()
         found: list[BrandMatch] = []

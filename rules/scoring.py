@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import operator
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,9 +13,9 @@ from typing import Any, Protocol
 import ahocorasick_rs
 import msgspec
 
-from rules.acts import ACT_NEGATIVE_ODDS, anchor_keys, read_acts
+from rules.acts import ACT_NEGATIVE_ODDS, anchor_keys, mention_spans, read_acts
 from rules.complaints import COMPLAINT_NEGATIVE_ODDS
-from rules.harm import CueTable, Found, default_grievance_table, default_harm_table
+from rules.harm import NOTHING, CueTable, Found, default_grievance_table, default_harm_table
 from rules.lexicon import Lexicon, LexTerm
 from rules.matching import BrandMatch, BrandMatcher
 from rules.records import Author, Post, Score
@@ -37,8 +38,8 @@ def _term_key(term: str) -> str:
     return normalise_for_scoring(term).lower()
 
 
-def _end_then_longest(hit: tuple[int, int, int]) -> tuple[int, int]:
-    return hit[2], hit[1]
+_END_THEN_LONGEST = operator.itemgetter(2, 1)
+"""A hit ``(key, start, stop)``'s sort key: its end, then the longest (earliest start)."""
 
 
 class Scanner:
@@ -68,6 +69,8 @@ class Scanner:
             if mask >> self._MORE:
                 raise ValueError("more acts than the scanner's mask holds")
             acts[key] = acts.get(key, 0) | (mask if plain else mask << self._MORE)
+        self.mentionless = not any(" " in key for key in acts)
+        """No acts' anchor holds a space: one cannot span a cut-out @name (``scan``)."""
         keys: list[str] = []
         self._values: list[Any] = []  # by key index: the hits a key makes
         for key, values in by_key.items():
@@ -86,9 +89,14 @@ class Scanner:
             keys, matchkind=ahocorasick_rs.MatchKind.Standard,
             implementation=ahocorasick_rs.Implementation.DFA)
 
-    def scan(self, norm: str) -> tuple[list[LexTerm], Found, Found, tuple[int, int]]:
+    def scan(self, norm: str, mentions: list[tuple[int, int]] | None = None
+             ) -> tuple[list[LexTerm], Found, Found, tuple[int, int]]:
         """The hits in ``norm``: the lexicon's (``Lexicon.find_normalised``), the harm and
-        the grievance table's (``CueTable.cues``), the acts' anchors (``read_acts``)."""
+        the grievance table's (``CueTable.cues``), the acts' anchors (``read_acts``).
+        ``mentions``: the spans of the @names in ``norm`` (``rules.acts.mention_spans``),
+        where the acts' anchors are not counted: then they are those of the text with the
+        names cut out, as ``read_acts`` reads it (no anchor holds the space a name is
+        replaced by: ``mentionless``), and it need not look for them again."""
         lexicon: list[LexTerm] = []
         harm: list[tuple[int, tuple[int, LexTerm]]] = []
         grievance: list[tuple[int, tuple[int, LexTerm]]] = []
@@ -99,13 +107,16 @@ class Scanner:
             hits = self._automaton.find_matches_as_indexes(norm, overlapping=True)
             # Places in order and, at one place, the longest key first (as a table's own
             # automaton reports them); ``end`` is the place of a key's last character.
-            hits.sort(key=_end_then_longest)
+            if len(hits) > 1:
+                hits.sort(key=_END_THEN_LONGEST)
             table = self._values
             for index, _start, stop in hits:
                 values = table[index]
                 end = stop - 1
                 if type(values) is int:
-                    acts |= values
+                    if not mentions or not any(cs < stop and _start < ce
+                                               for cs, ce in mentions):
+                        acts |= values
                     continue
                 for slot, value in values:
                     if slot == 0:
@@ -118,7 +129,8 @@ class Scanner:
                         grievance.append((end, value))
                     elif slot == 4:
                         grievance_anchored.update(value)
-                    else:
+                    elif not mentions or not any(cs < stop and _start < ce
+                                                 for cs, ce in mentions):
                         acts |= value
         return (lexicon, (harm, harm_anchored), (grievance, grievance_anchored),
                 (acts & ((1 << self._MORE) - 1), acts >> self._MORE))
@@ -213,9 +225,13 @@ class Scorer:
             norm = fold_simplified(text)
         else:
             norm = normalise_for_scoring(text).lower()
+        mentions = None
         if norm:  # every table's hits, in one pass
-            lex_hits, harm_hits, grievance_hits, anchored = self.scanner().scan(norm)
-            found = self.lexicon.find_normalised(norm, lex_hits)
+            scanner = self.scanner()
+            if "@" in norm and scanner.mentionless:
+                mentions = mention_spans(norm)
+            lex_hits, harm_hits, grievance_hits, anchored = scanner.scan(norm, mentions)
+            found = self.lexicon.find_normalised(norm, lex_hits) if lex_hits else []
         else:
             found, harm_hits, grievance_hits, anchored = [], None, None, None
         if found:
@@ -227,8 +243,13 @@ class Scorer:
             complaint, weight = (), 0.0
         # Harm and grievances are read from what the post says happened, not from the
         # model's tone: it reads 我们三个人都食物中毒了，已经送医 as neutral (rules.harm).
-        harm = self.harm.read_normalised(norm, harm_hits)
-        grievance = self.grievance.read_normalised(norm, grievance_hits)
+        # A table with no term and no pattern's anchor in the post reads nothing (most
+        # posts, for one table or both): not asked.
+        harm = (self.harm.read_normalised(norm, harm_hits)
+                if harm_hits is not None and (harm_hits[0] or harm_hits[1]) else NOTHING)
+        grievance = (self.grievance.read_normalised(norm, grievance_hits)
+                     if grievance_hits is not None and (grievance_hits[0] or grievance_hits[1])
+                     else NOTHING)
         # A question, a notice, a promotion or thanks, with nothing gone wrong in it: the
         # emotion-labelled corpus over-reads such posts as negative (rules.acts).
         # A reported harm or a complaint always wins; a single weak cue (画面炸裂's 炸,
@@ -237,7 +258,8 @@ class Scorer:
             acts: tuple[str, ...] = ()
         else:
             acts = read_acts(norm, bool(harm.weight or grievance.weight),
-                             pol.sentiment < self.negative_below, anchored)
+                             pol.sentiment < self.negative_below, anchored,
+                             mentionless=mentions is not None)
         if acts and self.act_negative_odds != 1.0:
             pol = pol.negative_odds(self.act_negative_odds)
         # A grievance against the seller, however calmly told (送餐有点慢, 菜都凉了): the
@@ -311,12 +333,13 @@ def assess_posts(posts: Sequence[Post], matcher: BrandMatcher, scorer: Scorer,
     found: dict[str, tuple[Post, list[BrandMatch]]] = {}
     seen: set[str] = set()
     roots: set[str] = set()  # this batch's mentions
-    naming = matcher.candidates([post.text for post in posts])  # the others name no brand
+    # the others name no brand; the hits found in passing are not looked for again
+    naming = matcher.candidate_hits([post.text for post in posts])
     for i, post in enumerate(posts):
         if post.id in seen:
             continue
         seen.add(post.id)
-        matches = matcher.match(post.text, post.author.id) if i in naming else []
+        matches = matcher.match(post.text, post.author.id, naming[i]) if i in naming else []
         if matches:
             found[post.id] = (post, matches)
             roots.add(post.id)

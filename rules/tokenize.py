@@ -34,10 +34,14 @@ EMOJI_RE = re.compile(f"[{_EMOJI_CHARS}]")
 # whitespace, punctuation or the next mention/retweet marker.
 _STRIP_RE = re.compile(
     r"\[[^\[\]]{1,8}\]"
-    rf"|[{_EMOJI_CHARS}\ufe0e\ufe0f\u200d]"
     r"|https?://[\x21-\x7e]+"
     r"|@[^\s:：@,，.。!！?？/、;；)）(（\[\]]{1,30}"
 )
+_STRIP_EMOJI_RE = re.compile(f"[{_EMOJI_CHARS}\ufe0e\ufe0f\u200d]")
+"""``_STRIP_RE`` is applied, then this: as one alternation of both, since no branch can
+start where another can ([, an emoji, h, @), and what the first pass puts in (a space)
+no emoji. Each pattern starts with a literal or a set, which ``re`` looks for before
+trying to match (the alternation made it try every branch at every place: ~2x the time)."""
 
 # A Weibo bracket emoticon (``[怒]``, ``[泪]``, ``[中国赞]``); it never spans two texts of a
 # joined batch.
@@ -107,7 +111,7 @@ class Segmenter:
                     specials.setdefault(bisect_right(seps, pos), []).append(tok)
         # Always applied, so a text's tokens never depend on the
         # other texts of its batch: ``score_many`` equals ``score`` text by text.
-        joined = _STRIP_RE.sub(" ", joined)
+        joined = _STRIP_EMOJI_RE.sub(" ", _STRIP_RE.sub(" ", joined))
         cut = self._jieba.cut(joined)
         out: list[str] = []
         counts: list[int] = []

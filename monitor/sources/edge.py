@@ -10,7 +10,7 @@ logged with its source and place; the source keeps running. Text normalisation i
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -18,8 +18,19 @@ from typing import Any
 import msgspec
 import structlog
 
-from monitor.normalise import BadInput, invalid_utf8, to_event
-from rules.records import Event
+from monitor.normalise import (
+    BadInput,
+    Count,
+    _post,
+    _ref_value,
+    invalid_utf8,
+    normalise_text,
+    parse_time,
+    simplify_posts,
+    to_event,
+)
+from monitor.textsafe import printable
+from rules.records import Author, Event, Post
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +74,68 @@ class Accepted:
     rejected: int
 
 
+class _LiveUser(msgspec.Struct, gc=False):
+    """A ``user`` object of the usual shape (``monitor.normalise._PlainUser``)."""
+
+    id: int
+    screen_name: str = ""
+    followers_count: Count = 0
+    verified: bool = False
+    verified_type: int | None = None
+
+
+class _LivePost(msgspec.Struct, gc=False):
+    """One post of the usual shape, as a live message carries it: ``normalise._PlainPost``
+    with ``created_at`` also as epoch seconds (what MQTT publishers often send; msgspec
+    takes a JSON integer as a float, as ``parse_time`` does)."""
+
+    id: int
+    created_at: str | float
+    user: _LiveUser
+    text: str | None = None
+    reposts_count: Count = 0
+    comments_count: Count = 0
+    attitudes_count: Count = 0
+    status: Any = None
+    retweeted_status: Any = None
+    retweeted_id: Any = None
+    reply_comment: Any = None
+    action: Any = msgspec.UNSET
+
+
+_live_decoder = msgspec.json.Decoder(_LivePost)
+
+
+def live_post(data: bytes, source: str) -> Post | None:
+    """``to_event(json.loads(data), source, simplify=False)`` of a payload holding one
+    post of the usual shape, decoded straight into types (``normalise.plain_post``'s way);
+    None for any other payload, and for one ``to_event`` would refuse: the caller takes
+    the general path, which gives the same event or says what is wrong. The text is not
+    yet in simplified characters: ``simplify_posts`` does that for a batch at once."""
+    try:
+        obj = _live_decoder.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if obj.action is not msgspec.UNSET:
+        return None
+    try:  # in to_event's order (``plain_post``)
+        created = parse_time(obj.created_at)
+        on_status = _ref_value(obj.status, "status")
+        reposts = (_ref_value(obj.retweeted_status, "retweeted_status")
+                   or _ref_value(obj.retweeted_id, "retweeted_id"))
+        text = normalise_text(obj.text, False)
+        u = obj.user
+        author = Author(id=str(u.id), screen_name=printable(u.screen_name)[:100],
+                        followers_count=u.followers_count, verified=u.verified,
+                        verified_type=u.verified_type)
+        return _post(str(obj.id), created, on_status, reposts, text, author,
+                     (obj.reposts_count, obj.comments_count, obj.attitudes_count),
+                     _ref_value(obj.reply_comment, "reply_comment") if on_status else None,
+                     source)
+    except BadInput:
+        return None
+
+
 class Edge:
     """Decodes and validates the raw input of one source."""
 
@@ -71,8 +144,9 @@ class Edge:
         self.max_payload = max_payload
         self.stats = EdgeStats()
 
-    def decode(self, data: bytes, where: str = "") -> Accepted:
-        """One payload: a JSON object or an array of them. Never raises for bad input."""
+    def decode(self, data: bytes, where: str = "", simplify: bool = True) -> Accepted:
+        """One payload: a JSON object or an array of them. Never raises for bad input.
+        ``simplify`` False: the posts' texts are left for ``simplify_posts``."""
         self.stats.payloads += 1
         if len(data) > self.max_payload:
             self.reject(Rejection.TOO_LARGE, where, f"{len(data)} bytes > {self.max_payload}")
@@ -92,14 +166,42 @@ class Edge:
             return Accepted([], [], 1)
         return self.accept(obj if isinstance(obj, list) else [obj], where)
 
-    def accept(self, objs: Iterable[Any], where: str = "") -> Accepted:
-        """Objects already decoded from JSON (an API page): keep the posts, count the rest."""
+    def decode_many(self, payloads: Sequence[tuple[bytes, str]]) -> Accepted:
+        """``decode`` of each ``(payload, where)``, as one batch of events, without the raw
+        objects (no recorder wants them). A payload holding one post of the usual shape
+        is decoded straight into a ``Post`` (``live_post``) and the batch's texts are
+        put in simplified characters together (``simplify_posts``): ~0.5 µs a text
+        where ``simplified`` one by one cost ~10 µs, the largest part of the edge's
+        cost under a firehose. Any other payload takes ``decode``. Same events, same
+        counts and rejections as ``decode`` one by one."""
+        events: list[Event] = []
+        rejected = 0
+        stats = self.stats
+        max_payload = self.max_payload
+        source = self.source
+        for data, where in payloads:
+            if len(data) <= max_payload and not data.startswith(_BOM):
+                post = live_post(data, source)
+                if post is not None:
+                    stats.payloads += 1
+                    stats.accepted += 1
+                    events.append(post)
+                    continue
+            got = self.decode(data, where, simplify=False)
+            events.extend(got.events)
+            rejected += got.rejected
+        simplify_posts(events)
+        return Accepted(events, [], rejected)
+
+    def accept(self, objs: Iterable[Any], where: str = "", simplify: bool = True) -> Accepted:
+        """Objects already decoded from JSON (an API page): keep the posts, count the rest.
+        ``simplify`` False: the posts' texts are left for ``simplify_posts``."""
         events: list[Event] = []
         raw: list[dict[str, Any]] = []
         rejected = 0
         for i, obj in enumerate(objs):
             try:
-                event = to_event(obj, self.source)
+                event = to_event(obj, self.source, simplify)
             except BadInput as exc:
                 reason = str(exc)
             except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:

@@ -88,3 +88,42 @@ def test_a_rebuild_counts_the_story_from_stored_decisions_never_scoring_again(
     assert (story.n_posts, story.n_scored, story.n_negative) == \
         (before.n_posts, before.n_scored, before.n_negative) == (41, 28, before.n_negative)
     assert unsent == [] and [(a.id, a.at) for a in store.alerts()] == alerts
+
+
+def test_the_live_batch_decided_ahead_equals_one_by_one(tmp_path: Path) -> None:
+    """The daemon's batches (``prepare(..., decide=True)``: plain posts only stored) give
+    the alerts, stored events and decisions of handling each post alone: mentions, their
+    stories, the official account's replies (one arguing, one naming the brand), a
+    repeated id and posts about nothing, several to a batch."""
+    from rules.records import PostKind
+    from tests.factories import OFFICIAL
+
+    feed = story_feed()
+    feed += [post(T0 + 30, "今天天气不错", pid="801"), post(T0 + 31, "快书包 又迟到了", pid="802"),
+             post(T0 + 32, "您好，是您自己填错了地址，请看清楚再投诉", pid="803", who=OFFICIAL,
+                  kind=PostKind.COMMENT, on="802"),
+             post(T0 + 33, "快书包已为您补发", pid="804", who=OFFICIAL, kind=PostKind.COMMENT,
+                  on="900"),
+             post(T0 + 34, "我也是，快书包太慢", pid="805", kind=PostKind.COMMENT, on="802"),
+             post(T0 + 35, "随便说说", pid="806", who=OFFICIAL),
+             post(T0 + 31, "快书包 又迟到了", pid="802")]
+    feed.sort(key=lambda p: p.created_at)
+    scorer = build_scorer(CONFIG)
+    runs = {}
+    for name, size in (("one", 0), ("batched", 7)):
+        store = Store(tmp_path / f"{name}.db")
+        pipeline = build_pipeline(CONFIG, store, scorer=scorer)
+        with store.transaction():
+            for i in range(0, len(feed), size or 1):
+                chunk = feed[i:i + (size or 1)]
+                if size:
+                    pipeline.prepare(chunk, decide=True)
+                for p in chunk:
+                    pipeline.handle(p, p.created_at)
+                if size:
+                    pipeline.forget_prepared()
+        runs[name] = ([(a.id, a.at, a.text) for a in store.alerts()],
+                      [(ev.id, decision) for _seq, _at, ev, decision in store.events_since(0)],
+                      pipeline.stats)
+    assert runs["one"] == runs["batched"]
+    assert runs["one"][2].official == 3 and runs["one"][2].duplicates == 1

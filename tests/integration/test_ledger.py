@@ -62,3 +62,37 @@ def test_threads_and_send_times_survive_a_restart(reopen: Callable[[], Store]) -
     sends.add("dingtalk", 85.0, 25.0)  # what no window can hold any more is dropped
     assert sends.times("dingtalk", 0.0) == [30.0, 85.0]
     store.close()
+
+
+def test_a_window_of_deliveries_leaves_the_threads_as_one_by_one(
+        reopen: Callable[[], Store]) -> None:
+    """``delivered_many`` (one statement for the counts) ends where ``delivered`` for each
+    page in order ends, also when a thread's last page restarts it (a new ref) after a
+    count."""
+    pages = [_alert(f"a-{n}", AlertType.CRISIS_CHECKPOINT) for n in range(6)]
+
+    def window(book: ThreadBook, refs: list[tuple[str, str | None]]) -> list[
+            tuple[Thread, Alert, str | None]]:
+        # The threads as the outbox sees them for a window: each page one update on.
+        got: list[tuple[Thread, Alert, str | None]] = []
+        updates: dict[str, int] = {}
+        for (incident, ref), page in zip(refs, pages, strict=False):
+            n = updates.get(incident, book.get("slack", incident).update)
+            got.append((Thread(incident, n), page, ref))
+            updates[incident] = n + 1
+        return got
+
+    refs = [("inc-1", None), ("inc-2", None), ("inc-1", None), ("inc-2", None),
+            ("inc-1", "r-2"), ("inc-2", None)]
+    store = reopen()
+    book = ThreadBook(store)
+    one_by_one = window(book, refs)
+    for thread, page, ref in one_by_one:
+        book.delivered("slack", thread, page, ref, 10.0)
+    expected = {i: book.get("slack", i) for i in ("inc-1", "inc-2")}
+    book.delivered_many("mail", [(Thread(t.incident_id, t.update), p, r)
+                                 for t, p, r in one_by_one], 10.0)
+    assert {i: book.get("mail", i) for i in ("inc-1", "inc-2")} == expected
+    assert (expected["inc-1"].update, expected["inc-1"].ref) == (3, "r-2")
+    assert expected["inc-2"].update == 3
+    store.close()

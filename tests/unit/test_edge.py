@@ -6,6 +6,8 @@ import gzip
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor.clock import SimClock
 from monitor.feed import FeedStats, read_feeds
@@ -13,6 +15,7 @@ from monitor.sources.edge import Edge, Rejection
 from monitor.sources.http import WalkCursor
 from monitor.sources.recorder import Recorder
 from rules.records import Post
+from tests.unit.test_fuzz import plain_like
 
 POST = {"id": 5010000000000001, "created_at": "Wed May 20 08:25:40 +0800 2026",
         "text": "快書包&amp;ＡＢＣ 送貨太慢", "user": {"id": 42, "screen_name": "u42"},
@@ -80,3 +83,34 @@ def test_recorder_writes_replayable_rotating_files(tmp_path) -> None:  # type: i
     events = read_feeds(files, stats)
     assert [e.id for e in events] == ["5010000000000001", "2", "3"]
     assert stats.skipped == 0
+
+
+# ``Edge.decode_many`` (the MQTT source's batch) against ``decode`` one payload at a time:
+# lines of the usual shape and their near misses (``test_fuzz.plain_like``), with the time
+# also as epoch seconds, plus arrays, actions and bad payloads among them.
+_live_like = plain_like | st.fixed_dictionaries(
+    {"id": st.integers(0, 2**64), "user": st.fixed_dictionaries({"id": st.integers(0, 99)}),
+     "created_at": st.floats(0, 2e9) | st.integers(0, 2**40) | st.just(True),
+     "text": st.sampled_from(["快書包送貨太慢", "這個", "小满咖啡 不错", "&amp;x", ""])})
+_payloads = st.lists(
+    _live_like.map(lambda o: json.dumps(o, ensure_ascii=False).encode())
+    | st.lists(_live_like, max_size=3).map(lambda o: json.dumps(o).encode())
+    | st.sampled_from([b"", b"{", b"\xff", b'{"action": "ack", "target": "a-1", "by": "x", '
+                       b'"created_at": 1}', b"\xef\xbb\xbf" + json.dumps(POST).encode(),
+                       b"[" * 100, json.dumps({**POST, "text": "x" * 3000}).encode()]),
+    max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_payloads)
+def test_decode_many_is_decode_one_by_one(payloads: list[bytes]) -> None:
+    one, many = Edge("mqtt:t", max_payload=2048), Edge("mqtt:t", max_payload=2048)
+    events, rejected = [], 0
+    for data in payloads:
+        got = one.decode(data, "t")
+        events += got.events
+        rejected += got.rejected
+    batch = many.decode_many([(data, "t") for data in payloads])
+    assert batch.events == events
+    assert batch.rejected == rejected
+    assert many.stats == one.stats

@@ -351,3 +351,87 @@ async def test_coalesced_writes_send_the_same_bytes_in_few_calls() -> None:
     finally:
         paho._sock = None
         sock.close()
+
+
+async def test_ack_all_queues_the_bytes_paho_acks_would_in_one_packet() -> None:
+    from monitor.mqttread import ack_all
+
+    mids = [1, 2, 300, 65535]
+    queued = {}
+    for name in ("paho", "ack_all"):
+        client = aiomqtt.Client("127.0.0.1", 1883)
+        paho = client._client
+        paho.manual_ack_set(True)
+        paho._call_socket_register_write = lambda: None  # type: ignore[method-assign]
+        if name == "paho":
+            for mid in mids:
+                paho.ack(mid, 1)
+        else:
+            ack_all(client, mids)
+        queued[name] = [p["packet"] for p in paho._out_packet]
+    assert b"".join(queued["ack_all"]) == b"".join(queued["paho"])
+    assert len(queued["ack_all"]) == 1 and len(queued["paho"]) == len(mids)
+
+
+@pytest.mark.parametrize("v5", [True, False])
+async def test_handle_packets_queues_publishes_as_paho_and_lean_publish_do(v5: bool) -> None:
+    """``handle_packets`` hands a PUBLISH to ``lean_publish``'s handler directly: the same
+    messages queued as through paho's own handling, and what the lean path leaves (QoS 2,
+    malformed) still reaches paho, in order."""
+    from monitor.mqttread import handle_packets
+
+    protocol = aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311
+    stream = b"".join([
+        _wire(0x30, _publish_packet(b"feed/posts", b'{"id": 1}', 0, 0, v5)),
+        _wire(0x32, _publish_packet(b"feed/posts", '{"text": "小满"}'.encode(), 1, 513, v5)),
+        _wire(0x34, _publish_packet(b"t", b"q2", 2, 9, v5)),
+        _wire(0x30, b"\x00\x02\xff\xfe\x00"),  # topic not UTF-8
+        _wire(0x33, _publish_packet("微博/帖子".encode(), b"", 1, 65535, v5))])
+    got, left = {}, {}
+    for name in ("stock", "lean"):
+        client = aiomqtt.Client("127.0.0.1", 1883, protocol=protocol)
+        paho = client._client
+        paho.manual_ack_set(True)
+        seen: list[int] = []
+        paho._handle_publish = lambda p=paho, s=seen: s.append(  # type: ignore[misc]
+            p._in_packet["command"]) or MQTTErrorCode.MQTT_ERR_SUCCESS
+        if name == "lean":
+            lean_publish(client)
+        dispatched: list[int] = []
+        handle = paho._packet_handle
+        paho._packet_handle = lambda h=handle, d=dispatched, p=paho: d.append(  # type: ignore
+            p._in_packet["command"]) or h()
+        buf = bytearray(stream)
+        rc, n = handle_packets(paho, buf)
+        assert rc == MQTTErrorCode.MQTT_ERR_SUCCESS and n == 5 and not buf
+        got[name], left[name] = _received(client), seen
+        assert dispatched == seen  # paho's dispatch only for what reaches paho's handler
+    assert left["stock"] == [0x30, 0x32, 0x34, 0x30, 0x33]  # paho's path for each
+    assert left["lean"] == [0x34, 0x30]  # only what the lean path leaves to paho
+    assert [m[4] for m in got["lean"]] == [0, 513, 65535]
+    assert got["lean"][1][:2] == ("feed/posts", '{"text": "小满"}'.encode())
+
+
+async def test_hold_reads_raises_the_sockets_low_mark_until_released() -> None:
+    import socket
+
+    from monitor.mqttread import hold_reads, release_reads
+
+    client = aiomqtt.Client("127.0.0.1", 1883)
+    paho = client._client
+    assert not hold_reads(client)  # no socket yet: nothing held
+    ours, theirs = socket.socketpair()
+    reads: list[int] = []
+    try:
+        paho._sock = ours  # type: ignore[assignment]
+        paho.loop_read = lambda *a: reads.append(1) or MQTTErrorCode.MQTT_ERR_SUCCESS  # type: ignore
+        assert hold_reads(client)
+        assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) > 1
+        assert reads == []
+        release_reads(client)  # back to every byte, and what gathered is read at once
+        assert ours.getsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT) == 1
+        assert reads == [1]
+    finally:
+        paho._sock = None
+        ours.close()
+        theirs.close()
