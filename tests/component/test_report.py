@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,11 @@ def test_summary_figures_are_exact(replayed: Path) -> None:
     assert s.percentile(0.9) == 420.0
     assert s.breaches == 3  # "2" replied at +7m, "3" and "4" never
     assert s.by_brand() == {"快书包": (4, 1)}
+    # The incident plot's counts: negatives of the brand, times as posted (epoch s).
+    negatives = [m for m in s.mentions if m["negative"]]
+    assert negatives  # the complaints and the danger post
+    assert s.negative_times == {"快书包": [
+        datetime.fromisoformat(m["created_at"]).timestamp() for m in negatives]}
     [inc] = s.incidents
     assert inc.record["trigger"] == "danger"
     assert inc.detection_s == 0.0  # the danger post itself opened it
