@@ -358,10 +358,12 @@ class _PlainPost(msgspec.Struct, gc=False):
     """A status or comment line in the shape nearly every feed line has: numeric ids, a
     string time, counts that are non-negative integers. msgspec checks those types in C
     while it decodes, where ``to_event`` checks them field by field on a decoded dict;
-    a line of any other shape fails to decode here and takes ``to_event``."""
+    a line of any other shape fails to decode here and takes ``to_event``. ``created_at``
+    may be epoch seconds, as ``parse_time`` takes them (what MQTT publishers often send;
+    msgspec gives a JSON integer as a float, as ``parse_time`` would)."""
 
     id: int
-    created_at: str
+    created_at: str | float
     user: _PlainUser
     text: str | None = None
     reposts_count: Count = 0

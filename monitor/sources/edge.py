@@ -20,17 +20,12 @@ import structlog
 
 from monitor.normalise import (
     BadInput,
-    Count,
-    _post,
-    _ref_value,
     invalid_utf8,
-    normalise_text,
-    parse_time,
+    plain_post,
     simplify_posts,
     to_event,
 )
-from monitor.textsafe import printable
-from rules.records import Author, Event, Post
+from rules.records import Event
 
 log = structlog.get_logger(__name__)
 
@@ -74,68 +69,6 @@ class Accepted:
     rejected: int
 
 
-class _LiveUser(msgspec.Struct, gc=False):
-    """A ``user`` object of the usual shape (``monitor.normalise._PlainUser``)."""
-
-    id: int
-    screen_name: str = ""
-    followers_count: Count = 0
-    verified: bool = False
-    verified_type: int | None = None
-
-
-class _LivePost(msgspec.Struct, gc=False):
-    """One post of the usual shape, as a live message carries it: ``normalise._PlainPost``
-    with ``created_at`` also as epoch seconds (what MQTT publishers often send; msgspec
-    takes a JSON integer as a float, as ``parse_time`` does)."""
-
-    id: int
-    created_at: str | float
-    user: _LiveUser
-    text: str | None = None
-    reposts_count: Count = 0
-    comments_count: Count = 0
-    attitudes_count: Count = 0
-    status: Any = None
-    retweeted_status: Any = None
-    retweeted_id: Any = None
-    reply_comment: Any = None
-    action: Any = msgspec.UNSET
-
-
-_live_decoder = msgspec.json.Decoder(_LivePost)
-
-
-def live_post(data: bytes, source: str) -> Post | None:
-    """``to_event(json.loads(data), source, simplify=False)`` of a payload holding one
-    post of the usual shape, decoded straight into types (``normalise.plain_post``'s way);
-    None for any other payload, and for one ``to_event`` would refuse: the caller takes
-    the general path, which gives the same event or says what is wrong. The text is not
-    yet in simplified characters: ``simplify_posts`` does that for a batch at once."""
-    try:
-        obj = _live_decoder.decode(data)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
-    if obj.action is not msgspec.UNSET:
-        return None
-    try:  # in to_event's order (``plain_post``)
-        created = parse_time(obj.created_at)
-        on_status = _ref_value(obj.status, "status")
-        reposts = (_ref_value(obj.retweeted_status, "retweeted_status")
-                   or _ref_value(obj.retweeted_id, "retweeted_id"))
-        text = normalise_text(obj.text, False)
-        u = obj.user
-        author = Author(id=str(u.id), screen_name=printable(u.screen_name)[:100],
-                        followers_count=u.followers_count, verified=u.verified,
-                        verified_type=u.verified_type)
-        return _post(str(obj.id), created, on_status, reposts, text, author,
-                     (obj.reposts_count, obj.comments_count, obj.attitudes_count),
-                     _ref_value(obj.reply_comment, "reply_comment") if on_status else None,
-                     source)
-    except BadInput:
-        return None
-
-
 class Edge:
     """Decodes and validates the raw input of one source."""
 
@@ -169,11 +102,11 @@ class Edge:
     def decode_many(self, payloads: Sequence[tuple[bytes, str]]) -> Accepted:
         """``decode`` of each ``(payload, where)``, as one batch of events, without the raw
         objects (no recorder wants them). A payload holding one post of the usual shape
-        is decoded straight into a ``Post`` (``live_post``) and the batch's texts are
-        put in simplified characters together (``simplify_posts``): ~0.5 µs a text
-        where ``simplified`` one by one cost ~10 µs, the largest part of the edge's
-        cost under a firehose. Any other payload takes ``decode``. Same events, same
-        counts and rejections as ``decode`` one by one."""
+        is decoded straight into a ``Post`` (``normalise.plain_post``, its text not yet in
+        simplified characters), and the batch's texts are simplified together
+        (``simplify_posts``): ~0.5 µs a text where ``simplified`` one by one cost ~10 µs,
+        the largest part of the edge's cost under a firehose. Any other payload takes
+        ``decode``. Same events, same counts and rejections as ``decode`` one by one."""
         events: list[Event] = []
         rejected = 0
         stats = self.stats
@@ -181,7 +114,7 @@ class Edge:
         source = self.source
         for data, where in payloads:
             if len(data) <= max_payload and not data.startswith(_BOM):
-                post = live_post(data, source)
+                post = plain_post(data, source, simplify=False)
                 if post is not None:
                     stats.payloads += 1
                     stats.accepted += 1
