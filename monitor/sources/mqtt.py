@@ -88,8 +88,6 @@ class MqttSource:
         self.health = FailureLog(log, "source failing", "source recovered", source=name)
         self.messages = 0
         self._queue: asyncio.Queue[aiomqtt.Message] | None = None
-        self._client_now: aiomqtt.Client | None = None
-        """The connection of the session running (its socket is held while lingering)."""
 
     @property
     def waiting(self) -> int:
@@ -143,12 +141,6 @@ class MqttSource:
 
     async def _session(self, sink: Sink) -> None:
         client = self._client()
-        try:
-            await self._connected(client, sink)
-        finally:
-            self._client_now = None
-
-    async def _connected(self, client: aiomqtt.Client, sink: Sink) -> None:
         async with client:
             for topic in self.config.topics:
                 await client.subscribe(subscription(topic, self.config.share_group), qos=1)
@@ -157,9 +149,8 @@ class MqttSource:
             messages = client.messages
             queue: asyncio.Queue[aiomqtt.Message] = client._queue
             self._queue = queue
-            self._client_now = client
             async for first in messages:
-                batch = await self._gather(first, queue)
+                batch = await self._gather(client, first, queue)
                 await self._handle(sink, batch)
                 # Stored: acknowledged, the batch's PUBACKs in one packet (``ack_all``).
                 ack_all(client, [m.mid for m in batch if m.qos == 1])
@@ -172,9 +163,10 @@ class MqttSource:
                 # dry. One turn of the loop between batches, as the feed source does.
                 await asyncio.sleep(0)
 
-    async def _gather(self, first: aiomqtt.Message,
+    async def _gather(self, client: aiomqtt.Client, first: aiomqtt.Message,
                       queue: asyncio.Queue[aiomqtt.Message]) -> list[aiomqtt.Message]:
-        """``first`` and whatever follows within ``LINGER``: one store transaction for all.
+        """``first`` and whatever follows within ``LINGER`` on ``client``'s ``queue``: one
+        store transaction for all.
 
         Without the short wait a message arriving just after another would be stored
         in a transaction of its own.
@@ -188,12 +180,12 @@ class MqttSource:
             # socket read of one packet), so the daemon spent more CPU a post when it had
             # time to spare (~140 us at load 4) than when it was behind (~110 at load 9).
             # And the socket held meanwhile (``hold_reads``): read once, after the sleep.
-            held = self._client_now is not None and hold_reads(self._client_now)
+            held = hold_reads(client)
             try:
                 await asyncio.sleep(LINGER)
             finally:
-                if held and self._client_now is not None:
-                    release_reads(self._client_now)
+                if held:
+                    release_reads(client)
             while len(batch) < self.batch_max and not queue.empty():
                 batch.append(queue.get_nowait())
         return batch
