@@ -110,11 +110,11 @@ class Scanner:
             if len(hits) > 1:
                 hits.sort(key=_END_THEN_LONGEST)
             table = self._values
-            for index, _start, stop in hits:
+            for index, start, stop in hits:
                 values = table[index]
                 end = stop - 1
                 if type(values) is int:
-                    if not mentions or not any(cs < stop and _start < ce
+                    if not mentions or not any(cs < stop and start < ce
                                                for cs, ce in mentions):
                         acts |= values
                     continue
@@ -129,7 +129,7 @@ class Scanner:
                         grievance.append((end, value))
                     elif slot == 4:
                         grievance_anchored.update(value)
-                    elif not mentions or not any(cs < stop and _start < ce
+                    elif not mentions or not any(cs < stop and start < ce
                                                  for cs, ce in mentions):
                         acts |= value
         return (lexicon, (harm, harm_anchored), (grievance, grievance_anchored),
