@@ -45,7 +45,7 @@ import msgspec
 from monitor import workers
 from monitor.feed import BadLine, FeedStats, feed_line_list, parse_line
 from monitor.normalise import BadInput, parse_time, simplify_posts
-from monitor.store import encode_event, event_key, post_key
+from monitor.store import PlainPost, encode_event, event_key, post_key
 from rules.records import Action, Event, Post
 from rules.scoring import Assessment
 
@@ -70,7 +70,7 @@ class _Timed(msgspec.Struct):
 
 
 _time_decoder = msgspec.json.Decoder(_Timed)
-_CHUNK_TYPE = tuple[list[Post], list[tuple[int, Action]], Assessed | None,
+_CHUNK_TYPE = tuple[list[Post | PlainPost], list[tuple[int, Action]], Assessed | None,
                     Decided | None, dict[str, bytes]]
 _encoder = msgspec.msgpack.Encoder()
 _chunk_decoder = msgspec.msgpack.Decoder(_CHUNK_TYPE)
@@ -210,7 +210,8 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
 class Chunk:
     """Events in time order, and what a forked reader worked out for them."""
 
-    events: list[Event]
+    events: list[Event | PlainPost]
+    """(``PlainPost``: a post the reader found plain, see ``plain_marked``)"""
     assessed: Assessed | None = None
     """Brand matches and scores, per batch (see ``FeedReader``); with ``decided``, only
     of the posts not decided whole there."""
@@ -271,7 +272,7 @@ class FeedReader:
     def __iter__(self) -> Iterator[Chunk]:
         if self._conn is None:
             for ordered in ordered_chunks(self.paths, self.stats, self.chunk, self._sorted):
-                yield Chunk(ordered)
+                yield Chunk(cast("list[Event | PlainPost]", ordered))
             return
         conn = self._conn
         if self._sending is not None:
@@ -288,7 +289,7 @@ class FeedReader:
             if msg[:1] == _TAG_CHUNK:
                 posts, actions, assessed, decided, bodies = _chunk_decoder.decode(
                     memoryview(msg)[1:])
-                events: list[Event] = posts  # type: ignore[assignment]
+                events: list[Event | PlainPost] = posts  # type: ignore[assignment]
                 if actions:
                     events = list(posts)
                     for at, action in actions:
@@ -377,6 +378,27 @@ class _Sender:
                 self._failed = exc
 
 
+def plain_marked(posts: list[Post], batches: list[list[Post]], assessed: Assessed,
+                 decided: Decided) -> list[Post | PlainPost]:
+    """``posts`` (a chunk's, in order) with each plain one as a ``PlainPost``: in no
+    batch's ``decided`` nor ``assessed`` (it names no brand, no official account wrote
+    it), answering no post, and the first of its id in the chunk (whose body the chunk
+    carries). The replay's ``Pipeline.handle`` only stores such a post (see there)."""
+    plain: set[int] = set()  # (``id()`` of the post objects, shared with ``batches``)
+    first: set[str] = set()
+    for batch, assessed_b, decided_b in zip(batches, assessed, decided, strict=True):
+        for post in batch:
+            if post.id in first:
+                continue
+            first.add(post.id)
+            if not (post.reposts_id or post.on_status_id or post.reply_to_id
+                    or post.id in decided_b or post.id in assessed_b):
+                plain.add(id(post))
+    if not plain:
+        return posts  # type: ignore[return-value]
+    return [PlainPost(p.id, p.created_at) if id(p) in plain else p for p in posts]
+
+
 def _receive_lines(conn: Any) -> SortedLines:
     """The sorted lines, as ``FeedReader._send_lines`` sends them; EOFError if the replay's
     process could not read the feeds (it raises the error itself)."""
@@ -431,6 +453,7 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
                     bodies[key] = encode_event(event)
             assessed: Assessed | None = None
             decided: Decided | None = None
+            sent: list[Post | PlainPost] = posts  # type: ignore[assignment]
             if assess is not None:
                 batches = ([[e for e in events[j:j + batch] if type(e) is Post]
                             for j in range(0, len(events), batch)] if actions else
@@ -443,7 +466,8 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
                     # third of the posts on a mention-heavy day).
                     assessed = [{pid: a for pid, a in ab.items() if not db.get(pid)}
                                 for ab, db in zip(assessed, decided, strict=True)]
-            sender.send(_TAG_CHUNK + _encoder.encode((posts, actions, assessed, decided,
+                    sent = plain_marked(posts, batches, assessed, decided)
+            sender.send(_TAG_CHUNK + _encoder.encode((sent, actions, assessed, decided,
                                                       bodies)))
         ended: object = stats
     except OSError as exc:

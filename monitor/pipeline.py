@@ -24,7 +24,7 @@ from monitor.config import Config
 from monitor.decision import NOTHING, BrandDecision, Decision
 from monitor.mention_record import stored_rows
 from monitor.normalise import is_pure_repost
-from monitor.store import CountsSeen, Mark, Store, StoredEvent
+from monitor.store import CountsSeen, Mark, PlainPost, Store, StoredEvent
 from monitor.telemetry import enter_event, event_brand, leave_event
 from rules.argument import ArgumentGuard
 from rules.crisis import BrandActivity, Incident
@@ -168,7 +168,7 @@ class Pipeline:
     def scorer(self, scorer: Scorer) -> None:  # a config reload swaps it
         self._scorer = scorer
 
-    def prepare(self, events: Sequence[StoredEvent],
+    def prepare(self, events: Sequence[StoredEvent | PlainPost],
                 assessed: Mapping[str, Assessment] | None = None,
                 decided: dict[str, bytes] | None = None, *, decide: bool = False) -> None:
         """Match and score the posts among ``events`` ahead of handling them, as one batch.
@@ -207,7 +207,7 @@ class Pipeline:
         return official_decision(post, self.matcher, self.argument, self._tone)
 
     # ------------------------------------------------------------------ entry points
-    def handle(self, event: Event, now: float) -> list[Alert]:
+    def handle(self, event: Event | PlainPost, now: float) -> list[Alert]:
         """Store ``event`` (once: a repeat is dropped) and act on it at ``now``.
 
         Deadlines due strictly before the event's time fire first, so an answer posted
@@ -224,6 +224,28 @@ class Pipeline:
         created = event.created_at  # (``cutoff``: a post or an action has its time)
         due = self._record(self.engine.advance(created if created < now else now,
                                                inclusive=False))
+        if type(event) is PlainPost:
+            return self._plain(event, now, due)
+        return self._whole(event, now, due)
+
+    def _plain(self, post: PlainPost, now: float, due: list[Alert]) -> list[Alert]:
+        """``handle`` a post the replay's reader found plain: only stored, as a plain
+        ``Post`` is (see ``_whole``). Stored before, or older than the store remembers:
+        the whole post, handled as any."""
+        store = self.store
+        if post.created_at >= self.forgotten_before:
+            try:
+                if store.add_plain(post, now):
+                    self.stats.posts += 1
+                    return due
+            except Exception:
+                return self._store_failed(store.pending_post(post.id), due)
+        return self._whole(store.pending_post(post.id), now, due)
+
+    def _whole(self, event: Event, now: float, due: list[Alert]) -> list[Alert]:
+        """``handle`` past the deadlines due before ``event`` (``due``)."""
+        store = self.store
+        created = event.created_at
         if type(event) is Post and self._decided is not None and not (
                 event.reposts_id or event.on_status_id or event.reply_to_id) \
                 and event.id not in self._decided \
@@ -241,14 +263,19 @@ class Pipeline:
                     self.stats.posts += 1
                     return due
             except Exception:
-                token = enter_event(event.id)  # (the log line carries the post's id)
-                try:
-                    self._failed(event, None)
-                finally:
-                    leave_event(token)
-                return due
+                return self._store_failed(event, due)
             return self._step(event, now, due, self._duplicate)
         return self._step(event, now, due, self._handle)
+
+    def _store_failed(self, post: Post, due: list[Alert]) -> list[Alert]:
+        """Storing plain ``post`` raised (a bug): logged and counted as a failed event (call
+        while the error is handled); ``due``, the deadlines its time fired."""
+        token = enter_event(post.id)  # (the log line carries the post's id)
+        try:
+            self._failed(post, None)
+        finally:
+            leave_event(token)
+        return due
 
     def _step(self, event: Event, now: float, due: list[Alert],
               act: Callable[[Event, float], list[Alert]]) -> list[Alert]:

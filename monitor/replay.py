@@ -51,7 +51,7 @@ from monitor.feedstream import FeedReader
 from monitor.mention_record import mention_fields, mention_line, report_record
 from monitor.paging import outbox_options
 from monitor.pipeline import Pipeline, incident_record
-from monitor.store import Store
+from monitor.store import PlainPost, Store
 from rules.deadlines import in_time
 from rules.records import Alert, AlertType, Event, format_instant
 
@@ -253,7 +253,8 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
             and not pipeline.channels)
     handle = pipeline.handle
 
-    async def handle_chunk(chunk: list[Event], assessed: Any, decided: Any, i: int) -> int:
+    async def handle_chunk(chunk: list[Event | PlainPost], assessed: Any, decided: Any,
+                           i: int) -> int:
         """``chunk`` handled as the loop below would (with ``lean``); the events handled
         so far."""
         assert clock is not None

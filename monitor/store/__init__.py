@@ -23,6 +23,7 @@ from monitor.store.sqlite import (
     CountsSeen,
     Mark,
     PendingDelivery,
+    PlainPost,
     Store,
     StoredEvent,
     decode_event,
@@ -32,5 +33,5 @@ from monitor.store.sqlite import (
 )
 
 __all__ = ["MENTION_COLUMNS", "SEEN_IDS_MAX", "SHOWN_MENTION_COLUMNS", "SNAPSHOT_PART",
-           "SNAPSHOT_SUFFIX", "CountsSeen", "Mark", "PendingDelivery", "Store", "StoredEvent",
-           "decode_event", "encode_event", "event_key", "post_key"]
+           "SNAPSHOT_SUFFIX", "CountsSeen", "Mark", "PendingDelivery", "PlainPost", "Store",
+           "StoredEvent", "decode_event", "encode_event", "event_key", "post_key"]

@@ -40,6 +40,7 @@ import psycopg
 from monitor.store.sqlite import (
     Mark,
     PendingDelivery,
+    PlainPost,
     Store,
     StoredEvent,
     _action_decoder,
@@ -274,7 +275,11 @@ class PgStore(Store):
         self.own_seqs.add(int(row[0]))
         return True
 
-    def expect(self, events: Iterable[StoredEvent]) -> None:
+    def add_plain(self, post: PlainPost, seen_at: float) -> bool:
+        """As the whole post (a replay's own store is SQLite: not a path taken today)."""
+        return self.add_event(self.pending_post(post.id), seen_at)
+
+    def expect(self, events: Iterable[StoredEvent | PlainPost]) -> None:
         """Nothing to look up ahead: ``add_event`` asks the server anyway."""
 
     def mark(self, savepoint: bool = False) -> Mark:

@@ -316,3 +316,51 @@ def test_mentions_carry_the_three_class_reading(sample_out: Path) -> None:
         assert 0.0 <= m["p_negative"] <= 1.0
         assert m["negative"] is (m["polarity"] == "negative")
     assert {m["polarity"] for m in mentions} == {"negative", "neutral", "positive"}
+
+
+def test_plain_posts_handed_over_short_are_stored_as_whole_ones(tmp_path: Path,
+                                                                config: Config,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """The forked reader hands plain posts over as ``PlainPost`` (id and time, the body
+    apart): stored once with the same row, and a repeat (in the same chunk or a later one,
+    with new counters) handled as the whole post it is, as without the fork."""
+    import multiprocessing
+
+    from monitor.replay import replay
+
+    def plain(pid: int, at: str, reposts: int = 0) -> str:
+        return json.dumps({"id": str(pid), "text": "今天天气不错，出门走走", "created_at": at,
+                           "reposts_count": reposts,
+                           "user": {"id": 42, "screen_name": "路人", "followers_count": 3}},
+                          ensure_ascii=False)
+
+    extra = [plain(900_001, "2026-05-20T08:00:00+08:00"),  # the first chunk (256 events)
+             plain(900_002, "2026-05-20T08:00:01+08:00"),
+             plain(900_001, "2026-05-20T22:50:00+08:00", reposts=5),  # later chunks
+             plain(900_003, "2026-05-20T22:50:01+08:00"),
+             plain(900_003, "2026-05-20T22:50:02+08:00"),  # a repeat in the same chunk
+             plain(900_002, "2026-05-20T22:50:03+08:00")]
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(SAMPLE.read_text(encoding="utf-8") + "\n".join(extra) + "\n",
+                    encoding="utf-8")
+
+    def run(out: Path) -> tuple[dict[str, object], list[tuple[object, ...]], bytes]:
+        asyncio.run(replay(config, [feed], out, analyst_report=False))
+        report = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        report.pop("wall_seconds")
+        db = sqlite3.connect(out / "state.db")
+        try:
+            rows = db.execute("SELECT seq, key, kind, seen_at, body, decision FROM events "
+                              "ORDER BY seq").fetchall()
+        finally:
+            db.close()
+        return report, rows, (out / "alerts.jsonl").read_bytes()
+
+    forked = run(tmp_path / "forked")
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    alone = run(tmp_path / "alone")
+    assert forked == alone
+    report, rows, _ = forked
+    assert report["duplicates"] == 3 and report["posts"] == len(rows) - report["actions"]
+    assert [r[1] for r in rows].count("p:900001") == 1
