@@ -15,7 +15,7 @@ from monitor.store import Store
 from rules.argument import ArgumentGuard
 from rules.lexicon import Lexicon, default_argument_lexicon, default_crisis_lexicon
 from rules.matching import BrandMatcher
-from rules.records import Post
+from rules.records import Author, Post, PostKind
 from rules.scoring import Assessment, Scorer, assess_posts, load_tiers
 from rules.sentiment import load_sentiment, polarities
 from rules.severity import SeverityPolicy
@@ -58,6 +58,11 @@ def build_scorer(config: Config) -> Scorer:
     return Scorer(sentiment, lexicon, sc.negative_below, policy, tiers)
 
 
+WARM_UP_TEXT = "的客服太差了，退款一直不处理，还骗人，吃了拉肚子住院了，要投诉曝光！@客服 回复一下"
+"""What ``ReaderWork.warm_up`` asks about each brand: a complaint with harm, a grievance,
+demands and an @name, so most of the scorer's tables and patterns are met once."""
+
+
 def default_assessor(config: Config) -> ReaderWork:
     """The pipeline's matching and scoring as ``build_pipeline`` wires them, on their own
     (for the replay's feed reader, which does that work in its own process), and what
@@ -82,6 +87,21 @@ class ReaderWork:
 
     def __call__(self, posts: Sequence[Post]) -> dict[str, Assessment]:
         return assess_posts(posts, self.matcher, self.scorer, self.stories)
+
+    def warm_up(self) -> None:
+        """Build what the first batch would build on first use: the scorer's one-pass
+        scanner, the first-character leads of the patterns its text meets (compiled on a
+        pattern's first search), the argument guard. The forked reader calls this while
+        it waits for the feed's sorted lines: the first batch took ~0.07 s against
+        ~0.008 s for the next, and the replay waits for it. A made-up complaint naming
+        each brand is assessed, with a story memory of its own (``stories`` stays as it
+        was; matching and scoring are pure functions of the post)."""
+        posts = [Post(id=f"warm-up-{i}", kind=PostKind.STATUS, created_at=0.0,
+                      text=f"{brand.keywords[0]}{WARM_UP_TEXT}", author=Author(id="0"))
+                 for i, brand in enumerate(self.config.brands) if brand.keywords]
+        assess_posts(posts, self.matcher, self.scorer, set())
+        if self._argument is None:
+            self._argument = build_argument_guard(self.config)
 
     def decide(self, posts: Sequence[Post], assessed: dict[str, Assessment]
                ) -> dict[str, bytes]:

@@ -427,6 +427,9 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         # waited for the reader while it loaded them later.
         assess = assessor() if assessor is not None else None
         decide = getattr(assess, "decide", None)
+        warm_up = getattr(assess, "warm_up", None)
+        if warm_up is not None:  # while the replay's process sorts the lines
+            warm_up()
 
         try:
             lines = _receive_lines(lines_conn)

@@ -170,3 +170,20 @@ def test_a_reader_never_read_from_ends_on_close(tmp_path: Path) -> None:
     reader = FeedReader([feed], FeedStats())
     reader.close()
     assert not multiprocessing.active_children()
+
+
+def test_warming_the_assessor_up_changes_no_assessment() -> None:
+    """``ReaderWork.warm_up`` (the forked reader's, while it waits for the lines) builds
+    what the first batch would, and leaves the story memory as it was."""
+    config = load_config(ROOT / "config.toml")
+    warm, cold = default_assessor(config), default_assessor(config)
+    warm.warm_up()
+    assert warm.stories == set() and warm._argument is not None
+    events = read_feeds([SAMPLE], FeedStats())
+    posts = [e for e in events if isinstance(e, Post)]
+    for i in range(0, len(posts), 64):
+        batch = posts[i:i + 64]
+        got, want = warm(batch), cold(batch)
+        assert got == want
+        assert warm.decide(batch, got) == cold.decide(batch, want)
+    assert warm.stories == cold.stories and warm.stories
