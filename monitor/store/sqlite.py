@@ -172,6 +172,10 @@ CREATE INDEX IF NOT EXISTS audit_alert_seq ON audit (alert_seq);
 # grows with every alert, so new rows land on the last pages. ``alert_id`` is still kept in
 # each row (readers, and PostgreSQL, whose alert seqs are per instance, use it).
 
+BULK_INDEXES = ("alerts_at", "alerts_seq", "mentions_open", "mentions_created")
+"""The secondary indexes of the tables a replay fills by the hundred thousand rows, which its
+write-behind store builds once they are in (``WriteBehind.hold_indexes``)."""
+
 _encoder = msgspec.json.Encoder()
 _post_decoder = msgspec.json.Decoder(Post)
 _action_decoder = msgspec.json.Decoder(Action)
@@ -483,6 +487,7 @@ class Store:
         _migrate_audit(self.db)
         self.db.executescript(SCHEMA)
         _copy_deliveries(self.db)
+        self._hold_bulk_indexes()
         self._in_tx = False
         self._exclusive = exclusive
         self._log_bytes = 0
@@ -512,6 +517,14 @@ class Store:
             self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             for pragma in pragmas:
                 self.db.execute(pragma)
+
+    def _hold_bulk_indexes(self) -> None:
+        """A write-behind store (the replay's, made anew on every run) builds
+        ``BULK_INDEXES`` after its rows are in, not row by row."""
+        from monitor.store.behind import WriteBehind
+
+        if isinstance(self.db, WriteBehind):
+            self.db.hold_indexes(BULK_INDEXES)
 
     def abandon(self) -> None:
         """After a failure: end a write-behind writer without waiting for its writes (a

@@ -89,3 +89,48 @@ def test_rows_answer_like_a_cursor(tmp_path: Path) -> None:
         assert db.execute("SELECT 1 WHERE 0").fetchone() is None
     finally:
         db.close()
+
+
+def _indexes(db: WriteBehind) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+def test_held_indexes_are_made_again_before_a_read_and_at_the_close(tmp_path: Path) -> None:
+    path = tmp_path / "z.db"
+    db = WriteBehind(str(path), ())
+    db.executescript("CREATE TABLE t (k INTEGER, v TEXT); CREATE INDEX t_k ON t (k)")
+    db.hold_indexes(["t_k", "no_such_index"])
+    assert _indexes(db) == set()  # nothing written since: reads need no index
+    db.executemany("INSERT INTO t VALUES (?, ?)", [(2, "b"), (1, "a")])
+    assert _indexes(db) == {"t_k"}
+    db.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT sql FROM sqlite_master WHERE name = 't_k'").fetchone() \
+        == ("CREATE INDEX t_k ON t (k)",)
+    check.close()
+
+
+def test_held_indexes_survive_a_rollback_of_the_read_that_made_them(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    db = WriteBehind(str(path), ())
+    db.executescript("CREATE TABLE t (k INTEGER); CREATE INDEX t_k ON t (k)")
+    db.hold_indexes(["t_k"])
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT INTO t VALUES (?)", [(1,)])
+    db.execute("ROLLBACK")  # the index, made in the transaction before it, is undone too
+    assert _indexes(db) == {"t_k"}
+    db.close()
+
+
+def test_a_write_behind_store_leaves_every_index_of_its_schema(tmp_path: Path) -> None:
+    direct = Store(tmp_path / "direct.db", exclusive=True, durable=False)
+    behind = Store(tmp_path / "behind.db", exclusive=True, durable=False, write_behind=True)
+    for store in (direct, behind):
+        _fill(store)
+        store.close()
+    schemas = []
+    for name in ("direct.db", "behind.db"):
+        db = sqlite3.connect(tmp_path / name)
+        schemas.append(sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")))
+        db.close()
+    assert schemas[0] == schemas[1]
