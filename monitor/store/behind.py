@@ -143,6 +143,7 @@ def _writer_process(conn: Any, path: str, pragmas: list[str]) -> None:
     # and the collector's passes would walk the replay's heap, inherited by the fork.
     gc.freeze()
     gc.disable()
+    _bind_as_they_are()
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     for pragma in pragmas:
         db.execute(pragma)
@@ -186,6 +187,21 @@ def _writer_process(conn: Any, path: str, pragmas: list[str]) -> None:
             break
     with contextlib.suppress(Exception):
         db.close()
+
+
+def _bind_as_they_are() -> None:
+    """Register bytes and None as their own adapters (in the writer's process only)."""
+    # sqlite3 binds int, float, str and bytearray at once, but looks up an adapter for any
+    # other value, and a miss raises and clears an AttributeError each time: the heavy
+    # day's 335,000 bytes (bodies, decisions) and 132,000 None values cost ~0.1 s of the
+    # writer's CPU that way. A registered adapter is found without that; what it
+    # returns is bound as before (bytes as a BLOB, None as NULL).
+    sqlite3.register_adapter(bytes, bytes)
+    sqlite3.register_adapter(type(None), _null)
+
+
+def _null(value: None) -> None:
+    return value
 
 
 class _HeldIndexes:

@@ -86,6 +86,9 @@ def test_rows_answer_like_a_cursor(tmp_path: Path) -> None:
         rows = db.execute("SELECT k, v, n FROM t ORDER BY k")
         assert rows.fetchone() == ("x", b"\x00\xff", 1.5)
         assert list(rows) == [("y", b"\x01", None)]
+        # bound as they are (the writer registers bytes and None as their own adapters)
+        assert db.execute("SELECT typeof(v), typeof(n) FROM t WHERE k = 'y'").fetchall() \
+            == [("blob", "null")]
         assert db.execute("SELECT 1 WHERE 0").fetchone() is None
     finally:
         db.close()
