@@ -12,7 +12,8 @@ connection. Statements whose answer nobody reads (``executemany`` of buffered ro
 ``BEGIN``, ``COMMIT``, savepoints) are sent without waiting; any other ``execute``
 waits for its rows, so it sees every write sent before it (one connection, one order).
 A write that failed fails the next statement that waits, and ``close``: the replay
-fails, as it would have at the write itself.
+fails, as it would have at the write itself. The secondary indexes of the tables loaded in
+bulk are built once the rows are in (``hold_indexes``), before anything reads them.
 """
 
 from __future__ import annotations
