@@ -92,7 +92,8 @@ class WriteBehind:
 
     def hold_indexes(self, names: Sequence[str]) -> None:
         """Drop the indexes ``names`` until they are needed: the writer makes them again
-        (as they were) before the first question once any row was written, and at the close.
+        (as they were) before the first question once any row was written, when asked
+        (``restore_indexes``), or at the close.
 
         For indexes of tables about to be filled in bulk: one pass over the loaded rows
         builds an index for less than keeping it in order row by row (the heavy day's
@@ -100,6 +101,11 @@ class WriteBehind:
         read still finds them (a read without ORDER BY may return rows in an index's
         order), and so does the database left behind."""
         self._ask(("h", "", list(names)))
+
+    def restore_indexes(self) -> None:
+        """Make the indexes ``hold_indexes`` dropped now, without waiting: the bulk load
+        is over, and the writer builds them while the caller goes on."""
+        self._send(("i", "", []))
 
     def close(self) -> None:
         """Wait for every write, close the writer's connection, reap it; raises what a
@@ -169,13 +175,15 @@ def _writer_process(conn: Any, path: str, pragmas: list[str]) -> None:
     held = _HeldIndexes()
     while (msg := inbox.get()) is not None:
         kind, sql, args = _decode(msg)
-        if kind in ("m", "x"):  # nobody waits: a failure is told at the next question
+        if kind in ("m", "x", "i"):  # nobody waits: a failure is told at the next question
             if failed is None:
                 try:
                     if kind == "m":
                         db.executemany(sql, args)
-                    else:
+                    elif kind == "x":
                         db.execute(sql, args)
+                    else:
+                        held.restore(db, asked=True)
                 except Exception as exc:
                     failed = exc
             continue
@@ -255,11 +263,11 @@ class _HeldIndexes:
                 self._indexes.append((name, row[0]))
         self._changes = db.total_changes
 
-    def restore(self, db: sqlite3.Connection, closing: bool) -> None:
-        """Make the held indexes again: before a question once any row was written
-        since they were dropped (a read of tables as they were then needs none), and at
-        the close."""
-        if not self._indexes or (db.total_changes == self._changes and not closing):
+    def restore(self, db: sqlite3.Connection, asked: bool) -> None:
+        """Make the held indexes again: when ``asked`` (``restore_indexes``, the close),
+        and before a question once any row was written since they were dropped (a read
+        of tables as they were then needs none)."""
+        if not self._indexes or (db.total_changes == self._changes and not asked):
             return
         for name, sql in self._indexes:
             if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?",
@@ -274,7 +282,7 @@ def _answer(db: sqlite3.Connection, held: _HeldIndexes, kind: str, sql: str,
             args: list[Any]) -> list[Any]:
     """Run a statement waited for (``kind``: "q" execute, "s" script, "h" hold indexes,
     "c" close); the rows it answers."""
-    held.restore(db, closing=kind == "c")
+    held.restore(db, asked=kind == "c")
     if kind == "h":
         held.hold(db, args)
         return []

@@ -33,12 +33,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import structlog
 
 from rules.records import Action, Alert, Event, Post
+
+if TYPE_CHECKING:
+    from monitor.store.behind import WriteBehind
 
 log = structlog.get_logger(__name__)
 
@@ -518,21 +521,30 @@ class Store:
             for pragma in pragmas:
                 self.db.execute(pragma)
 
+    def _writer(self) -> WriteBehind | None:
+        """The forked writer running this store's connection (``write_behind``), if any."""
+        from monitor.store.behind import WriteBehind
+
+        return self.db if isinstance(self.db, WriteBehind) else None
+
     def _hold_bulk_indexes(self) -> None:
         """A write-behind store (the replay's, made anew on every run) builds
         ``BULK_INDEXES`` after its rows are in, not row by row."""
-        from monitor.store.behind import WriteBehind
+        if (writer := self._writer()) is not None:
+            writer.hold_indexes(BULK_INDEXES)
 
-        if isinstance(self.db, WriteBehind):
-            self.db.hold_indexes(BULK_INDEXES)
+    def end_bulk_load(self) -> None:
+        """The rows loaded in bulk are all in: a write-behind store's writer builds the
+        indexes it held back now, while the caller goes on (else at the close, which
+        would wait for them)."""
+        if (writer := self._writer()) is not None:
+            writer.restore_indexes()
 
     def abandon(self) -> None:
         """After a failure: end a write-behind writer without waiting for its writes (a
         store with its connection in this process is left as it is)."""
-        from monitor.store.behind import WriteBehind
-
-        if isinstance(self.db, WriteBehind):
-            self.db.abandon()
+        if (writer := self._writer()) is not None:
+            writer.abandon()
 
     def _init_buffers(self) -> None:
         self._encoded: dict[str, bytes] = {}

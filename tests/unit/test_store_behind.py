@@ -115,6 +115,15 @@ def test_held_indexes_are_made_again_before_a_read_and_at_the_close(tmp_path: Pa
     check.close()
 
 
+def test_held_indexes_are_made_when_asked_without_a_write(tmp_path: Path) -> None:
+    db = WriteBehind(str(tmp_path / "i.db"), ())
+    db.executescript("CREATE TABLE t (k INTEGER); CREATE INDEX t_k ON t (k)")
+    db.hold_indexes(["t_k"])
+    db.restore_indexes()  # not waited for
+    assert _indexes(db) == {"t_k"}
+    db.close()
+
+
 def test_held_indexes_survive_a_rollback_of_the_read_that_made_them(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     db = WriteBehind(str(path), ())
