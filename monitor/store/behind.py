@@ -97,7 +97,7 @@ class WriteBehind:
 
         For indexes of tables about to be filled in bulk: one pass over the loaded rows
         builds an index for less than keeping it in order row by row (the heavy day's
-        four on alerts and mentions: ~0.1 s of the writer's CPU instead of ~0.25 s). Any
+        four on alerts and mentions: 7 % fewer instructions in the writer, ~0.1 s). Any
         read still finds them (a read without ORDER BY may return rows in an index's
         order), and so does the database left behind."""
         self._ask(("h", "", list(names)))
