@@ -349,6 +349,7 @@ async def _run(config: Config, reader: FeedReader, store: Store, pipeline: Pipel
         await paging.stop()
         result.deliveries = paging.records(config)
     store.commit()
+    store.end_bulk_load()  # the writer builds its indexes while the outputs are written
     result.seconds = time.perf_counter() - started
     result.stage_seconds["read"] = waited
     result.stage_seconds["pipeline"] = result.seconds - waited

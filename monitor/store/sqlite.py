@@ -33,12 +33,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, final
+from typing import TYPE_CHECKING, Any, NamedTuple, final
 
 import msgspec
 import structlog
 
 from rules.records import Action, Alert, Event, Post
+
+if TYPE_CHECKING:
+    from monitor.store.behind import WriteBehind
 
 log = structlog.get_logger(__name__)
 
@@ -171,6 +174,10 @@ CREATE INDEX IF NOT EXISTS audit_alert_seq ON audit (alert_seq);
 # row: a 5,000 posts/s run's store CPU per alert rose by a half within a minute. ``seq``
 # grows with every alert, so new rows land on the last pages. ``alert_id`` is still kept in
 # each row (readers, and PostgreSQL, whose alert seqs are per instance, use it).
+
+BULK_INDEXES = ("alerts_at", "alerts_seq", "mentions_open", "mentions_created")
+"""The secondary indexes of the tables a replay fills by the hundred thousand rows, which its
+write-behind store builds once they are in (``WriteBehind.hold_indexes``)."""
 
 _encoder = msgspec.json.Encoder()
 _post_decoder = msgspec.json.Decoder(Post)
@@ -497,6 +504,7 @@ class Store:
         _migrate_audit(self.db)
         self.db.executescript(SCHEMA)
         _copy_deliveries(self.db)
+        self._hold_bulk_indexes()
         self._in_tx = False
         self._exclusive = exclusive
         self._log_bytes = 0
@@ -527,13 +535,30 @@ class Store:
             for pragma in pragmas:
                 self.db.execute(pragma)
 
+    def _writer(self) -> WriteBehind | None:
+        """The forked writer running this store's connection (``write_behind``), if any."""
+        from monitor.store.behind import WriteBehind
+
+        return self.db if isinstance(self.db, WriteBehind) else None
+
+    def _hold_bulk_indexes(self) -> None:
+        """A write-behind store (the replay's, made anew on every run) builds
+        ``BULK_INDEXES`` after its rows are in, not row by row."""
+        if (writer := self._writer()) is not None:
+            writer.hold_indexes(BULK_INDEXES)
+
+    def end_bulk_load(self) -> None:
+        """The rows loaded in bulk are all in: a write-behind store's writer builds the
+        indexes it held back now, while the caller goes on (else at the close, which
+        would wait for them)."""
+        if (writer := self._writer()) is not None:
+            writer.restore_indexes()
+
     def abandon(self) -> None:
         """After a failure: end a write-behind writer without waiting for its writes (a
         store with its connection in this process is left as it is)."""
-        from monitor.store.behind import WriteBehind
-
-        if isinstance(self.db, WriteBehind):
-            self.db.abandon()
+        if (writer := self._writer()) is not None:
+            writer.abandon()
 
     def _init_buffers(self) -> None:
         self._encoded: dict[str, bytes] = {}

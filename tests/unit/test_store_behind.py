@@ -3,13 +3,15 @@ and a failed write is not lost silently."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
 
 from monitor.store import Store
-from monitor.store.behind import WriteBehind
+from monitor.store.behind import _LENGTH, WriteBehind, _read_frame, _write_frame
 from rules.records import Alert, AlertType
 from tests.factories import post
 
@@ -86,6 +88,77 @@ def test_rows_answer_like_a_cursor(tmp_path: Path) -> None:
         rows = db.execute("SELECT k, v, n FROM t ORDER BY k")
         assert rows.fetchone() == ("x", b"\x00\xff", 1.5)
         assert list(rows) == [("y", b"\x01", None)]
+        # bound as they are (the writer registers bytes and None as their own adapters)
+        assert db.execute("SELECT typeof(v), typeof(n) FROM t WHERE k = 'y'").fetchall() \
+            == [("blob", "null")]
         assert db.execute("SELECT 1 WHERE 0").fetchone() is None
     finally:
         db.close()
+
+
+def _indexes(db: WriteBehind) -> set[str]:
+    return {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+def test_held_indexes_are_made_again_before_a_read_and_at_the_close(tmp_path: Path) -> None:
+    path = tmp_path / "z.db"
+    db = WriteBehind(str(path), ())
+    db.executescript("CREATE TABLE t (k INTEGER, v TEXT); CREATE INDEX t_k ON t (k)")
+    db.hold_indexes(["t_k", "no_such_index"])
+    assert _indexes(db) == set()  # nothing written since: reads need no index
+    db.executemany("INSERT INTO t VALUES (?, ?)", [(2, "b"), (1, "a")])
+    assert _indexes(db) == {"t_k"}
+    db.close()
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT sql FROM sqlite_master WHERE name = 't_k'").fetchone() \
+        == ("CREATE INDEX t_k ON t (k)",)
+    check.close()
+
+
+def test_held_indexes_are_made_when_asked_without_a_write(tmp_path: Path) -> None:
+    db = WriteBehind(str(tmp_path / "i.db"), ())
+    db.executescript("CREATE TABLE t (k INTEGER); CREATE INDEX t_k ON t (k)")
+    db.hold_indexes(["t_k"])
+    db.restore_indexes()  # not waited for
+    assert _indexes(db) == {"t_k"}
+    db.close()
+
+
+def test_held_indexes_survive_a_rollback_of_the_read_that_made_them(tmp_path: Path) -> None:
+    path = tmp_path / "r.db"
+    db = WriteBehind(str(path), ())
+    db.executescript("CREATE TABLE t (k INTEGER); CREATE INDEX t_k ON t (k)")
+    db.hold_indexes(["t_k"])
+    db.execute("BEGIN IMMEDIATE")
+    db.executemany("INSERT INTO t VALUES (?)", [(1,)])
+    db.execute("ROLLBACK")  # the index, made in the transaction before it, is undone too
+    assert _indexes(db) == {"t_k"}
+    db.close()
+
+
+def test_a_write_behind_store_leaves_every_index_of_its_schema(tmp_path: Path) -> None:
+    direct = Store(tmp_path / "direct.db", exclusive=True, durable=False)
+    behind = Store(tmp_path / "behind.db", exclusive=True, durable=False, write_behind=True)
+    for store in (direct, behind):
+        _fill(store)
+        store.close()
+    schemas = []
+    for name in ("direct.db", "behind.db"):
+        db = sqlite3.connect(tmp_path / name)
+        schemas.append(sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")))
+        db.close()
+    assert schemas[0] == schemas[1]
+
+
+def test_a_frame_larger_than_the_pipe_arrives_whole_and_a_cut_one_is_eof() -> None:
+    read_end, write_end = os.pipe()
+    payload = bytes(range(256)) * 12_000  # ~3 MB: many reads of a 64 KiB pipe
+    writer = threading.Thread(target=_write_frame, args=(write_end, payload))
+    writer.start()
+    assert _read_frame(read_end) == payload
+    writer.join()
+    os.write(write_end, _LENGTH.pack(10) + b"cut")
+    os.close(write_end)
+    with pytest.raises(EOFError):
+        _read_frame(read_end)
+    os.close(read_end)
