@@ -608,7 +608,7 @@ class EscalationEngine:
         return out
 
     def _fire(self, d: Deadline) -> list[Alert]:
-        if d.step <= Step.ESCALATE:
+        if d.step <= _LAST_RUNG:
             alert = self._fire_reply(d)
             return [] if alert is None else [alert]
         if d.step is Step.FOLLOWUP:
