@@ -453,7 +453,10 @@ def write_outputs(config: Config, pipeline: Pipeline, result: ReplayResult,
 def _write_lines(fh: Any, lines: list[bytes], chunk: int = 4096) -> None:
     """``lines`` to the binary file ``fh``, each ended by a newline."""
     for i in range(0, len(lines), chunk):
-        fh.write(b"\n".join(lines[i:i + chunk]) + b"\n")
+        # The last newline written apart: appended to the joined chunk, it copied those
+        # few MB again into a fresh block (0.1-0.15 s of the mention-heavy day's 89 MB).
+        fh.write(b"\n".join(lines[i:i + chunk]))
+        fh.write(b"\n")
 
 
 _alert_type = operator.attrgetter("type")

@@ -422,8 +422,10 @@ class Alert:
         return cached
 
     def _line(self, tz: tzinfo) -> tuple[tzinfo, str | None, bytes | None]:
-        try:  # ``record_json(self.to_record(tz))``, once per alert, without the dict
-            return (tz, None, _encode(_Line(self.id, str(self.type), format_instant(self.at, tz),
+        # ``record_json(self.to_record(tz))``, once per alert, without the dict; the type
+        # as it is (msgspec writes a ``StrEnum``'s value, as ``str`` of it gives).
+        try:
+            return (tz, None, _encode(_Line(self.id, self.type, format_instant(self.at, tz),
                                             self.brand, self.level, self.severity,
                                             self.post_id, self.incident_id, self.recipients,
                                             self.title, self.text)))

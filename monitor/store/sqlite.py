@@ -29,6 +29,7 @@ import contextlib
 import os
 import re
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -570,10 +571,14 @@ class Store:
         self._alerts: list[tuple[object, ...]] = []
         self._alert_ids: set[str] = set()
         self._deliveries: list[tuple[str, str, int]] = []
-        self._recent: dict[str, tuple[int, Alert]] = {}
-        """The latest alerts ``add_alerts`` recorded, by id: (seq, alert), oldest first,
+        self._recent: OrderedDict[str, tuple[int, Alert]] = OrderedDict()
+        """The latest alerts ``add_alerts`` recorded with deliveries (the others are
+        never handed out), by id: (seq, alert), oldest first,
         ``RECENT_ALERTS`` at most (``pending_deliveries`` hands them out as they are);
-        a rollback drops them all, an undone step its own."""
+        a rollback drops them all, an undone step its own. Ordered, so the oldest goes
+        in constant time: a plain dict finds its first entry by scanning past the ones
+        deleted before it (since its last resize), which made evicting one per alert
+        ~0.5 s of the mention-heavy day's 131,722 alerts."""
         self.on_flush: list[Callable[[], None]] = []
         """Called when the buffers are written, inside that transaction: the pipeline
         writes its projections (mentions, incidents) here."""
@@ -1088,7 +1093,8 @@ class Store:
         alerts = list(alerts)
         # The ids that may be stored already (all, unless every id ever buffered is
         # tracked) looked up together: one statement a call, not one (~7 us) an alert.
-        ask = [a.id for a in alerts if a.id not in buffered and (seen is None or a.id in seen)]
+        # (Every buffered id is in ``seen``: a new one fails the first test, and that alone.)
+        ask = [a.id for a in alerts if (seen is None or a.id in seen) and a.id not in buffered]
         stored = self._stored_ids(ask) if ask else ()
         for alert in alerts:
             aid = alert.id
@@ -1100,14 +1106,14 @@ class Store:
                     self._seen_ids = seen = None
             self._alert_seq = seq = self._alert_seq + 1
             buffered.add(aid)
-            recent[aid] = (seq, alert)
-            if len(recent) > RECENT_ALERTS:  # the oldest (lowest seq) goes
-                del recent[next(iter(recent))]
             rows.append((aid, seq, alert.at, str(alert.type), alert.brand, alert.level,
                          alert.severity, alert.post_id, alert.incident_id, body(alert)))
             new.append(alert)
-            if channels:
+            if channels:  # (only an alert with deliveries is handed out to the outbox)
                 self._deliveries.extend((aid, channel, seq) for channel in channels)
+                recent[aid] = (seq, alert)
+                if len(recent) > RECENT_ALERTS:  # the oldest (lowest seq) goes
+                    recent.popitem(last=False)
         return new
 
     def _stored_ids(self, ids: Sequence[str]) -> set[str]:

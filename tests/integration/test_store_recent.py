@@ -60,3 +60,19 @@ def test_evicted_rolled_back_and_foreign_alerts_read_from_the_database(
     assert store.add_alerts([made[2], alert(9), alert(6), alert(9)], ["log"]) == [alert(9)]
     store.rollback()
     store.close()
+
+
+def test_alerts_without_deliveries_are_not_held(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # An alert routed to no channel is never handed out: holding it would only push the
+    # held pages out (the replay records every alert so, 131,722 on a mention-heavy day).
+    monkeypatch.setattr(sqlite_store, "RECENT_ALERTS", 2)
+    store = Store(tmp_path / "s.db")
+    paged, quiet = alert(0), [alert(n) for n in range(1, 4)]
+    with store.transaction():
+        store.add_alerts([paged], ["log"])
+        store.add_alerts(quiet)
+    assert list(store._recent) == [paged.id]
+    due = store.pending_deliveries("log", now=2000.0)
+    assert [d.alert for d in due] == [paged] and due[0].alert is paged
+    store.close()
