@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -353,9 +354,9 @@ class CueTable:
         covered = -1
         debunked = ""
         if self.figurative:
-            if any(d in norm for d in DEBUNK):
+            if any(map(norm.__contains__, DEBUNK)):  # (no generator: ~2x as quick)
                 debunked = "辟谣"
-            elif any(d in norm for d in DRILL):
+            elif any(map(norm.__contains__, DRILL)):
                 debunked = "演练"
         for start, end, entry, at in spans:
             if start < covered:  # inside or across a longer cue (中毒 in 食物中毒, 爆炸了)
@@ -372,7 +373,8 @@ class CueTable:
         return self._why_not(norm, start, end, "") == "否定"
 
     def _why_not(self, norm: str, start: int, end: int, category: str) -> str:
-        clause_start = max(norm.rfind(c, 0, start) for c in CLAUSE_ENDS) + 1
+        # ``rfind(c, 0, start)`` of each clause end, mapped (no generator: ~2x as quick)
+        clause_start = max(map(norm.rfind, CLAUSE_ENDS, repeat(0), repeat(start))) + 1
         before = norm[clause_start:start]
         near = _NOT_NEGATION_RE.sub(_mask, before[-(NEGATION_GAP + 6):])
         negators = NEGATORS if self.figurative else GRIEVANCE_NEGATORS
@@ -383,11 +385,11 @@ class CueTable:
             return ""  # a complaint's question is rhetorical (能不能退款): it still counts
         if before.endswith(GUARDED):
             return "否定"
-        if any(w in before for w in LAUGHING):
+        if any(map(before.__contains__, LAUGHING)):
             return "比喻"
         if _HYPOTHETICAL_RE.search(_NOT_HYPOTHETICAL_RE.sub(_mask, before)):
             return "假设"
-        if any(before.endswith(w) for w in IDIOM_BEFORE):
+        if before.endswith(IDIOM_BEFORE):
             return "比喻"
         if norm.startswith(EFFORT_RESULT, start) and before.endswith(EFFORT_BEFORE):
             return "比喻"

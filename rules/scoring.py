@@ -110,12 +110,16 @@ class Scanner:
             if len(hits) > 1:
                 hits.sort(key=_END_THEN_LONGEST)
             table = self._values
+            # The @names' spans, of the usual one name as two numbers: asked inline, not
+            # by a generator (~0.5 µs an anchor's hit; ~70,000 on a mention-heavy day).
+            one = mentions[0] if mentions and len(mentions) == 1 else None
             for index, start, stop in hits:
                 values = table[index]
                 end = stop - 1
                 if type(values) is int:
-                    if not mentions or not any(cs < stop and start < ce
-                                               for cs, ce in mentions):
+                    if not mentions or (not (one[0] < stop and start < one[1]) if one
+                                        else not any(cs < stop and start < ce
+                                                     for cs, ce in mentions)):
                         acts |= values
                     continue
                 for slot, value in values:

@@ -72,7 +72,7 @@ small enough for the working arrays to stay in cache."""
 
 
 _CACHE_NAME = "weibo-sentiment"
-_CACHE_VERSION = "weibo-sentiment weights float32 column-major, bias float64, meta JSON /1"
+_CACHE_VERSION = "weibo-sentiment weights float32 row-major, bias float64, meta JSON /2"
 """Part of a cached table's key (``WeiboSentiment.load``): changed whenever what is
 cached, or how it is made from the file, changes."""
 
@@ -265,8 +265,10 @@ class WeiboSentiment:
             raise ValueError("a model has one logit (binary) or three (neg, neutral, pos)")
         self.bits = bits
         self.classes = int(w.shape[1])
-        # Column-major: one contiguous column per class makes the per-class gathers cheap.
-        self._w = np.asfortranarray(w)
+        # Row-major: a bucket's three weights share a cache line, so ``logits`` gathers a
+        # feature's row with one memory access (the table is 24 MB, every gather a cache
+        # miss): ~20 % less than a gather per class from one contiguous column each.
+        self._w = np.ascontiguousarray(w)
         self._bias = np.asarray(bias, dtype=np.float64).reshape(self.classes)
         self.meta = meta or {}
         self._segmenter = segmenter or default_segmenter()
@@ -325,11 +327,10 @@ class WeiboSentiment:
         of positive) for a binary one."""
         n = len(texts)
         docs, buckets = featurise(texts, self.bits, self._segmenter)
+        rows = self._w.take(buckets, axis=0)  # ``take``: ~4x the speed of ``w[buckets]``
         z = np.empty((n, self.classes))
         for k in range(self.classes):
-            # A contiguous column (Fortran order) and ``take``: ~2x the speed of
-            # ``w[buckets, k]`` fancy indexing.
-            z[:, k] = np.bincount(docs, weights=self._w[:, k].take(buckets), minlength=n)
+            z[:, k] = np.bincount(docs, weights=rows[:, k], minlength=n)
         return z + self._bias
 
     def _probs(self, texts: Sequence[str]) -> np.ndarray:

@@ -22,7 +22,7 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def same(a: WeiboSentiment, b: WeiboSentiment) -> None:
-    assert a._w.dtype == b._w.dtype == np.float32 and a._w.flags.f_contiguous
+    assert a._w.dtype == b._w.dtype == np.float32 and a._w.flags.c_contiguous
     assert np.array_equal(a._w, b._w) and np.array_equal(a._bias, b._bias)
     assert a.meta == b.meta and a.bits == b.bits and a.classes == b.classes
     assert polarities(a, TEXTS) == polarities(b, TEXTS)

@@ -210,3 +210,25 @@ def test_one_scan_keeps_each_tables_order_where_many_keys_overlap() -> None:
         assert got == _own_passes(scorer, norm), norm
         hits += len(got[0]) + len(got[1][0]) + len(got[2][0])
     assert hits > 500
+
+
+def test_one_scan_leaves_out_the_acts_anchors_inside_at_names() -> None:
+    """With the @names' spans, the scan's acts' anchors are those of the text with the
+    names cut out (as ``read_acts`` reads it), for one name (tested inline) and several."""
+    from rules import acts
+    from rules.lexicon import default_crisis_lexicon
+    from rules.sentiment import load_sentiment
+
+    scorer = Scorer(load_sentiment("weibo", None, []), default_crisis_lexicon(), 0.4)
+    scanner = scorer.scanner()
+    assert scanner.mentionless
+    texts = ["@请问小助手 谢谢推荐", "请问@谢谢好评 怎么办", "@求推荐 请问 @谢谢 好评",
+             "谢谢@好评 请问@求助一下 推荐", "@谢谢 @好评 @请问"]
+    for norm in texts:
+        mentions = acts.mention_spans(norm)
+        assert mentions
+        cut = acts._MENTION.sub(" ", norm)
+        assert scanner.scan(norm, mentions)[3] == _own_passes(scorer, cut)[3], norm
+    # the names did hide anchors: without the spans, more acts are anchored
+    assert any(scanner.scan(t)[3] != scanner.scan(t, acts.mention_spans(t))[3]
+               for t in texts)
