@@ -211,12 +211,12 @@ def test_plots_drawn_on_two_cores_are_all_drawn(replayed: Path, tmp_path: Path,
     drawn_here: list[str] = []
     reply_times = plots.plot_reply_times
 
-    def watched(plt: object, s: object, path: Path) -> None:
+    def watched(s: object, path: Path) -> None:
         if os.getpid() != parent and trouble == "the copy fails":
             raise RuntimeError("the forked copy breaks")
         if os.getpid() == parent:
             drawn_here.append(path.name)
-        reply_times(plt, s, path)
+        reply_times(s, path)
 
     monkeypatch.setattr(plots, "plot_reply_times", watched)
     if trouble == "no fork":
