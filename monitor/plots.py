@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import structlog
 
@@ -296,20 +296,48 @@ def _fixed_layout(fig: Any, left: float = 0.07, right: float = 0.98, bottom: flo
     fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top, wspace=wspace)
 
 
+class MentionBins(NamedTuple):
+    """The mentions plot's bars."""
+
+    unit: str
+    """``hour``, ``day`` or ``week`` (``_bin``)."""
+    width: float
+    """A bin's seconds."""
+    start: datetime
+    """The first bin's local start."""
+    counts: dict[str, Counter[int]]
+    """Per sentiment class, the mentions in each bin (by index)."""
+
+
+def mention_bins(summary: Summary) -> MentionBins | None:
+    """The mentions plot's bars; None without mentions.
+
+    Binned by epoch seconds (``Summary.posted``, parsed once), not by datetimes: the same
+    bins (a difference of aware datetimes is one of instants), ~35 ms less on the
+    mention-heavy day. Only the first mention's time is a datetime: its own offset gives
+    the bins' local start."""
+    posted = summary.posted
+    if not posted:
+        return None
+    first = min(range(len(posted)), key=posted.__getitem__)
+    unit, width = _bin(max(posted) - posted[first])
+    start = _local(summary.mentions[first]["created_at"]).replace(minute=0, second=0,
+                                                                 microsecond=0)
+    if unit != "hour":
+        start = start.replace(hour=0)
+    start_s = start.timestamp()
+    counts: dict[str, Counter[int]] = {k: Counter() for k in COLORS}
+    for m, t in zip(summary.mentions, posted, strict=True):
+        counts[_sentiment_class(m)][int((t - start_s) // width)] += 1
+    return MentionBins(unit, width, start, counts)
+
+
 def plot_mentions(summary: Summary, path: Path) -> None:
     """Stacked bars of mentions per hour (or day/week for long spans), by sentiment."""
-    times = [(_local(m["created_at"]), _sentiment_class(m)) for m in summary.mentions]
+    bins = mention_bins(summary)
     fig, ax = _figure((10, 4))
-    if times:
-        t0 = min(t for t, _ in times)
-        span = (max(t for t, _ in times) - t0).total_seconds()
-        unit, width = _bin(span)
-        start = t0.replace(minute=0, second=0, microsecond=0)
-        if unit != "hour":
-            start = start.replace(hour=0)
-        counts: dict[str, Counter[int]] = {k: Counter() for k in COLORS}
-        for t, cls in times:
-            counts[cls][int((t - start).total_seconds() // width)] += 1
+    if bins is not None:
+        unit, width, start, counts = bins
         n = 1 + max(max(c, default=0) for c in counts.values())
         xs = [start + timedelta(seconds=i * width) for i in range(n)]
         bottom = [0] * n
