@@ -284,16 +284,16 @@ def draw_plots(summary: Any, max_incidents: int = 3) -> dict[str, bytes]:
 
     out: dict[str, bytes] = {}
     with tempfile.TemporaryDirectory(prefix="crisismon-digest-") as tmp, plots.quiet():
-        plt = plots.setup()
+        plots.setup()
         drawings: list[tuple[str, Callable[[Path], None]]] = [
-            ("mentions_per_hour", lambda p: plots.plot_mentions(plt, summary, p)),
-            ("reply_times", lambda p: plots.plot_reply_times(plt, summary, p)),
-            ("sla_compliance", lambda p: plots.plot_sla(plt, summary, p)),
+            ("mentions_per_hour", lambda p: plots.plot_mentions(summary, p)),
+            ("reply_times", lambda p: plots.plot_reply_times(summary, p)),
+            ("sla_compliance", lambda p: plots.plot_sla(summary, p)),
         ]
         for inc in summary.incidents[:max_incidents]:
             rec = inc.record
             drawings.append((f"incident_{rec['id']}",
-                             functools.partial(plots.plot_incident, plt, summary, rec)))
+                             functools.partial(plots.plot_incident, summary, rec)))
         for name, draw in drawings:
             path = Path(tmp) / f"{name}.png"
             draw(path)

@@ -602,7 +602,7 @@ def _report_failed(out: Path, error: str) -> None:
 class ReportWorker:
     """The analyst report, rendered in a second process on a second core.
 
-    Most of the report's time is matplotlib (importing pyplot, laying out and saving six
+    Most of the report's time is matplotlib (importing matplotlib, laying out and saving six
     figures), none of which the replay's own files need. Forked when the replay starts,
     the worker imports matplotlib while the feed is replayed; at the end it receives the
     records and renders while the replay writes its JSONL files, and the replay waits

@@ -105,6 +105,36 @@ def test_summary_figures_are_exact(replayed: Path) -> None:
     assert inc.statement_s == 30 * 60.0
 
 
+def test_mention_bins_are_those_of_the_posted_datetimes() -> None:
+    """The mentions plot bins epoch seconds: the same bins as the differences of the
+    posted datetimes, across a change of offset (DST) and with microseconds."""
+    from collections import Counter
+    from datetime import timedelta
+
+    from monitor.plots import _bin, _sentiment_class, mention_bins
+    from monitor.report import summarise
+
+    posted = ["2024-03-31T01:59:59.999999+01:00", "2024-03-31T01:00:00+01:00",
+              "2024-03-31T03:00:00+02:00", "2024-03-31T03:59:59.000001+02:00",
+              "2024-03-31T05:00:00+02:00", "2024-03-31T00:30:00.5+00:00"]
+    mentions = [{"id": str(i), "brand": "b", "created_at": t, "sentiment": 0.5 * (i % 3),
+                 "negative": i % 3 == 0, "needs_reply": False, "reply_seconds": None}
+                for i, t in enumerate(posted)]
+    bins = mention_bins(summarise(Path("x"), mentions, [], [], {}))
+    assert bins is not None
+    times = [datetime.fromisoformat(t) for t in posted]
+    t0 = min(times)
+    unit, width = _bin((max(times) - t0).total_seconds())
+    start = t0.replace(minute=0, second=0, microsecond=0)
+    expected: dict[str, Counter[int]] = {k: Counter() for k in ("negative", "neutral",
+                                                               "positive")}
+    for t, m in zip(times, mentions, strict=True):
+        expected[_sentiment_class(m)][int((t - start).total_seconds() // width)] += 1
+    assert bins == (unit, width, start, expected)
+    assert bins.start.utcoffset() == timedelta(hours=1)  # the first mention's own offset
+    assert sum(bins.counts["negative"].values()) == 2
+
+
 def test_replay_writes_a_self_contained_report_and_plots(replayed: Path) -> None:
     out = replayed / "out"
     page = (out / "report.html").read_text(encoding="utf-8")
@@ -211,12 +241,12 @@ def test_plots_drawn_on_two_cores_are_all_drawn(replayed: Path, tmp_path: Path,
     drawn_here: list[str] = []
     reply_times = plots.plot_reply_times
 
-    def watched(plt: object, s: object, path: Path) -> None:
+    def watched(s: object, path: Path) -> None:
         if os.getpid() != parent and trouble == "the copy fails":
             raise RuntimeError("the forked copy breaks")
         if os.getpid() == parent:
             drawn_here.append(path.name)
-        reply_times(plt, s, path)
+        reply_times(s, path)
 
     monkeypatch.setattr(plots, "plot_reply_times", watched)
     if trouble == "no fork":
