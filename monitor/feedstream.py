@@ -45,7 +45,7 @@ import msgspec
 from monitor import workers
 from monitor.feed import BadLine, FeedStats, feed_line_list, parse_line
 from monitor.normalise import BadInput, parse_time, simplify_posts
-from monitor.store import PlainPost, encode_event, event_key, post_key
+from monitor.store import PlainPost, encode_events, event_key, post_key
 from rules.records import Action, Event, Post
 from rules.scoring import Assessment
 
@@ -378,25 +378,70 @@ class _Sender:
                 self._failed = exc
 
 
-def plain_marked(posts: list[Post], batches: list[list[Post]], assessed: Assessed,
-                 decided: Decided) -> list[Post | PlainPost]:
-    """``posts`` (a chunk's, in order) with each plain one as a ``PlainPost``: in no
-    batch's ``decided`` nor ``assessed`` (it names no brand, no official account wrote
-    it), answering no post, and the first of its id in the chunk (whose body the chunk
-    carries). The replay's ``Pipeline.handle`` only stores such a post (see there)."""
-    plain: set[int] = set()  # (``id()`` of the post objects, shared with ``batches``)
+def plain_marked(batches: list[list[Post]], assessed: Assessed, decided: Decided
+                 ) -> list[Post | PlainPost]:
+    """The posts of ``batches`` (a chunk's, in order), each plain one as a ``PlainPost``:
+    in no batch's ``decided`` nor ``assessed`` (it names no brand, no official account
+    wrote it), answering no post, and the first of its id in the chunk (whose body the
+    chunk carries). The replay's ``Pipeline.handle`` only stores such a post (see there)."""
     first: set[str] = set()
+    out: list[Post | PlainPost] = []
     for batch, assessed_b, decided_b in zip(batches, assessed, decided, strict=True):
         for post in batch:
-            if post.id in first:
-                continue
-            first.add(post.id)
-            if not (post.reposts_id or post.on_status_id or post.reply_to_id
-                    or post.id in decided_b or post.id in assessed_b):
-                plain.add(id(post))
-    if not plain:
-        return posts  # type: ignore[return-value]
-    return [PlainPost(p.id, p.created_at) if id(p) in plain else p for p in posts]
+            pid = post.id
+            if pid not in first:
+                first.add(pid)
+                if not (post.reposts_id or post.on_status_id or post.reply_to_id
+                        or pid in decided_b or pid in assessed_b):
+                    out.append(_new_plain(PlainPost, (pid, post.created_at)))
+                    continue
+            out.append(post)
+    return out
+
+
+_new_plain = tuple.__new__
+"""Makes a ``PlainPost`` without its generated ``__new__`` (a Python function: ~3x the
+cost, for two thirds of a mention-heavy day's posts)."""
+
+
+def _bodies(events: list[Event]) -> dict[str, bytes]:
+    """Each event as the store keeps it (``encode_event``), by event key: the first
+    event of a key, the one the store may keep."""
+    keys = [post_key(e.id) if type(e) is Post else event_key(e) for e in events]
+    encoded = encode_events(events)
+    bodies = dict(zip(keys, encoded, strict=True))
+    if len(bodies) < len(keys):  # a key repeated (rare): its last body was kept, and
+        # its place is its first's; assigned back to front, the first's body is kept
+        for key, body in zip(reversed(keys), reversed(encoded), strict=True):
+            bodies[key] = body
+    return bodies
+
+
+def _chunk_message(events: list[Event], assess: Assessor | None, batch: int) -> bytes:
+    """A chunk's message to the replay's process (``_TAG_CHUNK``, then msgpack): its posts
+    (with ``assess.decide``: the plain ones as ``PlainPost``), its actions with their
+    places, what ``assess`` made of each ``batch`` events (``Chunk``), and the bodies."""
+    posts = [e for e in events if type(e) is Post]
+    actions = ([(i, e) for i, e in enumerate(events) if isinstance(e, Action)]
+               if len(posts) < len(events) else [])
+    assessed: Assessed | None = None
+    decided: Decided | None = None
+    sent: list[Post | PlainPost] = posts  # type: ignore[assignment]
+    if assess is not None:
+        batches = ([[e for e in events[j:j + batch] if type(e) is Post]
+                    for j in range(0, len(events), batch)] if actions else
+                   [posts[j:j + batch] for j in range(0, len(posts), batch)])
+        assessed = [assess(b) for b in batches]
+        decide = getattr(assess, "decide", None)
+        if decide is not None:  # the replay's process is spared deciding these
+            decided = [decide(b, a) for b, a in zip(batches, assessed, strict=True)]
+            # A post decided whole needs its assessment no more (``Pipeline`` decodes
+            # the decision instead): not sent, nor decoded there (a third of the posts
+            # on a mention-heavy day).
+            assessed = [{pid: a for pid, a in ab.items() if not db.get(pid)}
+                        for ab, db in zip(assessed, decided, strict=True)]
+            sent = plain_marked(batches, assessed, decided)
+    return _TAG_CHUNK + _encoder.encode((sent, actions, assessed, decided, _bodies(events)))
 
 
 def _receive_lines(conn: Any) -> SortedLines:
@@ -426,7 +471,6 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         # first chunks unscored had both processes load them, and the replay still
         # waited for the reader while it loaded them later.
         assess = assessor() if assessor is not None else None
-        decide = getattr(assess, "decide", None)
         warm_up = getattr(assess, "warm_up", None)
         if warm_up is not None:  # while the replay's process sorts the lines
             warm_up()
@@ -442,36 +486,7 @@ def _read_process(conn: Any, paths: list[Path], chunk: int,
         # do, and a whole chunk took ~0.1 s more to parse and score (the chunks after it
         # arrive while the replay handles those before).
         for events in ordered_chunks(paths, stats, chunk, lines=lines, first=batch):
-            posts: list[Post] = []
-            actions: list[tuple[int, Action]] = []
-            bodies: dict[str, bytes] = {}
-            for i, event in enumerate(events):
-                if isinstance(event, Post):
-                    posts.append(event)
-                    key = post_key(event.id)
-                else:
-                    actions.append((i, event))
-                    key = event_key(event)
-                if key not in bodies:  # the first of a key is the one the store may keep
-                    bodies[key] = encode_event(event)
-            assessed: Assessed | None = None
-            decided: Decided | None = None
-            sent: list[Post | PlainPost] = posts  # type: ignore[assignment]
-            if assess is not None:
-                batches = ([[e for e in events[j:j + batch] if type(e) is Post]
-                            for j in range(0, len(events), batch)] if actions else
-                           [posts[j:j + batch] for j in range(0, len(posts), batch)])
-                assessed = [assess(b) for b in batches]
-                if decide is not None:  # the replay's process is spared deciding these
-                    decided = [decide(b, a) for b, a in zip(batches, assessed, strict=True)]
-                    # A post decided whole needs its assessment no more (``Pipeline``
-                    # decodes the decision instead): not sent, nor decoded there (a
-                    # third of the posts on a mention-heavy day).
-                    assessed = [{pid: a for pid, a in ab.items() if not db.get(pid)}
-                                for ab, db in zip(assessed, decided, strict=True)]
-                    sent = plain_marked(posts, batches, assessed, decided)
-            sender.send(_TAG_CHUNK + _encoder.encode((sent, actions, assessed, decided,
-                                                      bodies)))
+            sender.send(_chunk_message(events, assess, batch))
         ended: object = stats
     except OSError as exc:
         if isinstance(exc, BrokenPipeError | ConnectionResetError):

@@ -28,10 +28,12 @@ from monitor.store.sqlite import (
     StoredEvent,
     decode_event,
     encode_event,
+    encode_events,
     event_key,
     post_key,
 )
 
 __all__ = ["MENTION_COLUMNS", "SEEN_IDS_MAX", "SHOWN_MENTION_COLUMNS", "SNAPSHOT_PART",
            "SNAPSHOT_SUFFIX", "CountsSeen", "Mark", "PendingDelivery", "PlainPost", "Store",
-           "StoredEvent", "decode_event", "encode_event", "event_key", "post_key"]
+           "StoredEvent", "decode_event", "encode_event", "encode_events",
+           "event_key", "post_key"]

@@ -187,3 +187,28 @@ def test_warming_the_assessor_up_changes_no_assessment() -> None:
         assert got == want
         assert warm.decide(batch, got) == cold.decide(batch, want)
     assert warm.stories == cold.stories and warm.stories
+
+
+def test_a_chunks_bodies_are_those_of_each_keys_first_event() -> None:
+    """``_bodies`` encodes a chunk's events at once: a key repeated in the chunk keeps
+    the body of its first event, in that event's place (as the store keeps it)."""
+    from monitor.feedstream import _bodies
+    from monitor.store import encode_event, event_key
+    from rules.records import Action, ActionKind, Author, PostKind
+
+    def p(pid: str, text: str) -> Post:
+        return Post(id=pid, kind=PostKind.STATUS, created_at=1.0, text=text,
+                    author=Author(id="7"))
+
+    events: list[Event] = [
+        p("1", "第一\n行"), p("2", 'a "quoted"\r\x00 text'), p("1", "again, changed"),
+        Action(id="act-1", action=ActionKind.ACK, target="1", by="x", created_at=2.0),
+        p("3", ""), p("2", "changed too"),
+        Action(id="act-1", action=ActionKind.ACK, target="9", by="y", created_at=3.0)]
+    want: dict[str, bytes] = {}
+    for event in events:
+        want.setdefault(event_key(event), encode_event(event))
+    got = _bodies(events)
+    assert list(got.items()) == list(want.items())
+    assert _bodies(events[:2]) == {k: want[k] for k in ("p:1", "p:2")}
+    assert _bodies([]) == {}
