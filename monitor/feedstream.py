@@ -168,29 +168,30 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
     names = [str(p) for p in paths]
     sources = [p.name for p in paths]
 
-    def parse(i: int, t: float | None = None) -> Event | BadLine:
+    def parse(i: int) -> Event | BadLine:  # a row without a time (the timed: below)
         fi, lineno = where[2 * i], where[2 * i + 1]
-        # ``t``: the time the first pass read (not read again: ~1.5 µs a line in a
-        # forked reader, whose cache of times read is empty)
-        parsed = parse_line(rows[i], names[fi], lineno, f"{sources[fi]}:{lineno}",
-                            simplify=False,  # for the chunk at once: ``simplify_posts``
-                            created_at=t)
+        parsed = parse_line(rows[i], names[fi], lineno, f"{sources[fi]}:{lineno}")
         if isinstance(parsed, BadLine):
             bad.append((fi, lineno, parsed))
         return parsed
 
     out: list[Event] = []
     size = first or chunk
-    for i, t in enumerate(times):
-        parsed = parse(i, t)
+    # The timed rows with their files and line numbers side by side, not each read out
+    # of ``where`` by index (~0.3 µs a line). Each parsed with the time the first pass
+    # read (not read again: ~1.5 µs a line in a forked reader, whose cache of times read
+    # is empty), and not simplified: for the chunk at once (``simplify_posts``).
+    # (``times``: of the timed rows only, which come first)
+    for t, row, fi, lineno in zip(times, rows, where[0::2], where[1::2], strict=False):
+        parsed = parse_line(row, names[fi], lineno, f"{sources[fi]}:{lineno}", False, t)
         if isinstance(parsed, BadLine):
+            bad.append((fi, lineno, parsed))
             continue
         if parsed.created_at != t:  # cannot happen: both read the same value
-            raise RuntimeError(f"{names[where[2 * i]]}:{where[2 * i + 1]}: time read twice "
-                               "differently")
-        stats.events += 1
+            raise RuntimeError(f"{names[fi]}:{lineno}: time read twice differently")
         out.append(parsed)
         if len(out) == size:
+            stats.events += size
             simplify_posts(out)
             yield out
             out = []
@@ -202,6 +203,7 @@ def ordered_chunks(paths: Sequence[Path], stats: FeedStats, chunk: int = CHUNK,
     bad.sort(key=lambda b: (b[0], b[1]))
     stats.bad.extend(b for _fi, _line, b in bad)
     if out:
+        stats.events += len(out)
         simplify_posts(out)
         yield out
 

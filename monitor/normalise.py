@@ -171,17 +171,19 @@ def simplified(text: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _zh_marks() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For ``may_simplify``: per code point, whether it is a traditional character and
-    whether some phrase rule starts with it; and the rules' first two characters, as
-    ``first << 21 | second``, sorted."""
+def _zh_marks() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For ``may_simplify``: per code point, whether it is a traditional character,
+    whether some phrase rule starts with it, and whether some rule has it second; and the
+    rules' first two characters, as ``first << 21 | second``, sorted."""
     trad, table = zh_cn_table()
     is_trad = traditional_mask()
     heads = {k[:2] for k, v in table.items() if k != v and len(k) > 1 and trad.isdisjoint(k)}
     starts = np.zeros(0x110000, dtype=bool)
     starts[[ord(h[0]) for h in heads]] = True
+    seconds = np.zeros(0x110000, dtype=bool)
+    seconds[[ord(h[1]) for h in heads]] = True
     pairs = np.array(sorted(ord(h[0]) << 21 | ord(h[1]) for h in heads), dtype=np.uint64)
-    return is_trad, starts, pairs
+    return is_trad, starts, seconds, pairs
 
 
 def may_simplify(texts: list[str]) -> list[int]:
@@ -191,11 +193,15 @@ def may_simplify(texts: list[str]) -> list[int]:
     by text costs ~6.5 µs a text, for the ~1.5 % of posts it converts."""
     if not texts:
         return []
-    is_trad, starts, pairs = _zh_marks()
+    is_trad, starts, seconds, pairs = _zh_marks()
     # NUL joins them: it is in no rule, and a rule never spans two texts.
     codes = np.frombuffer("\0".join(texts).encode("utf-32-le"), dtype=np.uint32)
     hits = np.flatnonzero(is_trad[codes])
     first = np.flatnonzero(starts[codes[:-1]])
+    # A rule's first character starts ~14 % of a day's characters, a pair of its first
+    # two ~0.06 %: those followed by no rule's second character are dropped before the
+    # sorted search (~8x fewer left: 0.032 -> ~0.005 s of a 100,000-post day).
+    first = first[seconds[codes[first + 1]]]
     if len(first):
         pair = (codes[first].astype(np.uint64) << np.uint64(21)) | codes[first + 1]
         at = np.searchsorted(pairs, pair).clip(max=len(pairs) - 1)
