@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import struct
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -133,3 +134,36 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False  # not glibc (macOS, musl without mallopt): nothing to tune
     return bool(mallopt(M_MMAP_THRESHOLD, MMAP_BYTES) and mallopt(M_TRIM_THRESHOLD, TRIM_BYTES))
+
+
+_FRAME_LENGTH = struct.Struct("!Q")
+"""A message on a worker's pipe: its length, then its bytes (``write_frame``)."""
+
+
+def write_frame(fd: int, payload: bytes) -> None:
+    """Put ``payload`` on the pipe ``fd``, after its length (``read_frame`` takes it off)."""
+    for part in (_FRAME_LENGTH.pack(len(payload)), payload):
+        view = memoryview(part)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def read_frame(fd: int) -> bytearray:
+    """The next payload ``write_frame`` put on the pipe ``fd`` (EOFError: none came)."""
+    (size,) = _FRAME_LENGTH.unpack(_read_exactly(fd, _FRAME_LENGTH.size))
+    return _read_exactly(fd, size)
+
+
+def _read_exactly(fd: int, size: int) -> bytearray:
+    # Read straight into one buffer of the payload's size: ``Connection.recv_bytes``
+    # allocated a buffer for the whole rest at each read (a pipe holds a megabyte at a
+    # time), then copied the pieces together: ~0.2 s of the store writer's CPU, mostly in
+    # the kernel, for the heavy day's 173 MB, ~0.05 s this way.
+    buf = bytearray(size)
+    view = memoryview(buf)
+    while view:
+        n = os.readv(fd, [view])
+        if n == 0:
+            raise EOFError
+        view = view[n:]
+    return buf

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import pickle
 import queue
 import sqlite3
-import struct
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -35,8 +33,6 @@ from monitor import workers
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode = msgspec.msgpack.Decoder().decode
-_LENGTH = struct.Struct("!Q")
-"""A statement on the way to the writer: its length, then its msgpack (``_write_frame``)."""
 
 NO_ANSWER = frozenset({"BEGIN IMMEDIATE", "COMMIT", "SAVEPOINT step", "RELEASE step"})
 """Statements sent without waiting: their caller reads nothing back."""
@@ -134,7 +130,7 @@ class WriteBehind:
     def _send(self, msg: tuple[Any, ...]) -> None:
         if self._conn is None:
             raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-        _write_frame(self._conn.fileno(), _encode(msg))
+        workers.write_frame(self._conn.fileno(), _encode(msg))
 
     def _ask(self, msg: tuple[Any, ...]) -> list[Any]:
         self._send(msg)
@@ -165,7 +161,7 @@ def _writer_process(conn: Any, path: str, pragmas: list[str]) -> None:
         # being inserted here.
         while True:
             try:
-                inbox.put(_read_frame(conn.fileno()))
+                inbox.put(workers.read_frame(conn.fileno()))
             except (EOFError, OSError):
                 inbox.put(None)
                 return
@@ -200,35 +196,6 @@ def _writer_process(conn: Any, path: str, pragmas: list[str]) -> None:
             break
     with contextlib.suppress(Exception):
         db.close()
-
-
-def _write_frame(fd: int, payload: bytes) -> None:
-    """Put ``payload`` on the pipe ``fd``, after its length (``_read_frame`` takes it off)."""
-    for part in (_LENGTH.pack(len(payload)), payload):
-        view = memoryview(part)
-        while view:
-            view = view[os.write(fd, view):]
-
-
-def _read_frame(fd: int) -> bytearray:
-    """The next payload ``_write_frame`` put on the pipe ``fd`` (EOFError: none came)."""
-    (size,) = _LENGTH.unpack(_read_exactly(fd, _LENGTH.size))
-    return _read_exactly(fd, size)
-
-
-def _read_exactly(fd: int, size: int) -> bytearray:
-    # Read straight into one buffer of the payload's size: ``Connection.recv_bytes``
-    # allocated a buffer for the whole rest at each read (a pipe holds a megabyte at a
-    # time), then copied the pieces together: ~0.2 s of the writer's CPU, mostly in the
-    # kernel, for the heavy day's 173 MB, ~0.05 s this way.
-    buf = bytearray(size)
-    view = memoryview(buf)
-    while view:
-        n = os.readv(fd, [view])
-        if n == 0:
-            raise EOFError
-        view = view[n:]
-    return buf
 
 
 def _bind_as_they_are() -> None:

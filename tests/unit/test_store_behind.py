@@ -3,15 +3,13 @@ and a failed write is not lost silently."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 from pathlib import Path
 
 import pytest
 
 from monitor.store import Store
-from monitor.store.behind import _LENGTH, WriteBehind, _read_frame, _write_frame
+from monitor.store.behind import WriteBehind
 from rules.records import Alert, AlertType
 from tests.factories import post
 
@@ -148,17 +146,3 @@ def test_a_write_behind_store_leaves_every_index_of_its_schema(tmp_path: Path) -
         schemas.append(sorted(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master")))
         db.close()
     assert schemas[0] == schemas[1]
-
-
-def test_a_frame_larger_than_the_pipe_arrives_whole_and_a_cut_one_is_eof() -> None:
-    read_end, write_end = os.pipe()
-    payload = bytes(range(256)) * 12_000  # ~3 MB: many reads of a 64 KiB pipe
-    writer = threading.Thread(target=_write_frame, args=(write_end, payload))
-    writer.start()
-    assert _read_frame(read_end) == payload
-    writer.join()
-    os.write(write_end, _LENGTH.pack(10) + b"cut")
-    os.close(write_end)
-    with pytest.raises(EOFError):
-        _read_frame(read_end)
-    os.close(read_end)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import resource
+import threading
 from typing import Any
 
 import pytest
 
 from monitor import workers
+from monitor.workers import _FRAME_LENGTH, read_frame, write_frame
 
 ROUNDS = 5
 BLOCKS = 16  # of 1 MiB: freed together, the heap's top is 16 MiB of free memory
@@ -37,3 +40,17 @@ def test_a_worker_reuses_the_memory_it_freed() -> None:
     # Given back to the kernel after each round (glibc's default), each later round
     # faulted its 4,096 pages in again (~16,000 faults over the 4 rounds); kept, none.
     assert faults < BLOCKS * 256 // 4, faults
+
+
+def test_a_frame_larger_than_the_pipe_arrives_whole_and_a_cut_one_is_eof() -> None:
+    read_end, write_end = os.pipe()
+    payload = bytes(range(256)) * 12_000  # ~3 MB: many reads of a 64 KiB pipe
+    writer = threading.Thread(target=write_frame, args=(write_end, payload))
+    writer.start()
+    assert read_frame(read_end) == payload
+    writer.join()
+    os.write(write_end, _FRAME_LENGTH.pack(10) + b"cut")
+    os.close(write_end)
+    with pytest.raises(EOFError):
+        read_frame(read_end)
+    os.close(read_end)
