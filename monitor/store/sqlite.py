@@ -228,6 +228,7 @@ class CountsSeen:
 
 
 StoredEvent = Event | CountsSeen
+_counts_decoder = msgspec.json.Decoder(CountsSeen)
 
 
 @final
@@ -242,7 +243,6 @@ class PlainPost(NamedTuple):
 
     id: str
     created_at: float
-_counts_decoder = msgspec.json.Decoder(CountsSeen)
 
 
 @dataclass(frozen=True, slots=True)
